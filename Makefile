@@ -1,0 +1,65 @@
+# vmic: the two commands of README.md are `make demo` and `make check`.
+# Everything else here is what they are made of.
+
+BUILD        ?= build
+ASAN_BUILD   ?= build-asan
+FUZZ_BUILD   ?= build-fuzz
+STATIC_BUILD ?= build-static
+MESON_TEST   = meson test --print-errorlogs --num-processes 2
+
+.PHONY: all deps build static demo check test asan fuzz vm-check bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# vmic-guestd linked statically, for the initramfs of the real-VM tests.
+$(STATIC_BUILD)/build.ninja:
+	meson setup $(STATIC_BUILD) -Dstatic_guest=true -Dbuildtype=release -Db_ndebug=true
+
+static: deps $(STATIC_BUILD)/build.ninja
+	ninja -C $(STATIC_BUILD)
+
+test: build
+	$(MESON_TEST) -C $(BUILD) --no-suite vm
+
+# The same suite again under AddressSanitizer and UndefinedBehaviorSanitizer.
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(MESON_TEST) -C $(ASAN_BUILD) --no-suite vm --timeout-multiplier 3
+
+# libFuzzer targets: replay the corpus, then a short fuzz run of each.
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dbuildtype=debug
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	scripts/fuzz.sh $(FUZZ_BUILD)
+
+# Real Linux guests under QEMU (tests/vm).
+vm-check: build static
+	$(MESON_TEST) -C $(BUILD) --suite vm
+
+check: test asan fuzz vm-check
+	@echo "make check: all suites passed"
+
+demo: build static
+	scripts/demo.sh
+
+bench: build
+	bench/heartbeat-scale/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install the Debian packages vmic needs to build, test and run its demo.
+# As root it runs apt-get itself; otherwise it prints the exact command and
+# stops, so nothing is installed behind an unprivileged user's back.
+set -euo pipefail
+
+packages=(
+	# build
+	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+	# libraries (design.md); -dev packages carry the static archives too
+	libuv1-dev libjansson-dev libinih-dev libsqlite3-dev libxxhash-dev
+	libcmocka-dev
+	# docs and shell completion
+	scdoc bash-completion
+	# tests: integration harness, metrics validator, SQLite inspection
+	python3 sqlite3 prometheus
+	# real-VM tests and demo: QEMU, busybox for the initramfs, cpio
+	qemu-system-x86 busybox-static cpio e2fsprogs
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[ "$status" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "vmic needs these Debian packages: ${missing[*]}" >&2
+	echo "Install them as root with:" >&2
+	echo "  apt-get update && $cmd" >&2
+	exit 1
+fi
+echo "Installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine may have no package lists yet.
+if ! apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+	apt-get update -q >/dev/null
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <string.h>
+#include <strings.h>
+
+#include "duration.h"
+#include "log.h"
+#include "macro.h"
+
+struct load_ctx {
+	const struct vmic_conf_table *t;
+	void *target;
+	const char *path;
+	FILE *f;
+	int lineno; /* Debian's inih passes no line numbers: count here */
+	int errors;
+};
+
+int vmic_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_uint(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static const struct vmic_conf_key *find_key(const struct vmic_conf_table *t,
+					    const char *section,
+					    const char *key)
+{
+	for (size_t i = 0; i < t->count; i++)
+		if (strcasecmp(t->keys[i].section, section) == 0 &&
+		    strcasecmp(t->keys[i].key, key) == 0)
+			return &t->keys[i];
+	return NULL;
+}
+
+static bool section_known(const struct vmic_conf_table *t, const char *section)
+{
+	for (size_t i = 0; i < t->count; i++)
+		if (strcasecmp(t->keys[i].section, section) == 0)
+			return true;
+	return false;
+}
+
+static int check_range(const struct vmic_conf_key *k, uint64_t v, char *err,
+		       size_t errsz)
+{
+	if (v < k->min || (k->max && v > k->max)) {
+		snprintf(err, errsz, "%" PRIu64 " is out of range (%" PRIu64
+				     "..%" PRIu64 ")",
+			 v, k->min, k->max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int apply(const struct vmic_conf_key *k, void *target,
+		 const char *value, char *err, size_t errsz)
+{
+	void *field = (char *)target + k->offset;
+	uint64_t v;
+	bool b;
+
+	switch (k->type) {
+	case VMIC_CONF_BOOL:
+		if (vmic_parse_bool(value, &b) < 0) {
+			snprintf(err, errsz, "'%s' is not a boolean (yes or no)",
+				 value);
+			return -EINVAL;
+		}
+		*(bool *)field = b;
+		return 0;
+	case VMIC_CONF_UINT:
+		if (parse_uint(value, &v) < 0) {
+			snprintf(err, errsz, "'%s' is not a whole number", value);
+			return -EINVAL;
+		}
+		if (check_range(k, v, err, errsz) < 0)
+			return -EINVAL;
+		*(unsigned *)field = (unsigned)v;
+		return 0;
+	case VMIC_CONF_DURATION:
+		if (vmic_parse_duration_ms(value, &v) < 0) {
+			snprintf(err, errsz, "'%s' is not a duration (such as "
+					     "500ms, 2s, 1m)",
+				 value);
+			return -EINVAL;
+		}
+		if (check_range(k, v, err, errsz) < 0) {
+			char lo[32], hi[32];
+
+			vmic_format_duration_ms(k->min, lo, sizeof(lo));
+			vmic_format_duration_ms(k->max, hi, sizeof(hi));
+			snprintf(err, errsz, "'%s' is out of range (%s..%s)",
+				 value, lo, hi);
+			return -EINVAL;
+		}
+		*(unsigned *)field = (unsigned)v;
+		return 0;
+	case VMIC_CONF_STRING:
+		if (strlen(value) >= k->size) {
+			snprintf(err, errsz, "the value is longer than %zu bytes",
+				 k->size - 1);
+			return -EINVAL;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 0;
+	case VMIC_CONF_CUSTOM:
+		return k->parse(value, field, err, errsz);
+	}
+	return -EINVAL;
+}
+
+/*
+ * inih's line reader, wrapped to count lines and to refuse lines longer
+ * than inih's buffer instead of letting inih split them silently.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load_ctx *c = stream;
+	size_t n;
+	int ch;
+
+	if (!fgets(str, num, c->f))
+		return NULL;
+	c->lineno++;
+	n = strlen(str);
+	if (n > 0 && str[n - 1] != '\n' && !feof(c->f)) {
+		log_error("%s:%d: line longer than %d bytes", c->path,
+			  c->lineno, num - 2);
+		c->errors++;
+		while ((ch = fgetc(c->f)) != EOF && ch != '\n')
+			;
+		str[0] = '\0';
+	}
+	return str;
+}
+
+static int on_ini_entry(void *user, const char *section, const char *name,
+			const char *value)
+{
+	struct load_ctx *c = user;
+	const struct vmic_conf_key *k;
+	int lineno = c->lineno;
+	char err[512];
+
+	if (!name)
+		return 1; /* a section header alone */
+	k = find_key(c->t, section, name);
+	if (!k) {
+		if (!section_known(c->t, section))
+			log_warning("%s:%d: unknown section [%s], ignored",
+				    c->path, lineno, section);
+		else
+			log_warning("%s:%d: unknown key '%s' in [%s], ignored",
+				    c->path, lineno, name, section);
+		return 1;
+	}
+	if (apply(k, c->target, value, err, sizeof(err)) < 0) {
+		log_error("%s:%d: [%s] %s: %s", c->path, lineno, k->section,
+			  k->key, err);
+		c->errors++;
+	}
+	return 1;
+}
+
+int vmic_conf_load(const struct vmic_conf_table *t, void *target,
+		   const char *path, bool missing_ok)
+{
+	struct load_ctx c = { .t = t, .target = target, .path = path };
+	int r;
+
+	c.f = fopen(path, "re");
+	if (!c.f) {
+		if (errno == ENOENT && missing_ok)
+			return 0;
+		return log_error_errno(errno, "cannot read %s", path);
+	}
+	r = ini_parse_stream(read_line, &c, on_ini_entry, &c);
+	fclose(c.f);
+	if (r > 0) {
+		log_error("%s:%d: cannot parse this line (expected "
+			  "[section] or key = value)",
+			  path, r);
+		c.errors++;
+	}
+	if (c.errors)
+		return -EINVAL;
+	return 0;
+}
+
+int vmic_conf_set(const struct vmic_conf_table *t, void *target,
+		  const char *section, const char *key, const char *value,
+		  char *err, size_t errsz)
+{
+	const struct vmic_conf_key *k = find_key(t, section, key);
+
+	if (!k) {
+		snprintf(err, errsz, "unknown key [%s] %s", section, key);
+		return -ENOENT;
+	}
+	return apply(k, target, value, err, errsz);
+}
+
+static void format_value(const struct vmic_conf_key *k, const void *target,
+			 char *buf, size_t n)
+{
+	const void *field = (const char *)target + k->offset;
+
+	switch (k->type) {
+	case VMIC_CONF_BOOL:
+		snprintf(buf, n, "%s", *(const bool *)field ? "yes" : "no");
+		break;
+	case VMIC_CONF_UINT:
+		snprintf(buf, n, "%u", *(const unsigned *)field);
+		break;
+	case VMIC_CONF_DURATION:
+		vmic_format_duration_ms(*(const unsigned *)field, buf, n);
+		break;
+	case VMIC_CONF_STRING:
+		snprintf(buf, n, "%s", (const char *)field);
+		break;
+	case VMIC_CONF_CUSTOM:
+		k->format(field, buf, n);
+		break;
+	}
+}
+
+void vmic_conf_dump(const struct vmic_conf_table *t, const void *target,
+		    FILE *out)
+{
+	const char *section = NULL;
+	char value[1024];
+
+	for (size_t i = 0; i < t->count; i++) {
+		const struct vmic_conf_key *k = &t->keys[i];
+
+		if (!section || strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", section ? "\n" : "",
+				k->section);
+			section = k->section;
+		}
+		format_value(k, target, value, sizeof(value));
+		if (k->help)
+			fprintf(out, "# %s\n", k->help);
+		fprintf(out, "%s = %s\n", k->key, value);
+	}
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * INI configuration through a table of keys.
+ *
+ * Each daemon describes its configuration as a table mapping
+ * "[section] key" to a typed field of its config struct; inih reads the
+ * file and this module parses every value through the table. The same
+ * table prints the effective configuration (--check-config) and applies
+ * command line overrides, so a key exists in exactly one place.
+ *
+ * Policy: an unknown section or key is a warning (it is ignored); a value
+ * that does not parse is an error and the file is rejected, with
+ * "FILE:LINE: [section] key: what is wrong (what is expected)".
+ */
+#ifndef VMIC_CONFIG_H
+#define VMIC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum vmic_conf_type {
+	VMIC_CONF_BOOL,     /* bool: yes/no, true/false, on/off, 1/0 */
+	VMIC_CONF_UINT,     /* unsigned: decimal, within [min, max] */
+	VMIC_CONF_DURATION, /* unsigned ms: "500ms", "2s", "1m" ... */
+	VMIC_CONF_STRING,   /* char[size] */
+	VMIC_CONF_CUSTOM,   /* parse/format callbacks */
+};
+
+struct vmic_conf_key {
+	const char *section;
+	const char *key;
+	enum vmic_conf_type type;
+	size_t offset; /* of the field in the config struct */
+	size_t size;   /* VMIC_CONF_STRING: buffer size */
+	uint64_t min, max;
+	/* VMIC_CONF_CUSTOM: return 0 or -EINVAL with a reason in err. */
+	int (*parse)(const char *value, void *field, char *err, size_t errsz);
+	void (*format)(const void *field, char *buf, size_t n);
+	const char *help; /* one line, printed by --check-config */
+};
+
+struct vmic_conf_table {
+	const struct vmic_conf_key *keys;
+	size_t count;
+};
+
+/*
+ * Read `path` into target. A missing file is fine when missing_ok (the
+ * defaults stand). Diagnostics are logged; returns 0, -ENOENT when the file
+ * is missing and required, -EINVAL when a value was rejected.
+ */
+int vmic_conf_load(const struct vmic_conf_table *t, void *target,
+		   const char *path, bool missing_ok);
+
+/* Set one key from a string (command line). -ENOENT for unknown keys. */
+int vmic_conf_set(const struct vmic_conf_table *t, void *target,
+		  const char *section, const char *key, const char *value,
+		  char *err, size_t errsz);
+
+/* Print every key with its effective value, grouped by section. */
+void vmic_conf_dump(const struct vmic_conf_table *t, const void *target,
+		    FILE *out);
+
+/* Parse a boolean word; -EINVAL when it is none of the accepted ones. */
+int vmic_parse_bool(const char *s, bool *out);
+
+#endif

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging for the daemons and the CLI.
+ *
+ * Daemons log to stderr; when stderr is not a terminal every line starts
+ * with a "<N>" syslog priority prefix, which journald and most supervisors
+ * understand. `--syslog` sends lines to syslog(3) instead. Structured
+ * events (log_struct) go to journald's native socket when journald is the
+ * reader of stderr, so fields such as VMIC_VM= can be queried with
+ * `journalctl VMIC_VM=web1`; elsewhere they print as key=value pairs.
+ */
+#ifndef VMIC_LOG_H
+#define VMIC_LOG_H
+
+#include <stdarg.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+enum log_target {
+	LOG_TARGET_AUTO,   /* stderr, "<N>" prefixes unless a terminal */
+	LOG_TARGET_STDERR, /* plain "prog: level: text" lines */
+	LOG_TARGET_SYSLOG,
+};
+
+void log_init(const char *progname, enum log_target target);
+void log_set_max_level(int level);
+int log_get_max_level(void);
+/* Parse "err", "warning", "info", "debug" (or 0..7); -EINVAL if unknown. */
+int log_level_from_string(const char *s);
+
+void log_msg(int level, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void log_msgv(int level, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
+/* Log with ": strerror(err)" appended; returns -abs(err) for `return`. */
+int log_msg_errno(int level, int err, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/*
+ * A structured record: message plus NULL-terminated pairs of field names
+ * (upper case, journald rules) and values. Values must already be
+ * sanitized (see utf8.h).
+ */
+void log_struct(int level, const char *message, const char *const *fields);
+
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                       \
+	do {                                                 \
+		if (log_get_max_level() >= LOG_DEBUG)        \
+			log_msg(LOG_DEBUG, __VA_ARGS__);     \
+	} while (0)
+#define log_error_errno(e, ...) log_msg_errno(LOG_ERR, e, __VA_ARGS__)
+#define log_warning_errno(e, ...) log_msg_errno(LOG_WARNING, e, __VA_ARGS__)
+
+#endif

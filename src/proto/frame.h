@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Frame codec: header encode/check, and a receive decoder that splits a
+ * byte stream into frames, with optional resynchronisation.
+ */
+#ifndef VMIC_FRAME_H
+#define VMIC_FRAME_H
+
+#include "proto.h"
+
+/*
+ * Write the header for `f` (its length field included) into hdr[0..24).
+ * f->payload is not touched.
+ */
+void vmic_frame_put_header(uint8_t *hdr, const struct vmic_frame *f);
+
+/*
+ * Check and decode the 24 header bytes at p into f (payload left NULL).
+ * Returns 0, -EBADMSG (magic or check wrong) or -EMSGSIZE (length over
+ * VMIC_MAX_PAYLOAD). Unknown flag bits are accepted and ignored.
+ */
+int vmic_frame_parse_header(const uint8_t *p, struct vmic_frame *f);
+
+/*
+ * Encode a whole frame (header + copy of payload) into buf. Returns the
+ * frame size, or -EMSGSIZE when the payload is too large or buf too small.
+ */
+int vmic_frame_encode(uint8_t *buf, size_t cap, const struct vmic_frame *f);
+
+/* Receive decoder. Zero-initialise, or use vmic_rx_init. */
+struct vmic_rx {
+	uint8_t *buf; /* partial frame carried between feeds */
+	uint32_t len;
+	uint32_t cap;
+	bool resync_on_error; /* scan for a hello instead of failing */
+	bool resyncing;
+	uint64_t dropped; /* bytes skipped while resynchronising */
+};
+
+/* Called for each frame; return < 0 to stop the feed with that value. */
+typedef int (*vmic_rx_cb)(void *ud, const struct vmic_frame *f);
+
+void vmic_rx_init(struct vmic_rx *rx, bool resync_on_error);
+void vmic_rx_free(struct vmic_rx *rx);
+/* Forget buffered bytes; with `resync` drop everything until a hello. */
+void vmic_rx_reset(struct vmic_rx *rx, bool resync);
+
+/*
+ * Feed n received bytes. Calls cb for every complete, well-formed frame in
+ * order; the payload pointer is valid only during the call. A corrupt
+ * header returns -EBADMSG or -EMSGSIZE, unless resync_on_error is set: then
+ * the decoder skips bytes until a valid hello header and goes on. Memory
+ * held between calls is at most one frame, freed when it completes.
+ */
+int vmic_rx_feed(struct vmic_rx *rx, const void *data, size_t n,
+		 vmic_rx_cb cb, void *ud);
+
+#endif
