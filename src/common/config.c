@@ -156,8 +156,9 @@ static char *read_line(char *str, int num, void *stream)
 	c->lineno++;
 	n = strlen(str);
 	if (n > 0 && str[n - 1] != '\n' && !feof(c->f)) {
-		log_error("%s:%d: line longer than %d bytes", c->path,
-			  c->lineno, num - 2);
+		log_error("%s:%d: line longer than %d bytes, the limit of the "
+			  "INI reader (put a long command in a script)",
+			  c->path, c->lineno, num - 2);
 		c->errors++;
 		while ((ch = fgetc(c->f)) != EOF && ch != '\n')
 			;
@@ -178,7 +179,11 @@ static int on_ini_entry(void *user, const char *section, const char *name,
 		return 1; /* a section header alone */
 	k = find_key(c->t, section, name);
 	if (!k) {
-		if (!section_known(c->t, section))
+		if (!*section)
+			log_warning("%s:%d: key '%s' outside of any [section], "
+				    "ignored",
+				    c->path, lineno, name);
+		else if (!section_known(c->t, section))
 			log_warning("%s:%d: unknown section [%s], ignored",
 				    c->path, lineno, section);
 		else
@@ -273,6 +278,6 @@ void vmic_conf_dump(const struct vmic_conf_table *t, const void *target,
 		format_value(k, target, value, sizeof(value));
 		if (k->help)
 			fprintf(out, "# %s\n", k->help);
-		fprintf(out, "%s = %s\n", k->key, value);
+		fprintf(out, "%s =%s%s\n", k->key, value[0] ? " " : "", value);
 	}
 }

@@ -83,7 +83,9 @@ static void log_write(int level, const char *text)
 		fprintf(stderr, "<%d>%s\n", level, text);
 	else
 		fprintf(stderr, "%s: %s%s%s\n", log_progname,
-			level <= LOG_WARNING ? level_names[level] : "",
+			level <= LOG_ERR	 ? "error"
+			: level == LOG_WARNING ? "warning"
+					       : "",
 			level <= LOG_WARNING ? ": " : "", text);
 }
 

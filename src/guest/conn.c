@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The agent's side of one host connection: the link, the hello
+ * handshake, and dispatch of frames to the services.
+ *
+ * One connection at a time: a new one (the host reconnected) replaces the
+ * old. Until the session is established every frame but a hello is stale
+ * (left in a virtio-serial port by an earlier host or agent) and dropped
+ * without an answer.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/random.h"
+#include "common/wire.h"
+#include "guestd.h"
+#include "proto/control.h"
+#include "proto/frame.h"
+#include "proto/services.h"
+
+#define HELLO_RETRY_MAX_MS 30000
+
+static void conn_send_hello(struct guest_conn *c)
+{
+	uint8_t buf[512];
+	int n = vmic_session_hello_frame(&c->session, buf, sizeof(buf));
+
+	if (n > 0)
+		conn_send(c, buf, (size_t)n);
+}
+
+/*
+ * Until the host answers, say hello again with growing pauses: the host
+ * usually speaks first after a reconnect, so this only matters when a
+ * hello was lost in stale bytes.
+ */
+static void on_hello_timer(uv_timer_t *t)
+{
+	struct guest_conn *c = t->data;
+
+	if (c->session.established || c->closing)
+		return;
+	conn_send_hello(c);
+	c->hello_delay_ms = MIN(c->hello_delay_ms * 2, HELLO_RETRY_MAX_MS);
+	uv_timer_start(&c->hello_timer, on_hello_timer, c->hello_delay_ms, 0);
+}
+
+int conn_send(struct guest_conn *c, const uint8_t *frame, size_t len)
+{
+	int r = vmic_link_send(&c->link, frame, len, 0);
+
+	if (r < 0 && r != -ENOTCONN)
+		log_warning_errno(r, "cannot send to the host");
+	return r;
+}
+
+int conn_reply_error(struct guest_conn *c, const struct vmic_frame *f,
+		     uint16_t code, const char *fmt, ...)
+{
+	uint8_t buf[VMIC_HDR_SIZE + 1100];
+	char msg[VMIC_ERROR_MSG_MAX + 1];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = vmic_error_frame(buf, f->service, f->request_id, code, msg);
+	return conn_send(c, buf, n);
+}
+
+static void conn_send_info(struct guest_conn *c)
+{
+	uint8_t buf[VMIC_HDR_SIZE + VMIC_INFO_MAX_LEN];
+	struct vmic_info info;
+	int n;
+
+	info_collect(&info);
+	n = vmic_info_encode(&info, buf + VMIC_HDR_SIZE, VMIC_INFO_MAX_LEN);
+	if (n < 0)
+		return;
+	conn_send(c, buf,
+		  vmic_frame_seal(buf, VMIC_SVC_CONTROL, VMIC_CTL_INFO, 0,
+				  ++c->next_request_id, 0, (size_t)n));
+}
+
+/* Until CTL_SERVICES arrives, the host's hello says what it enables. */
+static uint32_t mask_from_hello(const struct vmic_hello *h)
+{
+	uint32_t mask = 0;
+
+	for (unsigned i = 0; i < h->count; i++)
+		if ((h->offers[i].flags & VMIC_OFFER_ENABLED) &&
+		    h->offers[i].service < 32)
+			mask |= 1u << h->offers[i].service;
+	return mask;
+}
+
+static void log_session_up(struct guest_conn *c)
+{
+	char services[256];
+	size_t off = 0;
+
+	services[0] = '\0';
+	for (size_t i = 0; i < vmic_service_count; i++) {
+		uint8_t id = vmic_services[i].id;
+
+		off += (size_t)snprintf(services + off, sizeof(services) - off,
+					"%s%s v%u", off ? ", " : "",
+					vmic_services[i].name,
+					vmic_session_version(&c->session, id));
+		if (off >= sizeof(services))
+			break;
+	}
+	log_info("session established with %s (%s)", c->session.peer.software,
+		 services);
+}
+
+static int conn_on_hello(struct guest_conn *c, const struct vmic_frame *f)
+{
+	struct vmic_hello h;
+	int r;
+
+	if (vmic_hello_decode(f->payload, f->length, &h) < 0) {
+		log_warning("ignoring a malformed hello from the host");
+		return 0;
+	}
+	r = vmic_session_on_hello(&c->session, &h);
+	if (r < 0) {
+		log_warning("received a hello from another agent: the channel "
+			    "loops back to a guest, not to vmic-hostd");
+		return 0;
+	}
+	if (r & VMIC_HELLO_NEW_PEER) {
+		c->host_mask = mask_from_hello(&h);
+		log_debug("hello from %s", h.software);
+	}
+	if (r & VMIC_HELLO_REPLY)
+		conn_send_hello(c);
+	if (r & VMIC_HELLO_UP) {
+		uv_timer_stop(&c->hello_timer);
+		log_session_up(c);
+		conn_send_info(c);
+	}
+	return 0;
+}
+
+static int conn_on_control(struct guest_conn *c, const struct vmic_frame *f)
+{
+	switch (f->type) {
+	case VMIC_CTL_SERVICES:
+		c->host_mask = vmic_get_le32(f->payload);
+		log_debug("host enables service mask 0x%x", c->host_mask);
+		return 0;
+	case VMIC_T_ERROR:
+		return 0; /* an answer to our info; nothing to retry */
+	default:
+		return 0;
+	}
+}
+
+static bool is_request(const struct vmic_frame *f)
+{
+	return !(f->flags & VMIC_F_REPLY) && f->type != VMIC_T_ERROR &&
+	       f->type != VMIC_T_STREAM_RESET;
+}
+
+static void log_peer_error(const struct vmic_frame *f)
+{
+	struct vmic_error e;
+
+	if (vmic_error_decode(f->payload, f->length, &e) == 0)
+		log_warning("host reported %s on service %u: %s",
+			    vmic_error_name(e.code), f->service, e.message);
+}
+
+static int conn_on_frame(void *ud, const struct vmic_frame *f)
+{
+	struct guest_conn *c = ud;
+	const struct guest_service *s;
+	const char *why;
+	uint16_t code;
+	int bad;
+
+	if (f->service == VMIC_SVC_CONTROL && f->type == VMIC_CTL_HELLO)
+		return vmic_msg_check(f, VMIC_DIR_H2G) ? 0
+						       : conn_on_hello(c, f);
+	if (!c->session.established) {
+		c->stale_frames++;
+		return 0;
+	}
+	bad = vmic_msg_check(f, VMIC_DIR_H2G);
+	if (bad) {
+		if (is_request(f))
+			conn_reply_error(c, f, (uint16_t)bad,
+					 "%s (service %u, type %u, %u bytes)",
+					 vmic_error_name(bad), f->service,
+					 f->type, f->length);
+		return 0;
+	}
+	if (f->service == VMIC_SVC_CONTROL)
+		return conn_on_control(c, f);
+	if (f->type == VMIC_T_ERROR) {
+		log_peer_error(f);
+		return 0;
+	}
+	s = guest_service_find(f->service);
+	why = guest_service_refusal(c, f->service, &code);
+	if (!s || why) {
+		if (is_request(f))
+			conn_reply_error(c, f, s ? code : VMIC_E_UNKNOWN_SERVICE,
+					 "%s", why ? why : "not implemented");
+		return 0;
+	}
+	return s->on_frame(c, f);
+}
+
+static void conn_freed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void conn_on_close(void *ud, int reason)
+{
+	struct guest_conn *c = ud;
+	struct guestd *g = c->g;
+
+	if (reason == -EPIPE)
+		log_info("host disconnected");
+	else if (reason)
+		log_warning_errno(reason, "host connection closed");
+	if (g->conn == c) {
+		g->conn = NULL;
+		if (!g->stopping)
+			vmic_listener_rearm(g->listener);
+	}
+	uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
+}
+
+static const struct vmic_link_ops conn_ops = {
+	.on_frame = conn_on_frame,
+	.on_close = conn_on_close,
+};
+
+void conn_accept(struct guestd *g, uv_stream_t *stream)
+{
+	struct guest_conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		log_error("out of memory accepting the host connection");
+		vmic_stream_free(stream);
+		return;
+	}
+	if (g->conn) {
+		log_info("a new host connection replaces the current one");
+		conn_close(g->conn);
+		g->conn = NULL;
+	}
+	c->g = g;
+	uv_timer_init(g->loop, &c->hello_timer);
+	c->hello_timer.data = c;
+	/* Resync: after garbage, wait for the host's next hello. */
+	if (vmic_link_open(&c->link, stream, true, &conn_ops, c) < 0) {
+		log_error("cannot read from the host channel");
+		uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
+		return;
+	}
+	vmic_session_start(&c->session, VMIC_ROLE_GUEST, vmic_random_u64(),
+			   "vmic-guestd " VMIC_VERSION, g->offers);
+	g->conn = c;
+	log_debug("host channel open");
+	conn_send_hello(c);
+	c->hello_delay_ms = VMIC_HELLO_RETRY_MS;
+	uv_timer_start(&c->hello_timer, on_hello_timer, c->hello_delay_ms, 0);
+}
+
+void conn_close(struct guest_conn *c)
+{
+	c->closing = true;
+	uv_timer_stop(&c->hello_timer);
+	vmic_link_close(&c->link, 0);
+}

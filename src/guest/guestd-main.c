@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: MIT */
+/* vmic-guestd: command line, start-up and shutdown of the guest agent. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/notify.h"
+#include "guestd.h"
+#include "proto/services.h"
+
+#define MAX_OVERRIDES 32
+
+struct options {
+	const char *config;
+	const char *channel;
+	const char *log_level;
+	bool check_config;
+	bool use_syslog;
+	const char *enable[MAX_OVERRIDES];
+	const char *disable[MAX_OVERRIDES];
+	const char *advertise[MAX_OVERRIDES];
+	unsigned nenable, ndisable, nadvertise;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: vmic-guestd [OPTIONS]\n"
+		"The vmic guest agent: heartbeat, shutdown and the other vmic "
+		"services\nfor this virtual machine.\n\n"
+		"  -c, --config PATH      configuration file (default %s)\n"
+		"      --channel URI      override [agent] channel: auto, "
+		"virtio-serial:NAME,\n"
+		"                         vsock-listen:PORT, unix-listen:PATH\n"
+		"      --enable SERVICE   switch a service on for this run "
+		"(repeatable)\n"
+		"      --disable SERVICE  switch a service off for this run "
+		"(repeatable)\n"
+		"      --advertise SERVICE=MIN[-MAX]\n"
+		"                         offer other protocol versions "
+		"(compatibility tests)\n"
+		"      --log-level LEVEL  err, warning, notice, info or debug\n"
+		"      --syslog           log to syslog instead of stderr\n"
+		"      --check-config     print the effective configuration "
+		"and exit\n"
+		"  -V, --version          print the version and exit\n"
+		"  -h, --help             print this help and exit\n\n"
+		"Services: %s\n",
+		GUESTD_CONFIG_PATH, vmic_service_names());
+}
+
+static int add_override(const char **list, unsigned *n, const char *v)
+{
+	if (*n >= MAX_OVERRIDES) {
+		log_error("too many --enable/--disable/--advertise options");
+		return -E2BIG;
+	}
+	list[(*n)++] = v;
+	return 0;
+}
+
+enum { OPT_CHANNEL = 256, OPT_ENABLE, OPT_DISABLE, OPT_ADVERTISE,
+       OPT_LOG_LEVEL, OPT_SYSLOG, OPT_CHECK };
+
+/* Returns 0, 1 when the program should exit 0 (help), or -EINVAL. */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "channel", required_argument, NULL, OPT_CHANNEL },
+		{ "enable", required_argument, NULL, OPT_ENABLE },
+		{ "disable", required_argument, NULL, OPT_DISABLE },
+		{ "advertise", required_argument, NULL, OPT_ADVERTISE },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "syslog", no_argument, NULL, OPT_SYSLOG },
+		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, r = 0;
+
+	while ((c = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case OPT_CHANNEL:
+			o->channel = optarg;
+			break;
+		case OPT_ENABLE:
+			r = add_override(o->enable, &o->nenable, optarg);
+			break;
+		case OPT_DISABLE:
+			r = add_override(o->disable, &o->ndisable, optarg);
+			break;
+		case OPT_ADVERTISE:
+			r = add_override(o->advertise, &o->nadvertise, optarg);
+			break;
+		case OPT_LOG_LEVEL:
+			o->log_level = optarg;
+			break;
+		case OPT_SYSLOG:
+			o->use_syslog = true;
+			break;
+		case OPT_CHECK:
+			o->check_config = true;
+			break;
+		case 'V':
+			printf("vmic-guestd %s\n", VMIC_VERSION);
+			return 1;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s'; see --help", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_service(struct guest_config *cfg, const char *name, bool on)
+{
+	const struct vmic_service_desc *d = vmic_service_by_name(name);
+
+	if (!d) {
+		log_error("unknown service '%s'; valid services: %s", name,
+			  vmic_service_names());
+		return -EINVAL;
+	}
+	cfg->enabled[d->id] = on;
+	return 0;
+}
+
+/* Parse a version number 1..255 at *p, advancing it; -1 when none. */
+static int parse_version(const char **p)
+{
+	unsigned v = 0;
+	int digits = 0;
+
+	while (**p >= '0' && **p <= '9' && digits < 4) {
+		v = v * 10 + (unsigned)(*(*p)++ - '0');
+		digits++;
+	}
+	return digits && v >= 1 && v <= 255 ? (int)v : -1;
+}
+
+/* --advertise SERVICE=MIN[-MAX]: replace the version range we offer. */
+static int set_advertise(struct guestd *g, const char *spec)
+{
+	const char *eq = strchr(spec, '='), *p;
+	const struct vmic_service_desc *d;
+	char name[64];
+	int lo, hi;
+
+	if (!eq || (size_t)(eq - spec) >= sizeof(name))
+		goto bad;
+	snprintf(name, sizeof(name), "%.*s", (int)(eq - spec), spec);
+	p = eq + 1;
+	lo = hi = parse_version(&p);
+	if (*p == '-') {
+		p++;
+		hi = parse_version(&p);
+	}
+	if (lo < 0 || hi < lo || *p != '\0')
+		goto bad;
+	d = vmic_service_by_name(name);
+	if (!d) {
+		log_error("unknown service '%s' in --advertise; valid services: "
+			  "%s",
+			  name, vmic_service_names());
+		return -EINVAL;
+	}
+	g->offers[d->id].min_version = (uint8_t)lo;
+	g->offers[d->id].max_version = (uint8_t)hi;
+	return 0;
+bad:
+	log_error("--advertise '%s': expected SERVICE=MIN or SERVICE=MIN-MAX "
+		  "with versions 1..255",
+		  spec);
+	return -EINVAL;
+}
+
+static int apply_overrides(struct guestd *g, const struct options *o)
+{
+	char err[256];
+	int r;
+
+	if (o->channel &&
+	    vmic_conf_set(&guest_config_table, &g->cfg, "agent", "channel",
+			  o->channel, err, sizeof(err)) < 0) {
+		log_error("--channel: %s", err);
+		return -EINVAL;
+	}
+	if (o->log_level &&
+	    vmic_conf_set(&guest_config_table, &g->cfg, "agent", "log-level",
+			  o->log_level, err, sizeof(err)) < 0) {
+		log_error("--log-level: %s", err);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < o->nenable; i++)
+		if ((r = set_service(&g->cfg, o->enable[i], true)) < 0)
+			return r;
+	for (unsigned i = 0; i < o->ndisable; i++)
+		if ((r = set_service(&g->cfg, o->disable[i], false)) < 0)
+			return r;
+	return 0;
+}
+
+static int build_offers(struct guestd *g, const struct options *o)
+{
+	for (size_t i = 0; i < vmic_service_count; i++) {
+		const struct vmic_service_desc *d = &vmic_services[i];
+
+		g->offers[d->id] = (struct vmic_offer){
+			.service = d->id,
+			.min_version = d->min_version,
+			.max_version = d->max_version,
+			.flags = g->cfg.enabled[d->id] ? VMIC_OFFER_ENABLED : 0,
+		};
+	}
+	for (unsigned i = 0; i < o->nadvertise; i++) {
+		int r = set_advertise(g, o->advertise[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void on_accept(void *ud, uv_stream_t *stream)
+{
+	conn_accept(ud, stream);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signo)
+{
+	struct guestd *g = s->data;
+
+	if (g->stopping)
+		return;
+	log_info("SIG%s received, stopping", sigabbrev_np(signo));
+	vmic_notify("STOPPING=1");
+	g->stopping = true;
+	health_stop(g);
+	if (g->conn)
+		conn_close(g->conn);
+	vmic_listener_close(g->listener);
+	g->listener = NULL;
+	uv_close((uv_handle_t *)&g->sigterm, NULL);
+	uv_close((uv_handle_t *)&g->sigint, NULL);
+}
+
+static int guestd_run(struct guestd *g)
+{
+	char err[512];
+	int r;
+
+	r = vmic_listen(g->loop, &g->channel, on_accept, g, &g->listener, err,
+			sizeof(err));
+	if (r < 0) {
+		log_error("cannot use channel %s: %s", g->cfg.channel, err);
+		return r;
+	}
+	health_start(g);
+	uv_signal_init(g->loop, &g->sigterm);
+	uv_signal_init(g->loop, &g->sigint);
+	g->sigterm.data = g->sigint.data = g;
+	uv_signal_start(&g->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&g->sigint, on_signal, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+	log_info("vmic-guestd %s ready on %s", VMIC_VERSION, g->cfg.channel);
+	vmic_notify("READY=1");
+	uv_run(g->loop, UV_RUN_DEFAULT);
+	/* Anything a service left open (a shutdown command still running). */
+	uv_walk(g->loop, close_walk, NULL);
+	uv_run(g->loop, UV_RUN_DEFAULT);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct guestd g = { 0 };
+	char err[512];
+	int r;
+
+	log_init("vmic-guestd", LOG_TARGET_AUTO);
+	r = parse_args(argc, argv, &o);
+	if (r != 0)
+		return r > 0 ? EXIT_SUCCESS : 2;
+	if (o.check_config)
+		log_init("vmic-guestd", LOG_TARGET_STDERR);
+	else if (o.use_syslog)
+		log_init("vmic-guestd", LOG_TARGET_SYSLOG);
+	guest_config_defaults(&g.cfg);
+	g.config_path = o.config ? o.config : GUESTD_CONFIG_PATH;
+	r = vmic_conf_load(&guest_config_table, &g.cfg, g.config_path,
+			   o.config == NULL);
+	if (r == 0)
+		r = apply_overrides(&g, &o);
+	if (r == 0)
+		r = build_offers(&g, &o);
+	if (r < 0)
+		return EXIT_FAILURE;
+	if (o.check_config) {
+		vmic_conf_dump(&guest_config_table, &g.cfg, stdout);
+		return EXIT_SUCCESS;
+	}
+	log_set_max_level(g.cfg.log_level);
+	if (vmic_channel_parse(g.cfg.channel, &g.channel, err, sizeof(err)) <
+	    0) {
+		log_error("channel %s: %s", g.cfg.channel, err);
+		return EXIT_FAILURE;
+	}
+	g.loop = uv_default_loop();
+	r = guestd_run(&g);
+	uv_loop_close(g.loop);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

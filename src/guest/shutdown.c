@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shutdown, guest half: the host asks for poweroff, reboot or halt with a
+ * reason; the agent logs the reason, starts the configured command and
+ * answers "accepted" once the command is running (the way Hyper-V's Linux
+ * component answers first, then acts). A command that cannot start is an
+ * error answer; one that starts and then fails is reported afterwards with
+ * an error frame carrying the same request id, so the host need not wait
+ * for its timeout.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/utf8.h"
+#include "guestd.h"
+#include "proto/control.h"
+#include "proto/shutdown.h"
+
+struct shutdown_job {
+	uv_process_t proc;
+	struct guestd *g;
+	uint32_t request_id;
+	uint64_t peer_nonce; /* the session that asked */
+	char command[GUESTD_COMMAND_MAX];
+};
+
+static bool systemd_running(void)
+{
+	/* The test sd_booted() does, without libsystemd. */
+	return access("/run/systemd/system", F_OK) == 0;
+}
+
+const char *shutdown_command(const struct guest_config *cfg, uint8_t action,
+			     bool force, char *buf, size_t n)
+{
+	const char *configured = action == VMIC_SD_REBOOT ? cfg->reboot_command
+				 : action == VMIC_SD_HALT ? cfg->halt_command
+							  : cfg->poweroff_command;
+	const char *verb = vmic_sd_action_name(action);
+
+	if (configured[0])
+		snprintf(buf, n, "%s", configured);
+	else if (systemd_running())
+		snprintf(buf, n, "systemctl %s%s", verb, force ? " --force" : "");
+	else
+		snprintf(buf, n, "%s%s", verb, force ? " -f" : "");
+	return buf;
+}
+
+static void job_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/* Tell the host when the command ran and failed, if it is still there. */
+static void report_failure(struct shutdown_job *job, const char *why)
+{
+	struct guest_conn *c = job->g->conn;
+	struct vmic_frame f = {
+		.service = VMIC_SVC_SHUTDOWN,
+		.request_id = job->request_id,
+	};
+
+	log_error("shutdown command '%s' failed: %s", job->command, why);
+	if (c && c->session.peer_nonce == job->peer_nonce)
+		conn_reply_error(c, &f, VMIC_E_FAILED,
+				 "shutdown command '%s' failed: %s",
+				 job->command, why);
+}
+
+static void on_job_exit(uv_process_t *p, int64_t status, int signo)
+{
+	struct shutdown_job *job = p->data;
+	char why[64];
+
+	if (signo)
+		snprintf(why, sizeof(why), "killed by signal %d", signo);
+	else if (status)
+		snprintf(why, sizeof(why), "exit status %lld",
+			 (long long)status);
+	if (signo || status)
+		report_failure(job, why);
+	uv_close((uv_handle_t *)p, job_closed);
+}
+
+static int start_job(struct guestd *g, struct shutdown_job *job)
+{
+	char *argv[] = { "/bin/sh", "-c", job->command, NULL };
+	uv_stdio_container_t stdio[3] = {
+		{ .flags = UV_IGNORE },
+		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
+		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
+	};
+	uv_process_options_t o = {
+		.file = argv[0],
+		.args = argv,
+		.stdio_count = 3,
+		.stdio = stdio,
+		.exit_cb = on_job_exit,
+	};
+
+	job->proc.data = job;
+	return uv_spawn(g->loop, &job->proc, &o);
+}
+
+static int send_accepted(struct guest_conn *c, const struct vmic_frame *f,
+			 const char *command)
+{
+	uint8_t buf[VMIC_HDR_SIZE + VMIC_SD_REPLY_MAX_LEN];
+	struct vmic_sd_reply reply = { .status = 0 };
+	int n;
+
+	/* The message limit is the protocol's; a long command is cut. */
+	snprintf(reply.message, sizeof(reply.message), "running %.*s",
+		 (int)(sizeof(reply.message) - 9), command);
+	n = vmic_sd_reply_encode(&reply, buf + VMIC_HDR_SIZE,
+				 VMIC_SD_REPLY_MAX_LEN);
+	if (n < 0)
+		return 0;
+	return conn_send(c, buf,
+			 vmic_frame_seal(buf, VMIC_SVC_SHUTDOWN, VMIC_SD_REPLY,
+					 VMIC_F_REPLY, f->request_id, 0,
+					 (size_t)n));
+}
+
+static void log_request(const struct vmic_sd_request *req,
+			const char *command)
+{
+	const char *action = vmic_sd_action_name(req->action);
+	char reason[VMIC_SD_REASON_MAX + 1];
+	char msg[VMIC_SD_REASON_MAX + GUESTD_COMMAND_MAX + 64];
+	const char *fields[] = { "VMIC_SERVICE", "shutdown", "VMIC_ACTION",
+				 action, "VMIC_REASON", reason, NULL };
+
+	vmic_utf8_sanitize(reason, sizeof(reason), req->reason,
+			   strlen(req->reason));
+	snprintf(msg, sizeof(msg), "host requested %s%s%s; running %s", action,
+		 reason[0] ? ", reason: " : "", reason, command);
+	log_struct(LOG_NOTICE, msg, fields);
+}
+
+int shutdown_on_frame(struct guest_conn *c, const struct vmic_frame *f)
+{
+	struct vmic_sd_request req;
+	struct shutdown_job *job;
+	int r;
+
+	if (f->type != VMIC_SD_REQUEST)
+		return 0;
+	if (vmic_sd_request_decode(f->payload, f->length, &req) < 0)
+		return conn_reply_error(c, f, VMIC_E_MALFORMED,
+					"shutdown request does not decode "
+					"(unknown action or flags?)");
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return conn_reply_error(c, f, VMIC_E_INTERNAL, "out of memory");
+	job->g = c->g;
+	job->request_id = f->request_id;
+	job->peer_nonce = c->session.peer_nonce;
+	shutdown_command(&c->g->cfg, req.action, req.flags & VMIC_SD_F_FORCE,
+			 job->command, sizeof(job->command));
+	log_request(&req, job->command);
+	r = start_job(c->g, job);
+	if (r < 0) {
+		log_error("cannot start '%s': %s", job->command, uv_strerror(r));
+		conn_reply_error(c, f, VMIC_E_FAILED, "cannot start '%s': %s",
+				 job->command, uv_strerror(r));
+		uv_close((uv_handle_t *)&job->proc, job_closed);
+		return 0;
+	}
+	return send_accepted(c, f, job->command);
+}

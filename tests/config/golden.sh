@@ -1,0 +1,33 @@
+#!/bin/sh
+# golden.sh DAEMON DIR NAME: run `DAEMON --check-config --config NAME.conf`
+# in DIR and compare stdout with NAME.ok and stderr with NAME.err (fail
+# cases) or NAME.warn (warnings of a passing case; none when absent).
+# VMIC_GOLDEN_UPDATE=1 rewrites the expected files instead.
+set -u
+daemon=$1 dir=$2 name=$3
+cd "$dir" || exit 1
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+"$daemon" --check-config --config "$name.conf" >"$out" 2>"$err"
+rc=$?
+case $name in
+pass-*) want_rc=0 stdout_file=$name.ok stderr_file=$name.warn ;;
+fail-*) want_rc=1 stdout_file= stderr_file=$name.err ;;
+*) echo "case $name must start with pass- or fail-"; exit 1 ;;
+esac
+if [ "${VMIC_GOLDEN_UPDATE:-}" = 1 ]; then
+	[ -n "$stdout_file" ] && cp "$out" "$stdout_file"
+	if [ -s "$err" ]; then cp "$err" "$stderr_file"; else rm -f "$stderr_file"; fi
+	exit 0
+fi
+fail=0
+if [ "$rc" -ne "$want_rc" ]; then
+	echo "exit status $rc, expected $want_rc"; fail=1
+fi
+if [ -n "$stdout_file" ] && ! diff -u "$stdout_file" "$out"; then fail=1; fi
+if [ -f "$stderr_file" ]; then
+	diff -u "$stderr_file" "$err" || fail=1
+elif [ -s "$err" ]; then
+	echo "unexpected diagnostics:"; cat "$err"; fail=1
+fi
+exit $fail
