@@ -59,7 +59,7 @@ demo: build static
 	scripts/demo.sh
 
 bench: build
-	bench/heartbeat-scale/run.sh $(BUILD)
+	python3 bench/heartbeat-scale/run.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD)
