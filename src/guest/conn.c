@@ -241,9 +241,35 @@ static void conn_on_close(void *ud, int reason)
 	uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
 }
 
+/* Start a new session: fresh nonce, hello now, retries from 1 s. */
+static void conn_restart_session(struct guest_conn *c)
+{
+	vmic_session_start(&c->session, VMIC_ROLE_GUEST, vmic_random_u64(),
+			   "vmic-guestd " VMIC_VERSION, c->g->offers);
+	conn_send_hello(c);
+	c->hello_delay_ms = VMIC_HELLO_RETRY_MS;
+	uv_timer_start(&c->hello_timer, on_hello_timer, c->hello_delay_ms, 0);
+}
+
+/*
+ * Garbage arrived and the decoder now waits for a hello. An established
+ * host would never send one on its own, so the agent starts a new session:
+ * the host sees a new nonce and answers with the hello that ends the hunt.
+ */
+static void conn_on_resync(void *ud, uint64_t dropped)
+{
+	struct guest_conn *c = ud;
+
+	log_warning("bytes from the host out of step (%llu dropped so far); "
+		    "starting a new session",
+		    (unsigned long long)dropped);
+	conn_restart_session(c);
+}
+
 static const struct vmic_link_ops conn_ops = {
 	.on_frame = conn_on_frame,
 	.on_close = conn_on_close,
+	.on_resync = conn_on_resync,
 };
 
 void conn_accept(struct guestd *g, uv_stream_t *stream)
@@ -269,13 +295,9 @@ void conn_accept(struct guestd *g, uv_stream_t *stream)
 		uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
 		return;
 	}
-	vmic_session_start(&c->session, VMIC_ROLE_GUEST, vmic_random_u64(),
-			   "vmic-guestd " VMIC_VERSION, g->offers);
 	g->conn = c;
 	log_debug("host channel open");
-	conn_send_hello(c);
-	c->hello_delay_ms = VMIC_HELLO_RETRY_MS;
-	uv_timer_start(&c->hello_timer, on_hello_timer, c->hello_delay_ms, 0);
+	conn_restart_session(c);
 }
 
 void conn_close(struct guest_conn *c)

@@ -40,6 +40,7 @@ static int link_frame_cb(void *ud, const struct vmic_frame *f)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct vmic_link *l = s->data;
+	bool was_resyncing;
 	int r;
 
 	if (n == 0)
@@ -49,9 +50,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	l->bytes_in += (uint64_t)n;
+	was_resyncing = l->rx.resyncing;
 	r = vmic_rx_feed(&l->rx, buf->base, (size_t)n, link_frame_cb, l);
 	if (r < 0 && !l->closing)
 		vmic_link_close(l, r);
+	else if (!was_resyncing && l->rx.resyncing && !l->closing &&
+		 l->ops->on_resync)
+		l->ops->on_resync(l->ud, l->rx.dropped);
 }
 
 int vmic_link_open(struct vmic_link *l, uv_stream_t *stream, bool resync,

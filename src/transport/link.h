@@ -33,6 +33,12 @@ struct vmic_link_ops {
 	 * The link memory is the caller's again (it may free it here).
 	 */
 	void (*on_close)(void *ud, int reason);
+	/*
+	 * Optional: the decoder just lost step and is hunting for a hello
+	 * (links opened with resync only). The owner should make the peer
+	 * send one, or the hunt may never end.
+	 */
+	void (*on_resync)(void *ud, uint64_t dropped);
 };
 
 struct vmic_link {
