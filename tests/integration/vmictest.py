@@ -1,0 +1,357 @@
+"""Harness for vmic integration tests: real vmic-hostd, vmic-guestd and
+vmic processes over unix sockets in a private temporary directory.
+
+Each test file builds an Env, runs checks through TAP (`Tap.check`), and
+always tears down by PID. Binaries come from $VMIC_BUILD (meson sets it).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("VMIC_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+HOSTD = os.path.join(BUILD, "src", "host", "vmic-hostd")
+GUESTD = os.path.join(BUILD, "src", "guest", "vmic-guestd")
+VMIC = os.path.join(BUILD, "src", "cli", "vmic")
+
+# Environment of the processes under test (sanitizer options pass through).
+CHILD_ENV = dict(os.environ)
+CHILD_ENV.pop("NOTIFY_SOCKET", None)
+
+
+class Tap:
+    """Minimal TAP producer; a failed check never stops the file."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def check(self, name, cond, detail=""):
+        self.n += 1
+        if cond:
+            print(f"ok {self.n} - {name}", flush=True)
+        else:
+            self.failed += 1
+            print(f"not ok {self.n} - {name}", flush=True)
+            for line in str(detail).splitlines() or [""]:
+                print(f"#   {line}", flush=True)
+        return cond
+
+    def note(self, text):
+        for line in str(text).splitlines():
+            print(f"# {line}", flush=True)
+
+    def done(self):
+        print(f"1..{self.n}", flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def wait_until(predicate, timeout, interval=0.05):
+    """Poll predicate until it returns a truthy value; return it, or None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+# --- XXH32, for hand-made frame headers (docs/protocol.md) -------------------
+P1, P2, P3, P4, P5 = 2654435761, 2246822519, 3266489917, 668265263, 374761393
+M32 = 0xFFFFFFFF
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (32 - r))) & M32
+
+
+def xxh32(data, seed):
+    n = len(data)
+    i = 0
+    if n >= 16:
+        v = [(seed + P1 + P2) & M32, (seed + P2) & M32, seed & M32, (seed - P1) & M32]
+        while i + 16 <= n:
+            for k in range(4):
+                lane = struct.unpack_from("<I", data, i + 4 * k)[0]
+                v[k] = (_rotl((v[k] + lane * P2) & M32, 13) * P1) & M32
+            i += 16
+        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & M32
+    else:
+        h = (seed + P5) & M32
+    h = (h + n) & M32
+    while i + 4 <= n:
+        h = (_rotl((h + struct.unpack_from("<I", data, i)[0] * P3) & M32, 17) * P4) & M32
+        i += 4
+    while i < n:
+        h = (_rotl((h + data[i] * P5) & M32, 11) * P1) & M32
+        i += 1
+    h ^= h >> 15
+    h = (h * P2) & M32
+    h ^= h >> 13
+    h = (h * P3) & M32
+    h ^= h >> 16
+    return h
+
+
+def frame_header(length, service, type_, flags=0, request_id=0, stream_id=0):
+    """A header whose check is right, for any (even absurd) length."""
+    head = struct.pack("<IIBBHII", 0x43494D56, length, service, type_, flags, request_id, stream_id)
+    return head + struct.pack("<I", xxh32(head, 0x766D6963))
+
+
+# --- processes ---------------------------------------------------------------
+class Proc:
+    def __init__(self, name, argv, log_path, env=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  env=env or CHILD_ENV)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def stop(self, timeout=10):
+        """SIGTERM, wait, SIGKILL if needed; returns the exit status."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGCONT)
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+        return self.p.returncode
+
+    def kill9(self):
+        if self.alive():
+            self.p.kill()
+        self.p.wait()
+        self.log.close()
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+
+class Env:
+    """A private directory with one hostd, any number of guests, the CLI."""
+
+    def __init__(self, tap):
+        self.tap = tap
+        self.dir = tempfile.mkdtemp(prefix="vmic-it-")
+        self.state = os.path.join(self.dir, "state")
+        self.sock = os.path.join(self.dir, "ctl.sock")
+        self.hostd_conf = os.path.join(self.dir, "hostd.conf")
+        with open(self.hostd_conf, "w") as f:
+            f.write("[connection]\nretry-min = 100ms\nretry-max = 1s\n")
+        self.procs = []
+        self.hostd_proc = None
+
+    # hostd
+    def start_hostd(self, *extra, conf=None):
+        if conf is not None:
+            with open(self.hostd_conf, "w") as f:
+                f.write(conf)
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        p = Proc("hostd", [HOSTD, "--config", self.hostd_conf, "--state-dir", self.state,
+                           "--socket", self.sock, "--log-level", "debug", *extra],
+                 os.path.join(self.dir, "hostd.log"))
+        self.procs.append(p)
+        self.hostd_proc = p
+        if not wait_until(lambda: self._connectable(self.sock) or not p.alive(), 15) or not p.alive():
+            raise RuntimeError("vmic-hostd did not start:\n" + p.output())
+        return p
+
+    @staticmethod
+    def _connectable(path):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    # guests
+    def guest_socket(self, name):
+        return os.path.join(self.dir, f"{name}.sock")
+
+    def start_guest(self, name, *extra, conf="", channel=None):
+        conf_path = os.path.join(self.dir, f"{name}.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf)
+        path = channel or self.guest_socket(name)
+        if os.path.exists(path):
+            os.unlink(path)
+        p = Proc(f"guest-{name}", [GUESTD, "--config", conf_path, "--channel",
+                                   f"unix-listen:{path}", "--log-level", "debug", *extra],
+                 os.path.join(self.dir, f"guest-{name}.log"))
+        self.procs.append(p)
+        if not wait_until(lambda: os.path.exists(path) or not p.alive(), 10) or not p.alive():
+            raise RuntimeError(f"vmic-guestd {name} did not start:\n" + p.output())
+        return p
+
+    # CLI
+    def vmic(self, *args, check=False, timeout=60, env=None, user=None):
+        argv = [VMIC, "--socket", self.sock, *args]
+        if user:
+            argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           env=env or CHILD_ENV)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"vmic {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def vmic_json(self, *args):
+        r = self.vmic(*args, "--json", check=True)
+        return json.loads(r.stdout)
+
+    def add(self, name, channel=None, *extra):
+        return self.vmic("add", name, "--channel", channel or f"unix:{self.guest_socket(name)}",
+                         *extra, check=True)
+
+    def status(self, name):
+        return self.vmic_json("status", name)
+
+    def service(self, name, service):
+        for s in self.status(name)["services"]:
+            if s["name"] == service:
+                return s
+        return None
+
+    def heartbeat(self, name):
+        return self.status(name)["heartbeat"]
+
+    def wait_heartbeat(self, name, state, timeout):
+        """Seconds until heartbeat reads `state`, or None on timeout."""
+        t0 = time.monotonic()
+        if wait_until(lambda: self.heartbeat(name) == state, timeout, 0.1):
+            return time.monotonic() - t0
+        return None
+
+    def events(self, vm=None):
+        args = ["events", "--limit", "10000"]
+        if vm:
+            args += ["--vm", vm]
+        return self.vmic_json(*args)["events"]
+
+    def ctl(self, request):
+        """One raw request on the control socket; returns the reply object."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(self.sock)
+        s.sendall(json.dumps(request).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        s.close()
+        return json.loads(buf.split(b"\n", 1)[0])
+
+    def logs(self):
+        out = []
+        for p in self.procs:
+            out.append(f"--- {p.name} ({p.log_path}) ---\n{p.output()[-4000:]}")
+        return "\n".join(out)
+
+    def close(self):
+        for p in reversed(self.procs):
+            p.stop()
+        if self.tap.failed:
+            self.tap.note(self.logs())
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- a byte relay between hostd and a guest, for injecting bytes -----------
+class Relay:
+    """Listens on `listen_path`; for each connection from hostd it dials
+    `upstream()` (a function giving a connected socket) and copies bytes both
+    ways. inject_to_host / inject_to_guest write extra bytes into the
+    current pair."""
+
+    def __init__(self, listen_path, upstream):
+        self.listen_path = listen_path
+        self.upstream = upstream
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(listen_path)
+        self.srv.listen(8)
+        self.host_side = None
+        self.guest_side = None
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.stopped = False
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self):
+        while not self.stopped:
+            try:
+                h, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                g = self.upstream()
+            except OSError:
+                h.close()
+                continue
+            with self.lock:
+                self.host_side, self.guest_side = h, g
+                self.connections += 1
+            threading.Thread(target=self._pump, args=(h, g), daemon=True).start()
+            threading.Thread(target=self._pump, args=(g, h), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def inject_to_host(self, data):
+        with self.lock:
+            self.host_side.sendall(data)
+
+    def inject_to_guest(self, data):
+        with self.lock:
+            self.guest_side.sendall(data)
+
+    def close(self):
+        self.stopped = True
+        self.srv.close()
+
+
+def unix_dialer(path):
+    def dial():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        return s
+    return dial
