@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client side of the control socket (docs/control.md): connect, send
+ * one JSON line, read JSON lines back, and split a reply into its result
+ * or its error. Blocking sockets and poll() are all a CLI needs.
+ *
+ * Nothing here prints: failures are described in a struct cli_error for
+ * the command to report once (or, for `check`, to map to a state).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/duration.h"
+#include "vmic.h"
+
+/*
+ * A reply line is never legitimately this large (a list of ten thousand
+ * VMs is a few MB); past it the peer is not a vmic-hostd we understand.
+ */
+#define REPLY_MAX (64u * 1024u * 1024u)
+#define READ_CHUNK 65536u
+
+/* The request id we send and expect echoed. */
+#define REQUEST_ID 1
+
+/*
+ * Connect to the daemon's socket at path. Fills e and returns -errno on
+ * failure: a missing socket or refused connection means no daemon runs,
+ * EACCES/EPERM means the caller may not use it.
+ */
+int ctl_open(struct ctl *c, const char *path, struct cli_error *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	int err;
+
+	*c = (struct ctl){ .fd = -1, .path = path };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		cli_error_set(e, CLI_ERR_CONNECT,
+			      "the path is too long for a unix socket (at "
+			      "most %zu bytes)",
+			      sizeof(sa.sun_path) - 1);
+		e->errnum = ENAMETOOLONG;
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = errno;
+		cli_error_set(e, CLI_ERR_CONNECT, "socket: %s", strerror(err));
+		e->errnum = err;
+		return -err;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = errno;
+		if (err == ENOENT || err == ECONNREFUSED)
+			cli_error_set(e, CLI_ERR_NO_DAEMON, "%s", path);
+		else if (err == EACCES || err == EPERM)
+			cli_error_set(e, CLI_ERR_ACCESS, "%s", path);
+		else
+			cli_error_set(e, CLI_ERR_CONNECT, "%s", strerror(err));
+		e->errnum = err;
+		return -err;
+	}
+	c->fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* Close the connection and free its buffer; safe to call twice. */
+void ctl_close(struct ctl *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->buf);
+	c->buf = NULL;
+	c->len = c->cap = 0;
+}
+
+/* Write all of buf; MSG_NOSIGNAL so a vanished daemon is an error. */
+static int send_all(int fd, const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		buf += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Send req as one line (compact JSON + '\n'). */
+static int ctl_send(struct ctl *c, json_t *req, struct cli_error *e)
+{
+	_cleanup_free_ char *line = NULL;
+	size_t n;
+	int r;
+
+	line = json_dumps(req, JSON_COMPACT);
+	if (!line) {
+		cli_error_set(e, CLI_ERR_LOCAL, "cannot encode the request");
+		return -ENOMEM;
+	}
+	n = strlen(line);
+	r = send_all(c->fd, line, n);
+	if (r == 0)
+		r = send_all(c->fd, "\n", 1);
+	if (r < 0) {
+		cli_error_set(e, CLI_ERR_IO,
+			      "cannot send the request to vmic-hostd at %s: %s",
+			      c->path, strerror(-r));
+		e->errnum = -r;
+	}
+	return r;
+}
+
+/* Make room for READ_CHUNK more bytes, within REPLY_MAX. */
+static int grow_buffer(struct ctl *c)
+{
+	size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
+	char *p;
+
+	if (c->cap - c->len >= READ_CHUNK)
+		return 0;
+	while (cap - c->len < READ_CHUNK)
+		cap *= 2;
+	if (cap > REPLY_MAX + READ_CHUNK)
+		return -EMSGSIZE;
+	p = realloc(c->buf, cap);
+	if (!p)
+		return -ENOMEM;
+	c->buf = p;
+	c->cap = cap;
+	return 0;
+}
+
+/*
+ * Wait until fd is readable or the deadline (monotonic us, 0 = never)
+ * passes. Returns 0, -ETIMEDOUT or -errno.
+ */
+static int wait_readable(int fd, uint64_t deadline_us)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int timeout, r;
+
+	for (;;) {
+		timeout = -1;
+		if (deadline_us) {
+			uint64_t now = vmic_mono_us();
+
+			if (now >= deadline_us)
+				return -ETIMEDOUT;
+			timeout = (int)((deadline_us - now + 999) / 1000);
+		}
+		r = poll(&p, 1, timeout);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Read more bytes; 0 at end of stream, > 0 bytes read, or -errno. */
+static ssize_t read_more(struct ctl *c, uint64_t deadline_us)
+{
+	ssize_t n;
+	int r;
+
+	r = grow_buffer(c);
+	if (r < 0)
+		return r;
+	r = wait_readable(c->fd, deadline_us);
+	if (r < 0)
+		return r;
+	do
+		n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	c->len += (size_t)n;
+	return n;
+}
+
+/* Parse the first len bytes of the buffer as one JSON object. */
+static int parse_line(struct ctl *c, size_t len, json_t **line,
+		      struct cli_error *e)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	v = json_loadb(c->buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!v) {
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "the reply is not valid JSON (column %d: %s)",
+			      jerr.column, jerr.text);
+		return -EPROTO;
+	}
+	if (!json_is_object(v)) {
+		json_decref(v);
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "the reply is not a JSON object");
+		return -EPROTO;
+	}
+	*line = v;
+	return 0;
+}
+
+/* Describe a failed read in e; returns r. */
+static int read_failed(struct ctl *c, int r, int timeout_ms,
+		       struct cli_error *e)
+{
+	if (r == 0 && c->len == 0)
+		cli_error_set(e, CLI_ERR_IO,
+			      "vmic-hostd closed the connection without "
+			      "answering; its log (journalctl -u vmic-hostd) "
+			      "may say why");
+	else if (r == 0)
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "the reply ends in the middle of a line");
+	else if (r == -ETIMEDOUT)
+		cli_error_set(e, CLI_ERR_TIMEOUT,
+			      "vmic-hostd did not answer within %d s; it may "
+			      "be overloaded or stuck",
+			      (timeout_ms + 999) / 1000);
+	else if (r == -EMSGSIZE)
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "the reply is longer than %u MiB",
+			      REPLY_MAX >> 20);
+	else
+		cli_error_set(e, CLI_ERR_IO,
+			      "cannot read from vmic-hostd at %s: %s", c->path,
+			      strerror(-r));
+	if (r < 0)
+		e->errnum = -r;
+	return r == 0 ? -ECONNRESET : r;
+}
+
+/* True when a whole line is buffered: ctl_recv will not block. */
+bool ctl_has_line(const struct ctl *c)
+{
+	return c->len > 0 && memchr(c->buf, '\n', c->len) != NULL;
+}
+
+/*
+ * Read the next line and parse it into a JSON object (a new reference in
+ * *line). timeout_ms bounds the wait (CTL_NO_TIMEOUT: wait for ever).
+ * Fails with CLI_ERR_TIMEOUT, CLI_ERR_IO (hang-up) or CLI_ERR_PROTOCOL.
+ */
+int ctl_recv(struct ctl *c, int timeout_ms, json_t **line,
+	     struct cli_error *e)
+{
+	uint64_t deadline = 0;
+	size_t scanned = 0;
+	char *nl;
+	int r;
+
+	if (timeout_ms >= 0)
+		deadline = vmic_mono_us() + (uint64_t)timeout_ms * 1000 + 1;
+	for (;;) {
+		ssize_t n;
+
+		nl = c->len > scanned
+			     ? memchr(c->buf + scanned, '\n', c->len - scanned)
+			     : NULL;
+		if (nl)
+			break;
+		scanned = c->len;
+		n = read_more(c, deadline);
+		if (n <= 0)
+			return read_failed(c, (int)n, timeout_ms, e);
+	}
+	r = parse_line(c, (size_t)(nl - c->buf), line, e);
+	c->len -= (size_t)(nl + 1 - c->buf);
+	memmove(c->buf, nl + 1, c->len);
+	return r;
+}
+
+/*
+ * Split a reply {"ok": true, "result": {...}} / {"ok": false, "error":
+ * {"code", "message"}}. On success *result is borrowed from reply. A
+ * daemon error becomes CLI_ERR_DAEMON (CLI_ERR_ACCESS for
+ * permission-denied); a reply of another shape is CLI_ERR_PROTOCOL.
+ */
+static int ctl_unwrap(json_t *reply, json_t **result, struct cli_error *e)
+{
+	json_t *ok = json_object_get(reply, "ok"), *err, *id;
+	const char *code, *message;
+
+	id = json_object_get(reply, "id");
+	if (id && !json_is_null(id) &&
+	    !(json_is_integer(id) && json_integer_value(id) == REQUEST_ID)) {
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "the reply answers another request (id)");
+		return -EPROTO;
+	}
+	if (!json_is_boolean(ok)) {
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "the reply lacks 'ok' (true or false)");
+		return -EPROTO;
+	}
+	if (json_is_true(ok)) {
+		*result = json_object_get(reply, "result");
+		if (!json_is_object(*result)) {
+			cli_error_set(e, CLI_ERR_PROTOCOL,
+				      "the reply lacks 'result' (an object)");
+			return -EPROTO;
+		}
+		return 0;
+	}
+	err = json_object_get(reply, "error");
+	if (json_unpack(err, "{s:s, s:s}", "code", &code, "message",
+			&message) < 0) {
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "an error reply lacks 'error' with 'code' and "
+			      "'message' (strings)");
+		return -EPROTO;
+	}
+	cli_error_set(e,
+		      strcmp(code, "permission-denied") == 0 ? CLI_ERR_ACCESS
+							      : CLI_ERR_DAEMON,
+		      "%s", message);
+	snprintf(e->code, sizeof(e->code), "%s", code);
+	return -EREMOTEIO;
+}
+
+/*
+ * Add the request id, send req on an open connection and wait for its
+ * reply. *result is a new reference on success. When the daemon hung up
+ * while we were sending, a reply it wrote first (permission-denied) is
+ * still read and reported.
+ */
+int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
+		struct cli_error *e)
+{
+	json_t *reply = NULL, *res;
+	struct cli_error send_err = { 0 };
+	int r;
+
+	if (json_object_set_new(req, "id", json_integer(REQUEST_ID)) < 0) {
+		cli_error_set(e, CLI_ERR_LOCAL, "cannot build the request");
+		return -ENOMEM;
+	}
+	r = ctl_send(c, req, &send_err);
+	r = ctl_recv(c, r < 0 ? 1000 : timeout_ms, &reply, e);
+	if (r < 0 && send_err.kind != CLI_ERR_NONE)
+		*e = send_err;
+	if (r < 0)
+		return r;
+	r = ctl_unwrap(reply, &res, e);
+	if (r == 0)
+		*result = json_incref(res);
+	json_decref(reply);
+	return r;
+}
+
+/*
+ * One request on a connection of its own: connect to cli->socket_path,
+ * send req, return the reply's result (a new reference) or fill e. Takes
+ * over req (NULL, a failed json_pack, is reported), so a request can be
+ * built in the call.
+ */
+int ctl_call(const struct cli *cli, json_t *req, int timeout_ms,
+	     json_t **result, struct cli_error *e)
+{
+	struct ctl c;
+	int r;
+
+	if (!req) {
+		cli_error_set(e, CLI_ERR_LOCAL, "cannot build the request");
+		return -ENOMEM;
+	}
+	r = ctl_open(&c, cli->socket_path, e);
+	if (r == 0) {
+		r = ctl_request(&c, req, timeout_ms, result, e);
+		ctl_close(&c);
+	}
+	json_decref(req);
+	return r;
+}

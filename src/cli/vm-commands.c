@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry commands: list, add, set, remove, status, enable, disable
+ * (Get-VM, New-VM/Remove-VM, Get-/Enable-/Disable-VMIntegrationService).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/duration.h"
+#include "proto/services.h"
+#include "vmic.h"
+
+/* Prints a command's result for people; 0, -EPROTO (e filled) or -errno. */
+typedef int print_fn(struct cli *cli, json_t *result, const char *vm,
+		     struct cli_error *e);
+
+/*
+ * Send req (taken over) and hand the result to print, or print it as JSON
+ * with --json. The shape of every registry command; returns the exit
+ * status.
+ */
+static int run_request(struct cli *cli, json_t *req, print_fn *print,
+		       const char *vm)
+{
+	struct cli_error e = { 0 };
+	json_t *result = NULL;
+	int r;
+
+	r = ctl_call(cli, req, CTL_DEFAULT_TIMEOUT_MS, &result, &e);
+	if (r < 0)
+		return cli_report(cli, &e);
+	if (cli->json)
+		r = cli_print_json(result, false);
+	else
+		r = print(cli, result, vm, &e);
+	json_decref(result);
+	if (r == -EPROTO)
+		return cli_report(cli, &e);
+	return r < 0 ? 1 : 0;
+}
+
+/* list */
+
+static int add_list_row(struct table *t, const struct vm_summary *vm)
+{
+	char uptime[32];
+	const char *cells[6];
+	enum cli_color colors[6] = { 0 };
+
+	cli_format_uptime(vm->uptime_s, uptime, sizeof(uptime));
+	cells[0] = vm->name;
+	cells[1] = vm->connection;
+	cells[2] = vm->heartbeat;
+	cells[3] = cli_or_dash(vm->agent);
+	cells[4] = cli_or_dash(vm->os);
+	cells[5] = uptime;
+	colors[1] = cli_status_color(vm->connection);
+	colors[2] = cli_status_color(vm->heartbeat);
+	return table_add(t, cells, colors);
+}
+
+static int print_list(struct cli *cli, json_t *result, const char *vm_name,
+		      struct cli_error *e)
+{
+	static const char *const header[] = { "NAME",  "CONNECTION",
+					      "HEARTBEAT", "AGENT",
+					      "OS",   "UPTIME" };
+	struct table *t;
+	json_t *vms, *v;
+	size_t i;
+	int r;
+
+	(void)vm_name;
+	r = reply_array(result, "vms", &vms, e);
+	if (r < 0)
+		return r;
+	if (json_array_size(vms) == 0) {
+		printf("No VMs are registered. Register one with "
+		       "`vmic add NAME --channel URI`.\n");
+		return 0;
+	}
+	t = table_new(ARRAY_SIZE(header));
+	if (!t || table_add(t, header, NULL) < 0) {
+		table_free(t);
+		return -ENOMEM;
+	}
+	json_array_foreach(vms, i, v) {
+		struct vm_summary vm;
+
+		r = reply_vm_summary(v, &vm, e);
+		if (r == 0)
+			r = add_list_row(t, &vm);
+		if (r < 0)
+			break;
+	}
+	if (r == 0)
+		table_print(t, cli->color, stdout);
+	table_free(t);
+	return r;
+}
+
+/* vmic list: the VM table (Get-VM); returns the exit status. */
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+	int r;
+
+	if ((r = cli_parse_plain(cli, argc, argv, 0)) != CLI_NEXT)
+		return r;
+	return run_request(cli, json_pack("{s:s}", "cmd", "list"), print_list,
+			   NULL);
+}
+
+/* add, set */
+
+enum {
+	OPT_CHANNEL = 0x200,
+	OPT_POWER_OFF,
+	OPT_HB_INTERVAL,
+	OPT_HB_THRESHOLD,
+};
+
+static const struct option settings_opts[] = {
+	{ "channel", required_argument, NULL, OPT_CHANNEL },
+	{ "power-off", required_argument, NULL, OPT_POWER_OFF },
+	{ "heartbeat-interval", required_argument, NULL, OPT_HB_INTERVAL },
+	{ "heartbeat-threshold", required_argument, NULL, OPT_HB_THRESHOLD },
+	CLI_COMMON_OPTIONS,
+	{},
+};
+
+/* Put one VM setting option into the request; returns CLI_NEXT or 2. */
+static int settings_option(struct cli *cli, int c, char **argv, json_t *req)
+{
+	uint64_t v;
+
+	switch (c) {
+	case OPT_CHANNEL:
+		json_object_set_new(req, "channel", json_string(optarg));
+		return CLI_NEXT;
+	case OPT_POWER_OFF:
+		json_object_set_new(req, "power_off", json_string(optarg));
+		return CLI_NEXT;
+	case OPT_HB_INTERVAL:
+		if (cli_parse_duration(optarg, &v) < 0)
+			return cli_usage_error(
+				cli,
+				"--heartbeat-interval '%s' is not a duration "
+				"(examples: 500ms, 2s, 1m)",
+				optarg);
+		json_object_set_new(req, "heartbeat_interval_ms",
+				    json_integer((json_int_t)v));
+		return CLI_NEXT;
+	case OPT_HB_THRESHOLD:
+		/* The daemon checks the range and says what it is. */
+		if (cli_parse_count(optarg, 0, INT32_MAX, &v) < 0)
+			return cli_usage_error(
+				cli,
+				"--heartbeat-threshold '%s' is not a count of "
+				"missed heartbeats (example: 3)",
+				optarg);
+		json_object_set_new(req, "heartbeat_threshold",
+				    json_integer((json_int_t)v));
+		return CLI_NEXT;
+	default:
+		return cli_common_option(cli, c, argv);
+	}
+}
+
+/*
+ * Parse NAME and the settings options of add/set into req (cmd already
+ * set). Returns CLI_NEXT or the exit status.
+ */
+static int parse_settings(struct cli *cli, int argc, char **argv,
+			  json_t *req)
+{
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, ":h", settings_opts, NULL)) != -1) {
+		if ((r = settings_option(cli, c, argv, req)) != CLI_NEXT)
+			return r;
+	}
+	if ((r = cli_expect_operands(cli, argc, argv, 1)) != CLI_NEXT)
+		return r;
+	json_object_set_new(req, "vm", json_string(argv[optind]));
+	return CLI_NEXT;
+}
+
+static int print_added(struct cli *cli, json_t *result, const char *vm,
+		       struct cli_error *e)
+{
+	struct vm_summary s;
+
+	(void)cli;
+	if (reply_vm_summary(result, &s, e) < 0) {
+		/* The daemon did register it; say so rather than fail. */
+		printf("%s: registered\n", vm);
+		return 0;
+	}
+	printf("%s: registered; vmic-hostd is connecting to %s "
+	       "(`vmic status %s` shows how it goes)\n",
+	       s.name, s.channel, s.name);
+	return 0;
+}
+
+/* vmic add NAME --channel URI [...]: returns the exit status. */
+int cmd_add(struct cli *cli, int argc, char **argv)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "add");
+	int r;
+
+	if ((r = parse_settings(cli, argc, argv, req)) != CLI_NEXT) {
+		json_decref(req);
+		return r;
+	}
+	if (!json_object_get(req, "channel")) {
+		json_decref(req);
+		return cli_usage_error(
+			cli, "--channel URI is required (unix:PATH, "
+			     "vsock:CID[:PORT] or hvsock:PATH[:PORT])");
+	}
+	return run_request(cli, req, print_added, argv[optind]);
+}
+
+static int print_updated(struct cli *cli, json_t *result, const char *vm,
+			 struct cli_error *e)
+{
+	(void)cli;
+	(void)result;
+	(void)e;
+	printf("%s: updated\n", vm);
+	return 0;
+}
+
+/* vmic set NAME [...]: at least one setting; returns the exit status. */
+int cmd_set(struct cli *cli, int argc, char **argv)
+{
+	json_t *req = json_pack("{s:s}", "cmd", "set");
+	int r;
+
+	if ((r = parse_settings(cli, argc, argv, req)) != CLI_NEXT) {
+		json_decref(req);
+		return r;
+	}
+	if (json_object_size(req) < 3) {
+		json_decref(req);
+		return cli_usage_error(cli, "nothing to change; give at "
+					    "least one option");
+	}
+	return run_request(cli, req, print_updated, argv[optind]);
+}
+
+/* remove */
+
+static int print_removed(struct cli *cli, json_t *result, const char *vm,
+			 struct cli_error *e)
+{
+	(void)cli;
+	(void)result;
+	(void)e;
+	printf("%s: removed (its events stay: `vmic events --vm %s`)\n", vm,
+	       vm);
+	return 0;
+}
+
+/* vmic remove NAME: returns the exit status. */
+int cmd_remove(struct cli *cli, int argc, char **argv)
+{
+	int r;
+
+	if ((r = cli_parse_plain(cli, argc, argv, 1)) != CLI_NEXT)
+		return r;
+	return run_request(cli,
+			   json_pack("{s:s, s:s}", "cmd", "remove", "vm",
+				     argv[optind]),
+			   print_removed, argv[optind]);
+}
+
+/* status */
+
+/* "Label:       value", the value cleaned and optionally coloured. */
+static void print_field(struct cli *cli, const char *label,
+			const char *value, enum cli_color color)
+{
+	char clean[1024];
+
+	cli_clean_text(value, clean, sizeof(clean));
+	printf("%-12s %s%s%s\n", label, cli_paint(cli, color), clean,
+	       cli_unpaint(cli, color));
+}
+
+static void print_connection(struct cli *cli, const struct conn_detail *d)
+{
+	char buf[256], since[64], span[32];
+	enum cli_color color = cli_status_color(d->state);
+
+	snprintf(buf, sizeof(buf), "%s", d->state);
+	if (d->since_us >= 0) {
+		cli_format_local_time(d->since_us, since, sizeof(since));
+		cli_format_uptime((vmic_realtime_us() - d->since_us) / 1000000,
+				  span, sizeof(span));
+		snprintf(buf, sizeof(buf), "%s since %.19s (%s)", d->state,
+			 since, span);
+	}
+	print_field(cli, "Connection:", buf, color);
+	if (strcmp(d->state, "connected") == 0)
+		return;
+	if (d->attempts > 0) {
+		snprintf(buf, sizeof(buf), "%lld", (long long)d->attempts);
+		print_field(cli, "Attempts:", buf, COLOR_NONE);
+	}
+	if (d->last_error)
+		print_field(cli, "Last error:", d->last_error, COLOR_NONE);
+	if (d->next_retry_ms >= 0) {
+		cli_format_span_ms(d->next_retry_ms, span, sizeof(span));
+		snprintf(buf, sizeof(buf), "in %s", span);
+		print_field(cli, "Next retry:", buf, COLOR_NONE);
+	}
+}
+
+/*
+ * "OK; RTT 240 us, every 1s, lost after 3 missed": the state, then what
+ * it is measured against. A disabled heartbeat has nothing to add.
+ */
+static void print_heartbeat(struct cli *cli, const struct hb_detail *d)
+{
+	char buf[512], rtt[32], every[32];
+	size_t off;
+
+	off = (size_t)snprintf(buf, sizeof(buf), "%s", d->state);
+	if (strcmp(d->state, "Disabled") != 0) {
+		if (d->rtt_us >= 0) {
+			cli_format_rtt(d->rtt_us, rtt, sizeof(rtt));
+			off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+						"; RTT %s,", rtt);
+		} else {
+			off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+						";");
+		}
+		vmic_format_duration_ms((uint64_t)MAX(d->interval_ms, 0),
+					every, sizeof(every));
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+					" every %s, lost after %lld missed",
+					every, (long long)d->threshold);
+		if (d->missed > 0 && off < sizeof(buf))
+			snprintf(buf + off, sizeof(buf) - off,
+				 " (%lld missed now)", (long long)d->missed);
+	}
+	print_field(cli, "Heartbeat:", buf, cli_status_color(d->state));
+	if (d->application && strcmp(d->application, "OK") != 0) {
+		snprintf(buf, sizeof(buf), "%s%s%s", d->application,
+			 d->application_reason && *d->application_reason
+				 ? ": "
+				 : "",
+			 d->application_reason ? d->application_reason : "");
+		print_field(cli, "Application:", buf, COLOR_WARN);
+	}
+}
+
+static void print_vm_block(struct cli *cli, const struct vm_summary *vm,
+			   const struct conn_detail *cd,
+			   const struct hb_detail *hd)
+{
+	char uptime[32];
+
+	cli_format_uptime(vm->uptime_s, uptime, sizeof(uptime));
+	print_field(cli, "Name:", vm->name, COLOR_NONE);
+	print_field(cli, "Channel:", vm->channel, COLOR_NONE);
+	print_field(cli, "Power off:", vm->power_off ? vm->power_off : "none",
+		    COLOR_NONE);
+	print_connection(cli, cd);
+	print_field(cli, "Agent:", cli_or_dash(vm->agent), COLOR_NONE);
+	print_field(cli, "OS:", cli_or_dash(vm->os), COLOR_NONE);
+	print_field(cli, "Kernel:", cli_or_dash(vm->kernel), COLOR_NONE);
+	print_field(cli, "Uptime:", uptime, COLOR_NONE);
+	print_heartbeat(cli, hd);
+}
+
+/* One Get-VMIntegrationService row; a disabled service shows no status. */
+static int add_service_row(struct table *t, const struct service_entry *s)
+{
+	char version[24] = "";
+	const char *cells[5];
+	enum cli_color colors[5] = { 0 };
+
+	if (s->version >= 0)
+		snprintf(version, sizeof(version), "%lld",
+			 (long long)s->version);
+	cells[0] = s->display;
+	cells[1] = s->enabled ? "True" : "False";
+	cells[2] = s->enabled ? s->primary : "";
+	cells[3] = s->enabled ? s->secondary : "";
+	cells[4] = version;
+	colors[2] = cli_status_color(cells[2]);
+	return table_add(t, cells, colors);
+}
+
+static int print_services(struct cli *cli, json_t *services,
+			  struct cli_error *e)
+{
+	static const char *const header[] = {
+		"Name", "Enabled", "PrimaryStatusDescription",
+		"SecondaryStatusDescription", "Version"
+	};
+	struct table *t = table_new(ARRAY_SIZE(header));
+	json_t *v;
+	size_t i;
+	int r = 0;
+
+	if (!t || table_add(t, header, NULL) < 0) {
+		table_free(t);
+		return -ENOMEM;
+	}
+	json_array_foreach(services, i, v) {
+		struct service_entry s;
+
+		r = reply_service(v, &s, e);
+		if (r == 0)
+			r = add_service_row(t, &s);
+		if (r < 0)
+			break;
+	}
+	if (r == 0)
+		table_print(t, cli->color, stdout);
+	table_free(t);
+	return r;
+}
+
+static int print_status(struct cli *cli, json_t *result, const char *name,
+			struct cli_error *e)
+{
+	struct vm_summary vm;
+	struct conn_detail cd;
+	struct hb_detail hd;
+	json_t *conn, *hb, *services;
+	int r;
+
+	(void)name;
+	/* Check everything before printing anything. */
+	if ((r = reply_vm_summary(result, &vm, e)) < 0 ||
+	    (r = reply_object(result, "connection_detail", &conn, e)) < 0 ||
+	    (r = reply_conn_detail(conn, &cd, e)) < 0 ||
+	    (r = reply_object(result, "heartbeat_detail", &hb, e)) < 0 ||
+	    (r = reply_hb_detail(hb, &hd, e)) < 0 ||
+	    (r = reply_array(result, "services", &services, e)) < 0)
+		return r;
+	print_vm_block(cli, &vm, &cd, &hd);
+	putchar('\n');
+	return print_services(cli, services, e);
+}
+
+/* vmic status NAME: VM block and service table; returns the exit status. */
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	int r;
+
+	if ((r = cli_parse_plain(cli, argc, argv, 1)) != CLI_NEXT)
+		return r;
+	return run_request(cli,
+			   json_pack("{s:s, s:s}", "cmd", "status", "vm",
+				     argv[optind]),
+			   print_status, argv[optind]);
+}
+
+/* enable, disable */
+
+static int print_switched(struct cli *cli, json_t *result, const char *vm,
+			  struct cli_error *e)
+{
+	struct service_entry s;
+	char primary[256];
+	int r;
+
+	(void)cli;
+	if ((r = reply_service(result, &s, e)) < 0)
+		return r;
+	cli_clean_text(s.primary, primary, sizeof(primary));
+	printf("%s: %s %s%s%s\n", vm, s.display,
+	       s.enabled ? "enabled" : "disabled", *primary ? ", status " : "",
+	       primary);
+	return 0;
+}
+
+static int switch_service(struct cli *cli, int argc, char **argv,
+			  const char *verb)
+{
+	struct cli_error e = { 0 };
+	const char *service;
+	int r;
+
+	if ((r = cli_parse_plain(cli, argc, argv, 2)) != CLI_NEXT)
+		return r;
+	service = cli_service_name(argv[optind + 1]);
+	if (!service) {
+		cli_error_set(&e, CLI_ERR_LOCAL,
+			      "unknown service '%s'; valid services: %s",
+			      argv[optind + 1], vmic_service_names());
+		return cli_report(cli, &e);
+	}
+	return run_request(cli,
+			   json_pack("{s:s, s:s, s:s}", "cmd", verb, "vm",
+				     argv[optind], "service", service),
+			   print_switched, argv[optind]);
+}
+
+/* vmic enable NAME SERVICE: returns the exit status. */
+int cmd_enable(struct cli *cli, int argc, char **argv)
+{
+	return switch_service(cli, argc, argv, "enable");
+}
+
+/* vmic disable NAME SERVICE: returns the exit status. */
+int cmd_disable(struct cli *cli, int argc, char **argv)
+{
+	return switch_service(cli, argc, argv, "disable");
+}

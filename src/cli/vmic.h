@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmic, the command line client of vmic-hostd's control socket
+ * (docs/control.md). One file per concern; this header is the map.
+ *
+ * Conventions: a command handler returns the process exit status.
+ * Everything below a handler returns 0 or a negative errno and describes
+ * a failure in a struct cli_error, which the handler reports once
+ * (cli_report) — or maps to a plugin state, as `check` does.
+ */
+#ifndef VMIC_CLI_H
+#define VMIC_CLI_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/macro.h"
+
+#define VMIC_DEFAULT_SOCKET "/run/vmic/ctl.sock"
+
+/* Exit statuses of every command but `check`. */
+#define EXIT_USAGE 2
+
+struct cli_command;
+
+struct cli {
+	const char *socket_path; /* --socket, $VMIC_SOCKET or the default */
+	bool json;               /* --json before or after the verb */
+	bool color;              /* stdout is a terminal and NO_COLOR unset */
+	const struct cli_command *cmd; /* the command being run */
+};
+
+struct cli_command {
+	const char *name;
+	int (*handler)(struct cli *cli, int argc, char **argv);
+	const char *usage;   /* arguments after the verb */
+	const char *summary; /* one line for `vmic help` */
+};
+
+/* What went wrong, filled where it happens, reported at the boundary. */
+enum cli_error_kind {
+	CLI_ERR_NONE,
+	CLI_ERR_NO_DAEMON, /* socket missing or nobody listening */
+	CLI_ERR_ACCESS,    /* EACCES on connect or permission-denied */
+	CLI_ERR_CONNECT,   /* any other connect failure */
+	CLI_ERR_IO,        /* read/write failed or the daemon hung up */
+	CLI_ERR_TIMEOUT,   /* no reply in time */
+	CLI_ERR_PROTOCOL,  /* the reply is not what docs/control.md says */
+	CLI_ERR_DAEMON,    /* ok:false with a code and message */
+	CLI_ERR_LOCAL,     /* a check done here before sending */
+};
+
+struct cli_error {
+	enum cli_error_kind kind;
+	int errnum;        /* errno for connect/io failures */
+	char code[64];     /* the daemon's error code for CLI_ERR_DAEMON */
+	char message[1024];
+};
+
+/* vmic.c */
+extern const struct cli_command cli_commands[];
+extern const size_t cli_command_count;
+int cmd_version(struct cli *cli, int argc, char **argv);
+int cmd_help(struct cli *cli, int argc, char **argv);
+
+/* args.c */
+/* getopt return values for the shared options; no short option uses them. */
+#define OPT_JSON 0x100
+#define OPT_SOCKET 0x101
+#define OPT_HELP 'h'
+/* getopt_long option entries every command accepts, after the verb too. */
+#define CLI_COMMON_OPTIONS                                     \
+	{ "json", no_argument, NULL, OPT_JSON },               \
+	{ "socket", required_argument, NULL, OPT_SOCKET },     \
+	{ "help", no_argument, NULL, OPT_HELP }
+/* "Parsing goes on", as opposed to an exit status. */
+#define CLI_NEXT (-1)
+int cli_common_option(struct cli *cli, int c, char **argv);
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+	PRINTF_LIKE(2, 3);
+void cli_print_usage(const struct cli_command *cmd, FILE *out);
+void cli_print_help(const struct cli_command *cmd, FILE *out);
+int cli_expect_operands(const struct cli *cli, int argc, char **argv,
+			int n);
+int cli_parse_plain(struct cli *cli, int argc, char **argv, int n);
+int cli_parse_count(const char *s, uint64_t min, uint64_t max,
+		    uint64_t *out);
+int cli_parse_duration(const char *s, uint64_t *ms);
+const char *cli_service_name(const char *arg);
+
+/* timefmt.c */
+int cli_parse_when(const char *s, int64_t now_us, int64_t *us);
+void cli_format_local_time(int64_t us, char *buf, size_t n);
+void cli_format_uptime(int64_t s, char *buf, size_t n);
+void cli_format_rtt(int64_t us, char *buf, size_t n);
+void cli_format_span_ms(int64_t ms, char *buf, size_t n);
+
+/* ctl-client.c */
+#define CTL_NO_TIMEOUT (-1)
+#define CTL_DEFAULT_TIMEOUT_MS 30000
+struct ctl {
+	int fd;
+	const char *path;
+	char *buf; /* bytes read but not yet consumed */
+	size_t len, cap;
+};
+int ctl_open(struct ctl *c, const char *path, struct cli_error *e);
+void ctl_close(struct ctl *c);
+bool ctl_has_line(const struct ctl *c);
+int ctl_recv(struct ctl *c, int timeout_ms, json_t **line,
+	     struct cli_error *e);
+int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
+		struct cli_error *e);
+int ctl_call(const struct cli *cli, json_t *req, int timeout_ms,
+	     json_t **result, struct cli_error *e);
+
+/* report.c */
+void cli_error_set(struct cli_error *e, enum cli_error_kind kind,
+		   const char *fmt, ...) PRINTF_LIKE(3, 4);
+const char *cli_error_text(const struct cli *cli, const struct cli_error *e,
+			   char *buf, size_t n);
+int cli_report(const struct cli *cli, const struct cli_error *e);
+
+/* reply.c — the daemon's result objects, checked member by member. */
+struct vm_summary {
+	const char *name;
+	const char *channel;
+	const char *power_off;  /* NULL when none */
+	const char *connection;
+	const char *heartbeat;
+	const char *agent, *os, *kernel; /* NULL until known */
+	int64_t uptime_s, rtt_us;        /* -1 until known */
+};
+struct conn_detail {
+	const char *state;
+	int64_t since_us;   /* -1 when unknown */
+	const char *last_error;
+	int64_t attempts;
+	int64_t next_retry_ms; /* -1 when none */
+};
+struct hb_detail {
+	const char *state;
+	int64_t interval_ms, threshold, missed;
+	int64_t rtt_us, last_reply_us; /* -1 when unknown */
+	const char *application, *application_reason;
+};
+struct service_entry {
+	const char *name;
+	const char *display;
+	bool enabled;
+	const char *primary, *secondary;
+	int64_t version;    /* -1 while unknown */
+	int guest_enabled;  /* 1, 0, -1 while unknown */
+};
+struct vm_event {
+	int64_t id, time_us;
+	const char *vm, *service, *kind, *from, *to, *message;
+};
+int reply_vm_summary(json_t *o, struct vm_summary *vm, struct cli_error *e);
+int reply_conn_detail(json_t *o, struct conn_detail *d, struct cli_error *e);
+int reply_hb_detail(json_t *o, struct hb_detail *d, struct cli_error *e);
+int reply_service(json_t *o, struct service_entry *s, struct cli_error *e);
+int reply_event(json_t *o, struct vm_event *ev, struct cli_error *e);
+int reply_array(json_t *result, const char *key, json_t **arr,
+		struct cli_error *e);
+int reply_object(json_t *result, const char *key, json_t **obj,
+		 struct cli_error *e);
+
+/* output.c */
+enum cli_color { COLOR_NONE, COLOR_GOOD, COLOR_WARN, COLOR_BAD };
+struct table;
+struct table *table_new(size_t ncols);
+void table_free(struct table *t);
+int table_add(struct table *t, const char *const *cells,
+	      const enum cli_color *colors);
+void table_print(const struct table *t, bool color, FILE *out);
+void table_clear(struct table *t);
+void table_min_width(struct table *t, size_t col, size_t w);
+enum cli_color cli_status_color(const char *status);
+const char *cli_paint(const struct cli *cli, enum cli_color c);
+const char *cli_unpaint(const struct cli *cli, enum cli_color c);
+void cli_clean_text(const char *s, char *buf, size_t n);
+int cli_print_json(json_t *v, bool compact);
+const char *cli_or_dash(const char *s);
+
+/* vm-commands.c */
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_add(struct cli *cli, int argc, char **argv);
+int cmd_set(struct cli *cli, int argc, char **argv);
+int cmd_remove(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_enable(struct cli *cli, int argc, char **argv);
+int cmd_disable(struct cli *cli, int argc, char **argv);
+
+/* events.c */
+int cmd_events(struct cli *cli, int argc, char **argv);
+
+/* check.c */
+int cmd_check(struct cli *cli, int argc, char **argv);
+
+/* stop.c */
+int cmd_stop(struct cli *cli, int argc, char **argv);
+
+#endif
