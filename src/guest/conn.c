@@ -142,6 +142,7 @@ static int conn_on_hello(struct guest_conn *c, const struct vmic_frame *f)
 	if (r & VMIC_HELLO_REPLY)
 		conn_send_hello(c);
 	if (r & VMIC_HELLO_UP) {
+		c->had_session = true;
 		uv_timer_stop(&c->hello_timer);
 		log_session_up(c);
 		conn_send_info(c);
@@ -229,7 +230,12 @@ static void conn_on_close(void *ud, int reason)
 	struct guest_conn *c = ud;
 	struct guestd *g = c->g;
 
-	if (reason == -EPIPE)
+	/* A virtio-serial port reads EOF while no host is attached, once a
+	 * second: only the end of a real session is worth a line. */
+	if (!c->had_session)
+		log_debug("host channel closed before a session (%s)",
+			  reason ? strerror(-reason) : "by us");
+	else if (reason == -EPIPE)
 		log_info("host disconnected");
 	else if (reason)
 		log_warning_errno(reason, "host connection closed");

@@ -286,7 +286,7 @@ static int guestd_run(struct guestd *g)
 	uv_signal_start(&g->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&g->sigint, on_signal, SIGINT);
 	signal(SIGPIPE, SIG_IGN);
-	log_info("vmic-guestd %s ready on %s", VMIC_VERSION, g->cfg.channel);
+	log_info("version %s ready on %s", VMIC_VERSION, g->cfg.channel);
 	vmic_notify("READY=1");
 	uv_run(g->loop, UV_RUN_DEFAULT);
 	/* Anything a service left open (a shutdown command still running). */

@@ -77,6 +77,7 @@ struct guest_conn {
 	uint32_t host_mask; /* services the host enables (CTL_SERVICES) */
 	uint32_t next_request_id;
 	uint64_t stale_frames;
+	bool had_session; /* a session was established on this connection */
 	bool closing;
 };
 
