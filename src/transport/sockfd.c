@@ -42,11 +42,11 @@ static void on_connect_writable(uv_poll_t *h, int status, int events UNUSED)
 	int soerr = 0;
 	socklen_t len = sizeof(soerr);
 
-	if (status == 0 &&
-	    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+	/* libuv reports POLLERR as UV_EBADF; SO_ERROR has the real cause. */
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		soerr = errno;
 	if (status < 0 || soerr) {
-		connector_finish(c, status < 0 ? status : -soerr, "connect");
+		connector_finish(c, soerr ? -soerr : status, "connect");
 		return;
 	}
 	uv_poll_stop(h);

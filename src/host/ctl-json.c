@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * JSON views of a VM for the control socket: the summary of `list`, the
+ * details of `status` and the service entries (docs/control.md). Every
+ * string from the guest was sanitised when it arrived.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/duration.h"
+#include "hostd.h"
+#include "proto/services.h"
+
+static json_t *str_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *int_or_null(int64_t v, bool known)
+{
+	return known ? json_integer(v) : json_null();
+}
+
+static enum hb_state hb_shown(const struct vm *vm)
+{
+	return vm_service_enabled(vm, VMIC_SVC_HEARTBEAT) ? vm->hb.state
+							  : HB_DISABLED;
+}
+
+json_t *vm_summary_json(const struct vm *vm)
+{
+	const struct guest_info *gi = conn_up(vm) ? vm->info : NULL;
+	json_t *o = json_object();
+	int64_t uptime = gi && gi->boot_us
+				 ? (vmic_realtime_us() - gi->boot_us) / 1000000
+				 : 0;
+
+	json_object_set_new(o, "name", json_string(vm->name));
+	json_object_set_new(o, "channel", json_string(vm->channel_uri));
+	json_object_set_new(o, "power_off", str_or_null(vm->power_off));
+	json_object_set_new(o, "connection",
+			    json_string(conn_state_name(vm->conn.state)));
+	json_object_set_new(o, "heartbeat",
+			    json_string(hb_state_name(hb_shown(vm))));
+	json_object_set_new(o, "agent",
+			    str_or_null(vm->conn.contact ? vm->conn.agent
+							 : NULL));
+	json_object_set_new(o, "os", str_or_null(gi ? gi->os_name : NULL));
+	json_object_set_new(o, "kernel", str_or_null(gi ? gi->kernel : NULL));
+	json_object_set_new(o, "uptime_s", int_or_null(uptime, gi != NULL));
+	json_object_set_new(o, "rtt_us",
+			    int_or_null(vm->hb.rtt_us, vm->hb.rtt_us >= 0));
+	return o;
+}
+
+static json_t *connection_detail(const struct vm *vm)
+{
+	const struct conn *c = &vm->conn;
+	int64_t next = conn_next_retry_ms(vm);
+	uint64_t in = c->link ? c->link->bytes_in : c->bytes_in;
+	uint64_t out = c->link ? c->link->bytes_out : c->bytes_out;
+	char nonce[17] = "";
+	json_t *o = json_object();
+
+	if (c->session.peer_nonce)
+		snprintf(nonce, sizeof(nonce), "%016llx",
+			 (unsigned long long)c->session.peer_nonce);
+	json_object_set_new(o, "state", json_string(conn_state_name(c->state)));
+	json_object_set_new(o, "since_us", json_integer(c->since_us));
+	json_object_set_new(o, "last_error", str_or_null(c->last_error));
+	json_object_set_new(o, "attempts", json_integer(c->attempts));
+	json_object_set_new(o, "next_retry_ms", int_or_null(next, next >= 0));
+	json_object_set_new(o, "agent_nonce",
+			    str_or_null(c->link ? nonce : NULL));
+	json_object_set_new(o, "bytes_in", json_integer((json_int_t)in));
+	json_object_set_new(o, "bytes_out", json_integer((json_int_t)out));
+	json_object_set_new(o, "stale_frames",
+			    json_integer((json_int_t)c->stale_frames));
+	json_object_set_new(o, "bad_frames",
+			    json_integer((json_int_t)c->bad_frames));
+	return o;
+}
+
+static json_t *heartbeat_detail(const struct vm *vm)
+{
+	const struct hb *hb = &vm->hb;
+	enum hb_state st = hb_shown(vm);
+	json_t *o = json_object();
+
+	json_object_set_new(o, "state", json_string(hb_state_name(st)));
+	json_object_set_new(o, "interval_ms", json_integer(vm->hb_interval_ms));
+	json_object_set_new(o, "threshold", json_integer(vm->hb_threshold));
+	json_object_set_new(o, "missed", json_integer(hb->missed));
+	json_object_set_new(o, "last_reply_us",
+			    int_or_null(hb->last_reply_us,
+					hb->last_reply_us != 0));
+	json_object_set_new(o, "rtt_us",
+			    int_or_null(hb->rtt_us, hb->rtt_us >= 0));
+	json_object_set_new(o, "application",
+			    json_string(st == HB_CRITICAL ? "Critical" : "OK"));
+	json_object_set_new(o, "application_reason",
+			    json_string(st == HB_CRITICAL && hb->reason
+						? hb->reason
+						: ""));
+	return o;
+}
+
+json_t *service_json(const struct vm *vm, uint8_t id)
+{
+	const struct vmic_service_desc *d = vmic_service_by_id(id);
+	struct svc_status st;
+	json_t *o = json_object();
+
+	service_status(vm, id, &st);
+	json_object_set_new(o, "name", json_string(d->name));
+	json_object_set_new(o, "display", json_string(d->display));
+	json_object_set_new(o, "enabled", json_boolean(st.enabled));
+	json_object_set_new(o, "primary_status",
+			    json_string(svc_primary_name(st.primary)));
+	json_object_set_new(o, "secondary_status", json_string(st.secondary));
+	json_object_set_new(o, "version",
+			    int_or_null(st.version, st.version >= 0));
+	json_object_set_new(o, "guest_enabled",
+			    st.guest_enabled < 0
+				    ? json_null()
+				    : json_boolean(st.guest_enabled));
+	return o;
+}
+
+json_t *vm_status_json(const struct vm *vm)
+{
+	const struct guest_info *gi = conn_up(vm) ? vm->info : NULL;
+	json_t *o = vm_summary_json(vm);
+	json_t *services = json_array();
+
+	/* Guest facts beyond the summary's (not in docs/control.md yet). */
+	json_object_set_new(o, "hostname", str_or_null(gi ? gi->hostname : NULL));
+	json_object_set_new(o, "arch", str_or_null(gi ? gi->arch : NULL));
+
+	json_object_set_new(o, "connection_detail", connection_detail(vm));
+	json_object_set_new(o, "heartbeat_detail", heartbeat_detail(vm));
+	for (size_t i = 0; i < vmic_service_count; i++)
+		json_array_append_new(services,
+				      service_json(vm, vmic_services[i].id));
+	json_object_set_new(o, "services", services);
+	return o;
+}
