@@ -12,9 +12,14 @@
  * retry-max; the delay starts over once a session was established. While
  * the handshake is pending our hello is repeated (1 s, doubling to 30 s),
  * since the agent's hello usually arrived first and ours may have been
- * lost in garbage left in a virtio-serial port. Everything a VM's peer
- * does (garbage, silence, a stalled reader) ends at most in closing this
- * VM's link; no other VM notices.
+ * lost in garbage left in a virtio-serial port.
+ *
+ * Corrupt bytes from the guest do not close the stream: reconnecting to a
+ * QEMU chardev would not flush what the guest queued behind it. The
+ * decoder hunts for the next hello and we start a new session, whose hello
+ * makes the agent answer with one. Everything a VM's peer does (garbage,
+ * silence, a stalled reader) ends at most in a new session or in closing
+ * this VM's link; no other VM notices.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -199,6 +204,7 @@ static void conn_established(struct vm *vm)
 	c->last_error[0] = '\0';
 	c->contact = true;
 	c->bad_frame_reported = false;
+	c->resyncs = 0;
 	events_emit(vm->h, vm->name, NULL, "connection",
 		    conn_state_name(from), "connected",
 		    "session established with %s",
@@ -410,9 +416,41 @@ static void conn_on_close(void *ud, int reason)
 	vm_unref(vm);
 }
 
+/*
+ * The decoder met corrupt bytes and hunts for the next hello. Start a new
+ * session so the agent sends one. One event per session: a guest that
+ * keeps sending garbage is counted, not logged every time.
+ */
+static void conn_on_resync(void *ud, uint64_t dropped)
+{
+	struct vm *vm = ud;
+	struct conn *c = &vm->conn;
+	bool was_up = c->state == CONN_CONNECTED;
+
+	if (++c->resyncs == 1)
+		events_emit(vm->h, vm->name, NULL, "protocol-error", NULL,
+			    NULL,
+			    "corrupt bytes from the guest (%llu dropped so "
+			    "far); resynchronising on a new session",
+			    (unsigned long long)dropped);
+	if (was_up)
+		services_down(vm);
+	conn_set_state(vm, CONN_HANDSHAKE);
+	if (was_up) {
+		events_emit(vm->h, vm->name, NULL, "connection", "connected",
+			    "handshake", "resynchronising after corrupt bytes");
+		services_refresh(vm);
+	}
+	conn_session_start(vm);
+	conn_send_hello(vm);
+	c->hello_ms = VMIC_HELLO_RETRY_MS;
+	uv_timer_start(&c->timer, on_hello_timer, c->hello_ms, 0);
+}
+
 static const struct vmic_link_ops conn_link_ops = {
 	.on_frame = conn_on_frame,
 	.on_close = conn_on_close,
+	.on_resync = conn_on_resync,
 };
 
 static void conn_connect_failed(struct vm *vm, int err, const char *what)
@@ -456,7 +494,7 @@ static void conn_on_connected(void *ud, int status, uv_stream_t *stream,
 		conn_connect_failed(vm, -ENOMEM, "link");
 		return;
 	}
-	r = vmic_link_open(c->link, stream, false, &conn_link_ops, vm);
+	r = vmic_link_open(c->link, stream, true, &conn_link_ops, vm);
 	if (r < 0) {
 		free(c->link);
 		c->link = NULL;
@@ -466,6 +504,7 @@ static void conn_on_connected(void *ud, int status, uv_stream_t *stream,
 	vm_ref(vm); /* dropped in conn_on_close */
 	c->next_request_id = 0;
 	c->stale_frames = 0;
+	c->resyncs = 0;
 	conn_set_state(vm, CONN_HANDSHAKE);
 	conn_session_start(vm);
 	conn_send_hello(vm);

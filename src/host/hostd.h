@@ -117,6 +117,7 @@ struct conn {
 	uint64_t bad_frames;   /* failed the message table check */
 	bool contact;          /* a session was up since add or start */
 	bool bad_frame_reported;
+	unsigned resyncs; /* decoder hunts since the last session */
 };
 
 struct hb {
