@@ -191,6 +191,13 @@ void hb_on_down(struct vm *vm)
 			     "the first reply");
 }
 
+void hb_forget_contact(struct vm *vm, const char *why)
+{
+	vm->hb.contact = false;
+	if (vm->hb.state != HB_DISABLED && vm->hb.state != HB_MISMATCH)
+		hb_set_state(vm, HB_NO_CONTACT, "%s", why);
+}
+
 static void hb_apply_health(struct vm *vm, const struct vmic_hb_reply *m)
 {
 	struct hb *hb = &vm->hb;

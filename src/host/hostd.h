@@ -348,6 +348,12 @@ void hb_on_down(struct vm *vm);
 int hb_on_frame(struct vm *vm, const struct vmic_frame *f);
 /* Primary and secondary status from the heartbeat state. */
 void hb_status(const struct vm *vm, struct svc_status *st);
+/*
+ * The VM was stopped on purpose: silence from now on is expected, so the
+ * heartbeat reads No Contact (not Lost Communication) until the agent is
+ * back.
+ */
+void hb_forget_contact(struct vm *vm, const char *why);
 /* Interval or threshold changed: apply at once. */
 void hb_settings_changed(struct vm *vm);
 /* Free what the heartbeat holds (the timer is closed by vm_destroy). */

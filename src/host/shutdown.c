@@ -115,6 +115,12 @@ static void stop_succeed(struct stop_op *op, const char *outcome)
 	events_emit(op->vm->h, op->vm->name, "shutdown", "shutdown", NULL,
 		    outcome, "stop finished: %s after %llums", outcome,
 		    (unsigned long long)stop_elapsed_ms(op));
+	if (strcmp(outcome, "rebooted") != 0) {
+		/* Off on purpose: not a loss of communication. */
+		op->vm->conn.contact = false;
+		hb_forget_contact(op->vm, "the VM was stopped with vmic stop");
+		services_refresh(op->vm);
+	}
 	ctl_reply_ok(op->rq, result);
 	stop_release(op);
 }

@@ -28,6 +28,15 @@ try:
     tap.check("the agent logged the reason", "host maintenance" in g1.output(), g1.output())
     steps = [e for e in env.events("vm1") if e["kind"] == "shutdown"]
     tap.check("shutdown steps are events", len(steps) >= 2, steps)
+    hb = env.heartbeat("vm1")
+    tap.check("stopped on purpose: heartbeat No Contact, not Lost Communication",
+              hb == "No Contact", hb)
+    r = env.vmic("check", "vm1")
+    tap.check("stopped on purpose: check is not CRITICAL", r.returncode != 2,
+              (r.returncode, r.stdout))
+    g1 = env.start_guest("vm1", conf="[shutdown]\npoweroff-command = kill -TERM $PPID\n")
+    tap.check("started again: OK", env.wait_heartbeat("vm1", "OK", 10) is not None,
+              env.status("vm1"))
 
     # Power backend: exec kill of the agent process.
     g2 = env.start_guest("vm2")
