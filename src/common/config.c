@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 
@@ -107,6 +108,13 @@ static int apply(const struct vmic_conf_key *k, void *target,
 		}
 		if (check_range(k, v, err, errsz) < 0)
 			return -EINVAL;
+		/* Without a table maximum, the field's type still has one. */
+		if (v > UINT_MAX) {
+			snprintf(err, errsz, "%" PRIu64 " is out of range "
+					     "(at most %u)",
+				 v, UINT_MAX);
+			return -EINVAL;
+		}
 		*(unsigned *)field = (unsigned)v;
 		return 0;
 	case VMIC_CONF_DURATION:

@@ -21,11 +21,13 @@ static const struct {
 
 int vmic_parse_duration_ms(const char *s, uint64_t *ms)
 {
+	const char *begin = s;
 	uint64_t total = 0;
 
 	if (!*s)
 		return -EINVAL;
 	while (*s) {
+		const char *num = s;
 		uint64_t v = 0, mult = 0;
 		int digits = 0;
 
@@ -36,8 +38,8 @@ int vmic_parse_duration_ms(const char *s, uint64_t *ms)
 		}
 		if (digits == 0)
 			return -EINVAL;
-		if (*s == '\0' && total == 0) {
-			mult = 1000; /* a bare number: seconds */
+		if (*s == '\0' && num == begin) {
+			mult = 1000; /* the whole string a number: seconds */
 		} else {
 			for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
 				size_t n = strlen(units[i].suffix);

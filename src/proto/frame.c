@@ -234,6 +234,16 @@ int vmic_rx_feed(struct vmic_rx *rx, const void *data, size_t n,
 		if (r < 0)
 			return r;
 	}
+	if (n > 0 && rx->resyncing) {
+		/* Hunting: keep the tail only from a possible magic on, as
+		 * a scan of the same bytes in one piece would. */
+		const uint8_t *v = memchr(p, 'V', n);
+		size_t skip = v ? (size_t)(v - p) : n;
+
+		rx->dropped += skip;
+		p += skip;
+		n -= skip;
+	}
 	if (n > 0) {
 		r = rx_reserve(rx, (uint32_t)n);
 		if (r < 0)

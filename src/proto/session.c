@@ -2,9 +2,9 @@
 #include "session.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "frame.h"
 
 void vmic_session_start(struct vmic_session *s, uint8_t role, uint64_t nonce,
@@ -45,7 +45,9 @@ int vmic_session_hello_frame(const struct vmic_session *s, uint8_t *buf,
 	};
 	int n;
 
-	snprintf(h.software, sizeof(h.software), "%s", s->software);
+	/* Cut on a character boundary: the peer rejects broken UTF-8. */
+	vmic_utf8_sanitize(h.software, sizeof(h.software), s->software,
+			   strlen(s->software));
 	for (unsigned i = 0; i < VMIC_SVC_COUNT; i++)
 		if (s->local[i].max_version)
 			h.offers[h.count++] = s->local[i];

@@ -108,7 +108,9 @@ static int parse_hvsock(const char *rest, struct vmic_channel *c, char *err,
 		n = (size_t)(colon - rest);
 	}
 	if (n > VMIC_PATH_MAX)
-		return parse_path(rest, c, err, errsz); /* reports the length */
+		FAIL("the socket path is %zu bytes long; unix sockets allow at "
+		     "most %d",
+		     n, VMIC_PATH_MAX);
 	memcpy(path, rest, n);
 	path[n] = '\0';
 	return parse_path(path, c, err, errsz);

@@ -5,9 +5,10 @@
  * "CONNECT <port>\n" and reads "OK <host_port>\n", after which the socket
  * carries the guest port's byte stream.
  *
- * The answer is read with MSG_PEEK and then consumed exactly up to its
- * newline, so bytes the guest sends right after it (our agent's hello)
- * stay in the socket for the link.
+ * The answer is read one byte at a time up to its newline, so bytes the
+ * guest sends right after it (our agent's hello) stay in the socket for
+ * the link, and a line that arrives in pieces is collected across
+ * wakeups (peeking would leave the socket readable and spin the loop).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -55,42 +56,40 @@ static void hvsock_fail(struct vmic_connector *c, const char *line, size_t n)
 static void on_reply_readable(uv_poll_t *h, int status, int events UNUSED)
 {
 	struct vmic_connector *c = h->data;
-	char buf[HVSOCK_LINE_MAX];
 	uint32_t host_port;
 	ssize_t n;
-	char *nl;
+	char ch;
 	int fd, err = 0;
 
 	if (status < 0) {
 		connector_finish(c, status, "hvsock handshake");
 		return;
 	}
-	n = recv(c->fd, buf, sizeof(buf), MSG_PEEK);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		/* Firecracker closes the socket when no one listens on the
-		 * guest port. */
-		connector_finish(c, n == 0 ? -ECONNRESET : -errno,
-				 "hvsock handshake: the VMM closed the "
-				 "connection (is the agent listening on that "
-				 "vsock port?)");
-		return;
+	for (;;) {
+		n = recv(c->fd, &ch, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return; /* wait for the rest of the line */
+		if (n <= 0) {
+			/* Firecracker closes the socket when no one listens
+			 * on the guest port. */
+			connector_finish(c, n == 0 ? -ECONNRESET : -errno,
+					 "hvsock handshake: the VMM closed the "
+					 "connection (is the agent listening "
+					 "on that vsock port?)");
+			return;
+		}
+		if (ch == '\n')
+			break;
+		if (c->linelen == sizeof(c->line)) {
+			hvsock_fail(c, c->line, c->linelen);
+			return;
+		}
+		c->line[c->linelen++] = ch;
 	}
-	nl = memchr(buf, '\n', (size_t)n);
-	if (!nl) {
-		if ((size_t)n == sizeof(buf))
-			hvsock_fail(c, buf, (size_t)n);
-		return; /* wait for the rest of the line */
-	}
-	/* Consume exactly the line; what follows belongs to the stream. */
-	n = recv(c->fd, buf, (size_t)(nl - buf) + 1, 0);
-	if (n <= 0 || buf[n - 1] != '\n') {
-		connector_finish(c, -EPROTO, "hvsock handshake");
-		return;
-	}
-	if (hvsock_parse_reply(buf, (size_t)n - 1, &host_port) < 0) {
-		hvsock_fail(c, buf, (size_t)n - 1);
+	if (hvsock_parse_reply(c->line, c->linelen, &host_port) < 0) {
+		hvsock_fail(c, c->line, c->linelen);
 		return;
 	}
 	uv_poll_stop(h);

@@ -23,11 +23,25 @@ struct vmic_connector {
 	bool poll_active;
 	/* sockfd connects: what to do once the socket is connected */
 	void (*on_connected)(struct vmic_connector *c);
+	/* hvsock: the VMM's answer line read so far */
+	char line[HVSOCK_LINE_MAX];
+	size_t linelen;
 	/* references: 1 until released, +1 per handle close or request
 	 * whose callback has yet to run; freed at 0 */
 	int pending;
 	bool done; /* result delivered (or cancelled) */
 };
+
+/*
+ * A new connector for ch holding its base reference, timer initialised,
+ * nothing started; NULL when out of memory. vmic_connect() starts one
+ * through the file of its kind; the unit tests start one with
+ * sockfd_connect_start() over AF_UNIX. A start that fails synchronously
+ * is undone with vmic_connect_cancel().
+ */
+struct vmic_connector *connector_new(uv_loop_t *loop,
+				     const struct vmic_channel *ch,
+				     vmic_connect_cb cb, void *ud);
 
 /*
  * Deliver the result once: on success the pipe is handed to the caller,

@@ -77,15 +77,14 @@ static void on_timeout(uv_timer_t *t)
 	connector_finish(c, -ETIMEDOUT, "connect timed out");
 }
 
-int vmic_connect(uv_loop_t *loop, const struct vmic_channel *ch,
-		 unsigned timeout_ms, vmic_connect_cb cb, void *ud,
-		 struct vmic_connector **out)
+struct vmic_connector *connector_new(uv_loop_t *loop,
+				     const struct vmic_channel *ch,
+				     vmic_connect_cb cb, void *ud)
 {
 	struct vmic_connector *c = calloc(1, sizeof(*c));
-	int r;
 
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	c->loop = loop;
 	c->ch = *ch;
 	c->cb = cb;
@@ -94,6 +93,18 @@ int vmic_connect(uv_loop_t *loop, const struct vmic_channel *ch,
 	c->pending = 1;
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
+	return c;
+}
+
+int vmic_connect(uv_loop_t *loop, const struct vmic_channel *ch,
+		 unsigned timeout_ms, vmic_connect_cb cb, void *ud,
+		 struct vmic_connector **out)
+{
+	struct vmic_connector *c = connector_new(loop, ch, cb, ud);
+	int r;
+
+	if (!c)
+		return -ENOMEM;
 	switch (ch->kind) {
 	case VMIC_CH_UNIX:
 		r = unix_connect_start(c);
