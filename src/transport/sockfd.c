@@ -76,6 +76,17 @@ int sockfd_connect_start(struct vmic_connector *c, int family,
 	return uv_poll_start(&c->poll, UV_WRITABLE, on_connect_writable);
 }
 
+#define ACCEPT_PAUSE_MS 1000
+
+static void on_listen_readable(uv_poll_t *h, int status, int events);
+
+static void on_accept_resume(uv_timer_t *t)
+{
+	struct vmic_listener *l = t->data;
+
+	uv_poll_start(&l->poll, UV_READABLE, on_listen_readable);
+}
+
 static void on_listen_readable(uv_poll_t *h, int status, int events UNUSED)
 {
 	struct vmic_listener *l = h->data;
@@ -85,8 +96,17 @@ static void on_listen_readable(uv_poll_t *h, int status, int events UNUSED)
 	if (status < 0)
 		return;
 	fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		/* Out of descriptors, the pending peer stays and the socket
+		 * stays readable: pause instead of spinning. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			uv_poll_stop(h);
+			uv_timer_start(&l->retry, on_accept_resume,
+				       ACCEPT_PAUSE_MS, 0);
+		}
 		return; /* EAGAIN, or a peer that left: wait for the next */
+	}
 	s = sockfd_wrap(l->loop, fd, &err);
 	if (s)
 		l->cb(l->ud, s);
@@ -118,5 +138,8 @@ int sockfd_listen_start(struct vmic_listener *l, int family,
 	}
 	l->have_poll = true;
 	l->poll.data = l;
+	uv_timer_init(l->loop, &l->retry);
+	l->have_timer = true;
+	l->retry.data = l;
 	return uv_poll_start(&l->poll, UV_READABLE, on_listen_readable);
 }

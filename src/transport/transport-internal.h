@@ -88,7 +88,7 @@ struct vmic_listener {
 	uv_pipe_t server;  /* unix-listen */
 	uv_poll_t poll;    /* vsock-listen */
 	int fd;
-	uv_timer_t retry;  /* virtio-serial reopen */
+	uv_timer_t retry;  /* virtio-serial reopen, accept pause */
 	bool have_server, have_poll, have_timer;
 	bool warned;       /* said once that the port is missing */
 	int closing;       /* handles left to close before free */

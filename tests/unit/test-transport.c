@@ -1153,6 +1153,62 @@ static void test_hvsock_slow_reply(void **state)
 	free(path);
 }
 
+/*
+ * Out of descriptors: accept fails with EMFILE while the peer stays
+ * queued. The listener pauses instead of spinning on the readable socket,
+ * and accepts the peer once descriptors are free again.
+ */
+static void test_sockfd_accept_emfile(void **state)
+{
+	struct fx *fx = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct accept_result acc = { 0 };
+	struct vmic_listener *l;
+	struct rlimit saved, low;
+	char err[256] = "";
+	int client, r, filler[64], nfill = 0;
+	uint64_t cpu;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/emfile.sock", fx->dir);
+	l = sockfd_listener(fx, &sa, &acc, &r, err, sizeof(err));
+	assert_int_equal(r, 0);
+	client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(client >= 0);
+
+	/* Use up every descriptor under a low limit. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = (rlim_t)client + 8;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (nfill < 64) {
+		int fd = dup(client);
+
+		if (fd < 0)
+			break;
+		filler[nfill++] = fd;
+	}
+	assert_true(nfill > 0 && nfill < 64);
+	assert_int_equal(connect(client, (struct sockaddr *)&sa, sizeof(sa)),
+			 0);
+
+	cpu = thread_cpu_ms();
+	spin_for(fx, 300);
+	cpu = thread_cpu_ms() - cpu;
+	assert_null(acc.stream);
+	if (cpu > 100)
+		fail_msg("%llu ms of CPU spent while accept failed with EMFILE",
+			 (unsigned long long)cpu);
+
+	for (int i = 0; i < nfill; i++)
+		close(filler[i]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	SPIN_UNTIL(fx, acc.stream, 3000);
+	vmic_stream_free(acc.stream);
+	close(client);
+	vmic_listener_close(l);
+	spin_for(fx, 20);
+}
+
 static void hvsock_expect_failure(struct fx *fx, enum proxy_mode mode,
 				  unsigned timeout_ms, int status,
 				  const char *mention)
@@ -1269,6 +1325,7 @@ int main(void)
 		T(test_link_queue_limit),
 		T(test_sockfd_connect_listen),
 		T(test_sockfd_failures),
+		T(test_sockfd_accept_emfile),
 		T(test_hvsock_handshake),
 		T(test_hvsock_refused),
 		T(test_hvsock_slow_reply),
