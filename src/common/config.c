@@ -39,6 +39,31 @@ int vmic_parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
+int vmic_conf_parse_log_level(const char *value, void *field, char *err,
+			      size_t errsz)
+{
+	int level = log_level_from_string(value);
+
+	if (level < 0) {
+		snprintf(err, errsz, "'%s' is not a log level (err, warning, "
+				     "notice, info or debug)",
+			 value);
+		return -EINVAL;
+	}
+	*(int *)field = level;
+	return 0;
+}
+
+void vmic_conf_format_log_level(const void *field, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s", log_level_to_string(*(const int *)field));
+}
+
+void vmic_conf_format_string(const void *field, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s", (const char *)field);
+}
+
 static int parse_uint(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;

@@ -66,4 +66,11 @@ void vmic_conf_dump(const struct vmic_conf_table *t, const void *target,
 /* Parse a boolean word; -EINVAL when it is none of the accepted ones. */
 int vmic_parse_bool(const char *s, bool *out);
 
+/* VMIC_CONF_CUSTOM callbacks shared by both daemons: an int log level
+ * field ("err" .. "debug"), and formatting a char[] field as is. */
+int vmic_conf_parse_log_level(const char *value, void *field, char *err,
+			      size_t errsz);
+void vmic_conf_format_log_level(const void *field, char *buf, size_t n);
+void vmic_conf_format_string(const void *field, char *buf, size_t n);
+
 #endif

@@ -73,6 +73,13 @@ int log_level_from_string(const char *s)
 	return -EINVAL;
 }
 
+const char *log_level_to_string(int level)
+{
+	return level >= 0 && level < (int)ARRAY_SIZE(level_names)
+		       ? level_names[level]
+		       : "?";
+}
+
 static void log_write(int level, const char *text)
 {
 	if (log_target == LOG_TARGET_SYSLOG) {

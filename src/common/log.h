@@ -28,6 +28,8 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 /* Parse "err", "warning", "info", "debug" (or 0..7); -EINVAL if unknown. */
 int log_level_from_string(const char *s);
+/* "err", "warning", ... for a level; "?" when out of range. */
+const char *log_level_to_string(int level);
 
 void log_msg(int level, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void log_msgv(int level, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);

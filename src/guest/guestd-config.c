@@ -30,46 +30,17 @@ static int parse_channel(const char *value, void *field, char *err,
 	return 0;
 }
 
-static void format_string(const void *field, char *buf, size_t n)
-{
-	snprintf(buf, n, "%s", (const char *)field);
-}
-
-static int parse_level(const char *value, void *field, char *err,
-		       size_t errsz)
-{
-	int level = log_level_from_string(value);
-
-	if (level < 0) {
-		snprintf(err, errsz, "'%s' is not a log level (err, warning, "
-				     "notice, info, debug)",
-			 value);
-		return -EINVAL;
-	}
-	*(int *)field = level;
-	return 0;
-}
-
-static void format_level(const void *field, char *buf, size_t n)
-{
-	static const char *const names[] = { "emerg", "alert",   "crit",
-					     "err",   "warning", "notice",
-					     "info",  "debug" };
-	int level = *(const int *)field;
-
-	snprintf(buf, n, "%s", level >= 0 && level <= 7 ? names[level] : "?");
-}
-
 #define CFG(f) offsetof(struct guest_config, f)
 #define STR(f) CFG(f), sizeof(((struct guest_config *)0)->f)
 
 static const struct vmic_conf_key keys[] = {
 	{ "agent", "channel", VMIC_CONF_CUSTOM, CFG(channel), 0, 0, 0,
-	  parse_channel, format_string,
+	  parse_channel, vmic_conf_format_string,
 	  "where the host reaches the agent: auto, virtio-serial:NAME, "
 	  "vsock-listen:PORT, unix-listen:PATH" },
 	{ "agent", "log-level", VMIC_CONF_CUSTOM, CFG(log_level), 0, 0, 0,
-	  parse_level, format_level, "err, warning, notice, info or debug" },
+	  vmic_conf_parse_log_level, vmic_conf_format_log_level,
+	  "err, warning, notice, info or debug" },
 	{ "heartbeat", "enabled", VMIC_CONF_BOOL,
 	  CFG(enabled[VMIC_SVC_HEARTBEAT]), 0, 0, 0, NULL, NULL,
 	  "answer the host's heartbeat" },

@@ -9,35 +9,6 @@
 #include "common/log.h"
 #include "hostd.h"
 
-static const char *const level_names[] = {
-	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-};
-
-static int parse_log_level(const char *value, void *field, char *err,
-			   size_t errsz)
-{
-	int level = log_level_from_string(value);
-
-	if (level < 0) {
-		snprintf(err, errsz, "'%s' is not a log level (err, warning, "
-				     "notice, info or debug)",
-			 value);
-		return -EINVAL;
-	}
-	*(int *)field = level;
-	return 0;
-}
-
-static void format_log_level(const void *field, char *buf, size_t n)
-{
-	int level = *(const int *)field;
-
-	snprintf(buf, n, "%s",
-		 level >= 0 && level < (int)ARRAY_SIZE(level_names)
-			 ? level_names[level]
-			 : "info");
-}
-
 #define FIELD(f) offsetof(struct hostd_config, f)
 #define STRING(sec, name, f, h)                                        \
 	{ .section = sec, .key = name, .type = VMIC_CONF_STRING,       \
@@ -54,8 +25,8 @@ static const struct vmic_conf_key keys[] = {
 	STRING("daemon", "socket-group", socket_group,
 	       "group allowed to use the control socket"),
 	{ .section = "daemon", .key = "log-level", .type = VMIC_CONF_CUSTOM,
-	  .offset = FIELD(log_level), .parse = parse_log_level,
-	  .format = format_log_level,
+	  .offset = FIELD(log_level), .parse = vmic_conf_parse_log_level,
+	  .format = vmic_conf_format_log_level,
 	  .help = "err, warning, notice, info or debug" },
 	{ .section = "daemon", .key = "syslog", .type = VMIC_CONF_BOOL,
 	  .offset = FIELD(syslog),
