@@ -58,6 +58,14 @@ int conn_send(struct guest_conn *c, const uint8_t *frame, size_t len)
 	return r;
 }
 
+int conn_reply(struct guest_conn *c, const struct vmic_frame *f, uint8_t type,
+	       uint8_t *buf, size_t payload_len)
+{
+	return conn_send(c, buf,
+			 vmic_frame_seal(buf, f->service, type, VMIC_F_REPLY,
+					 f->request_id, 0, payload_len));
+}
+
 int conn_reply_error(struct guest_conn *c, const struct vmic_frame *f,
 		     uint16_t code, const char *fmt, ...)
 {

@@ -97,6 +97,12 @@ void conn_accept(struct guestd *g, uv_stream_t *stream);
 void conn_close(struct guest_conn *c);
 /* Send a whole encoded frame; logs and returns -errno on failure. */
 int conn_send(struct guest_conn *c, const uint8_t *frame, size_t len);
+/*
+ * Answer request f with message `type` of its service: payload_len bytes
+ * already encoded at buf + VMIC_HDR_SIZE; the header is written here.
+ */
+int conn_reply(struct guest_conn *c, const struct vmic_frame *f, uint8_t type,
+	       uint8_t *buf, size_t payload_len);
 /* Answer request f with an error frame carrying code and a sentence. */
 int conn_reply_error(struct guest_conn *c, const struct vmic_frame *f,
 		     uint16_t code, const char *fmt, ...) PRINTF_LIKE(4, 5);

@@ -31,8 +31,5 @@ int heartbeat_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 				 VMIC_HB_REPLY_MAX_LEN);
 	if (n < 0)
 		return 0;
-	return conn_send(c, buf,
-			 vmic_frame_seal(buf, VMIC_SVC_HEARTBEAT, VMIC_HB_REPLY,
-					 VMIC_F_REPLY, f->request_id, 0,
-					 (size_t)n));
+	return conn_reply(c, f, VMIC_HB_REPLY, buf, (size_t)n);
 }

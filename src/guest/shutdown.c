@@ -121,10 +121,7 @@ static int send_accepted(struct guest_conn *c, const struct vmic_frame *f,
 				 VMIC_SD_REPLY_MAX_LEN);
 	if (n < 0)
 		return 0;
-	return conn_send(c, buf,
-			 vmic_frame_seal(buf, VMIC_SVC_SHUTDOWN, VMIC_SD_REPLY,
-					 VMIC_F_REPLY, f->request_id, 0,
-					 (size_t)n));
+	return conn_reply(c, f, VMIC_SD_REPLY, buf, (size_t)n);
 }
 
 static void log_request(const struct vmic_sd_request *req,
