@@ -27,7 +27,7 @@ const struct cli_command cli_commands[] = {
 	  "[--heartbeat-interval DURATION] [--heartbeat-threshold N]",
 	  "Change a VM's settings; a new channel reconnects" },
 	{ "remove", cmd_remove, "NAME",
-	  "Forget a VM, its settings and KVP data (events stay)" },
+	  "Forget a VM and its settings (its events stay)" },
 	{ "status", cmd_status, "NAME",
 	  "Show a VM and its integration services" },
 	{ "enable", cmd_enable, "NAME SERVICE",
