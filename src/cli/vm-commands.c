@@ -41,13 +41,49 @@ static int run_request(struct cli *cli, json_t *req, print_fn *print,
 	return r < 0 ? 1 : 0;
 }
 
+/*
+ * Print a table with `header` and one row per element of `rows`, each
+ * turned into cells by add_row (which also checks the element). Returns 0
+ * or the first error.
+ */
+static int print_rows(struct cli *cli, const char *const *header,
+		      size_t ncols, json_t *rows,
+		      int (*add_row)(struct table *t, json_t *row,
+				     struct cli_error *e),
+		      struct cli_error *e)
+{
+	struct table *t = table_new(ncols);
+	json_t *v;
+	size_t i;
+	int r = 0;
+
+	if (!t || table_add(t, header, NULL) < 0) {
+		table_free(t);
+		return -ENOMEM;
+	}
+	json_array_foreach(rows, i, v) {
+		r = add_row(t, v, e);
+		if (r < 0)
+			break;
+	}
+	if (r == 0)
+		table_print(t, cli->color, stdout);
+	table_free(t);
+	return r;
+}
+
 /* list */
 
-static int add_list_row(struct table *t, const struct vm_summary *vm)
+static int add_list_row(struct table *t, json_t *row, struct cli_error *e)
 {
+	struct vm_summary summary, *vm = &summary;
 	char uptime[32];
 	const char *cells[6];
 	enum cli_color colors[6] = { 0 };
+	int r = reply_vm_summary(row, vm, e);
+
+	if (r < 0)
+		return r;
 
 	cli_format_uptime(vm->uptime_s, uptime, sizeof(uptime));
 	cells[0] = vm->name;
@@ -67,9 +103,7 @@ static int print_list(struct cli *cli, json_t *result, const char *vm_name,
 	static const char *const header[] = { "NAME",  "CONNECTION",
 					      "HEARTBEAT", "AGENT",
 					      "OS",   "UPTIME" };
-	struct table *t;
-	json_t *vms, *v;
-	size_t i;
+	json_t *vms;
 	int r;
 
 	(void)vm_name;
@@ -81,24 +115,8 @@ static int print_list(struct cli *cli, json_t *result, const char *vm_name,
 		       "`vmic add NAME --channel URI`.\n");
 		return 0;
 	}
-	t = table_new(ARRAY_SIZE(header));
-	if (!t || table_add(t, header, NULL) < 0) {
-		table_free(t);
-		return -ENOMEM;
-	}
-	json_array_foreach(vms, i, v) {
-		struct vm_summary vm;
-
-		r = reply_vm_summary(v, &vm, e);
-		if (r == 0)
-			r = add_list_row(t, &vm);
-		if (r < 0)
-			break;
-	}
-	if (r == 0)
-		table_print(t, cli->color, stdout);
-	table_free(t);
-	return r;
+	return print_rows(cli, header, ARRAY_SIZE(header), vms, add_list_row,
+			  e);
 }
 
 /* vmic list: the VM table (Get-VM); returns the exit status. */
@@ -378,11 +396,16 @@ static void print_vm_block(struct cli *cli, const struct vm_summary *vm,
 }
 
 /* One Get-VMIntegrationService row; a disabled service shows no status. */
-static int add_service_row(struct table *t, const struct service_entry *s)
+static int add_service_row(struct table *t, json_t *row, struct cli_error *e)
 {
+	struct service_entry entry, *s = &entry;
 	char version[24] = "";
 	const char *cells[5];
 	enum cli_color colors[5] = { 0 };
+	int r = reply_service(row, s, e);
+
+	if (r < 0)
+		return r;
 
 	if (s->version >= 0)
 		snprintf(version, sizeof(version), "%lld",
@@ -403,28 +426,9 @@ static int print_services(struct cli *cli, json_t *services,
 		"Name", "Enabled", "PrimaryStatusDescription",
 		"SecondaryStatusDescription", "Version"
 	};
-	struct table *t = table_new(ARRAY_SIZE(header));
-	json_t *v;
-	size_t i;
-	int r = 0;
 
-	if (!t || table_add(t, header, NULL) < 0) {
-		table_free(t);
-		return -ENOMEM;
-	}
-	json_array_foreach(services, i, v) {
-		struct service_entry s;
-
-		r = reply_service(v, &s, e);
-		if (r == 0)
-			r = add_service_row(t, &s);
-		if (r < 0)
-			break;
-	}
-	if (r == 0)
-		table_print(t, cli->color, stdout);
-	table_free(t);
-	return r;
+	return print_rows(cli, header, ARRAY_SIZE(header), services,
+			  add_service_row, e);
 }
 
 static int print_status(struct cli *cli, json_t *result, const char *name,
