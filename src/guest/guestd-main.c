@@ -270,7 +270,7 @@ static void on_signal(uv_signal_t *s, int signo)
 
 static int guestd_run(struct guestd *g)
 {
-	char err[512];
+	char err[512], used[VMIC_PATH_MAX + 32];
 	int r;
 
 	r = vmic_listen(g->loop, &g->channel, on_accept, g, &g->listener, err,
@@ -286,7 +286,13 @@ static int guestd_run(struct guestd *g)
 	uv_signal_start(&g->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&g->sigint, on_signal, SIGINT);
 	signal(SIGPIPE, SIG_IGN);
-	log_info("version %s ready on %s", VMIC_VERSION, g->cfg.channel);
+	vmic_channel_format(vmic_listener_channel(g->listener), used,
+			    sizeof(used));
+	if (strcmp(used, g->cfg.channel) == 0)
+		log_info("version %s ready on %s", VMIC_VERSION, used);
+	else
+		log_info("version %s ready on %s (%s)", VMIC_VERSION, used,
+			 g->cfg.channel);
 	vmic_notify("READY=1");
 	uv_run(g->loop, UV_RUN_DEFAULT);
 	/* Anything a service left open (a shutdown command still running). */

@@ -198,6 +198,11 @@ int vmic_listen(uv_loop_t *loop, const struct vmic_channel *ch,
 	return 0;
 }
 
+const struct vmic_channel *vmic_listener_channel(const struct vmic_listener *l)
+{
+	return &l->ch;
+}
+
 void vmic_listener_rearm(struct vmic_listener *l)
 {
 	if (l->ch.kind == VMIC_CH_VIRTIO_SERIAL)

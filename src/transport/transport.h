@@ -54,6 +54,9 @@ int vmic_listen(uv_loop_t *loop, const struct vmic_channel *ch,
 		vmic_accept_cb cb, void *ud, struct vmic_listener **out,
 		char *err, size_t errsz);
 
+/* The channel actually used: `auto` resolved to virtio-serial or vsock. */
+const struct vmic_channel *vmic_listener_channel(const struct vmic_listener *l);
+
 /* The stream from the last accept has ended. */
 void vmic_listener_rearm(struct vmic_listener *l);
 
