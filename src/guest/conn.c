@@ -172,12 +172,6 @@ static int conn_on_control(struct guest_conn *c, const struct vmic_frame *f)
 	}
 }
 
-static bool is_request(const struct vmic_frame *f)
-{
-	return !(f->flags & VMIC_F_REPLY) && f->type != VMIC_T_ERROR &&
-	       f->type != VMIC_T_STREAM_RESET;
-}
-
 static void log_peer_error(const struct vmic_frame *f)
 {
 	struct vmic_error e;
@@ -204,7 +198,7 @@ static int conn_on_frame(void *ud, const struct vmic_frame *f)
 	}
 	bad = vmic_msg_check(f, VMIC_DIR_H2G);
 	if (bad) {
-		if (is_request(f))
+		if (vmic_frame_is_request(f))
 			conn_reply_error(c, f, (uint16_t)bad,
 					 "%s (service %u, type %u, %u bytes)",
 					 vmic_error_name(bad), f->service,
@@ -220,7 +214,7 @@ static int conn_on_frame(void *ud, const struct vmic_frame *f)
 	s = guest_service_find(f->service);
 	why = guest_service_refusal(c, f->service, &code);
 	if (!s || why) {
-		if (is_request(f))
+		if (vmic_frame_is_request(f))
 			conn_reply_error(c, f, s ? code : VMIC_E_UNKNOWN_SERVICE,
 					 "%s", why ? why : "not implemented");
 		return 0;

@@ -276,8 +276,7 @@ static void conn_bad_frame(struct vm *vm, const struct vmic_frame *f,
 			   int code)
 {
 	char msg[256];
-	bool request = !(f->flags & VMIC_F_REPLY) &&
-		       f->type < VMIC_T_STREAM_RESET;
+	bool request = vmic_frame_is_request(f);
 
 	vm->conn.bad_frames++;
 	switch (code) {

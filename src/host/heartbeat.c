@@ -281,7 +281,7 @@ int hb_on_frame(struct vm *vm, const struct vmic_frame *f)
 		return 0;
 	default:
 		/* Stream frames mean nothing to heartbeat. */
-		if (!(f->flags & VMIC_F_REPLY) && f->type < VMIC_T_STREAM_RESET)
+		if (vmic_frame_is_request(f))
 			conn_send_error(vm, f, VMIC_E_UNKNOWN_TYPE,
 					"heartbeat has no such message");
 		return 0;

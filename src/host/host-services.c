@@ -76,8 +76,7 @@ bool service_usable(const struct vm *vm, uint8_t id)
 int services_dispatch(struct vm *vm, const struct vmic_frame *f)
 {
 	const struct host_service *s = host_service_get(f->service);
-	bool request = !(f->flags & VMIC_F_REPLY) &&
-		       f->type < VMIC_T_STREAM_RESET;
+	bool request = vmic_frame_is_request(f);
 
 	if (!s) {
 		if (request)

@@ -390,7 +390,7 @@ int shutdown_on_frame(struct vm *vm, const struct vmic_frame *f)
 {
 	struct stop_op *op = vm->stop;
 
-	if (!(f->flags & VMIC_F_REPLY) && f->type < VMIC_T_STREAM_RESET) {
+	if (vmic_frame_is_request(f)) {
 		conn_send_error(vm, f, VMIC_E_UNKNOWN_TYPE,
 				"the host's shutdown service takes no "
 				"requests");

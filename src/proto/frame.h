@@ -27,6 +27,16 @@ int vmic_frame_parse_header(const uint8_t *p, struct vmic_frame *f);
  */
 int vmic_frame_encode(uint8_t *buf, size_t cap, const struct vmic_frame *f);
 
+/*
+ * True when f asks for an answer, so a failure may be answered with an
+ * error frame: not a reply, and not a generic type (errors, stream data,
+ * credits and resets are never answered, or errors could ping-pong).
+ */
+static inline bool vmic_frame_is_request(const struct vmic_frame *f)
+{
+	return !(f->flags & VMIC_F_REPLY) && f->type < VMIC_T_STREAM_RESET;
+}
+
 /* Receive decoder. Zero-initialise, or use vmic_rx_init. */
 struct vmic_rx {
 	uint8_t *buf; /* partial frame carried between feeds */

@@ -728,9 +728,32 @@ static void test_carry_memory(void **state)
 	free(buf);
 }
 
+/* Only requests may be answered with an error frame. */
+static void test_frame_is_request(void **state)
+{
+	struct vmic_frame f = { .service = VMIC_SVC_HEARTBEAT, .type = 1 };
+
+	(void)state;
+	assert_true(vmic_frame_is_request(&f));
+	f.flags = VMIC_F_REPLY;
+	assert_false(vmic_frame_is_request(&f));
+	f.flags = 0;
+	f.type = VMIC_T_ERROR;
+	assert_false(vmic_frame_is_request(&f));
+	f.type = VMIC_T_STREAM_DATA;
+	assert_false(vmic_frame_is_request(&f));
+	f.type = VMIC_T_STREAM_CREDIT;
+	assert_false(vmic_frame_is_request(&f));
+	f.type = VMIC_T_STREAM_RESET;
+	assert_false(vmic_frame_is_request(&f));
+	f.type = VMIC_T_STREAM_RESET - 1;
+	assert_true(vmic_frame_is_request(&f));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_frame_is_request),
 		cmocka_unit_test(test_header_roundtrip),
 		cmocka_unit_test(test_header_corruption),
 		cmocka_unit_test(test_header_length_limit),
