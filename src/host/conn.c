@@ -309,23 +309,30 @@ static void conn_bad_frame(struct vm *vm, const struct vmic_frame *f,
 	}
 }
 
-static int conn_on_control(struct vm *vm, const struct vmic_frame *f)
+uint16_t conn_peer_error(const struct vmic_frame *f, char *text, size_t n)
 {
 	struct vmic_error e;
+
+	text[0] = '\0';
+	if (vmic_error_decode(f->payload, f->length, &e) < 0)
+		return VMIC_E_MALFORMED;
+	vmic_utf8_sanitize(text, n, e.message, strlen(e.message));
+	return e.code;
+}
+
+static int conn_on_control(struct vm *vm, const struct vmic_frame *f)
+{
+	char text[VMIC_ERROR_MSG_MAX + 1];
+	uint16_t code;
 
 	switch (f->type) {
 	case VMIC_CTL_INFO:
 		return guest_info_on_frame(vm, f);
 	case VMIC_T_ERROR:
-		if (vmic_error_decode(f->payload, f->length, &e) == 0) {
-			char text[VMIC_ERROR_MSG_MAX + 1];
-
-			vmic_utf8_sanitize(text, sizeof(text), e.message,
-					   strlen(e.message));
-			log_debug("%s: the guest answered a control message "
-				  "with '%s': %s",
-				  vm->name, vmic_error_name(e.code), text);
-		}
+		code = conn_peer_error(f, text, sizeof(text));
+		log_debug("%s: the guest answered a control message with "
+			  "'%s': %s",
+			  vm->name, vmic_error_name(code), text);
 		return 0;
 	default:
 		return 0;

@@ -263,21 +263,17 @@ static void hb_on_reply(struct vm *vm, const struct vmic_frame *f)
 
 int hb_on_frame(struct vm *vm, const struct vmic_frame *f)
 {
-	struct vmic_error e;
 	char text[VMIC_ERROR_MSG_MAX + 1];
+	uint16_t code;
 
 	switch (f->type) {
 	case VMIC_HB_REPLY:
 		hb_on_reply(vm, f);
 		return 0;
 	case VMIC_T_ERROR:
-		if (vmic_error_decode(f->payload, f->length, &e) == 0) {
-			vmic_utf8_sanitize(text, sizeof(text), e.message,
-					   strlen(e.message));
-			log_debug("%s: the guest answered a heartbeat with "
-				  "'%s': %s",
-				  vm->name, vmic_error_name(e.code), text);
-		}
+		code = conn_peer_error(f, text, sizeof(text));
+		log_debug("%s: the guest answered a heartbeat with '%s': %s",
+			  vm->name, vmic_error_name(code), text);
 		return 0;
 	default:
 		/* Stream frames mean nothing to heartbeat. */

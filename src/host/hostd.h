@@ -298,6 +298,11 @@ void conn_send_services(struct vm *vm);
 /* Answer a guest request with an error frame. */
 void conn_send_error(struct vm *vm, const struct vmic_frame *f, int code,
 		     const char *message);
+/*
+ * Read a guest's error frame: its code (VMIC_E_MALFORMED when it does not
+ * decode) and its message made safe for logs, events and JSON.
+ */
+uint16_t conn_peer_error(const struct vmic_frame *f, char *text, size_t n);
 /* Milliseconds until the next attempt, -1 when none is scheduled. */
 int64_t conn_next_retry_ms(const struct vm *vm);
 

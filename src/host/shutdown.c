@@ -367,23 +367,18 @@ static void stop_on_reply(struct stop_op *op, const struct vmic_frame *f)
 
 static void stop_on_error(struct stop_op *op, const struct vmic_frame *f)
 {
-	struct vmic_error e;
-	char text[VMIC_ERROR_MSG_MAX + 1] = "";
+	char text[VMIC_ERROR_MSG_MAX + 1];
+	uint16_t code = conn_peer_error(f, text, sizeof(text));
 
-	if (vmic_error_decode(f->payload, f->length, &e) == 0)
-		vmic_utf8_sanitize(text, sizeof(text), e.message,
-				   strlen(e.message));
-	else
-		e.code = VMIC_E_MALFORMED;
-	stop_step(op, "guest answered '%s': %s", vmic_error_name(e.code), text);
-	if (e.code == VMIC_E_DISABLED || e.code == VMIC_E_VERSION)
+	stop_step(op, "guest answered '%s': %s", vmic_error_name(code), text);
+	if (code == VMIC_E_DISABLED || code == VMIC_E_VERSION)
 		stop_fail(op, "service-unavailable", "the guest's shutdown "
 						     "service is not "
 						     "available: %s",
 			  text);
 	else
 		stop_fail(op, "refused", "the guest answered '%s': %s",
-			  vmic_error_name(e.code), text);
+			  vmic_error_name(code), text);
 }
 
 int shutdown_on_frame(struct vm *vm, const struct vmic_frame *f)
