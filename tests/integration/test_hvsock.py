@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 
-from vmictest import Env, Tap, wait_until
+from vmictest import Env, Tap, pump, wait_until
 
 GUEST_PORT = 5657
 
@@ -55,20 +55,7 @@ class HybridVsockProxy:
         g.settimeout(None)
         c.sendall(b"OK 1073741824\n" + first)
         for src, dst in ((c, g), (g, c)):
-            threading.Thread(target=self.pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def pump(src, dst):
-        try:
-            while (d := src.recv(65536)):
-                dst.sendall(d)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            threading.Thread(target=pump, args=(src, dst), daemon=True).start()
 
 
 tap = Tap()

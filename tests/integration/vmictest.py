@@ -284,6 +284,23 @@ class Env:
 
 
 # --- a byte relay between hostd and a guest, for injecting bytes -----------
+def pump(src, dst):
+    """Copy bytes from src to dst until either side ends, then shut both."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class Relay:
     """Listens on `listen_path`; for each connection from hostd it dials
     `upstream()` (a function giving a connected socket) and copies bytes both
@@ -317,24 +334,8 @@ class Relay:
             with self.lock:
                 self.host_side, self.guest_side = h, g
                 self.connections += 1
-            threading.Thread(target=self._pump, args=(h, g), daemon=True).start()
-            threading.Thread(target=self._pump, args=(g, h), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            threading.Thread(target=pump, args=(h, g), daemon=True).start()
+            threading.Thread(target=pump, args=(g, h), daemon=True).start()
 
     def inject_to_host(self, data):
         with self.lock:
