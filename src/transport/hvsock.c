@@ -59,7 +59,6 @@ static void on_reply_readable(uv_poll_t *h, int status, int events UNUSED)
 	uint32_t host_port;
 	ssize_t n;
 	char ch;
-	int fd, err = 0;
 
 	if (status < 0) {
 		connector_finish(c, status, "hvsock handshake");
@@ -93,13 +92,7 @@ static void on_reply_readable(uv_poll_t *h, int status, int events UNUSED)
 		return;
 	}
 	uv_poll_stop(h);
-	fd = dup(c->fd);
-	if (fd < 0) {
-		connector_finish(c, -errno, "dup");
-		return;
-	}
-	c->pipe = (uv_pipe_t *)sockfd_wrap(c->loop, fd, &err);
-	connector_finish(c, err, "hvsock handshake");
+	sockfd_hand_over(c, "hvsock handshake");
 }
 
 static void hvsock_connected(struct vmic_connector *c)

@@ -36,6 +36,18 @@ uv_stream_t *sockfd_wrap(uv_loop_t *loop, int fd, int *err)
 	return (uv_stream_t *)p;
 }
 
+void sockfd_hand_over(struct vmic_connector *c, const char *what)
+{
+	int fd = dup(c->fd), err = 0;
+
+	if (fd < 0) {
+		connector_finish(c, -errno, "dup");
+		return;
+	}
+	c->pipe = (uv_pipe_t *)sockfd_wrap(c->loop, fd, &err);
+	connector_finish(c, err, what);
+}
+
 static void on_connect_writable(uv_poll_t *h, int status, int events UNUSED)
 {
 	struct vmic_connector *c = h->data;

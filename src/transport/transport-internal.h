@@ -64,6 +64,12 @@ int sockfd_listen_start(struct vmic_listener *l, int family,
 			size_t errsz);
 /* Wrap a connected stream socket fd in a new uv_pipe_t (fd owned). */
 uv_stream_t *sockfd_wrap(uv_loop_t *loop, int fd, int *err);
+/*
+ * The connector's socket is ready for the stream: hand a dup of it to
+ * libuv and finish (`what` names the step for errors). A dup, because
+ * closing the poll handle later unregisters the original fd from epoll.
+ */
+void sockfd_hand_over(struct vmic_connector *c, const char *what);
 
 /* vsock.c */
 int vsock_connect_start(struct vmic_connector *c);

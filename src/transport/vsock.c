@@ -8,20 +8,9 @@
 
 #include "transport-internal.h"
 
-/*
- * Hand the connected socket to libuv. A dup is wrapped because closing
- * the poll handle later unregisters the original fd number from epoll.
- */
 static void vsock_connected(struct vmic_connector *c)
 {
-	int fd = dup(c->fd), err = 0;
-
-	if (fd < 0) {
-		connector_finish(c, -errno, "dup");
-		return;
-	}
-	c->pipe = (uv_pipe_t *)sockfd_wrap(c->loop, fd, &err);
-	connector_finish(c, err, "connect");
+	sockfd_hand_over(c, "connect");
 }
 
 int vsock_connect_start(struct vmic_connector *c)

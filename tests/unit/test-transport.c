@@ -788,14 +788,7 @@ static void test_link_queue_limit(void **state)
 /* What vsock.c does once the socket is connected. */
 static void sockfd_test_connected(struct vmic_connector *c)
 {
-	int fd = dup(c->fd), err = 0;
-
-	if (fd < 0) {
-		connector_finish(c, -errno, "dup");
-		return;
-	}
-	c->pipe = (uv_pipe_t *)sockfd_wrap(c->loop, fd, &err);
-	connector_finish(c, err, "connect");
+	sockfd_hand_over(c, "connect");
 }
 
 static struct vmic_listener *sockfd_listener(struct fx *fx,
