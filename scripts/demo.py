@@ -7,6 +7,7 @@ Falls back to a guest agent running as a local process (with a one-line
 explanation) only where QEMU cannot run. Everything it starts is ended by
 PID and its temporary directory removed.
 """
+import json
 import os
 import shlex
 import signal
@@ -56,7 +57,9 @@ class Shell:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             r = self.vmic("list", "--json", show=False)
-            if r.returncode == 0 and f'"heartbeat": "{state}"' in r.stdout.replace('":"', '": "'):
+            if r.returncode == 0 and any(
+                    v["name"] == vm and v["heartbeat"] == state
+                    for v in json.loads(r.stdout)["vms"]):
                 return True
             time.sleep(0.2)
         return False
