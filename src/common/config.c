@@ -13,8 +13,8 @@
 #include "macro.h"
 
 struct load_ctx {
-	const struct vmic_conf_table *t;
-	void *target;
+	const struct vmic_conf_part *parts;
+	size_t nparts;
 	const char *path;
 	FILE *f;
 	int lineno; /* Debian's inih passes no line numbers: count here */
@@ -79,22 +79,40 @@ static int parse_uint(const char *s, uint64_t *out)
 	return 0;
 }
 
-static const struct vmic_conf_key *find_key(const struct vmic_conf_table *t,
-					    const char *section,
-					    const char *key)
+const struct vmic_conf_key *vmic_conf_find(const struct vmic_conf_table *t,
+					   const char *section,
+					   const char *key)
 {
-	for (size_t i = 0; i < t->count; i++)
+	for (size_t i = 0; t && i < t->count; i++)
 		if (strcasecmp(t->keys[i].section, section) == 0 &&
 		    strcasecmp(t->keys[i].key, key) == 0)
 			return &t->keys[i];
 	return NULL;
 }
 
-static bool section_known(const struct vmic_conf_table *t, const char *section)
+/* The part holding [section] key, or NULL; *k is set when found. */
+static const struct vmic_conf_part *
+find_part_key(const struct vmic_conf_part *parts, size_t n,
+	      const char *section, const char *key,
+	      const struct vmic_conf_key **k)
 {
-	for (size_t i = 0; i < t->count; i++)
-		if (strcasecmp(t->keys[i].section, section) == 0)
-			return true;
+	for (size_t i = 0; i < n; i++) {
+		*k = vmic_conf_find(parts[i].table, section, key);
+		if (*k)
+			return &parts[i];
+	}
+	return NULL;
+}
+
+static bool section_known(const struct vmic_conf_part *parts, size_t n,
+			  const char *section)
+{
+	for (size_t p = 0; p < n; p++)
+		for (size_t i = 0; parts[p].table && i < parts[p].table->count;
+		     i++)
+			if (strcasecmp(parts[p].table->keys[i].section,
+				       section) == 0)
+				return true;
 	return false;
 }
 
@@ -110,8 +128,8 @@ static int check_range(const struct vmic_conf_key *k, uint64_t v, char *err,
 	return 0;
 }
 
-static int apply(const struct vmic_conf_key *k, void *target,
-		 const char *value, char *err, size_t errsz)
+int vmic_conf_apply(const struct vmic_conf_key *k, void *target,
+		    const char *value, char *err, size_t errsz)
 {
 	void *field = (char *)target + k->offset;
 	uint64_t v;
@@ -204,19 +222,20 @@ static int on_ini_entry(void *user, const char *section, const char *name,
 			const char *value)
 {
 	struct load_ctx *c = user;
-	const struct vmic_conf_key *k;
+	const struct vmic_conf_part *part;
+	const struct vmic_conf_key *k = NULL;
 	int lineno = c->lineno;
 	char err[512];
 
 	if (!name)
 		return 1; /* a section header alone */
-	k = find_key(c->t, section, name);
-	if (!k) {
+	part = find_part_key(c->parts, c->nparts, section, name, &k);
+	if (!part) {
 		if (!*section)
 			log_warning("%s:%d: key '%s' outside of any [section], "
 				    "ignored",
 				    c->path, lineno, name);
-		else if (!section_known(c->t, section))
+		else if (!section_known(c->parts, c->nparts, section))
 			log_warning("%s:%d: unknown section [%s], ignored",
 				    c->path, lineno, section);
 		else
@@ -224,7 +243,7 @@ static int on_ini_entry(void *user, const char *section, const char *name,
 				    c->path, lineno, name, section);
 		return 1;
 	}
-	if (apply(k, c->target, value, err, sizeof(err)) < 0) {
+	if (vmic_conf_apply(k, part->target, value, err, sizeof(err)) < 0) {
 		log_error("%s:%d: [%s] %s: %s", c->path, lineno, k->section,
 			  k->key, err);
 		c->errors++;
@@ -235,7 +254,15 @@ static int on_ini_entry(void *user, const char *section, const char *name,
 int vmic_conf_load(const struct vmic_conf_table *t, void *target,
 		   const char *path, bool missing_ok)
 {
-	struct load_ctx c = { .t = t, .target = target, .path = path };
+	const struct vmic_conf_part part = { t, target };
+
+	return vmic_conf_load_parts(&part, 1, path, missing_ok);
+}
+
+int vmic_conf_load_parts(const struct vmic_conf_part *parts, size_t nparts,
+			 const char *path, bool missing_ok)
+{
+	struct load_ctx c = { .parts = parts, .nparts = nparts, .path = path };
 	int r;
 
 	c.f = fopen(path, "re");
@@ -261,17 +288,17 @@ int vmic_conf_set(const struct vmic_conf_table *t, void *target,
 		  const char *section, const char *key, const char *value,
 		  char *err, size_t errsz)
 {
-	const struct vmic_conf_key *k = find_key(t, section, key);
+	const struct vmic_conf_key *k = vmic_conf_find(t, section, key);
 
 	if (!k) {
 		snprintf(err, errsz, "unknown key [%s] %s", section, key);
 		return -ENOENT;
 	}
-	return apply(k, target, value, err, errsz);
+	return vmic_conf_apply(k, target, value, err, errsz);
 }
 
-static void format_value(const struct vmic_conf_key *k, const void *target,
-			 char *buf, size_t n)
+void vmic_conf_format(const struct vmic_conf_key *k, const void *target,
+		      char *buf, size_t n)
 {
 	const void *field = (const char *)target + k->offset;
 
@@ -297,20 +324,34 @@ static void format_value(const struct vmic_conf_key *k, const void *target,
 void vmic_conf_dump(const struct vmic_conf_table *t, const void *target,
 		    FILE *out)
 {
+	const struct vmic_conf_part part = { t, (void *)target };
+
+	vmic_conf_dump_parts(&part, 1, out);
+}
+
+void vmic_conf_dump_parts(const struct vmic_conf_part *parts, size_t nparts,
+			  FILE *out)
+{
 	const char *section = NULL;
 	char value[1024];
 
-	for (size_t i = 0; i < t->count; i++) {
-		const struct vmic_conf_key *k = &t->keys[i];
+	for (size_t p = 0; p < nparts; p++) {
+		const struct vmic_conf_table *t = parts[p].table;
 
-		if (!section || strcmp(section, k->section) != 0) {
-			fprintf(out, "%s[%s]\n", section ? "\n" : "",
-				k->section);
-			section = k->section;
+		for (size_t i = 0; t && i < t->count; i++) {
+			const struct vmic_conf_key *k = &t->keys[i];
+
+			if (!section || strcmp(section, k->section) != 0) {
+				fprintf(out, "%s[%s]\n", section ? "\n" : "",
+					k->section);
+				section = k->section;
+			}
+			vmic_conf_format(k, parts[p].target, value,
+					 sizeof(value));
+			if (k->help)
+				fprintf(out, "# %s\n", k->help);
+			fprintf(out, "%s =%s%s\n", k->key, value[0] ? " " : "",
+				value);
 		}
-		format_value(k, target, value, sizeof(value));
-		if (k->help)
-			fprintf(out, "# %s\n", k->help);
-		fprintf(out, "%s =%s%s\n", k->key, value[0] ? " " : "", value);
 	}
 }

@@ -46,6 +46,12 @@ struct vmic_conf_table {
 	size_t count;
 };
 
+/* One table and the struct its offsets point into. */
+struct vmic_conf_part {
+	const struct vmic_conf_table *table; /* may be NULL: no keys */
+	void *target;
+};
+
 /*
  * Read `path` into target. A missing file is fine when missing_ok (the
  * defaults stand). Diagnostics are logged; returns 0, -ENOENT when the file
@@ -53,6 +59,27 @@ struct vmic_conf_table {
  */
 int vmic_conf_load(const struct vmic_conf_table *t, void *target,
 		   const char *path, bool missing_ok);
+
+/*
+ * The same for a file whose keys come from several tables, each with its
+ * own target (a daemon's core keys, then each service's). A key belongs
+ * to the first part that has it.
+ */
+int vmic_conf_load_parts(const struct vmic_conf_part *parts, size_t nparts,
+			 const char *path, bool missing_ok);
+
+/* The key [section] key of t (case-insensitive), or NULL. */
+const struct vmic_conf_key *vmic_conf_find(const struct vmic_conf_table *t,
+					   const char *section,
+					   const char *key);
+
+/* Parse value into k's field of target; -EINVAL with a reason in err. */
+int vmic_conf_apply(const struct vmic_conf_key *k, void *target,
+		    const char *value, char *err, size_t errsz);
+
+/* k's field of target as the config file would spell it. */
+void vmic_conf_format(const struct vmic_conf_key *k, const void *target,
+		      char *buf, size_t n);
 
 /* Set one key from a string (command line). -ENOENT for unknown keys. */
 int vmic_conf_set(const struct vmic_conf_table *t, void *target,
@@ -62,6 +89,10 @@ int vmic_conf_set(const struct vmic_conf_table *t, void *target,
 /* Print every key with its effective value, grouped by section. */
 void vmic_conf_dump(const struct vmic_conf_table *t, const void *target,
 		    FILE *out);
+/* The same over several parts, in order; a section spanning adjacent
+ * parts gets one header. */
+void vmic_conf_dump_parts(const struct vmic_conf_part *parts, size_t nparts,
+			  FILE *out);
 
 /* Parse a boolean word; -EINVAL when it is none of the accepted ones. */
 int vmic_parse_bool(const char *s, bool *out);
