@@ -44,24 +44,6 @@ struct check_result {
 	int64_t rtt_us; /* -1 when unknown: no perfdata */
 };
 
-/* The heartbeat service's secondary status, "" when not listed. */
-static const char *heartbeat_secondary(json_t *status)
-{
-	json_t *services = json_object_get(status, "services"), *v;
-	size_t i;
-
-	json_array_foreach(services, i, v) {
-		const char *name, *sec;
-
-		name = json_string_value(json_object_get(v, "name"));
-		sec = json_string_value(json_object_get(v, "secondary_status"));
-
-		if (name && sec && strcmp(name, "heartbeat") == 0)
-			return sec;
-	}
-	return "";
-}
-
 /* ", connection retrying (last error: refused)" */
 static void describe_connection(const struct conn_detail *cd, char *buf,
 				size_t n)
@@ -80,8 +62,7 @@ static void describe_connection(const struct conn_detail *cd, char *buf,
  * connection state refines it (see the table at the top).
  */
 static void evaluate(const struct vm_summary *vm, const struct conn_detail *cd,
-		     const struct hb_detail *hd, json_t *status,
-		     struct check_result *res)
+		     const struct hb_detail *hd, struct check_result *res)
 {
 	const char *hb = hd->state;
 	bool connected = strcmp(cd->state, "connected") == 0;
@@ -125,7 +106,7 @@ static void evaluate(const struct vm_summary *vm, const struct conn_detail *cd,
 	else if (strcmp(hb, "Protocol Mismatch") == 0)
 		snprintf(res->text, sizeof(res->text),
 			 "%s: heartbeat %s: %s%s", vm->name, hb,
-			 cli_or_dash(heartbeat_secondary(status)), conn);
+			 cli_or_dash(hd->secondary), conn);
 	else
 		snprintf(res->text, sizeof(res->text), "%s: heartbeat %s%s",
 			 vm->name, hb, conn);
@@ -138,7 +119,7 @@ static int check_vm(struct cli *cli, const char *name,
 	struct vm_summary vm;
 	struct conn_detail cd;
 	struct hb_detail hd;
-	json_t *status = NULL, *conn, *hb;
+	json_t *status = NULL, *conn;
 	int r;
 
 	r = ctl_call(cli, json_pack("{s:s, s:s}", "cmd", "status", "vm", name),
@@ -148,9 +129,8 @@ static int check_vm(struct cli *cli, const char *name,
 	if ((r = reply_vm_summary(status, &vm, e)) == 0 &&
 	    (r = reply_object(status, "connection_detail", &conn, e)) == 0 &&
 	    (r = reply_conn_detail(conn, &cd, e)) == 0 &&
-	    (r = reply_object(status, "heartbeat_detail", &hb, e)) == 0 &&
-	    (r = reply_hb_detail(hb, &hd, e)) == 0)
-		evaluate(&vm, &cd, &hd, status, res);
+	    (r = reply_hb_detail(status, &hd, e)) == 0)
+		evaluate(&vm, &cd, &hd, res);
 	json_decref(status);
 	return r;
 }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "vmic.h"
 
@@ -138,13 +139,35 @@ int reply_conn_detail(json_t *o, struct conn_detail *d, struct cli_error *e)
 	return unpack(o, "connection_detail", f, ARRAY_SIZE(f), d, e);
 }
 
-/* The heartbeat_detail member of a `status` result. */
-int reply_hb_detail(json_t *o, struct hb_detail *d, struct cli_error *e)
+/* The entry named `name` in the services array of a `status` result. */
+int reply_find_service(json_t *status, const char *name, json_t **entry,
+		       struct cli_error *e)
+{
+	json_t *services, *v;
+	size_t i;
+	int r = reply_array(status, "services", &services, e);
+
+	if (r < 0)
+		return r;
+	json_array_foreach(services, i, v) {
+		const char *n = json_string_value(json_object_get(v, "name"));
+
+		if (n && strcmp(n, name) == 0) {
+			*entry = v;
+			return 0;
+		}
+	}
+	cli_error_set(e, CLI_ERR_PROTOCOL,
+		      "the status lists no '%s' service", name);
+	return -EPROTO;
+}
+
+/* The heartbeat service's entry of a `status` result, with its members. */
+int reply_hb_detail(json_t *status, struct hb_detail *d, struct cli_error *e)
 {
 	static const struct field f[] = {
 		FIELD(struct hb_detail, "state", F_STR, state),
-		FIELD(struct hb_detail, "interval_ms", F_INT, interval_ms),
-		FIELD(struct hb_detail, "threshold", F_INT, threshold),
+		FIELD(struct hb_detail, "secondary_status", F_STR, secondary),
 		FIELD(struct hb_detail, "missed", F_INT, missed),
 		FIELD(struct hb_detail, "last_reply_us", F_INT_NULL,
 		      last_reply_us),
@@ -154,8 +177,20 @@ int reply_hb_detail(json_t *o, struct hb_detail *d, struct cli_error *e)
 		FIELD(struct hb_detail, "application_reason", F_STR_NULL,
 		      application_reason),
 	};
+	static const struct field settings[] = {
+		FIELD(struct hb_detail, "interval", F_STR, interval),
+		FIELD(struct hb_detail, "threshold", F_STR, threshold),
+	};
+	json_t *entry, *set;
+	int r;
 
-	return unpack(o, "heartbeat_detail", f, ARRAY_SIZE(f), d, e);
+	if ((r = reply_find_service(status, "heartbeat", &entry, e)) < 0 ||
+	    (r = unpack(entry, "the heartbeat entry", f, ARRAY_SIZE(f), d,
+			e)) < 0 ||
+	    (r = reply_object(entry, "settings", &set, e)) < 0)
+		return r;
+	return unpack(set, "the heartbeat settings", settings,
+		      ARRAY_SIZE(settings), d, e);
 }
 
 /* One entry of `services` (status) or the result of enable/disable. */

@@ -101,16 +101,26 @@ run add web1 --channel
 expect "option without its value" 2 err "option '--channel' needs a value"
 run add web1 --channel unix:/x --bogus
 expect "unknown option of a command" 2 err "vmic add: unknown option '--bogus'"
-run add web1 --channel unix:/x --heartbeat-interval 5x
-expect "bad duration" 2 err "--heartbeat-interval '5x' is not a duration"
-run add web1 --channel unix:/x --heartbeat-threshold -1
-expect "bad count" 2 err "--heartbeat-threshold '-1' is not a count"
+run set web1 heartbeat
+expect "set SERVICE without KEY=VALUE" 2 err "give KEY=VALUE after heartbeat"
+run set web1 heartbeat interval
+expect "set with a word that is not KEY=VALUE" 2 err "'interval' is not KEY=VALUE"
+run set web1 heartbeat =2s
+expect "set with an empty KEY" 2 err "'=2s' is not KEY=VALUE"
+run set web1 bogus interval=2s
+expect "set of an unknown service" 2 err "unknown service 'bogus'; valid services: heartbeat, shutdown"
+run set web1 --channel unix:/x heartbeat interval=2s
+expect "set of the VM and a service at once" 2 err "not both"
+run status web1 bogus
+expect "status of an unknown service" 1 err "unknown service 'bogus'"
+run status web1 heartbeat extra
+expect "status with three operands" 2 err "too many arguments"
 run add web1 web2 --channel unix:/x
 expect "extra operand" 2 err "unexpected argument 'web2'"
 run set web1
 expect "set without a change" 2 err "nothing to change"
 run status
-expect "status without NAME" 2 err "usage: vmic status NAME [--json]"
+expect "status without NAME" 2 err "usage: vmic status NAME [SERVICE] [--json]"
 run remove a b
 expect "remove with two names" 2 err "unexpected argument 'b'"
 # shellcheck disable=SC3044 # "enable" is an argument here, not the builtin

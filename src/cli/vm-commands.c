@@ -135,15 +135,11 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 enum {
 	OPT_CHANNEL = 0x200,
 	OPT_POWER_OFF,
-	OPT_HB_INTERVAL,
-	OPT_HB_THRESHOLD,
 };
 
 static const struct option settings_opts[] = {
 	{ "channel", required_argument, NULL, OPT_CHANNEL },
 	{ "power-off", required_argument, NULL, OPT_POWER_OFF },
-	{ "heartbeat-interval", required_argument, NULL, OPT_HB_INTERVAL },
-	{ "heartbeat-threshold", required_argument, NULL, OPT_HB_THRESHOLD },
 	CLI_COMMON_OPTIONS,
 	{},
 };
@@ -151,8 +147,6 @@ static const struct option settings_opts[] = {
 /* Put one VM setting option into the request; returns CLI_NEXT or 2. */
 static int settings_option(struct cli *cli, int c, char **argv, json_t *req)
 {
-	uint64_t v;
-
 	switch (c) {
 	case OPT_CHANNEL:
 		json_object_set_new(req, "channel", json_string(optarg));
@@ -160,35 +154,15 @@ static int settings_option(struct cli *cli, int c, char **argv, json_t *req)
 	case OPT_POWER_OFF:
 		json_object_set_new(req, "power_off", json_string(optarg));
 		return CLI_NEXT;
-	case OPT_HB_INTERVAL:
-		if (cli_parse_duration(optarg, &v) < 0)
-			return cli_usage_error(
-				cli,
-				"--heartbeat-interval '%s' is not a duration "
-				"(examples: 500ms, 2s, 1m)",
-				optarg);
-		json_object_set_new(req, "heartbeat_interval_ms",
-				    json_integer((json_int_t)v));
-		return CLI_NEXT;
-	case OPT_HB_THRESHOLD:
-		/* The daemon checks the range and says what it is. */
-		if (cli_parse_count(optarg, 0, INT32_MAX, &v) < 0)
-			return cli_usage_error(
-				cli,
-				"--heartbeat-threshold '%s' is not a count of "
-				"missed heartbeats (example: 3)",
-				optarg);
-		json_object_set_new(req, "heartbeat_threshold",
-				    json_integer((json_int_t)v));
-		return CLI_NEXT;
 	default:
 		return cli_common_option(cli, c, argv);
 	}
 }
 
 /*
- * Parse NAME and the settings options of add/set into req (cmd already
- * set). Returns CLI_NEXT or the exit status.
+ * Parse the options of add/set into req (cmd already set) and NAME, the
+ * first operand, into "vm"; the other operands stay for the caller
+ * (argv[optind + 1] on). Returns CLI_NEXT or the exit status.
  */
 static int parse_settings(struct cli *cli, int argc, char **argv,
 			  json_t *req)
@@ -199,9 +173,47 @@ static int parse_settings(struct cli *cli, int argc, char **argv,
 		if ((r = settings_option(cli, c, argv, req)) != CLI_NEXT)
 			return r;
 	}
-	if ((r = cli_expect_operands(cli, argc, argv, 1)) != CLI_NEXT)
-		return r;
+	if (optind >= argc)
+		return cli_usage_error(cli, "missing NAME");
 	json_object_set_new(req, "vm", json_string(argv[optind]));
+	return CLI_NEXT;
+}
+
+/*
+ * SERVICE KEY=VALUE... after NAME: "service" and "settings" of a `set`.
+ * Returns CLI_NEXT or the exit status.
+ */
+static int parse_service_settings(struct cli *cli, int argc, char **argv,
+				  json_t *req)
+{
+	const char *service = cli_service_name(argv[0]);
+	json_t *values;
+
+	if (!service)
+		return cli_usage_error(cli, "unknown service '%s'; valid "
+					    "services: %s",
+				       argv[0], vmic_service_names());
+	if (argc < 2)
+		return cli_usage_error(cli, "give KEY=VALUE after %s (`vmic "
+					    "status NAME %s` shows its "
+					    "settings)",
+				       service, service);
+	values = json_object();
+	for (int i = 1; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		char key[64];
+
+		if (!eq || eq == argv[i] || (size_t)(eq - argv[i]) >= sizeof(key)) {
+			json_decref(values);
+			return cli_usage_error(cli, "'%s' is not KEY=VALUE",
+					       argv[i]);
+		}
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]),
+			 argv[i]);
+		json_object_set_new(values, key, json_string(eq + 1));
+	}
+	json_object_set_new(req, "service", json_string(service));
+	json_object_set_new(req, "settings", values);
 	return CLI_NEXT;
 }
 
@@ -228,7 +240,8 @@ int cmd_add(struct cli *cli, int argc, char **argv)
 	json_t *req = json_pack("{s:s}", "cmd", "add");
 	int r;
 
-	if ((r = parse_settings(cli, argc, argv, req)) != CLI_NEXT) {
+	if ((r = parse_settings(cli, argc, argv, req)) != CLI_NEXT ||
+	    (r = cli_expect_operands(cli, argc, argv, 1)) != CLI_NEXT) {
 		json_decref(req);
 		return r;
 	}
@@ -251,22 +264,62 @@ static int print_updated(struct cli *cli, json_t *result, const char *vm,
 	return 0;
 }
 
-/* vmic set NAME [...]: at least one setting; returns the exit status. */
+static int print_service_updated(struct cli *cli, json_t *result,
+				 const char *vm, struct cli_error *e)
+{
+	struct service_entry s;
+	json_t *settings;
+	const char *key;
+	json_t *v;
+	int r;
+
+	(void)cli;
+	if ((r = reply_service(result, &s, e)) < 0 ||
+	    (r = reply_object(result, "settings", &settings, e)) < 0)
+		return r;
+	printf("%s: %s settings:", vm, s.display);
+	json_object_foreach(settings, key, v)
+		printf(" %s=%s", key, json_string_value(v) ?: "?");
+	putchar('\n');
+	return 0;
+}
+
+/*
+ * vmic set NAME [--channel URI] [--power-off URI]: the VM's settings;
+ * vmic set NAME SERVICE KEY=VALUE...: a service's. Returns the exit
+ * status.
+ */
 int cmd_set(struct cli *cli, int argc, char **argv)
 {
 	json_t *req = json_pack("{s:s}", "cmd", "set");
+	const char *vm;
 	int r;
 
-	if ((r = parse_settings(cli, argc, argv, req)) != CLI_NEXT) {
-		json_decref(req);
-		return r;
+	if ((r = parse_settings(cli, argc, argv, req)) != CLI_NEXT)
+		goto fail;
+	vm = argv[optind];
+	if (optind + 1 < argc) {
+		if (json_object_size(req) > 2) {
+			r = cli_usage_error(cli, "give either --channel and "
+						 "--power-off or SERVICE "
+						 "KEY=VALUE..., not both");
+			goto fail;
+		}
+		r = parse_service_settings(cli, argc - optind - 1,
+					   argv + optind + 1, req);
+		if (r != CLI_NEXT)
+			goto fail;
+		return run_request(cli, req, print_service_updated, vm);
 	}
 	if (json_object_size(req) < 3) {
-		json_decref(req);
-		return cli_usage_error(cli, "nothing to change; give at "
-					    "least one option");
+		r = cli_usage_error(cli, "nothing to change; give --channel, "
+					 "--power-off or SERVICE KEY=VALUE");
+		goto fail;
 	}
-	return run_request(cli, req, print_updated, argv[optind]);
+	return run_request(cli, req, print_updated, vm);
+fail:
+	json_decref(req);
+	return r;
 }
 
 /* remove */
@@ -343,7 +396,7 @@ static void print_connection(struct cli *cli, const struct conn_detail *d)
  */
 static void print_heartbeat(struct cli *cli, const struct hb_detail *d)
 {
-	char buf[512], rtt[32], every[32];
+	char buf[512], rtt[32];
 	size_t off;
 
 	off = (size_t)snprintf(buf, sizeof(buf), "%s", d->state);
@@ -356,11 +409,9 @@ static void print_heartbeat(struct cli *cli, const struct hb_detail *d)
 			off += (size_t)snprintf(buf + off, sizeof(buf) - off,
 						";");
 		}
-		vmic_format_duration_ms((uint64_t)MAX(d->interval_ms, 0),
-					every, sizeof(every));
 		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-					" every %s, lost after %lld missed",
-					every, (long long)d->threshold);
+					" every %s, lost after %s missed",
+					d->interval, d->threshold);
 		if (d->missed > 0 && off < sizeof(buf))
 			snprintf(buf + off, sizeof(buf) - off,
 				 " (%lld missed now)", (long long)d->missed);
@@ -437,7 +488,7 @@ static int print_status(struct cli *cli, json_t *result, const char *name,
 	struct vm_summary vm;
 	struct conn_detail cd;
 	struct hb_detail hd;
-	json_t *conn, *hb, *services;
+	json_t *conn, *services;
 	int r;
 
 	(void)name;
@@ -445,8 +496,7 @@ static int print_status(struct cli *cli, json_t *result, const char *name,
 	if ((r = reply_vm_summary(result, &vm, e)) < 0 ||
 	    (r = reply_object(result, "connection_detail", &conn, e)) < 0 ||
 	    (r = reply_conn_detail(conn, &cd, e)) < 0 ||
-	    (r = reply_object(result, "heartbeat_detail", &hb, e)) < 0 ||
-	    (r = reply_hb_detail(hb, &hd, e)) < 0 ||
+	    (r = reply_hb_detail(result, &hd, e)) < 0 ||
 	    (r = reply_array(result, "services", &services, e)) < 0)
 		return r;
 	print_vm_block(cli, &vm, &cd, &hd);
@@ -454,17 +504,122 @@ static int print_status(struct cli *cli, json_t *result, const char *name,
 	return print_services(cli, services, e);
 }
 
-/* vmic status NAME: VM block and service table; returns the exit status. */
-int cmd_status(struct cli *cli, int argc, char **argv)
+/* Members every service entry has, printed in its table row. */
+static bool common_member(const char *key)
 {
+	static const char *const common[] = {
+		"name",	      "display", "enabled", "primary_status",
+		"secondary_status", "version", "guest_enabled", "settings",
+		"inherited",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(common); i++)
+		if (strcmp(key, common[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A JSON scalar as text: strings as they are, null as "-". */
+static void scalar_text(json_t *v, char *buf, size_t n)
+{
+	if (json_is_string(v))
+		snprintf(buf, n, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+	else if (json_is_boolean(v))
+		snprintf(buf, n, "%s", json_is_true(v) ? "yes" : "no");
+	else
+		snprintf(buf, n, "-");
+}
+
+/* "interval = 2s" lines, "(default)" on those that follow the daemon. */
+static void print_settings(struct cli *cli, json_t *entry)
+{
+	json_t *settings = json_object_get(entry, "settings");
+	json_t *inherited = json_object_get(entry, "inherited"), *v, *x;
+	const char *key;
+	char value[1024], line[1200];
+	size_t i;
+
+	if (!json_is_object(settings))
+		return;
+	printf("\nSettings (`vmic set VM %s KEY=VALUE`):\n",
+	       json_string_value(json_object_get(entry, "name")) ?: "SERVICE");
+	json_object_foreach(settings, key, v) {
+		bool dflt = false;
+
+		json_array_foreach(inherited, i, x)
+			dflt = dflt || (json_is_string(x) &&
+					strcmp(json_string_value(x), key) == 0);
+		scalar_text(v, value, sizeof(value));
+		snprintf(line, sizeof(line), "%s%s", value,
+			 dflt ? " (default)" : "");
+		printf("  ");
+		print_field(cli, key, line, COLOR_NONE);
+	}
+}
+
+/* vmic status NAME SERVICE: the service row, its settings and details. */
+static int print_one_service(struct cli *cli, json_t *result,
+			     const char *vm, struct cli_error *e)
+{
+	json_t *rows = json_array(), *v;
+	const char *key;
+	char value[1024];
 	int r;
 
-	if ((r = cli_parse_plain(cli, argc, argv, 1)) != CLI_NEXT)
+	(void)vm;
+	json_array_append(rows, result);
+	r = print_services(cli, rows, e);
+	json_decref(rows);
+	if (r < 0)
 		return r;
+	print_settings(cli, result);
+	putchar('\n');
+	json_object_foreach(result, key, v) {
+		if (common_member(key) || json_is_object(v) ||
+		    json_is_array(v))
+			continue;
+		scalar_text(v, value, sizeof(value));
+		print_field(cli, key, value, COLOR_NONE);
+	}
+	return 0;
+}
+
+/*
+ * vmic status NAME [SERVICE]: the VM block and service table, or one
+ * service with its settings and details; returns the exit status.
+ */
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	struct cli_error e = { 0 };
+	const char *service;
+	int c, r;
+	static const struct option opts[] = { CLI_COMMON_OPTIONS, {} };
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+		if ((r = cli_common_option(cli, c, argv)) != CLI_NEXT)
+			return r;
+	if (optind >= argc || argc - optind > 2)
+		return cli_usage_error(cli, optind >= argc
+						    ? "missing NAME"
+						    : "too many arguments");
+	if (argc - optind == 1)
+		return run_request(cli,
+				   json_pack("{s:s, s:s}", "cmd", "status",
+					     "vm", argv[optind]),
+				   print_status, argv[optind]);
+	service = cli_service_name(argv[optind + 1]);
+	if (!service) {
+		cli_error_set(&e, CLI_ERR_LOCAL,
+			      "unknown service '%s'; valid services: %s",
+			      argv[optind + 1], vmic_service_names());
+		return cli_report(cli, &e);
+	}
 	return run_request(cli,
-			   json_pack("{s:s, s:s}", "cmd", "status", "vm",
-				     argv[optind]),
-			   print_status, argv[optind]);
+			   json_pack("{s:s, s:s, s:s}", "cmd", "status", "vm",
+				     argv[optind], "service", service),
+			   print_one_service, argv[optind]);
 }
 
 /* enable, disable */

@@ -18,18 +18,17 @@
 const struct cli_command cli_commands[] = {
 	{ "list", cmd_list, "",
 	  "List the registered VMs with connection and heartbeat state" },
-	{ "add", cmd_add,
-	  "NAME --channel URI [--power-off URI] "
-	  "[--heartbeat-interval DURATION] [--heartbeat-threshold N]",
+	{ "add", cmd_add, "NAME --channel URI [--power-off URI]",
 	  "Register a VM; vmic-hostd starts connecting at once" },
 	{ "set", cmd_set,
-	  "NAME [--channel URI] [--power-off URI|\"\"] "
-	  "[--heartbeat-interval DURATION] [--heartbeat-threshold N]",
-	  "Change a VM's settings; a new channel reconnects" },
+	  "NAME [--channel URI] [--power-off URI|\"\"] | "
+	  "NAME SERVICE KEY=VALUE...",
+	  "Change a VM's settings (a new channel reconnects) or a "
+	  "service's" },
 	{ "remove", cmd_remove, "NAME",
 	  "Forget a VM and its settings (its events stay)" },
-	{ "status", cmd_status, "NAME",
-	  "Show a VM and its integration services" },
+	{ "status", cmd_status, "NAME [SERVICE]",
+	  "Show a VM and its integration services, or one service" },
 	{ "enable", cmd_enable, "NAME SERVICE",
 	  "Turn an integration service on for a VM" },
 	{ "disable", cmd_disable, "NAME SERVICE",

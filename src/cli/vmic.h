@@ -143,7 +143,9 @@ struct conn_detail {
 };
 struct hb_detail {
 	const char *state;
-	int64_t interval_ms, threshold, missed;
+	const char *secondary; /* the service's secondary status */
+	const char *interval, *threshold; /* as `vmic set` spells them */
+	int64_t missed;
 	int64_t rtt_us, last_reply_us; /* -1 when unknown */
 	const char *application, *application_reason;
 };
@@ -161,7 +163,9 @@ struct vm_event {
 };
 int reply_vm_summary(json_t *o, struct vm_summary *vm, struct cli_error *e);
 int reply_conn_detail(json_t *o, struct conn_detail *d, struct cli_error *e);
-int reply_hb_detail(json_t *o, struct hb_detail *d, struct cli_error *e);
+int reply_find_service(json_t *status, const char *name, json_t **entry,
+		       struct cli_error *e);
+int reply_hb_detail(json_t *status, struct hb_detail *d, struct cli_error *e);
 int reply_service(json_t *o, struct service_entry *s, struct cli_error *e);
 int reply_event(json_t *o, struct vm_event *ev, struct cli_error *e);
 int reply_array(json_t *result, const char *key, json_t **arr,

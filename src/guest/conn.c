@@ -115,17 +115,26 @@ static void log_session_up(struct guest_conn *c)
 
 	services[0] = '\0';
 	for (size_t i = 0; i < vmic_service_count; i++) {
-		uint8_t id = vmic_services[i].id;
+		uint8_t id = vmic_services[i]->id;
 
 		off += (size_t)snprintf(services + off, sizeof(services) - off,
 					"%s%s v%u", off ? ", " : "",
-					vmic_services[i].name,
+					vmic_services[i]->name,
 					vmic_session_version(&c->session, id));
 		if (off >= sizeof(services))
 			break;
 	}
 	log_info("session established with %s (%s)", c->session.peer.software,
 		 services);
+}
+
+/* Tell the services a session ended (the host left or restarted). */
+static void conn_session_down(struct guest_conn *c)
+{
+	if (!c->up)
+		return;
+	c->up = false;
+	guest_services_session(c, false);
 }
 
 static int conn_on_hello(struct guest_conn *c, const struct vmic_frame *f)
@@ -144,6 +153,7 @@ static int conn_on_hello(struct guest_conn *c, const struct vmic_frame *f)
 		return 0;
 	}
 	if (r & VMIC_HELLO_NEW_PEER) {
+		conn_session_down(c);
 		c->host_mask = mask_from_hello(&h);
 		log_debug("hello from %s", h.software);
 	}
@@ -154,6 +164,8 @@ static int conn_on_hello(struct guest_conn *c, const struct vmic_frame *f)
 		uv_timer_stop(&c->hello_timer);
 		log_session_up(c);
 		conn_send_info(c);
+		c->up = true;
+		guest_services_session(c, true);
 	}
 	return 0;
 }
@@ -241,6 +253,7 @@ static void conn_on_close(void *ud, int reason)
 		log_info("host disconnected");
 	else if (reason)
 		log_warning_errno(reason, "host connection closed");
+	conn_session_down(c);
 	if (g->conn == c) {
 		g->conn = NULL;
 		if (!g->stopping)
@@ -252,6 +265,7 @@ static void conn_on_close(void *ud, int reason)
 /* Start a new session: fresh nonce, hello now, retries from 1 s. */
 static void conn_restart_session(struct guest_conn *c)
 {
+	conn_session_down(c);
 	vmic_session_start(&c->session, VMIC_ROLE_GUEST, vmic_random_u64(),
 			   "vmic-guestd " VMIC_VERSION, c->g->offers);
 	conn_send_hello(c);

@@ -221,7 +221,7 @@ static int apply_overrides(struct guestd *g, const struct options *o)
 static int build_offers(struct guestd *g, const struct options *o)
 {
 	for (size_t i = 0; i < vmic_service_count; i++) {
-		const struct vmic_service_desc *d = &vmic_services[i];
+		const struct vmic_service_desc *d = vmic_services[i];
 
 		g->offers[d->id] = (struct vmic_offer){
 			.service = d->id,
@@ -259,7 +259,7 @@ static void on_signal(uv_signal_t *s, int signo)
 	log_info("SIG%s received, stopping", sigabbrev_np(signo));
 	vmic_notify("STOPPING=1");
 	g->stopping = true;
-	health_stop(g);
+	guest_services_stop(g);
 	if (g->conn)
 		conn_close(g->conn);
 	vmic_listener_close(g->listener);
@@ -279,7 +279,13 @@ static int guestd_run(struct guestd *g)
 		log_error("cannot use channel %s: %s", g->cfg.channel, err);
 		return r;
 	}
-	health_start(g);
+	r = guest_services_start(g);
+	if (r < 0) {
+		log_error_errno(r, "cannot start the services");
+		vmic_listener_close(g->listener);
+		uv_run(g->loop, UV_RUN_DEFAULT);
+		return r;
+	}
 	uv_signal_init(g->loop, &g->sigterm);
 	uv_signal_init(g->loop, &g->sigint);
 	g->sigterm.data = g->sigint.data = g;
@@ -303,9 +309,11 @@ static int guestd_run(struct guestd *g)
 
 int main(int argc, char **argv)
 {
+	struct vmic_conf_part parts[2 * VMIC_SVC_COUNT + 1];
 	struct options o = { 0 };
 	struct guestd g = { 0 };
 	char err[512];
+	size_t nparts;
 	int r;
 
 	log_init("vmic-guestd", LOG_TARGET_AUTO);
@@ -317,9 +325,14 @@ int main(int argc, char **argv)
 	else if (o.use_syslog)
 		log_init("vmic-guestd", LOG_TARGET_SYSLOG);
 	guest_config_defaults(&g.cfg);
+	if (guest_services_init(&g) < 0) {
+		log_error("out of memory");
+		return EXIT_FAILURE;
+	}
+	nparts = guest_config_parts(&g, parts);
 	g.config_path = o.config ? o.config : GUESTD_CONFIG_PATH;
-	r = vmic_conf_load(&guest_config_table, &g.cfg, g.config_path,
-			   o.config == NULL);
+	r = vmic_conf_load_parts(parts, nparts, g.config_path,
+				 o.config == NULL);
 	if (r == 0)
 		r = apply_overrides(&g, &o);
 	if (r == 0)
@@ -327,7 +340,8 @@ int main(int argc, char **argv)
 	if (r < 0)
 		return EXIT_FAILURE;
 	if (o.check_config) {
-		vmic_conf_dump(&guest_config_table, &g.cfg, stdout);
+		vmic_conf_dump_parts(parts, nparts, stdout);
+		guest_services_free(&g);
 		return EXIT_SUCCESS;
 	}
 	log_set_max_level(g.cfg.log_level);
@@ -339,5 +353,6 @@ int main(int argc, char **argv)
 	g.loop = uv_default_loop();
 	r = guestd_run(&g);
 	uv_loop_close(g.loop);
+	guest_services_free(&g);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

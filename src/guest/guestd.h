@@ -21,38 +21,20 @@
 #define GUESTD_CONFIG_PATH "/etc/vmic/vmic-guestd.conf"
 #define GUESTD_COMMAND_MAX 1024
 
+/* The agent's own keys; each service's keys live in its own struct. */
 struct guest_config {
 	char channel[VMIC_PATH_MAX + 32];
 	int log_level;
-	bool enabled[VMIC_SVC_COUNT];
-	/* heartbeat */
-	char health_command[GUESTD_COMMAND_MAX];
-	unsigned health_interval_ms;
-	unsigned health_timeout_ms;
-	/* shutdown: empty means systemctl where systemd runs, else the
-	 * plain poweroff/reboot/halt commands */
-	char poweroff_command[GUESTD_COMMAND_MAX];
-	char reboot_command[GUESTD_COMMAND_MAX];
-	char halt_command[GUESTD_COMMAND_MAX];
-};
-
-/* The last result of the application health command. */
-struct health {
-	uv_timer_t timer;
-	uv_timer_t timeout; /* run limit, then the drain limit after exit */
-	uv_process_t proc;
-	uv_pipe_t out;
-	bool proc_open, out_open; /* handles not yet closed */
-	bool exited, eof, timed_out;
-	int64_t status;
-	int signo;
-	uint8_t state; /* enum vmic_health */
-	char reason[513];
-	char output[513]; /* first bytes the command printed */
-	size_t output_len;
+	bool enabled[VMIC_SVC_COUNT]; /* [SERVICE] enabled */
 };
 
 struct guest_conn;
+
+/* What the agent keeps for one service: its config and its state. */
+struct guest_slot {
+	void *conf;  /* the service's config struct (conf_size bytes) */
+	void *state; /* set by the service's start(), NULL when not running */
+};
 
 struct guestd {
 	uv_loop_t *loop;
@@ -62,8 +44,8 @@ struct guestd {
 	struct vmic_listener *listener;
 	struct guest_conn *conn; /* the current host connection, or NULL */
 	struct vmic_offer offers[VMIC_SVC_COUNT];
+	struct guest_slot svc[VMIC_SVC_COUNT];
 	uv_signal_t sigterm, sigint;
-	struct health health;
 	bool stopping;
 };
 
@@ -78,15 +60,37 @@ struct guest_conn {
 	uint32_t next_request_id;
 	uint64_t stale_frames;
 	bool had_session; /* a session was established on this connection */
+	bool up;          /* the services were told the session is up */
 	bool closing;
 };
 
-/* A service as the guest runs it: one entry per implemented service. */
+/*
+ * A service as the agent runs it (src/services/NAME/guest.c). Every hook
+ * but on_frame is optional.
+ */
 struct guest_service {
-	uint8_t id;
-	/* A request for the service; the gate (enabled, version) has passed. */
+	const struct vmic_service_desc *desc;
+	const char *enabled_help; /* --check-config's line for [NAME] enabled */
+	/* Keys of [NAME] besides `enabled`: offsets into a struct of
+	 * conf_size bytes, set to its defaults by conf_defaults. */
+	const struct vmic_conf_table *conf;
+	size_t conf_size;
+	void (*conf_defaults)(void *conf);
+	/* The agent starts with the service enabled in its configuration:
+	 * set up what it needs (g->svc[id].state). 0 or -errno. */
+	int (*start)(struct guestd *g);
+	/* The agent stops: close what start() opened. */
+	void (*stop)(struct guestd *g);
+	/* A session with the host began or ended (state per session). */
+	void (*on_session)(struct guest_conn *c, bool up);
+	/* A request for the service; the gate (enabled, version) passed. */
 	int (*on_frame)(struct guest_conn *c, const struct vmic_frame *f);
 };
+
+/* Each service's entry: NAME_guest, from its guest.c. */
+#define VMIC_SERVICE(name) extern const struct guest_service name##_guest;
+#include "services/list.h"
+#undef VMIC_SERVICE
 
 /* guestd-config.c */
 extern const struct vmic_conf_table guest_config_table;
@@ -112,19 +116,19 @@ const struct guest_service *guest_service_find(uint8_t id);
 /* Why the service cannot answer now, or NULL when it can. */
 const char *guest_service_refusal(const struct guest_conn *c, uint8_t id,
 				  uint16_t *code);
-
-/* heartbeat.c */
-int heartbeat_on_frame(struct guest_conn *c, const struct vmic_frame *f);
-
-/* health.c */
-void health_start(struct guestd *g);
-void health_stop(struct guestd *g);
-
-/* shutdown.c */
-int shutdown_on_frame(struct guest_conn *c, const struct vmic_frame *f);
-/* The command an action runs, from the config or chosen for this system. */
-const char *shutdown_command(const struct guest_config *cfg, uint8_t action,
-			     bool force, char *buf, size_t n);
+/* Allocate every service's config at its defaults; -ENOMEM. */
+int guest_services_init(struct guestd *g);
+/* Free every service's config and state (after the loop has ended). */
+void guest_services_free(struct guestd *g);
+/* The config file's parts: [agent], then each service's keys. At most
+ * VMIC_SVC_COUNT * 2 + 1 entries; returns the count. */
+size_t guest_config_parts(struct guestd *g, struct vmic_conf_part *parts);
+/* start() of each service its configuration enables; -errno. */
+int guest_services_start(struct guestd *g);
+/* stop() of each started service. */
+void guest_services_stop(struct guestd *g);
+/* on_session() of each started service. */
+void guest_services_session(struct guest_conn *c, bool up);
 
 /* info.c */
 struct vmic_info;

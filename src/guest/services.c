@@ -1,26 +1,122 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The agent's table of services, and the gate every request passes: a
- * service answers only when this build has it, the guest configuration
- * enables it, the host enables it, and both sides share a version.
+ * The agent's table of services, the gate every request passes, and the
+ * lifecycle every service shares: its [NAME] config keys, start and stop
+ * with the agent, session up and down. A service answers only when this
+ * build has it, the guest configuration enables it, the host enables it,
+ * and both sides share a version.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "common/macro.h"
 #include "guestd.h"
 #include "proto/services.h"
 
-static const struct guest_service services[] = {
-	{ VMIC_SVC_HEARTBEAT, heartbeat_on_frame },
-	{ VMIC_SVC_SHUTDOWN, shutdown_on_frame },
+/* Made from services/list.h: one line there adds a service here. */
+static const struct guest_service *const services[] = {
+#define VMIC_SERVICE(name) &name##_guest,
+#include "services/list.h"
+#undef VMIC_SERVICE
 };
+
+/* The generated [NAME] enabled keys, one table per service. */
+static struct vmic_conf_key enabled_keys[ARRAY_SIZE(services)];
+static struct vmic_conf_table enabled_tables[ARRAY_SIZE(services)];
 
 const struct guest_service *guest_service_find(uint8_t id)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(services); i++)
-		if (services[i].id == id)
-			return &services[i];
+		if (services[i]->desc->id == id)
+			return services[i];
 	return NULL;
+}
+
+int guest_services_init(struct guestd *g)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++) {
+		const struct guest_service *s = services[i];
+		uint8_t id = s->desc->id;
+
+		g->cfg.enabled[id] = s->desc->default_on;
+		if (!s->conf_size)
+			continue;
+		g->svc[id].conf = calloc(1, s->conf_size);
+		if (!g->svc[id].conf)
+			return -ENOMEM;
+		if (s->conf_defaults)
+			s->conf_defaults(g->svc[id].conf);
+	}
+	return 0;
+}
+
+void guest_services_free(struct guestd *g)
+{
+	for (size_t i = 0; i < VMIC_SVC_COUNT; i++) {
+		free(g->svc[i].conf);
+		free(g->svc[i].state);
+		g->svc[i].conf = g->svc[i].state = NULL;
+	}
+}
+
+size_t guest_config_parts(struct guestd *g, struct vmic_conf_part *parts)
+{
+	size_t n = 0;
+
+	parts[n++] = (struct vmic_conf_part){ &guest_config_table, &g->cfg };
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++) {
+		const struct guest_service *s = services[i];
+
+		enabled_keys[i] = (struct vmic_conf_key){
+			.section = s->desc->name,
+			.key = "enabled",
+			.type = VMIC_CONF_BOOL,
+			.offset = offsetof(struct guest_config,
+					   enabled[s->desc->id]),
+			.help = s->enabled_help,
+		};
+		enabled_tables[i] = (struct vmic_conf_table){
+			&enabled_keys[i], 1
+		};
+		parts[n++] = (struct vmic_conf_part){ &enabled_tables[i],
+						      &g->cfg };
+		if (s->conf)
+			parts[n++] = (struct vmic_conf_part){
+				s->conf, g->svc[s->desc->id].conf
+			};
+	}
+	return n;
+}
+
+int guest_services_start(struct guestd *g)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++) {
+		const struct guest_service *s = services[i];
+		int r;
+
+		if (!g->cfg.enabled[s->desc->id] || !s->start)
+			continue;
+		r = s->start(g);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void guest_services_stop(struct guestd *g)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++)
+		if (services[i]->stop && g->svc[services[i]->desc->id].state)
+			services[i]->stop(g);
+}
+
+void guest_services_session(struct guest_conn *c, bool up)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++)
+		if (services[i]->on_session &&
+		    c->g->cfg.enabled[services[i]->desc->id])
+			services[i]->on_session(c, up);
 }
 
 const char *guest_service_refusal(const struct guest_conn *c, uint8_t id,

@@ -163,8 +163,10 @@ static void conn_session_start(struct vm *vm)
 	struct vmic_offer local[VMIC_SVC_COUNT] = { 0 };
 
 	for (size_t i = 0; i < vmic_service_count; i++) {
-		const struct vmic_service_desc *d = &vmic_services[i];
+		const struct vmic_service_desc *d = vmic_services[i];
 
+		if (d->id >= VMIC_SVC_COUNT)
+			continue; /* cannot happen; tells GCC the bound */
 		local[d->id] = (struct vmic_offer){
 			.service = d->id,
 			.min_version = d->min_version,
@@ -212,14 +214,25 @@ static void conn_established(struct vm *vm)
 	conn_send_services(vm);
 	services_up(vm);
 	services_refresh(vm);
-	if (vm->stop)
-		shutdown_on_session_up(vm);
+	vm_notify(vm, &(struct notice){ .kind = NOTICE_SESSION_UP });
+}
+
+/* The session ended: the services stop, waiting requests fail. */
+static void conn_session_down(struct vm *vm)
+{
+	services_down(vm);
+	requests_fail_all(vm, -ECONNRESET);
+}
+
+void conn_forget_contact(struct vm *vm)
+{
+	vm->conn.contact = false;
 }
 
 /* The agent restarted behind a live stream (virtio-serial keeps it). */
 static void conn_peer_restarted(struct vm *vm)
 {
-	services_down(vm);
+	conn_session_down(vm);
 	conn_set_state(vm, CONN_HANDSHAKE);
 	events_emit(vm->h, vm->name, NULL, "connection", "connected",
 		    "handshake", "the guest agent restarted (new session)");
@@ -339,6 +352,21 @@ static int conn_on_control(struct vm *vm, const struct vmic_frame *f)
 	}
 }
 
+/*
+ * An answer whose request nobody waits for (it timed out, or the guest
+ * is confused): counted, and logged once per session.
+ */
+static void conn_unexpected_answer(struct vm *vm, const struct vmic_frame *f)
+{
+	struct conn *c = &vm->conn;
+
+	if (c->unexpected_answers++ == 0)
+		log_info("%s: an answer (service %u, type %u, request %u) "
+			 "nobody waits for any more; further ones this "
+			 "session are only counted",
+			 vm->name, f->service, f->type, f->request_id);
+}
+
 static int conn_on_frame(void *ud, const struct vmic_frame *f)
 {
 	struct vm *vm = ud;
@@ -358,8 +386,14 @@ static int conn_on_frame(void *ud, const struct vmic_frame *f)
 			  vm->name, f->service, f->type);
 		return 0;
 	}
+	if ((f->flags & VMIC_F_REPLY) && requests_deliver(vm, f))
+		return 0;
 	if (f->service == VMIC_SVC_CONTROL)
 		return conn_on_control(vm, f);
+	if (f->flags & VMIC_F_REPLY) {
+		conn_unexpected_answer(vm, f);
+		return 0;
+	}
 	return services_dispatch(vm, f);
 }
 
@@ -407,7 +441,7 @@ static void conn_on_close(void *ud, int reason)
 	if (reason != -EPROTO || !c->last_error[0])
 		conn_set_error(vm, "%s", why);
 	if (from == CONN_CONNECTED)
-		services_down(vm);
+		conn_session_down(vm);
 	uv_timer_stop(&c->timer);
 	conn_set_state(vm, CONN_RETRYING);
 	if (from == CONN_CONNECTED || c->attempts == 0)
@@ -416,8 +450,8 @@ static void conn_on_close(void *ud, int reason)
 			    c->last_error);
 	c->attempts++;
 	services_refresh(vm);
-	if (vm->stop)
-		shutdown_on_channel_closed(vm);
+	vm_notify(vm, &(struct notice){ .kind = NOTICE_CHANNEL_CLOSED,
+					.err = reason });
 	conn_schedule_retry(vm);
 	vm_unref(vm);
 }
@@ -440,7 +474,7 @@ static void conn_on_resync(void *ud, uint64_t dropped)
 			    "far); resynchronising on a new session",
 			    (unsigned long long)dropped);
 	if (was_up)
-		services_down(vm);
+		conn_session_down(vm);
 	conn_set_state(vm, CONN_HANDSHAKE);
 	if (was_up) {
 		events_emit(vm->h, vm->name, NULL, "connection", "connected",
@@ -477,8 +511,8 @@ static void conn_connect_failed(struct vm *vm, int err, const char *what)
 		log_debug("%s: %s (attempt %u)", vm->name, c->last_error,
 			  c->attempts + 1);
 	c->attempts++;
-	if (vm->stop)
-		shutdown_on_connect_failed(vm, err);
+	vm_notify(vm, &(struct notice){ .kind = NOTICE_CONNECT_FAILED,
+					.err = err });
 	conn_schedule_retry(vm);
 }
 
@@ -510,6 +544,7 @@ static void conn_on_connected(void *ud, int status, uv_stream_t *stream,
 	vm_ref(vm); /* dropped in conn_on_close */
 	c->next_request_id = 0;
 	c->stale_frames = 0;
+	c->unexpected_answers = 0;
 	c->resyncs = 0;
 	conn_set_state(vm, CONN_HANDSHAKE);
 	conn_session_start(vm);

@@ -18,16 +18,12 @@
 #include "hostd.h"
 #include "proto/proto.h"
 #include "proto/services.h"
-#include "proto/shutdown.h"
 
 #define EVENTS_LIMIT_DEFAULT 1000
 #define EVENTS_LIMIT_MAX 100000
-#define STOP_TIMEOUT_DEFAULT_MS 60000
-#define STOP_TIMEOUT_MAX_MS 86400000
 
-/* Strict unpack of the remaining members; replies bad-request on error. */
-static bool args_unpack(struct ctl_request *rq, const char *cmd, json_t *args,
-			const char *fmt, ...)
+bool ctl_args_unpack(struct ctl_request *rq, const char *cmd, json_t *args,
+		     const char *fmt, ...)
 {
 	const struct ctl_command *c = ctl_command_find(cmd);
 	json_error_t err;
@@ -48,26 +44,6 @@ static bool args_unpack(struct ctl_request *rq, const char *cmd, json_t *args,
 static void reply_store_error(struct ctl_request *rq)
 {
 	ctl_reply_error(rq, "internal", "%s", ctl_request_hostd(rq)->store.errmsg);
-}
-
-static bool check_interval(struct ctl_request *rq, json_int_t v)
-{
-	if (v >= HB_INTERVAL_MIN_MS && v <= HB_INTERVAL_MAX_MS)
-		return true;
-	ctl_reply_error(rq, "invalid-argument",
-			"heartbeat_interval_ms must be %u..%u, not %lld",
-			HB_INTERVAL_MIN_MS, HB_INTERVAL_MAX_MS, (long long)v);
-	return false;
-}
-
-static bool check_threshold(struct ctl_request *rq, json_int_t v)
-{
-	if (v >= HB_THRESHOLD_MIN && v <= HB_THRESHOLD_MAX)
-		return true;
-	ctl_reply_error(rq, "invalid-argument",
-			"heartbeat_threshold must be %u..%u, not %lld",
-			HB_THRESHOLD_MIN, HB_THRESHOLD_MAX, (long long)v);
-	return false;
 }
 
 static bool check_channel(struct ctl_request *rq, const char *uri,
@@ -94,7 +70,7 @@ static bool check_power(struct ctl_request *rq, const char *uri)
 static void cmd_version(struct ctl_request *rq, struct vm *vm UNUSED,
 			json_t *args)
 {
-	if (!args_unpack(rq, "version", args, "{}"))
+	if (!ctl_args_unpack(rq, "version", args, "{}"))
 		return;
 	ctl_reply_ok(rq, json_pack("{s:s, s:i}", "version", VMIC_VERSION,
 				   "protocol", VMIC_FRAMEWORK_VERSION));
@@ -106,7 +82,7 @@ static void cmd_list(struct ctl_request *rq, struct vm *vm UNUSED,
 	struct hostd *h = ctl_request_hostd(rq);
 	json_t *arr;
 
-	if (!args_unpack(rq, "list", args, "{}"))
+	if (!ctl_args_unpack(rq, "list", args, "{}"))
 		return;
 	arr = json_array();
 	for (size_t i = 0; i < h->nvms; i++)
@@ -119,15 +95,11 @@ static void cmd_add(struct ctl_request *rq, struct vm *unused UNUSED,
 {
 	struct hostd *h = ctl_request_hostd(rq);
 	const char *name, *channel, *power = NULL, *bad;
-	json_int_t interval = h->cfg.hb_interval_ms;
-	json_int_t threshold = h->cfg.hb_threshold;
 	struct vmic_channel ch;
 	struct vm *vm;
 
-	if (!args_unpack(rq, "add", args, "{s:s, s:s, s?s, s?I, s?I}", "vm",
-			 &name, "channel", &channel, "power_off", &power,
-			 "heartbeat_interval_ms", &interval,
-			 "heartbeat_threshold", &threshold))
+	if (!ctl_args_unpack(rq, "add", args, "{s:s, s:s, s?s}", "vm", &name,
+			     "channel", &channel, "power_off", &power))
 		return;
 	bad = vm_name_invalid(name);
 	if (bad) {
@@ -142,8 +114,7 @@ static void cmd_add(struct ctl_request *rq, struct vm *unused UNUSED,
 				name);
 		return;
 	}
-	if (!check_channel(rq, channel, &ch) || !check_power(rq, power) ||
-	    !check_interval(rq, interval) || !check_threshold(rq, threshold))
+	if (!check_channel(rq, channel, &ch) || !check_power(rq, power))
 		return;
 	vm = vm_new(h, name);
 	if (!vm) {
@@ -153,16 +124,14 @@ static void cmd_add(struct ctl_request *rq, struct vm *unused UNUSED,
 	vm->channel = ch;
 	vmic_channel_format(&ch, vm->channel_uri, sizeof(vm->channel_uri));
 	vm->power_off = power && *power ? strdup(power) : NULL;
-	vm->hb_interval_ms = (unsigned)interval;
-	vm->hb_threshold = (unsigned)threshold;
 	if (store_vm_insert(h, vm) < 0) {
-		vm_destroy(vm);
+		vm_destroy(vm, DETACH_REMOVED);
 		reply_store_error(rq);
 		return;
 	}
 	if (vm_register(h, vm) < 0) {
 		store_vm_delete(h, name);
-		vm_destroy(vm);
+		vm_destroy(vm, DETACH_REMOVED);
 		ctl_reply_error(rq, "internal", "out of memory");
 		return;
 	}
@@ -183,13 +152,11 @@ static void note_change(char *buf, size_t n, const char *what,
 		 from, to);
 }
 
-/* The settings `set` may change, to apply all at once or not at all. */
+/* The VM settings `set` may change, to apply all at once or not at all. */
 struct vm_settings {
 	char channel_uri[CHANNEL_URI_MAX];
 	struct vmic_channel channel;
 	char *power_off;
-	unsigned hb_interval_ms;
-	unsigned hb_threshold;
 };
 
 static void settings_swap(struct vm *vm, struct vm_settings *s)
@@ -199,13 +166,9 @@ static void settings_swap(struct vm *vm, struct vm_settings *s)
 	memcpy(tmp.channel_uri, vm->channel_uri, sizeof(tmp.channel_uri));
 	tmp.channel = vm->channel;
 	tmp.power_off = vm->power_off;
-	tmp.hb_interval_ms = vm->hb_interval_ms;
-	tmp.hb_threshold = vm->hb_threshold;
 	memcpy(vm->channel_uri, s->channel_uri, sizeof(vm->channel_uri));
 	vm->channel = s->channel;
 	vm->power_off = s->power_off;
-	vm->hb_interval_ms = s->hb_interval_ms;
-	vm->hb_threshold = s->hb_threshold;
 	*s = tmp;
 }
 
@@ -213,8 +176,6 @@ static void describe_changes(const struct vm *vm,
 			     const struct vm_settings *old, char *buf,
 			     size_t n)
 {
-	char a[32], b[32];
-
 	buf[0] = '\0';
 	if (strcmp(old->channel_uri, vm->channel_uri) != 0)
 		note_change(buf, n, "channel", old->channel_uri,
@@ -224,32 +185,16 @@ static void describe_changes(const struct vm *vm,
 		note_change(buf, n, "power_off",
 			    old->power_off ? old->power_off : "none",
 			    vm->power_off ? vm->power_off : "none");
-	if (old->hb_interval_ms != vm->hb_interval_ms) {
-		vmic_format_duration_ms(old->hb_interval_ms, a, sizeof(a));
-		vmic_format_duration_ms(vm->hb_interval_ms, b, sizeof(b));
-		note_change(buf, n, "heartbeat interval", a, b);
-	}
-	if (old->hb_threshold != vm->hb_threshold) {
-		snprintf(a, sizeof(a), "%u", old->hb_threshold);
-		snprintf(b, sizeof(b), "%u", vm->hb_threshold);
-		note_change(buf, n, "heartbeat threshold", a, b);
-	}
 }
 
-static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
+/* set with channel and/or power_off: the VM's own settings. */
+static void set_vm(struct ctl_request *rq, struct vm *vm, const char *channel,
+		   const char *power)
 {
 	struct hostd *h = ctl_request_hostd(rq);
-	const char *channel = NULL, *power = NULL;
-	json_int_t interval = vm->hb_interval_ms;
-	json_int_t threshold = vm->hb_threshold;
 	struct vm_settings s = { 0 };
 	char changes[1500];
 
-	if (!args_unpack(rq, "set", args, "{s?s, s?s, s?I, s?I}", "channel",
-			 &channel, "power_off", &power,
-			 "heartbeat_interval_ms", &interval,
-			 "heartbeat_threshold", &threshold))
-		return;
 	s.channel = vm->channel;
 	memcpy(s.channel_uri, vm->channel_uri, sizeof(s.channel_uri));
 	if (channel) {
@@ -258,15 +203,12 @@ static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
 		vmic_channel_format(&s.channel, s.channel_uri,
 				    sizeof(s.channel_uri));
 	}
-	if (!check_power(rq, power) || !check_interval(rq, interval) ||
-	    !check_threshold(rq, threshold))
+	if (!check_power(rq, power))
 		return;
 	if (power)
 		s.power_off = *power ? strdup(power) : NULL;
 	else
 		s.power_off = vm->power_off ? strdup(vm->power_off) : NULL;
-	s.hb_interval_ms = (unsigned)interval;
-	s.hb_threshold = (unsigned)threshold;
 	settings_swap(vm, &s); /* s now holds the old settings */
 	if (store_vm_update(h, vm) < 0) {
 		settings_swap(vm, &s);
@@ -280,19 +222,100 @@ static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
 			    changes);
 	if (strcmp(s.channel_uri, vm->channel_uri) != 0)
 		conn_restart(vm);
-	if (s.hb_interval_ms != vm->hb_interval_ms ||
-	    s.hb_threshold != vm->hb_threshold)
-		hb_settings_changed(vm);
 	free(s.power_off);
 	events_flush(h);
 	ctl_reply_ok(rq, vm_summary_json(vm));
+}
+
+/* The service a request names, or NULL after replying unknown-service. */
+static const struct vmic_service_desc *find_service(struct ctl_request *rq,
+						    const char *name)
+{
+	const struct vmic_service_desc *d = vmic_service_by_name(name);
+
+	if (!d)
+		ctl_reply_error(rq, "unknown-service",
+				"no service '%.64s'; valid services: %s", name,
+				vmic_service_names());
+	return d;
+}
+
+/* set with service and settings: keys of the service's table. */
+static void set_service(struct ctl_request *rq, struct vm *vm,
+			const char *name, json_t *values)
+{
+	struct hostd *h = ctl_request_hostd(rq);
+	const struct vmic_service_desc *d = find_service(rq, name);
+	const struct host_service *s;
+	char err[768], changes[1500];
+	uint32_t mask;
+	void *now, *old;
+
+	if (!d)
+		return;
+	s = host_service_get(d->id);
+	if (settings_parse(vm, d->id, values, &now, &mask, err,
+			   sizeof(err)) < 0) {
+		ctl_reply_error(rq, "invalid-argument", "%s", err);
+		return;
+	}
+	if (store_settings_set(h, vm, d->id, now, mask) < 0) {
+		free(now);
+		reply_store_error(rq);
+		return;
+	}
+	old = vm->svc[d->id].settings;
+	vm->svc[d->id].settings = now;
+	vm->svc[d->id].own_keys |= mask;
+	settings_describe(d->id, old, now, mask, changes, sizeof(changes));
+	events_emit(h, vm->name, d->name, "service-setting", NULL, NULL, "%s",
+		    changes);
+	free(old);
+	if (s && s->settings_changed)
+		s->settings_changed(vm);
+	events_flush(h);
+	ctl_reply_ok(rq, service_json(vm, d->id));
+}
+
+static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	const char *channel = NULL, *power = NULL, *service = NULL;
+	json_t *values = NULL;
+
+	if (!ctl_args_unpack(rq, "set", args, "{s?s, s?s, s?s, s?o}",
+			     "channel", &channel, "power_off", &power,
+			     "service", &service, "settings", &values))
+		return;
+	if (!service && !values && !channel && !power) {
+		ctl_reply_error(rq, "bad-request",
+				"`set` needs channel or power_off, or service "
+				"and settings");
+		return;
+	}
+	if ((service || values) && (channel || power)) {
+		ctl_reply_error(rq, "bad-request",
+				"`set` changes either the VM (channel, "
+				"power_off) or one service (service, settings), "
+				"not both at once");
+		return;
+	}
+	if (!service != !values) {
+		ctl_reply_error(rq, "bad-request",
+				"`set` of a service needs both \"service\" "
+				"and \"settings\" ({\"KEY\": \"VALUE\"})");
+		return;
+	}
+	if (service)
+		set_service(rq, vm, service, values);
+	else
+		set_vm(rq, vm, channel, power);
 }
 
 static void cmd_remove(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
 	struct hostd *h = ctl_request_hostd(rq);
 
-	if (!args_unpack(rq, "remove", args, "{}"))
+	if (!ctl_args_unpack(rq, "remove", args, "{}"))
 		return;
 	if (store_vm_delete(h, vm->name) < 0) {
 		reply_store_error(rq);
@@ -300,16 +323,26 @@ static void cmd_remove(struct ctl_request *rq, struct vm *vm, json_t *args)
 	}
 	events_emit(h, vm->name, NULL, "vm-removed", NULL, NULL,
 		    "unregistered (was on channel %s)", vm->channel_uri);
-	vm_destroy(vm);
+	vm_destroy(vm, DETACH_REMOVED);
 	events_flush(h);
 	ctl_reply_ok(rq, json_object());
 }
 
 static void cmd_status(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
-	if (!args_unpack(rq, "status", args, "{}"))
+	const struct vmic_service_desc *d;
+	const char *service = NULL;
+
+	if (!ctl_args_unpack(rq, "status", args, "{s?s}", "service",
+			     &service))
 		return;
-	ctl_reply_ok(rq, vm_status_json(vm));
+	if (!service) {
+		ctl_reply_ok(rq, vm_status_json(vm));
+		return;
+	}
+	d = find_service(rq, service);
+	if (d)
+		ctl_reply_ok(rq, service_json(vm, d->id));
 }
 
 static void service_setting(struct ctl_request *rq, struct vm *vm,
@@ -319,15 +352,11 @@ static void service_setting(struct ctl_request *rq, struct vm *vm,
 	const struct vmic_service_desc *d;
 	const char *name;
 
-	if (!args_unpack(rq, cmd, args, "{s:s}", "service", &name))
+	if (!ctl_args_unpack(rq, cmd, args, "{s:s}", "service", &name))
 		return;
-	d = vmic_service_by_name(name);
-	if (!d) {
-		ctl_reply_error(rq, "unknown-service",
-				"no service '%.64s'; valid services: %s", name,
-				vmic_service_names());
+	d = find_service(rq, name);
+	if (!d)
 		return;
-	}
 	if (vm_service_enabled(vm, d->id) != enable) {
 		if (store_service_set(h, vm, d->id, enable) < 0) {
 			reply_store_error(rq);
@@ -362,7 +391,7 @@ static void cmd_events(struct ctl_request *rq, struct vm *unused UNUSED,
 	int follow = 0;
 	json_t *arr;
 
-	if (!args_unpack(rq, "events", args, "{s?s, s?I, s?I, s?b}", "vm",
+	if (!ctl_args_unpack(rq, "events", args, "{s?s, s?I, s?I, s?b}", "vm",
 			 &vmname, "since_us", &since, "limit", &limit,
 			 "follow", &follow))
 		return;
@@ -389,70 +418,21 @@ static void cmd_events(struct ctl_request *rq, struct vm *unused UNUSED,
 	ctl_reply_ok(rq, json_pack("{s:o}", "events", arr));
 }
 
-static void cmd_stop(struct ctl_request *rq, struct vm *vm, json_t *args)
-{
-	const char *action = "poweroff", *reason = "";
-	json_int_t timeout = STOP_TIMEOUT_DEFAULT_MS;
-	int force = 0, turn_off = 0;
-	uint8_t act;
-
-	if (!args_unpack(rq, "stop", args, "{s?s, s?s, s?I, s?b, s?b}",
-			 "action", &action, "reason", &reason, "timeout_ms",
-			 &timeout, "force", &force, "turn_off", &turn_off))
-		return;
-	if (strcmp(action, "poweroff") == 0) {
-		act = VMIC_SD_POWEROFF;
-	} else if (strcmp(action, "reboot") == 0) {
-		act = VMIC_SD_REBOOT;
-	} else {
-		ctl_reply_error(rq, "invalid-argument",
-				"action must be \"poweroff\" or \"reboot\", not "
-				"'%.32s'",
-				action);
-		return;
-	}
-	if (strlen(reason) > VMIC_SD_REASON_MAX) {
-		ctl_reply_error(rq, "invalid-argument",
-				"reason is %zu bytes long; at most %d are "
-				"allowed",
-				strlen(reason), VMIC_SD_REASON_MAX);
-		return;
-	}
-	if (timeout < 1 || timeout > STOP_TIMEOUT_MAX_MS) {
-		ctl_reply_error(rq, "invalid-argument",
-				"timeout_ms must be 1..%d, not %lld",
-				STOP_TIMEOUT_MAX_MS, (long long)timeout);
-		return;
-	}
-	shutdown_start(vm, rq, act, reason, (unsigned)timeout, force,
-		       turn_off);
-}
-
 static void cmd_stats(struct ctl_request *rq, struct vm *vm UNUSED,
 		      json_t *args)
 {
 	struct hostd *h = ctl_request_hostd(rq);
-	const struct rtt_hist *r = &h->rtt;
 	size_t connected = 0;
 	int reset = 0;
 	json_t *res;
 
-	if (!args_unpack(rq, "stats", args, "{s?b}", "reset", &reset))
+	if (!ctl_args_unpack(rq, "stats", args, "{s?b}", "reset", &reset))
 		return;
 	for (size_t i = 0; i < h->nvms; i++)
 		connected += conn_up(h->vms[i]);
-	res = json_pack("{s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}",
-			"vms", (json_int_t)h->nvms, "connected",
-			(json_int_t)connected, "heartbeats_sent",
-			(json_int_t)h->hb_sent, "heartbeat_replies",
-			(json_int_t)h->hb_replies, "rtt_us", "p50",
-			(json_int_t)rtt_percentile(r, 50), "p90",
-			(json_int_t)rtt_percentile(r, 90), "p99",
-			(json_int_t)rtt_percentile(r, 99), "max",
-			(json_int_t)r->max, "samples",
-			(json_int_t)r->samples);
-	if (reset)
-		rtt_reset(&h->rtt);
+	res = json_pack("{s:I, s:I}", "vms", (json_int_t)h->nvms, "connected",
+			(json_int_t)connected);
+	services_stats_json(h, res, reset);
 	ctl_reply_ok(rq, res);
 }
 
@@ -460,16 +440,15 @@ static const struct ctl_command commands[] = {
 	{ "version", cmd_version, false, "", "daemon and protocol version" },
 	{ "list", cmd_list, false, "", "every VM with its state" },
 	{ "add", cmd_add, false,
-	  "vm (string), channel (string), power_off (string), "
-	  "heartbeat_interval_ms (integer), heartbeat_threshold (integer)",
+	  "vm (string), channel (string), power_off (string)",
 	  "register a VM" },
 	{ "set", cmd_set, true,
-	  "vm (string), channel (string), power_off (string), "
-	  "heartbeat_interval_ms (integer), heartbeat_threshold (integer)",
-	  "change a VM's settings" },
+	  "vm (string), channel (string), power_off (string), service "
+	  "(string), settings (object)",
+	  "change a VM's or a service's settings" },
 	{ "remove", cmd_remove, true, "vm (string)", "forget a VM" },
-	{ "status", cmd_status, true, "vm (string)",
-	  "a VM's connection and services" },
+	{ "status", cmd_status, true, "vm (string), service (string)",
+	  "a VM's connection and services, or one service" },
 	{ "enable", cmd_enable, true, "vm (string), service (string)",
 	  "turn a service on for a VM" },
 	{ "disable", cmd_disable, true, "vm (string), service (string)",
@@ -478,12 +457,8 @@ static const struct ctl_command commands[] = {
 	  "vm (string), since_us (integer), limit (integer), follow "
 	  "(boolean)",
 	  "the event log" },
-	{ "stop", cmd_stop, true,
-	  "vm (string), action (string), reason (string), timeout_ms "
-	  "(integer), force (boolean), turn_off (boolean)",
-	  "shut a VM down or reboot it" },
 	{ "stats", cmd_stats, false, "reset (boolean)",
-	  "daemon-wide heartbeat numbers" },
+	  "daemon-wide numbers" },
 };
 
 const struct ctl_command *ctl_command_find(const char *name)
@@ -491,21 +466,24 @@ const struct ctl_command *ctl_command_find(const char *name)
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return &commands[i];
-	return NULL;
+	return services_command_find(name);
 }
 
 const char *ctl_command_names(void)
 {
-	static char names[256];
+	static char names[512];
 
 	if (names[0] == '\0') {
 		size_t off = 0;
 
-		for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		for (size_t i = 0; i < ARRAY_SIZE(commands) &&
+				   off < sizeof(names);
+		     i++)
 			off += (size_t)snprintf(names + off,
 						sizeof(names) - off, "%s%s",
 						i ? ", " : "",
 						commands[i].name);
+		services_command_names(names, sizeof(names), off);
 	}
 	return names;
 }

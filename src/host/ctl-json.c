@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * JSON views of a VM for the control socket: the summary of `list`, the
- * details of `status` and the service entries (docs/control.md). Every
- * string from the guest was sanitised when it arrived.
+ * details of `status` and the service entries (docs/control.md), each
+ * service adding its own members through its hooks. Every string from
+ * the guest was sanitised when it arrived.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,12 +22,6 @@ static json_t *int_or_null(int64_t v, bool known)
 	return known ? json_integer(v) : json_null();
 }
 
-static enum hb_state hb_shown(const struct vm *vm)
-{
-	return vm_service_enabled(vm, VMIC_SVC_HEARTBEAT) ? vm->hb.state
-							  : HB_DISABLED;
-}
-
 json_t *vm_summary_json(const struct vm *vm)
 {
 	const struct guest_info *gi = conn_up(vm) ? vm->info : NULL;
@@ -40,16 +35,13 @@ json_t *vm_summary_json(const struct vm *vm)
 	json_object_set_new(o, "power_off", str_or_null(vm->power_off));
 	json_object_set_new(o, "connection",
 			    json_string(conn_state_name(vm->conn.state)));
-	json_object_set_new(o, "heartbeat",
-			    json_string(hb_state_name(hb_shown(vm))));
 	json_object_set_new(o, "agent",
 			    str_or_null(vm->conn.contact ? vm->conn.agent
 							 : NULL));
 	json_object_set_new(o, "os", str_or_null(gi ? gi->os_name : NULL));
 	json_object_set_new(o, "kernel", str_or_null(gi ? gi->kernel : NULL));
 	json_object_set_new(o, "uptime_s", int_or_null(uptime, gi != NULL));
-	json_object_set_new(o, "rtt_us",
-			    int_or_null(vm->hb.rtt_us, vm->hb.rtt_us >= 0));
+	services_summary_json(vm, o);
 	return o;
 }
 
@@ -78,38 +70,19 @@ static json_t *connection_detail(const struct vm *vm)
 			    json_integer((json_int_t)c->stale_frames));
 	json_object_set_new(o, "bad_frames",
 			    json_integer((json_int_t)c->bad_frames));
-	return o;
-}
-
-static json_t *heartbeat_detail(const struct vm *vm)
-{
-	const struct hb *hb = &vm->hb;
-	enum hb_state st = hb_shown(vm);
-	json_t *o = json_object();
-
-	json_object_set_new(o, "state", json_string(hb_state_name(st)));
-	json_object_set_new(o, "interval_ms", json_integer(vm->hb_interval_ms));
-	json_object_set_new(o, "threshold", json_integer(vm->hb_threshold));
-	json_object_set_new(o, "missed", json_integer(hb->missed));
-	json_object_set_new(o, "last_reply_us",
-			    int_or_null(hb->last_reply_us,
-					hb->last_reply_us != 0));
-	json_object_set_new(o, "rtt_us",
-			    int_or_null(hb->rtt_us, hb->rtt_us >= 0));
-	json_object_set_new(o, "application",
-			    json_string(st == HB_CRITICAL ? "Critical" : "OK"));
-	json_object_set_new(o, "application_reason",
-			    json_string(st == HB_CRITICAL && hb->reason
-						? hb->reason
-						: ""));
+	json_object_set_new(o, "unexpected_answers",
+			    json_integer((json_int_t)c->unexpected_answers));
+	json_object_set_new(o, "requests_waiting",
+			    json_integer(vm->req.count));
 	return o;
 }
 
 json_t *service_json(const struct vm *vm, uint8_t id)
 {
 	const struct vmic_service_desc *d = vmic_service_by_id(id);
+	const struct host_service *s = host_service_get(id);
+	json_t *o = json_object(), *settings, *inherited;
 	struct svc_status st;
-	json_t *o = json_object();
 
 	service_status(vm, id, &st);
 	json_object_set_new(o, "name", json_string(d->name));
@@ -124,6 +97,13 @@ json_t *service_json(const struct vm *vm, uint8_t id)
 			    st.guest_enabled < 0
 				    ? json_null()
 				    : json_boolean(st.guest_enabled));
+	settings = settings_json(vm, id, &inherited);
+	if (settings) {
+		json_object_set_new(o, "settings", settings);
+		json_object_set_new(o, "inherited", inherited);
+	}
+	if (s && s->status_json)
+		s->status_json(vm, o);
 	return o;
 }
 
@@ -138,10 +118,9 @@ json_t *vm_status_json(const struct vm *vm)
 	json_object_set_new(o, "arch", str_or_null(gi ? gi->arch : NULL));
 
 	json_object_set_new(o, "connection_detail", connection_detail(vm));
-	json_object_set_new(o, "heartbeat_detail", heartbeat_detail(vm));
 	for (size_t i = 0; i < vmic_service_count; i++)
 		json_array_append_new(services,
-				      service_json(vm, vmic_services[i].id));
+				      service_json(vm, vmic_services[i]->id));
 	json_object_set_new(o, "services", services);
 	return o;
 }

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The host's table of services: for each service id its handlers for
- * session up/down and frames, and how its status reads. Adding a service
- * is one line here plus its own file. The Get-VMIntegrationService rules
- * of docs/control.md live in service_status().
+ * The host's table of services and what the core does with it: the
+ * lifecycle every service shares (daemon start and stop, attach and
+ * detach per VM, session up and down, notices), the routing of frames,
+ * and the Get-VMIntegrationService status rules of docs/control.md.
+ * Nothing here knows a particular service.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -13,22 +16,18 @@
 #include "proto/hello.h"
 #include "proto/services.h"
 
-/*
- * The shutdown service keeps no state outside a stop, and a stop follows
- * the connection itself (conn.c tells shutdown.c), so these are empty.
- */
-static void sd_on_up(struct vm *vm UNUSED)
-{
-}
-
-static void sd_on_down(struct vm *vm UNUSED)
-{
-}
-
-static const struct host_service host_services[] = {
-	{ VMIC_SVC_HEARTBEAT, hb_on_up, hb_on_down, hb_on_frame, hb_status },
-	{ VMIC_SVC_SHUTDOWN, sd_on_up, sd_on_down, shutdown_on_frame, NULL },
+/* Made from services/list.h: one line there adds a service here. */
+static const struct host_service *const host_services[] = {
+#define VMIC_SERVICE(name) &name##_host,
+#include "services/list.h"
+#undef VMIC_SERVICE
 };
+
+#define FOR_EACH_SERVICE(s)                                              \
+	for (const struct host_service *const *s##_it = host_services, *s; \
+	     s##_it < host_services + ARRAY_SIZE(host_services) &&        \
+	     (s = *s##_it, 1);                                            \
+	     s##_it++)
 
 static const char *const primary_names[] = {
 	[SVC_NONE] = "",
@@ -46,24 +45,89 @@ const char *svc_primary_name(enum svc_primary p)
 
 const struct host_service *host_service_get(uint8_t id)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(host_services); i++)
-		if (host_services[i].id == id)
-			return &host_services[i];
+	FOR_EACH_SERVICE(s)
+		if (s->desc->id == id)
+			return s;
 	return NULL;
+}
+
+int services_daemon_start(struct hostd *h)
+{
+	FOR_EACH_SERVICE(s) {
+		int r = s->daemon_start ? s->daemon_start(h) : 0;
+
+		if (r < 0)
+			return log_error_errno(r, "cannot start the %s service",
+					       s->desc->name);
+	}
+	return 0;
+}
+
+void services_daemon_stop(struct hostd *h)
+{
+	FOR_EACH_SERVICE(s)
+		if (s->daemon_stop)
+			s->daemon_stop(h);
+}
+
+int services_attach(struct vm *vm)
+{
+	const struct hostd_config *cfg = &vm->h->cfg;
+
+	FOR_EACH_SERVICE(s) {
+		struct vm_service *slot = &vm->svc[s->desc->id];
+		int r;
+
+		if (s->settings_size) {
+			slot->settings = malloc(s->settings_size);
+			if (!slot->settings)
+				return -ENOMEM;
+			memcpy(slot->settings, cfg->svc_defaults[s->desc->id],
+			       s->settings_size);
+		}
+		r = s->attach ? s->attach(vm) : 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void services_detach(struct vm *vm, enum detach_reason why)
+{
+	FOR_EACH_SERVICE(s)
+		if (s->detach)
+			s->detach(vm, why);
+}
+
+void services_release(struct vm *vm)
+{
+	FOR_EACH_SERVICE(s) {
+		if (s->release)
+			s->release(vm);
+		free(vm->svc[s->desc->id].settings);
+		vm->svc[s->desc->id].settings = NULL;
+	}
 }
 
 void services_up(struct vm *vm)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(host_services); i++)
-		if (vm_service_enabled(vm, host_services[i].id))
-			host_services[i].on_up(vm);
+	FOR_EACH_SERVICE(s)
+		if (vm_service_enabled(vm, s->desc->id) && s->on_up)
+			s->on_up(vm);
 }
 
 void services_down(struct vm *vm)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(host_services); i++)
-		if (vm_service_enabled(vm, host_services[i].id))
-			host_services[i].on_down(vm);
+	FOR_EACH_SERVICE(s)
+		if (vm_service_enabled(vm, s->desc->id) && s->on_down)
+			s->on_down(vm);
+}
+
+void services_notify(struct vm *vm, struct notice *n)
+{
+	FOR_EACH_SERVICE(s)
+		if (s->on_notice)
+			s->on_notice(vm, n);
 }
 
 bool service_usable(const struct vm *vm, uint8_t id)
@@ -77,29 +141,26 @@ int services_dispatch(struct vm *vm, const struct vmic_frame *f)
 {
 	const struct host_service *s = host_service_get(f->service);
 	bool request = vmic_frame_is_request(f);
+	char msg[160];
 
-	if (!s) {
+	if (!s || !s->on_frame) {
 		if (request)
-			conn_send_error(vm, f, VMIC_E_UNKNOWN_SERVICE,
-					"vmic-hostd has no handler for this "
+			conn_send_error(vm, f, VMIC_E_UNKNOWN_TYPE,
+					"vmic-hostd takes no requests of this "
 					"service");
 		return 0;
 	}
 	if (!vm_service_enabled(vm, f->service)) {
-		const struct vmic_service_desc *d =
-			vmic_service_by_id(f->service);
-		char msg[160];
-
-		snprintf(msg, sizeof(msg), "the %s service is disabled for "
-					   "this VM on the host (`vmic enable "
-					   "%s %s` turns it on)",
-			 d->name, vm->name, d->name);
+		snprintf(msg, sizeof(msg),
+			 "the %s service is disabled for this VM on the host "
+			 "(`vmic enable %s %s` turns it on)",
+			 s->desc->name, vm->name, s->desc->name);
 		if (request)
 			conn_send_error(vm, f, VMIC_E_DISABLED, msg);
 		else
 			log_debug("%s: dropping a frame of disabled service "
 				  "%s",
-				  vm->name, d->name);
+				  vm->name, s->desc->name);
 		return 0;
 	}
 	return s->on_frame(vm, f);
@@ -172,59 +233,86 @@ void services_init_status(struct vm *vm)
 {
 	struct svc_status st;
 
-	for (size_t i = 0; i < vmic_service_count; i++) {
-		service_status(vm, vmic_services[i].id, &st);
-		vm->svc_primary[vmic_services[i].id] = (uint8_t)st.primary;
+	FOR_EACH_SERVICE(s) {
+		if (s->loaded)
+			s->loaded(vm);
+		service_status(vm, s->desc->id, &st);
+		vm->svc[s->desc->id].primary = (uint8_t)st.primary;
 	}
-	if (!vm_service_enabled(vm, VMIC_SVC_HEARTBEAT))
-		vm->hb.state = HB_DISABLED;
 }
 
 void services_refresh(struct vm *vm)
 {
-	for (size_t i = 0; i < vmic_service_count; i++) {
-		uint8_t id = vmic_services[i].id;
+	FOR_EACH_SERVICE(s) {
+		uint8_t id = s->desc->id;
 		struct svc_status st;
 
-		/* The heartbeat service reports its own `heartbeat` events. */
-		if (id == VMIC_SVC_HEARTBEAT)
+		if (s->own_status_events)
 			continue;
 		service_status(vm, id, &st);
-		if (vm->svc_primary[id] == st.primary)
+		if (vm->svc[id].primary == st.primary)
 			continue;
-		events_emit(vm->h, vm->name, vmic_services[i].name,
-			    "service-status",
-			    primary_event_name(vm->svc_primary[id]),
+		events_emit(vm->h, vm->name, s->desc->name, "service-status",
+			    primary_event_name(vm->svc[id].primary),
 			    primary_event_name(st.primary), "%s",
 			    st.secondary[0] ? st.secondary
 			    : st.primary == SVC_NONE ? "disabled on the host"
 						     : svc_primary_name(st.primary));
-		vm->svc_primary[id] = (uint8_t)st.primary;
+		vm->svc[id].primary = (uint8_t)st.primary;
 	}
 }
 
 void service_switch(struct vm *vm, uint8_t id, bool enabled)
 {
 	const struct host_service *s = host_service_get(id);
-	bool was = vm_service_enabled(vm, id);
 
-	if (was == enabled)
+	if (vm_service_enabled(vm, id) == enabled)
 		return;
 	if (enabled)
 		vm->enabled_mask |= 1u << id;
 	else
 		vm->enabled_mask &= ~(1u << id);
 	vmic_session_set_enabled(&vm->conn.session, id, enabled);
-	if (conn_up(vm)) {
+	if (conn_up(vm))
 		conn_send_services(vm);
-		if (s && enabled)
-			s->on_up(vm);
-		else if (s)
-			s->on_down(vm);
-	} else if (id == VMIC_SVC_HEARTBEAT) {
-		/* Offline, the heartbeat state still moves at once: to
-		 * Disabled, or back to No Contact / Lost Communication. */
-		hb_on_down(vm);
-	}
+	/* Offline, a service's state still moves at once (to disabled, or
+	 * back to No Contact / Lost Communication): on_down tells it. */
+	if (s && conn_up(vm) && enabled && s->on_up)
+		s->on_up(vm);
+	else if (s && s->on_down)
+		s->on_down(vm);
 	services_refresh(vm);
+}
+
+const struct ctl_command *services_command_find(const char *name)
+{
+	FOR_EACH_SERVICE(s)
+		for (size_t i = 0; i < s->ncommands; i++)
+			if (strcmp(s->commands[i].name, name) == 0)
+				return &s->commands[i];
+	return NULL;
+}
+
+size_t services_command_names(char *buf, size_t n, size_t off)
+{
+	FOR_EACH_SERVICE(s)
+		for (size_t i = 0; i < s->ncommands && off < n; i++)
+			off += (size_t)snprintf(buf + off, n - off, "%s%s",
+						off ? ", " : "",
+						s->commands[i].name);
+	return off;
+}
+
+void services_summary_json(const struct vm *vm, json_t *summary)
+{
+	FOR_EACH_SERVICE(s)
+		if (s->summary_json)
+			s->summary_json(vm, summary);
+}
+
+void services_stats_json(struct hostd *h, json_t *stats, bool reset)
+{
+	FOR_EACH_SERVICE(s)
+		if (s->stats_json)
+			s->stats_json(h, stats, reset);
 }

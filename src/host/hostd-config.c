@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* The keys of vmic-hostd.conf: one table, parsed and printed by config.c. */
+/*
+ * The keys of vmic-hostd.conf: the daemon's own table here, then each
+ * service's settings table, whose [NAME] sections give the defaults of
+ * VMs without their own. Parsed and printed by config.c.
+ */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/duration.h"
 #include "common/log.h"
 #include "hostd.h"
+#include "proto/services.h"
 
 #define FIELD(f) offsetof(struct hostd_config, f)
 #define STRING(sec, name, f, h)                                        \
@@ -31,12 +37,6 @@ static const struct vmic_conf_key keys[] = {
 	{ .section = "daemon", .key = "syslog", .type = VMIC_CONF_BOOL,
 	  .offset = FIELD(syslog),
 	  .help = "log to syslog instead of stderr (yes or no)" },
-	RANGED("heartbeat", "interval", VMIC_CONF_DURATION, hb_interval_ms,
-	       HB_INTERVAL_MIN_MS, HB_INTERVAL_MAX_MS,
-	       "default heartbeat interval of a new VM (100ms..1h)"),
-	RANGED("heartbeat", "threshold", VMIC_CONF_UINT, hb_threshold,
-	       HB_THRESHOLD_MIN, HB_THRESHOLD_MAX,
-	       "missed heartbeats before Lost Communication (1..100)"),
 	RANGED("connection", "connect-timeout", VMIC_CONF_DURATION,
 	       connect_timeout_ms, 100, 600000,
 	       "how long one connect attempt may take (100ms..10m)"),
@@ -53,19 +53,56 @@ const struct vmic_conf_table hostd_conf_table = {
 	.count = ARRAY_SIZE(keys),
 };
 
-void hostd_config_defaults(struct hostd_config *c)
+int hostd_config_defaults(struct hostd_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/vmic");
 	snprintf(c->socket, sizeof(c->socket), "/run/vmic/ctl.sock");
 	snprintf(c->socket_group, sizeof(c->socket_group), "vmic");
 	c->log_level = LOG_INFO;
-	c->hb_interval_ms = 1000;
-	c->hb_threshold = 3;
 	c->connect_timeout_ms = 5000;
 	c->retry_min_ms = 250;
 	c->retry_max_ms = 30000;
 	c->events_keep = 100000;
+	for (size_t i = 0; i < vmic_service_count; i++) {
+		uint8_t id = vmic_services[i]->id;
+		const struct host_service *s = host_service_get(id);
+
+		if (!s || !s->settings_size)
+			continue;
+		c->svc_defaults[id] = calloc(1, s->settings_size);
+		if (!c->svc_defaults[id])
+			return -ENOMEM;
+		if (s->settings_defaults)
+			s->settings_defaults(c->svc_defaults[id]);
+	}
+	return 0;
+}
+
+void hostd_config_free(struct hostd_config *c)
+{
+	for (size_t i = 0; i < VMIC_SVC_COUNT; i++) {
+		free(c->svc_defaults[i]);
+		c->svc_defaults[i] = NULL;
+	}
+}
+
+size_t hostd_config_parts(struct hostd_config *c,
+			  struct vmic_conf_part *parts)
+{
+	size_t n = 0;
+
+	parts[n++] = (struct vmic_conf_part){ &hostd_conf_table, c };
+	for (size_t i = 0; i < vmic_service_count; i++) {
+		uint8_t id = vmic_services[i]->id;
+		const struct host_service *s = host_service_get(id);
+
+		if (s && s->settings && c->svc_defaults[id])
+			parts[n++] = (struct vmic_conf_part){
+				s->settings, c->svc_defaults[id]
+			};
+	}
+	return n;
 }
 
 int hostd_config_check(const struct hostd_config *c, const char *path)

@@ -135,11 +135,16 @@ static int apply_overrides(struct hostd_config *cfg, const struct options *o)
 
 static int load_config(struct hostd_config *cfg, const struct options *o)
 {
+	struct vmic_conf_part parts[VMIC_SVC_COUNT + 1];
+	size_t nparts;
 	int r;
 
-	hostd_config_defaults(cfg);
+	r = hostd_config_defaults(cfg);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up the configuration");
+	nparts = hostd_config_parts(cfg, parts);
 	/* The default file may be absent; a file named on purpose not. */
-	r = vmic_conf_load(&hostd_conf_table, cfg, o->config, !o->config_given);
+	r = vmic_conf_load_parts(parts, nparts, o->config, !o->config_given);
 	if (r < 0)
 		return r;
 	r = apply_overrides(cfg, o);
@@ -219,14 +224,13 @@ static void hostd_stop(struct hostd *h)
 		return;
 	log_info("stopping");
 	vmic_notify("STOPPING=1");
-	/* Stops still running answer now, while clients can hear it. */
-	for (size_t i = 0; i < h->nvms; i++)
-		if (h->vms[i]->stop)
-			shutdown_abort(h->vms[i], "vmic-hostd is stopping");
 	h->stopping = true;
+	/* Operations still running (a stop) answer now, while their clients
+	 * can hear it: detaching a VM's services fails them. */
 	while (h->nvms > 0)
-		vm_destroy(h->vms[h->nvms - 1]);
+		vm_destroy(h->vms[h->nvms - 1], DETACH_STOPPING);
 	ctl_close(h);
+	services_daemon_stop(h);
 	events_close(h);
 	uv_close((uv_handle_t *)&h->sig_term, NULL);
 	uv_close((uv_handle_t *)&h->sig_int, NULL);
@@ -250,7 +254,9 @@ static int hostd_start(struct hostd *h)
 	r = ctl_open(h);
 	if (r < 0)
 		return r;
-	r = make_state_dir(h->cfg.state_dir);
+	r = services_daemon_start(h);
+	if (r == 0)
+		r = make_state_dir(h->cfg.state_dir);
 	if (r == 0)
 		r = lock_state_dir(h->cfg.state_dir);
 	if (r == 0)
@@ -286,9 +292,10 @@ static void hostd_abort(struct hostd *h)
 {
 	h->stopping = true;
 	while (h->nvms > 0)
-		vm_destroy(h->vms[h->nvms - 1]);
+		vm_destroy(h->vms[h->nvms - 1], DETACH_STOPPING);
 	ctl_close(h);
 	uv_run(h->loop, UV_RUN_DEFAULT);
+	services_daemon_stop(h);
 }
 
 int main(int argc, char **argv)
@@ -308,13 +315,19 @@ int main(int argc, char **argv)
 		 o.check_config ? LOG_TARGET_STDERR : LOG_TARGET_AUTO);
 	r = load_config(&h.cfg, &o);
 	if (o.check_config) {
-		if (r < 0)
-			return 1;
-		vmic_conf_dump(&hostd_conf_table, &h.cfg, stdout);
-		return 0;
+		struct vmic_conf_part parts[VMIC_SVC_COUNT + 1];
+
+		if (r == 0)
+			vmic_conf_dump_parts(parts,
+					     hostd_config_parts(&h.cfg, parts),
+					     stdout);
+		hostd_config_free(&h.cfg);
+		return r < 0 ? 1 : 0;
 	}
-	if (r < 0)
+	if (r < 0) {
+		hostd_config_free(&h.cfg);
 		return 1;
+	}
 	if (o.syslog || h.cfg.syslog)
 		log_init("vmic-hostd", LOG_TARGET_SYSLOG);
 	log_set_max_level(h.cfg.log_level);
@@ -325,6 +338,7 @@ int main(int argc, char **argv)
 		store_close(&h);
 		free(h.vms);
 		uv_loop_close(h.loop);
+		hostd_config_free(&h.cfg);
 		return 1;
 	}
 	uv_run(h.loop, UV_RUN_DEFAULT);
@@ -332,6 +346,7 @@ int main(int argc, char **argv)
 	events_close(&h);
 	store_close(&h);
 	free(h.vms);
+	hostd_config_free(&h.cfg);
 	r = uv_loop_close(h.loop);
 	if (r < 0)
 		log_debug("loop closed with handles left: %s", uv_strerror(r));

@@ -38,15 +38,11 @@
 #define VM_NAME_MAX 64
 #define CHANNEL_URI_MAX (VMIC_PATH_MAX + 32)
 #define POWER_URI_MAX 1024
-#define HB_INTERVAL_MIN_MS 100u
-#define HB_INTERVAL_MAX_MS 3600000u
-#define HB_THRESHOLD_MIN 1u
-#define HB_THRESHOLD_MAX 100u
-/* Heartbeat requests remembered for matching late replies. */
-#define HB_RING 8
 #define ERROR_TEXT_MAX 160
 /* "application critical: " and the guest's reason (<= 512 bytes). */
 #define SVC_SECONDARY_MAX 640
+/* Requests one VM may have waiting for answers at once. */
+#define REQUESTS_MAX 64
 
 struct hostd_config {
 	char state_dir[256];
@@ -54,12 +50,13 @@ struct hostd_config {
 	char socket_group[64];
 	int log_level;
 	bool syslog;
-	unsigned hb_interval_ms;
-	unsigned hb_threshold;
 	unsigned connect_timeout_ms;
 	unsigned retry_min_ms;
 	unsigned retry_max_ms;
 	unsigned events_keep;
+	/* Each service's settings as hostd.conf's [NAME] sections give
+	 * them: the defaults of a VM without its own (NULL: no settings). */
+	void *svc_defaults[VMIC_SVC_COUNT];
 };
 
 /* docs/control.md connection states, in this order. */
@@ -69,15 +66,6 @@ enum conn_state {
 	CONN_CONNECTED,
 	CONN_RETRYING,
 	CONN_CLOSED, /* the VM is being removed or the daemon exits */
-};
-
-enum hb_state {
-	HB_NO_CONTACT,
-	HB_OK,
-	HB_CRITICAL, /* "OK (application critical)" */
-	HB_LOST,
-	HB_MISMATCH,
-	HB_DISABLED,
 };
 
 /* Get-VMIntegrationService PrimaryStatus values. */
@@ -115,25 +103,10 @@ struct conn {
 	char agent[VMIC_SOFTWARE_MAX + 1];
 	uint64_t stale_frames; /* dropped before the session was up */
 	uint64_t bad_frames;   /* failed the message table check */
+	uint64_t unexpected_answers; /* answers nobody waited for */
 	bool contact;          /* a session was up since add or start */
 	bool bad_frame_reported;
 	unsigned resyncs; /* decoder hunts since the last session */
-};
-
-struct hb {
-	enum hb_state state;
-	uv_timer_t timer;
-	bool running;
-	uint64_t seq; /* last sequence number sent */
-	struct {
-		uint64_t seq;
-		uint64_t sent_us; /* monotonic; 0 once answered */
-	} ring[HB_RING];
-	unsigned missed;
-	int64_t last_reply_us;
-	int64_t rtt_us; /* -1 until the first reply */
-	bool contact;   /* a reply since add or start */
-	char *reason;   /* application-critical reason, sanitised */
 };
 
 struct guest_info {
@@ -144,10 +117,9 @@ struct guest_info {
 	int64_t boot_us; /* realtime, from the agent's uptime */
 };
 
-struct stop_op;
-struct power_op;
 struct ctl;
 struct ctl_request;
+struct vm;
 
 /* One event; the strings live in the same allocation. */
 struct event {
@@ -158,21 +130,35 @@ struct event {
 	const char *message;
 };
 
+/* One service of one VM, as the core keeps it. */
+struct vm_service {
+	void *state;    /* the service's own, from its attach() */
+	void *settings; /* effective settings (its key table's struct) */
+	uint32_t own_keys; /* bit i: key i set for this VM, not inherited */
+	uint8_t primary;   /* last reported primary status, for events */
+};
+
+/* An answer awaited from the guest (requests.c). */
+struct request;
+struct requests {
+	struct request *head;
+	unsigned count;
+	uv_timer_t timer; /* earliest deadline */
+	uint64_t armed_us; /* deadline the timer is set for, 0 when idle */
+};
+
 struct vm {
 	struct hostd *h;
 	char name[VM_NAME_MAX + 1];
 	char channel_uri[CHANNEL_URI_MAX];
 	struct vmic_channel channel;
 	char *power_off; /* NULL when none */
-	unsigned hb_interval_ms;
-	unsigned hb_threshold;
 	uint32_t enabled_mask; /* host settings, bit = service id */
 	int64_t created_us;
 	struct conn conn;
-	struct hb hb;
+	struct requests req;
 	struct guest_info *info; /* NULL until the agent sent it */
-	uint8_t svc_primary[VMIC_SVC_COUNT]; /* last reported, for events */
-	struct stop_op *stop;
+	struct vm_service svc[VMIC_SVC_COUNT];
 	int refs; /* registry + handles and operations still pending */
 	bool removed;
 };
@@ -180,17 +166,9 @@ struct vm {
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *vm_insert, *vm_update, *vm_delete;
-	sqlite3_stmt *svc_set, *svc_delete;
+	sqlite3_stmt *svc_set, *svc_delete, *setting_set;
 	sqlite3_stmt *ev_insert, *ev_query, *ev_query_vm, *ev_prune;
 	char errmsg[256]; /* last failure, for `internal` replies */
-};
-
-/* Log-scale RTT histogram: 8 buckets per power of two. */
-#define RTT_BUCKETS 256
-struct rtt_hist {
-	uint64_t count[RTT_BUCKETS];
-	uint64_t samples;
-	uint64_t max;
 };
 
 struct hostd {
@@ -208,15 +186,121 @@ struct hostd {
 	uint64_t ev_dropped;
 	int64_t ev_next_id;
 	uv_timer_t ev_timer;
-	/* heartbeat counters for `stats` */
-	uint64_t hb_sent, hb_replies;
-	struct rtt_hist rtt;
+	/* each service's daemon-wide state, from its daemon_start() */
+	void *svc_state[VMIC_SVC_COUNT];
 	bool stopping;
 };
 
+/*
+ * What a service announces and what the core announces to the services
+ * (vm_notify). Services that need to know about each other (a stop and
+ * the heartbeat) meet here, never in each other's structs.
+ */
+enum notice_kind {
+	NOTICE_SESSION_UP,     /* core: a session is up (after every on_up) */
+	NOTICE_CHANNEL_CLOSED, /* core: the stream closed; err says why */
+	NOTICE_CONNECT_FAILED, /* core: a connect attempt failed; err */
+	NOTICE_STOPPING,       /* the VM goes down on purpose: silence is
+				  expected, not a loss of communication */
+	NOTICE_STOPPED,        /* it went down on purpose and stays off */
+	NOTICE_STOP_OVER,      /* a stop ended otherwise (rebooted, failed) */
+	NOTICE_ALIVE_WANTED,   /* someone waits for proof the guest works: a
+				  service that will give it sets `claimed`,
+				  one that has it already sets `alive` */
+	NOTICE_ALIVE,          /* proof that the guest works (heartbeat OK) */
+};
+
+struct notice {
+	enum notice_kind kind;
+	int err;      /* NOTICE_CHANNEL_CLOSED, NOTICE_CONNECT_FAILED */
+	bool claimed; /* NOTICE_ALIVE_WANTED: proof will follow */
+	bool alive;   /* NOTICE_ALIVE_WANTED: proof is there already */
+};
+
+/* Why a VM's services are detached. */
+enum detach_reason {
+	DETACH_REMOVED,  /* `vmic remove` */
+	DETACH_STOPPING, /* the daemon exits */
+};
+
+/* The control commands a table (core or service) offers. */
+struct ctl_command {
+	const char *name;
+	/* Reply through rq now, or later for asynchronous commands. */
+	void (*run)(struct ctl_request *rq, struct vm *vm, json_t *args);
+	bool needs_vm; /* "vm" is required and must be registered */
+	const char *members; /* for error messages */
+	const char *summary;
+};
+
+/*
+ * The host half of a service (src/services/NAME/host.c). Only desc is
+ * required; every hook may be NULL.
+ */
+struct host_service {
+	const struct vmic_service_desc *desc;
+	/* Per-VM settings: the keys of [NAME] (hostd.conf gives daemon-wide
+	 * defaults, `vmic set VM NAME KEY=VALUE` per VM), offsets into a
+	 * struct of settings_size bytes; settings_defaults fills one. At
+	 * most 32 keys. */
+	const struct vmic_conf_table *settings;
+	size_t settings_size;
+	void (*settings_defaults)(void *settings);
+	/* Daemon-wide state (h->svc_state[id]): at start-up, at exit. */
+	int (*daemon_start)(struct hostd *h);
+	void (*daemon_stop)(struct hostd *h);
+	/* Per-VM state (vm->svc[id].state): attach when the VM is created,
+	 * detach when it is removed or the daemon exits (stop timers with
+	 * vm_close_handle, answer waiting clients), release when its last
+	 * reference goes (free the memory). */
+	int (*attach)(struct vm *vm);
+	void (*detach)(struct vm *vm, enum detach_reason why);
+	void (*release)(struct vm *vm);
+	/* At start-up, once the VM's stored switches and settings are in:
+	 * align the state with them, without events. */
+	void (*loaded)(struct vm *vm);
+	/* The session came up with the service enabled on the host, or the
+	 * host enabled it during a session; on_down: the reverse, and any
+	 * change of the host setting while there is no session. */
+	void (*on_up)(struct vm *vm);
+	void (*on_down)(struct vm *vm);
+	void (*on_notice)(struct vm *vm, struct notice *n);
+	/* A checked frame of the service that answers nothing of ours (a
+	 * guest request, stream data); < 0 closes the link. Answers to our
+	 * requests go to their waiters (requests.c), never here. */
+	int (*on_frame)(struct vm *vm, const struct vmic_frame *f);
+	/* A setting changed (vm->svc[id].settings already holds it). */
+	void (*settings_changed)(struct vm *vm);
+	/* Service-specific status when enabled (primary already set from
+	 * the connection); NULL reads OK. */
+	void (*status)(const struct vm *vm, struct svc_status *st);
+	/* Add the service's own members: to its `status` entry, to the VM
+	 * summary of `list`, to the daemon's `stats`. */
+	void (*status_json)(const struct vm *vm, json_t *entry);
+	void (*summary_json)(const struct vm *vm, json_t *summary);
+	void (*stats_json)(struct hostd *h, json_t *stats, bool reset);
+	/* Control commands of the service (`stop`, ...). */
+	const struct ctl_command *commands;
+	size_t ncommands;
+	/* The service logs its own status events (heartbeat's): the core
+	 * does not emit service-status events for it. */
+	bool own_status_events;
+};
+
+/* Each service's entry: NAME_host, from its host.c. */
+#define VMIC_SERVICE(name) extern const struct host_service name##_host;
+#include "services/list.h"
+#undef VMIC_SERVICE
+
 /* hostd-config.c */
-/* Every key at its documented default. */
-void hostd_config_defaults(struct hostd_config *c);
+/* Every key at its documented default; -ENOMEM. */
+int hostd_config_defaults(struct hostd_config *c);
+/* Free the service defaults hostd_config_defaults allocated. */
+void hostd_config_free(struct hostd_config *c);
+/* The config file's parts: the daemon's keys, then each service's
+ * settings (their defaults). At most VMIC_SVC_COUNT + 1; the count. */
+size_t hostd_config_parts(struct hostd_config *c,
+			  struct vmic_conf_part *parts);
 /* "[section] key" -> field of struct hostd_config, for config.h. */
 extern const struct vmic_conf_table hostd_conf_table;
 /* Checks across keys; logs and returns -EINVAL when they conflict. */
@@ -227,7 +311,7 @@ int hostd_config_check(const struct hostd_config *c, const char *path);
 int store_open(struct hostd *h);
 /* Finalize statements and close; safe on a store never opened. */
 void store_close(struct hostd *h);
-/* Create a struct vm for every registered VM. */
+/* Create a struct vm for every registered VM, with its settings. */
 int store_load_vms(struct hostd *h);
 /* Durable before return; -EIO with store.errmsg set on failure. */
 int store_vm_insert(struct hostd *h, const struct vm *vm);
@@ -235,6 +319,10 @@ int store_vm_update(struct hostd *h, const struct vm *vm);
 int store_vm_delete(struct hostd *h, const char *name);
 int store_service_set(struct hostd *h, const struct vm *vm, uint8_t service,
 		      bool enabled);
+/* Store the values of the keys in `mask` of a service's settings (as
+ * vmic_conf_format spells them) in one transaction. */
+int store_settings_set(struct hostd *h, const struct vm *vm, uint8_t service,
+		       const void *settings, uint32_t mask);
 /* Write a batch of events in one transaction. */
 int store_events_write(struct hostd *h, const struct event *first);
 /* Append the newest `limit` matching events to arr, oldest first. */
@@ -246,14 +334,15 @@ int store_events_prune(struct hostd *h, unsigned keep);
 int64_t store_events_max_id(struct hostd *h);
 
 /* vm.c */
-/* A new VM with defaults from the config (not registered yet). */
+/* A new VM with its services attached (not registered yet); NULL. */
 struct vm *vm_new(struct hostd *h, const char *name);
 /* Insert into the registry (sorted); -EEXIST, -ENOMEM. */
 int vm_register(struct hostd *h, struct vm *vm);
 /* Binary search by name; NULL when not registered. */
 struct vm *vm_find(struct hostd *h, const char *name);
-/* Unregister, stop everything, free once the last handle is closed. */
-void vm_destroy(struct vm *vm);
+/* Unregister, detach the services, stop everything, free once the last
+ * handle is closed. */
+void vm_destroy(struct vm *vm, enum detach_reason why);
 /* Keep the memory alive across an asynchronous operation. */
 void vm_ref(struct vm *vm);
 /* Drop a reference; the last one frees the VM. */
@@ -271,6 +360,17 @@ int vm_power_uri_check(const char *uri, char *err, size_t errsz);
 static inline bool vm_service_enabled(const struct vm *vm, uint8_t service)
 {
 	return service < 32 && (vm->enabled_mask & (1u << service));
+}
+/* Tell the core, then every service of the VM (the sender too). */
+void vm_notify(struct vm *vm, struct notice *n);
+/* The service's per-VM state and settings. */
+static inline void *vm_state(const struct vm *vm, uint8_t service)
+{
+	return vm->svc[service].state;
+}
+static inline void *vm_settings(const struct vm *vm, uint8_t service)
+{
+	return vm->svc[service].settings;
 }
 
 /* conn.c */
@@ -305,34 +405,70 @@ void conn_send_error(struct vm *vm, const struct vmic_frame *f, int code,
 uint16_t conn_peer_error(const struct vmic_frame *f, char *text, size_t n);
 /* Milliseconds until the next attempt, -1 when none is scheduled. */
 int64_t conn_next_retry_ms(const struct vm *vm);
+/* A stop finished with the VM off: the next silence is No Contact. */
+void conn_forget_contact(struct vm *vm);
+
+/* requests.c: one tracker of the answers every service waits for */
+/*
+ * An answer to request `id`: `answer` is the reply or error frame (err 0),
+ * or NULL with err -ETIMEDOUT (timeout_ms passed), -ECONNRESET (the
+ * session ended) or -ECANCELED (the VM is removed, the daemon exits).
+ * With an answer, return true to keep waiting for more answers with the
+ * same id (a late error after an "accepted"); the callback must not
+ * cancel the request it keeps.
+ */
+typedef bool (*request_cb)(struct vm *vm, void *ud,
+			   const struct vmic_frame *answer, int err);
+/* Tracker state of a new VM (part of vm_new). */
+void requests_init(struct vm *vm);
+/*
+ * Send `payload` as a request of `service` and call cb with its answers.
+ * timeout_ms 0 waits until the session ends. Returns 0 and the id in
+ * *id, -ENOTCONN without a session, -EBUSY at REQUESTS_MAX waiting, or
+ * another -errno; cb is never called when it fails.
+ */
+int request_send(struct vm *vm, uint8_t service, uint8_t type,
+		 const void *payload, size_t len, unsigned timeout_ms,
+		 request_cb cb, void *ud, uint32_t *id);
+/* Stop waiting for request id; its callback is not called. */
+void request_cancel(struct vm *vm, uint32_t id);
+/* A frame with the REPLY flag: true when a waiter took it. */
+bool requests_deliver(struct vm *vm, const struct vmic_frame *f);
+/* Every waiter gets err (-ECONNRESET, -ECANCELED); the list is empty. */
+void requests_fail_all(struct vm *vm, int err);
+/* VM destroyed: fail all with -ECANCELED, close the timer. */
+void requests_close(struct vm *vm);
 
 /* guest-info.c */
 /* VMIC_CTL_INFO from the guest; 0, or < 0 to close the link. */
 int guest_info_on_frame(struct vm *vm, const struct vmic_frame *f);
 
-/* host-services.c */
-struct host_service {
-	uint8_t id;
-	void (*on_up)(struct vm *vm);   /* session up, service enabled */
-	void (*on_down)(struct vm *vm); /* session down or service disabled */
-	/* A checked frame of this service; < 0 closes the link. */
-	int (*on_frame)(struct vm *vm, const struct vmic_frame *f);
-	/* Service-specific status when up and negotiated; NULL = OK. */
-	void (*status)(const struct vm *vm, struct svc_status *st);
-};
+/* host-services.c: the table, the status rules, the lifecycle */
 /* The host half of a service, NULL when this build has none. */
 const struct host_service *host_service_get(uint8_t id);
+/* Per-daemon start and stop of every service; -errno. */
+int services_daemon_start(struct hostd *h);
+void services_daemon_stop(struct hostd *h);
+/* Settings from the daemon defaults, then attach(); -errno. */
+int services_attach(struct vm *vm);
+/* detach() of every service (VM removed, daemon exit). */
+void services_detach(struct vm *vm, enum detach_reason why);
+/* release() and free the settings (last reference). */
+void services_release(struct vm *vm);
 /* Session up: on_up of every enabled service. */
 void services_up(struct vm *vm);
 /* Session gone: on_down of every enabled service. */
 void services_down(struct vm *vm);
-/* Route a checked, non-control frame to its service. */
+/* Every service's on_notice. */
+void services_notify(struct vm *vm, struct notice *n);
+/* Route a checked, non-control frame that is no answer to its service. */
 int services_dispatch(struct vm *vm, const struct vmic_frame *f);
 /* The Get-VMIntegrationService view of one service. */
 void service_status(const struct vm *vm, uint8_t id, struct svc_status *st);
 /* True when enabled here, session up, version agreed, guest allows it. */
 bool service_usable(const struct vm *vm, uint8_t id);
-/* Take the current statuses as known, without events (start-up). */
+/* Start-up: loaded() of each service, then take the current statuses as
+ * known, without events. */
 void services_init_status(struct vm *vm);
 /* Emit service-status events for services whose status changed. */
 void services_refresh(struct vm *vm);
@@ -340,63 +476,31 @@ void services_refresh(struct vm *vm);
 void service_switch(struct vm *vm, uint8_t id, bool enabled);
 /* "OK", "No Contact", ...; "" for SVC_NONE. */
 const char *svc_primary_name(enum svc_primary p);
+/* A control command of some service named exactly `name`, or NULL. */
+const struct ctl_command *services_command_find(const char *name);
+/* Append ", name" of every service command to buf (at off); new off. */
+size_t services_command_names(char *buf, size_t n, size_t off);
+/* Add every service's members to a VM summary / the daemon stats. */
+void services_summary_json(const struct vm *vm, json_t *summary);
+void services_stats_json(struct hostd *h, json_t *stats, bool reset);
 
-/* heartbeat.c */
-/* No Contact, timer ready (part of vm_new). */
-void hb_init(struct vm *vm);
-/* Session up: start sending, or read Protocol Mismatch / No Contact. */
-void hb_on_up(struct vm *vm);
-/* Session gone or host setting off: stop, read Lost / No Contact /
- * Disabled. */
-void hb_on_down(struct vm *vm);
-/* Replies and errors of the heartbeat service. */
-int hb_on_frame(struct vm *vm, const struct vmic_frame *f);
-/* Primary and secondary status from the heartbeat state. */
-void hb_status(const struct vm *vm, struct svc_status *st);
+/* settings.c: per-VM service settings through the services' key tables */
+/* The service's settings as JSON: {"key": "value", ...} and the keys
+ * that follow the daemon's default in *inherited; NULL without any. */
+json_t *settings_json(const struct vm *vm, uint8_t id, json_t **inherited);
 /*
- * The VM was stopped on purpose: silence from now on is expected, so the
- * heartbeat reads No Contact (not Lost Communication) until the agent is
- * back.
+ * Apply {"key": value, ...} to a copy of the service's settings: on
+ * success *out is the new struct (caller frees) and *mask the keys set.
+ * -EINVAL with a sentence in err naming the key and what it accepts.
  */
-void hb_forget_contact(struct vm *vm, const char *why);
-/* Interval or threshold changed: apply at once. */
-void hb_settings_changed(struct vm *vm);
-/* Free what the heartbeat holds (the timer is closed by vm_destroy). */
-void hb_free(struct vm *vm);
-/* "OK", "OK (application critical)", "Lost Communication", ... */
-const char *hb_state_name(enum hb_state s);
-
-/* rtt.c */
-/* Count one round trip, O(1). */
-void rtt_add(struct rtt_hist *r, uint64_t us);
-/* Value at percentile p (0..100) as a bucket's upper bound; 0 if empty. */
-uint64_t rtt_percentile(const struct rtt_hist *r, double p);
-/* Start a new measuring period (`stats` with "reset"). */
-void rtt_reset(struct rtt_hist *r);
-
-/* shutdown.c */
-/* The `stop` command; replies through rq when it is over. */
-void shutdown_start(struct vm *vm, struct ctl_request *rq, uint8_t action,
-		    const char *reason, unsigned timeout_ms, bool force,
-		    bool turn_off);
-/* Answers of the guest's shutdown service. */
-int shutdown_on_frame(struct vm *vm, const struct vmic_frame *f);
-/* Connection news for a stop in progress. */
-void shutdown_on_session_up(struct vm *vm);
-void shutdown_on_channel_closed(struct vm *vm);
-void shutdown_on_connect_failed(struct vm *vm, int err);
-void shutdown_on_heartbeat_ok(struct vm *vm);
-/* The VM is being removed: fail the stop, release it. */
-void shutdown_abort(struct vm *vm, const char *why);
-
-/* power.c */
-/* status 0 when the VM was powered off; detail says what happened. */
-typedef void (*power_cb)(struct vm *vm, int status, const char *detail);
-/* Power the VM off through vm->power_off; cb runs once, later. */
-int power_off(struct vm *vm, unsigned timeout_ms, power_cb cb,
-	      struct power_op **out);
-/* Abandon an operation: no callback, resources released. */
-void power_cancel(struct power_op *op);
+int settings_parse(const struct vm *vm, uint8_t id, json_t *values,
+		   void **out, uint32_t *mask, char *err, size_t errsz);
+/* "interval 1s -> 2s; threshold 3 -> 5" of the keys in mask. */
+void settings_describe(uint8_t id, const void *old, const void *now,
+		       uint32_t mask, char *buf, size_t n);
+/* One stored value (start-up): applied, or logged and ignored. */
+void settings_load(struct vm *vm, const char *service, const char *key,
+		   const char *value);
 
 /* events.c */
 /* Batch timer; ids continue after the highest stored one. */
@@ -433,15 +537,11 @@ void ctl_request_follow(struct ctl_request *rq);
 struct hostd *ctl_request_hostd(const struct ctl_request *rq);
 
 /* ctl-commands.c */
-struct ctl_command {
-	const char *name;
-	/* Reply through rq now, or later for asynchronous commands. */
-	void (*run)(struct ctl_request *rq, struct vm *vm, json_t *args);
-	bool needs_vm; /* "vm" is required and must be registered */
-	const char *members; /* for error messages */
-	const char *summary;
-};
-/* The command named exactly `name`, or NULL. */
+/* Strict unpack of a command's remaining members (jansson format);
+ * replies bad-request and returns false on error. */
+bool ctl_args_unpack(struct ctl_request *rq, const char *cmd, json_t *args,
+		     const char *fmt, ...);
+/* The command named exactly `name` (core or service), or NULL. */
 const struct ctl_command *ctl_command_find(const char *name);
 /* "version, list, ..." for unknown-command messages. */
 const char *ctl_command_names(void);
@@ -449,9 +549,9 @@ const char *ctl_command_names(void);
 /* ctl-json.c (new references, owned by the caller) */
 /* The VM summary of `list`. */
 json_t *vm_summary_json(const struct vm *vm);
-/* The summary plus connection, heartbeat and service details. */
+/* The summary plus connection and service details. */
 json_t *vm_status_json(const struct vm *vm);
-/* One Get-VMIntegrationService entry. */
+/* One Get-VMIntegrationService entry, with settings and details. */
 json_t *service_json(const struct vm *vm, uint8_t id);
 
 #endif

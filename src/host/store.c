@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The SQLite state: VM registry, per-VM service settings, event log.
+ * The SQLite state: VM registry, per-VM service switches and settings,
+ * event log.
  *
  * WAL with synchronous=FULL: every registry change is its own committed
  * transaction before the control command replies, so a kill -9 right
@@ -18,21 +19,26 @@
 #include "hostd.h"
 #include "proto/services.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
-static const char schema_v1[] =
+/* A new database: the current schema in one go. */
+static const char schema_create[] =
 	"CREATE TABLE vms ("
 	" name TEXT PRIMARY KEY,"
 	" channel TEXT NOT NULL,"
 	" power_off TEXT,"
-	" heartbeat_interval_ms INTEGER NOT NULL,"
-	" heartbeat_threshold INTEGER NOT NULL,"
 	" created_us INTEGER NOT NULL);"
 	"CREATE TABLE vm_services ("
 	" vm TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,"
 	" service TEXT NOT NULL,"
 	" enabled INTEGER NOT NULL,"
 	" PRIMARY KEY (vm, service));"
+	"CREATE TABLE service_settings ("
+	" vm TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,"
+	" service TEXT NOT NULL,"
+	" key TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" PRIMARY KEY (vm, service, key));"
 	"CREATE TABLE events ("
 	" id INTEGER PRIMARY KEY,"
 	" time_us INTEGER NOT NULL,"
@@ -44,6 +50,32 @@ static const char schema_v1[] =
 	" message TEXT NOT NULL);"
 	"CREATE INDEX events_vm_time ON events (vm, time_us);"
 	"CREATE INDEX events_time ON events (time_us);";
+
+/*
+ * Version 1 (vmic 0.1.0) to 2: heartbeat's interval and threshold move
+ * from columns of vms to the generic per-service settings, each VM's
+ * values kept as its own (they were copied from the defaults at `add`).
+ */
+static const char migrate_v1_v2[] =
+	"CREATE TABLE service_settings ("
+	" vm TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,"
+	" service TEXT NOT NULL,"
+	" key TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" PRIMARY KEY (vm, service, key));"
+	"INSERT INTO service_settings (vm, service, key, value)"
+	" SELECT name, 'heartbeat', 'interval', heartbeat_interval_ms || 'ms'"
+	" FROM vms;"
+	"INSERT INTO service_settings (vm, service, key, value)"
+	" SELECT name, 'heartbeat', 'threshold',"
+	" CAST(heartbeat_threshold AS TEXT) FROM vms;"
+	"ALTER TABLE vms DROP COLUMN heartbeat_interval_ms;"
+	"ALTER TABLE vms DROP COLUMN heartbeat_threshold;";
+
+/* migrations[v] takes a database from version v to v + 1. */
+static const char *const migrations[SCHEMA_VERSION] = {
+	[1] = migrate_v1_v2,
+};
 
 /* Remember and log a failure; returns -EIO for `return`. */
 static int store_fail(struct hostd *h, const char *doing)
@@ -76,6 +108,25 @@ static int pragma_int(struct hostd *h, const char *sql, int *out)
 	return rc == SQLITE_ROW ? 0 : store_fail(h, "reading a pragma");
 }
 
+/* The statements that take a database of `version` to the current one. */
+static int migrate_steps(struct hostd *h, int version)
+{
+	char what[64];
+
+	if (version == 0)
+		return exec_sql(h, schema_create, "creating the schema");
+	for (int v = version; v < SCHEMA_VERSION; v++) {
+		snprintf(what, sizeof(what), "upgrading the schema from "
+					     "version %d",
+			 v);
+		if (exec_sql(h, migrations[v], what) < 0)
+			return -EIO;
+		log_notice("database upgraded from schema version %d to %d",
+			   v, v + 1);
+	}
+	return 0;
+}
+
 static int store_migrate(struct hostd *h)
 {
 	char sql[64];
@@ -86,7 +137,7 @@ static int store_migrate(struct hostd *h)
 		return r;
 	if (version == SCHEMA_VERSION)
 		return 0;
-	if (version > SCHEMA_VERSION) {
+	if (version > SCHEMA_VERSION || version < 0) {
 		snprintf(h->store.errmsg, sizeof(h->store.errmsg),
 			 "the database has schema version %d, newer than "
 			 "this vmic-hostd knows (%d); run a newer vmic-hostd",
@@ -94,16 +145,16 @@ static int store_migrate(struct hostd *h)
 		log_error("%s", h->store.errmsg);
 		return -EPROTO;
 	}
-	r = exec_sql(h, "BEGIN IMMEDIATE", "creating the schema");
+	r = exec_sql(h, "BEGIN IMMEDIATE", "upgrading the schema");
 	if (r < 0)
 		return r;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
-	if (exec_sql(h, schema_v1, "creating the schema") < 0 ||
-	    exec_sql(h, sql, "creating the schema") < 0) {
+	if (migrate_steps(h, version) < 0 ||
+	    exec_sql(h, sql, "upgrading the schema") < 0) {
 		sqlite3_exec(h->store.db, "ROLLBACK", NULL, NULL, NULL);
 		return -EIO;
 	}
-	return exec_sql(h, "COMMIT", "creating the schema");
+	return exec_sql(h, "COMMIT", "upgrading the schema");
 }
 
 static int prepare(struct hostd *h, sqlite3_stmt **st, const char *sql)
@@ -120,12 +171,10 @@ static int store_prepare_all(struct hostd *h)
 	int r = 0;
 
 	r |= prepare(h, &s->vm_insert,
-		     "INSERT INTO vms (name, channel, power_off, "
-		     "heartbeat_interval_ms, heartbeat_threshold, created_us) "
-		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+		     "INSERT INTO vms (name, channel, power_off, created_us) "
+		     "VALUES (?1, ?2, ?3, ?4)");
 	r |= prepare(h, &s->vm_update,
-		     "UPDATE vms SET channel = ?2, power_off = ?3, "
-		     "heartbeat_interval_ms = ?4, heartbeat_threshold = ?5 "
+		     "UPDATE vms SET channel = ?2, power_off = ?3 "
 		     "WHERE name = ?1");
 	r |= prepare(h, &s->vm_delete, "DELETE FROM vms WHERE name = ?1");
 	r |= prepare(h, &s->svc_set,
@@ -134,6 +183,10 @@ static int store_prepare_all(struct hostd *h)
 		     "DO UPDATE SET enabled = excluded.enabled");
 	r |= prepare(h, &s->svc_delete,
 		     "DELETE FROM vm_services WHERE vm = ?1");
+	r |= prepare(h, &s->setting_set,
+		     "INSERT INTO service_settings (vm, service, key, value) "
+		     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (vm, service, key) "
+		     "DO UPDATE SET value = excluded.value");
 	r |= prepare(h, &s->ev_insert,
 		     "INSERT INTO events (id, time_us, vm, service, kind, "
 		     "from_state, to_state, message) "
@@ -191,7 +244,7 @@ void store_close(struct hostd *h)
 	struct store *s = &h->store;
 	sqlite3_stmt **all[] = {
 		&s->vm_insert, &s->vm_update, &s->vm_delete,
-		&s->svc_set,   &s->svc_delete, &s->ev_insert,
+		&s->svc_set,   &s->svc_delete, &s->setting_set, &s->ev_insert,
 		&s->ev_query,  &s->ev_query_vm, &s->ev_prune,
 	};
 
@@ -229,8 +282,6 @@ static void bind_vm(sqlite3_stmt *st, const struct vm *vm)
 	sqlite3_bind_text(st, 1, vm->name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, vm->channel_uri, -1, SQLITE_TRANSIENT);
 	bind_text_or_null(st, 3, vm->power_off);
-	sqlite3_bind_int64(st, 4, vm->hb_interval_ms);
-	sqlite3_bind_int64(st, 5, vm->hb_threshold);
 }
 
 static int service_row(struct hostd *h, const struct vm *vm,
@@ -253,11 +304,11 @@ int store_vm_insert(struct hostd *h, const struct vm *vm)
 	if (r < 0)
 		return r;
 	bind_vm(st, vm);
-	sqlite3_bind_int64(st, 6, vm->created_us);
+	sqlite3_bind_int64(st, 4, vm->created_us);
 	r = step_done(h, st, "adding a VM");
 	for (size_t i = 0; r == 0 && i < vmic_service_count; i++)
-		r = service_row(h, vm, vmic_services[i].name,
-				vm_service_enabled(vm, vmic_services[i].id));
+		r = service_row(h, vm, vmic_services[i]->name,
+				vm_service_enabled(vm, vmic_services[i]->id));
 	if (r == 0)
 		return exec_sql(h, "COMMIT", "adding a VM");
 	sqlite3_exec(h->store.db, "ROLLBACK", NULL, NULL, NULL);
@@ -302,6 +353,37 @@ int store_service_set(struct hostd *h, const struct vm *vm, uint8_t service,
 	return service_row(h, vm, d->name, enabled);
 }
 
+int store_settings_set(struct hostd *h, const struct vm *vm, uint8_t service,
+		       const void *settings, uint32_t mask)
+{
+	const struct host_service *svc = host_service_get(service);
+	sqlite3_stmt *st = h->store.setting_set;
+	char value[1024];
+	int r;
+
+	if (!svc || !svc->settings)
+		return -EINVAL;
+	r = exec_sql(h, "BEGIN IMMEDIATE", "saving settings");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < svc->settings->count; i++) {
+		const struct vmic_conf_key *k = &svc->settings->keys[i];
+
+		if (!(mask & (1u << i)))
+			continue;
+		vmic_conf_format(k, settings, value, sizeof(value));
+		sqlite3_bind_text(st, 1, vm->name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, svc->desc->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, k->key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, value, -1, SQLITE_TRANSIENT);
+		r = step_done(h, st, "saving settings");
+	}
+	if (r == 0)
+		return exec_sql(h, "COMMIT", "saving settings");
+	sqlite3_exec(h->store.db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
 /* Copy a text column, or NULL; the copy is sanitised like guest input. */
 static const char *column_text(sqlite3_stmt *st, int i)
 {
@@ -335,6 +417,29 @@ static int store_load_services(struct hostd *h)
 	return rc == SQLITE_DONE ? 0 : store_fail(h, "loading service settings");
 }
 
+/* Apply each VM's own settings to the VMs just loaded. */
+static int store_load_settings(struct hostd *h)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(h->store.db,
+			       "SELECT vm, service, key, value FROM "
+			       "service_settings",
+			       -1, &st, NULL) != SQLITE_OK)
+		return store_fail(h, "loading settings");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct vm *vm = vm_find(h, column_text(st, 0));
+
+		if (vm)
+			settings_load(vm, column_text(st, 1) ?: "",
+				      column_text(st, 2) ?: "",
+				      column_text(st, 3) ?: "");
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(h, "loading settings");
+}
+
 /* One row of vms into a registered struct vm; a bad row is skipped. */
 static void store_load_vm_row(struct hostd *h, sqlite3_stmt *st)
 {
@@ -364,17 +469,9 @@ static void store_load_vm_row(struct hostd *h, sqlite3_stmt *st)
 			 channel ?: "");
 	if (power && *power)
 		vm->power_off = strdup(power);
-	vm->hb_interval_ms = (unsigned)sqlite3_column_int64(st, 3);
-	vm->hb_threshold = (unsigned)sqlite3_column_int64(st, 4);
-	if (vm->hb_interval_ms < HB_INTERVAL_MIN_MS ||
-	    vm->hb_interval_ms > HB_INTERVAL_MAX_MS)
-		vm->hb_interval_ms = h->cfg.hb_interval_ms;
-	if (vm->hb_threshold < HB_THRESHOLD_MIN ||
-	    vm->hb_threshold > HB_THRESHOLD_MAX)
-		vm->hb_threshold = h->cfg.hb_threshold;
-	vm->created_us = sqlite3_column_int64(st, 5);
+	vm->created_us = sqlite3_column_int64(st, 3);
 	if (vm_register(h, vm) < 0)
-		vm_destroy(vm);
+		vm_destroy(vm, DETACH_REMOVED);
 }
 
 int store_load_vms(struct hostd *h)
@@ -383,9 +480,8 @@ int store_load_vms(struct hostd *h)
 	int rc;
 
 	if (sqlite3_prepare_v2(h->store.db,
-			       "SELECT name, channel, power_off, "
-			       "heartbeat_interval_ms, heartbeat_threshold, "
-			       "created_us FROM vms ORDER BY name",
+			       "SELECT name, channel, power_off, created_us "
+			       "FROM vms ORDER BY name",
 			       -1, &st, NULL) != SQLITE_OK)
 		return store_fail(h, "loading VMs");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -393,7 +489,9 @@ int store_load_vms(struct hostd *h)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return store_fail(h, "loading VMs");
-	return store_load_services(h);
+	if (store_load_services(h) < 0)
+		return -EIO;
+	return store_load_settings(h);
 }
 
 int store_events_write(struct hostd *h, const struct event *first)

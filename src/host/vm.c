@@ -23,8 +23,8 @@ static uint32_t default_enabled_mask(void)
 	uint32_t mask = 0;
 
 	for (size_t i = 0; i < vmic_service_count; i++)
-		if (vmic_services[i].default_on)
-			mask |= 1u << vmic_services[i].id;
+		if (vmic_services[i]->default_on)
+			mask |= 1u << vmic_services[i]->id;
 	return mask;
 }
 
@@ -37,14 +37,17 @@ struct vm *vm_new(struct hostd *h, const char *name)
 	vm->h = h;
 	vm->refs = 1;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
-	vm->hb_interval_ms = h->cfg.hb_interval_ms;
-	vm->hb_threshold = h->cfg.hb_threshold;
 	vm->enabled_mask = default_enabled_mask();
 	vm->created_us = vmic_realtime_us();
 	for (size_t i = 0; i < VMIC_SVC_COUNT; i++)
-		vm->svc_primary[i] = SVC_NO_CONTACT;
+		vm->svc[i].primary = SVC_NO_CONTACT;
 	conn_init(vm);
-	hb_init(vm);
+	requests_init(vm);
+	if (services_attach(vm) < 0) {
+		log_error("out of memory creating VM '%s'", name);
+		vm_destroy(vm, DETACH_REMOVED);
+		return NULL;
+	}
 	return vm;
 }
 
@@ -125,7 +128,7 @@ void vm_unref(struct vm *vm)
 {
 	if (--vm->refs > 0)
 		return;
-	hb_free(vm);
+	services_release(vm);
 	free(vm->info);
 	free(vm->power_off);
 	free(vm);
@@ -145,19 +148,26 @@ void vm_close_handle(struct vm *vm, uv_handle_t *handle)
 	uv_close(handle, vm_handle_closed);
 }
 
-void vm_destroy(struct vm *vm)
+void vm_destroy(struct vm *vm, enum detach_reason why)
 {
 	if (vm->removed)
 		return;
 	vm->removed = true;
 	vm_unregister(vm);
-	if (vm->stop)
-		shutdown_abort(vm, "the VM was removed while it was being "
-				   "stopped");
+	services_detach(vm, why);
+	requests_close(vm);
 	conn_shutdown(vm);
 	vm_close_handle(vm, (uv_handle_t *)&vm->conn.timer);
-	vm_close_handle(vm, (uv_handle_t *)&vm->hb.timer);
 	vm_unref(vm);
+}
+
+void vm_notify(struct vm *vm, struct notice *n)
+{
+	if (n->kind == NOTICE_STOPPED)
+		conn_forget_contact(vm);
+	services_notify(vm, n);
+	if (n->kind == NOTICE_STOPPED)
+		services_refresh(vm);
 }
 
 const char *vm_name_invalid(const char *name)

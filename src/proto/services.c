@@ -6,18 +6,13 @@
 
 #include "common/macro.h"
 #include "control.h"
-#include "heartbeat.h"
 #include "hello.h"
-#include "shutdown.h"
 
-/*
- * Defaults follow design.md: every service on except file copy and
- * sessions. Only services this build implements are listed; the others
- * keep their reserved ids in proto.h.
- */
-const struct vmic_service_desc vmic_services[] = {
-	{ VMIC_SVC_HEARTBEAT, "heartbeat", "Heartbeat", 1, 1, true },
-	{ VMIC_SVC_SHUTDOWN, "shutdown", "Shutdown", 1, 1, true },
+/* Made from services/list.h: one line there adds a service here. */
+const struct vmic_service_desc *const vmic_services[] = {
+#define VMIC_SERVICE(name) &vmic_##name##_service,
+#include "services/list.h"
+#undef VMIC_SERVICE
 };
 const size_t vmic_service_count = ARRAY_SIZE(vmic_services);
 
@@ -26,48 +21,41 @@ const size_t vmic_service_count = ARRAY_SIZE(vmic_services);
 #define HELLO_MAX_LEN \
 	(HELLO_MIN_LEN + VMIC_SOFTWARE_MAX + 4 * VMIC_HELLO_MAX_OFFERS + 256)
 
-static const struct vmic_msg_desc messages[] = {
-	{ VMIC_SVC_CONTROL, VMIC_CTL_HELLO, VMIC_DIR_BOTH, "hello",
-	  HELLO_MIN_LEN, HELLO_MAX_LEN },
-	{ VMIC_SVC_CONTROL, VMIC_CTL_INFO, VMIC_DIR_G2H, "info",
-	  VMIC_INFO_MIN_LEN, VMIC_INFO_MAX_LEN },
-	{ VMIC_SVC_CONTROL, VMIC_CTL_SERVICES, VMIC_DIR_H2G, "services",
-	  VMIC_SERVICES_LEN, VMIC_SERVICES_LEN },
-	{ VMIC_SVC_HEARTBEAT, VMIC_HB_REQUEST, VMIC_DIR_H2G,
-	  "heartbeat request", VMIC_HB_REQUEST_LEN, VMIC_HB_REQUEST_LEN },
-	{ VMIC_SVC_HEARTBEAT, VMIC_HB_REPLY, VMIC_DIR_G2H, "heartbeat reply",
-	  VMIC_HB_REPLY_MIN_LEN, VMIC_HB_REPLY_MAX_LEN },
-	{ VMIC_SVC_SHUTDOWN, VMIC_SD_REQUEST, VMIC_DIR_H2G, "shutdown request",
-	  VMIC_SD_REQUEST_MIN_LEN, VMIC_SD_REQUEST_MAX_LEN },
-	{ VMIC_SVC_SHUTDOWN, VMIC_SD_REPLY, VMIC_DIR_G2H, "shutdown reply",
-	  VMIC_SD_REPLY_MIN_LEN, VMIC_SD_REPLY_MAX_LEN },
+/* The framework's own messages (service 0). */
+static const struct vmic_msg_desc control_messages[] = {
+	{ VMIC_CTL_HELLO, VMIC_DIR_BOTH, "hello", HELLO_MIN_LEN,
+	  HELLO_MAX_LEN },
+	{ VMIC_CTL_INFO, VMIC_DIR_G2H, "info", VMIC_INFO_MIN_LEN,
+	  VMIC_INFO_MAX_LEN },
+	{ VMIC_CTL_SERVICES, VMIC_DIR_H2G, "services", VMIC_SERVICES_LEN,
+	  VMIC_SERVICES_LEN },
 };
 
 /* Valid in every service of vmic_services[] (and control for errors). */
 static const struct vmic_msg_desc generic[] = {
-	{ 0, VMIC_T_ERROR, VMIC_DIR_BOTH, "error", VMIC_ERROR_MIN_LEN,
+	{ VMIC_T_ERROR, VMIC_DIR_BOTH, "error", VMIC_ERROR_MIN_LEN,
 	  VMIC_ERROR_MAX_LEN },
-	{ 0, VMIC_T_STREAM_DATA, VMIC_DIR_BOTH, "stream data", 0,
+	{ VMIC_T_STREAM_DATA, VMIC_DIR_BOTH, "stream data", 0,
 	  VMIC_STREAM_CHUNK },
-	{ 0, VMIC_T_STREAM_CREDIT, VMIC_DIR_BOTH, "stream credit",
+	{ VMIC_T_STREAM_CREDIT, VMIC_DIR_BOTH, "stream credit",
 	  VMIC_CREDIT_LEN, VMIC_CREDIT_LEN },
-	{ 0, VMIC_T_STREAM_RESET, VMIC_DIR_BOTH, "stream reset",
+	{ VMIC_T_STREAM_RESET, VMIC_DIR_BOTH, "stream reset",
 	  VMIC_ERROR_MIN_LEN, VMIC_ERROR_MAX_LEN },
 };
 
 const struct vmic_service_desc *vmic_service_by_id(unsigned id)
 {
 	for (size_t i = 0; i < vmic_service_count; i++)
-		if (vmic_services[i].id == id)
-			return &vmic_services[i];
+		if (vmic_services[i]->id == id)
+			return vmic_services[i];
 	return NULL;
 }
 
 const struct vmic_service_desc *vmic_service_by_name(const char *name)
 {
 	for (size_t i = 0; i < vmic_service_count; i++)
-		if (strcasecmp(vmic_services[i].name, name) == 0)
-			return &vmic_services[i];
+		if (strcasecmp(vmic_services[i]->name, name) == 0)
+			return vmic_services[i];
 	return NULL;
 }
 
@@ -78,25 +66,37 @@ const char *vmic_service_names(void)
 	if (names[0] == '\0') {
 		size_t off = 0;
 
-		for (size_t i = 0; i < vmic_service_count; i++)
+		for (size_t i = 0; i < vmic_service_count && off < sizeof(names);
+		     i++)
 			off += (size_t)snprintf(names + off, sizeof(names) - off,
 						"%s%s", i ? ", " : "",
-						vmic_services[i].name);
+						vmic_services[i]->name);
 	}
 	return names;
 }
 
+static const struct vmic_msg_desc *find_in(const struct vmic_msg_desc *m,
+					   size_t n, uint8_t type)
+{
+	for (size_t i = 0; i < n; i++)
+		if (m[i].type == type)
+			return &m[i];
+	return NULL;
+}
+
 const struct vmic_msg_desc *vmic_msg_find(uint8_t service, uint8_t type)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(messages); i++)
-		if (messages[i].service == service && messages[i].type == type)
-			return &messages[i];
-	if (service != VMIC_SVC_CONTROL && !vmic_service_by_id(service))
+	const struct vmic_service_desc *d = vmic_service_by_id(service);
+	const struct vmic_msg_desc *m;
+
+	if (service == VMIC_SVC_CONTROL)
+		m = find_in(control_messages, ARRAY_SIZE(control_messages),
+			    type);
+	else if (d)
+		m = find_in(d->messages, d->nmessages, type);
+	else
 		return NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(generic); i++)
-		if (generic[i].type == type)
-			return &generic[i];
-	return NULL;
+	return m ? m : find_in(generic, ARRAY_SIZE(generic), type);
 }
 
 int vmic_msg_check(const struct vmic_frame *f, uint8_t my_dir)

@@ -24,8 +24,8 @@ health-timeout = 2s
     hb = env.service("vm1", "heartbeat")
     tap.check("secondary status carries the reason",
               "nginx.service failed" in hb["secondary_status"], hb)
-    detail = env.status("vm1")["heartbeat_detail"]
-    tap.check("application reason in the detail",
+    detail = env.service("vm1", "heartbeat")
+    tap.check("application reason in the service's details",
               detail.get("application_reason") == "nginx.service failed", detail)
     r = env.vmic("check", "vm1")
     tap.check("vmic check: WARNING (exit 1) for application critical", r.returncode == 1,

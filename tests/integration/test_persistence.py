@@ -12,7 +12,8 @@ try:
     env.start_guest("vm1")
     env.start_guest("vm2")
     env.add("vm1")
-    env.add("vm2", None, "--heartbeat-interval", "500ms", "--heartbeat-threshold", "5")
+    env.add("vm2")
+    env.vmic("set", "vm2", "heartbeat", "interval=500ms", "threshold=5", check=True)
     env.vmic("disable", "vm1", "shutdown", check=True)
     tap.check("vm1 OK before restart", env.wait_heartbeat("vm1", "OK", 10) is not None)
 
@@ -23,9 +24,10 @@ try:
     tap.check("registry kept across a restart", names == ["vm1", "vm2"], names)
     tap.check("disabled service stays disabled",
               env.service("vm1", "shutdown")["enabled"] is False, env.service("vm1", "shutdown"))
-    hb = env.status("vm2")["heartbeat_detail"]
+    hb = env.service("vm2", "heartbeat")
     tap.check("per-VM heartbeat settings kept",
-              hb["interval_ms"] == 500 and hb["threshold"] == 5, hb)
+              hb["settings"] == {"interval": "500ms", "threshold": "5"}
+              and hb["inherited"] == [], hb)
     tap.check("reconnects after the restart", env.wait_heartbeat("vm1", "OK", 10) is not None,
               env.status("vm1"))
 

@@ -19,15 +19,9 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/utf8.h"
-#include "guestd.h"
-#include "proto/heartbeat.h"
+#include "services/heartbeat/health.h"
 
 #define DRAIN_MS 1000
-
-static struct guestd *health_owner(struct health *h)
-{
-	return (struct guestd *)((char *)h - offsetof(struct guestd, health));
-}
 
 static void set_state(struct health *h, uint8_t state, const char *reason)
 {
@@ -66,7 +60,7 @@ static void health_judge(struct health *h)
 
 	first_line(h, line, sizeof(line));
 	if (h->timed_out) {
-		vmic_format_duration_ms(health_owner(h)->cfg.health_timeout_ms,
+		vmic_format_duration_ms(h->conf->health_timeout_ms,
 					d, sizeof(d));
 		snprintf(reason, sizeof(reason),
 			 "health command timed out after %s", d);
@@ -167,10 +161,9 @@ static void on_run_timeout(uv_timer_t *t)
 	kill(-h->proc.pid, SIGKILL);
 }
 
-static void health_spawn(struct guestd *g)
+static void health_spawn(struct health *h)
 {
-	struct health *h = &g->health;
-	char script[GUESTD_COMMAND_MAX + 16];
+	char script[HEALTH_COMMAND_MAX + 16];
 	char *argv[] = { "/bin/sh", "-c", script, NULL };
 	uv_stdio_container_t stdio[3] = {
 		{ .flags = UV_IGNORE },
@@ -191,16 +184,16 @@ static void health_spawn(struct guestd *g)
 
 	/* stderr joins stdout so either can carry the reason. */
 	snprintf(script, sizeof(script), "exec 2>&1\n%s",
-		 g->cfg.health_command);
+		 h->conf->health_command);
 	h->output_len = 0;
 	h->exited = h->eof = h->timed_out = false;
 	h->status = 0;
 	h->signo = 0;
-	uv_pipe_init(g->loop, &h->out, 0);
+	uv_pipe_init(h->loop, &h->out, 0);
 	h->out.data = h;
 	h->out_open = true;
 	h->proc.data = h;
-	r = uv_spawn(g->loop, &h->proc, &o);
+	r = uv_spawn(h->loop, &h->proc, &o);
 	if (r < 0) {
 		snprintf(reason, sizeof(reason),
 			 "cannot run the health command: %s", uv_strerror(r));
@@ -212,39 +205,39 @@ static void health_spawn(struct guestd *g)
 	}
 	h->proc_open = true;
 	uv_read_start((uv_stream_t *)&h->out, on_out_alloc, on_out_read);
-	uv_timer_start(&h->timeout, on_run_timeout, g->cfg.health_timeout_ms,
+	uv_timer_start(&h->timeout, on_run_timeout, h->conf->health_timeout_ms,
 		       0);
 }
 
 static void health_tick(uv_timer_t *t)
 {
-	struct guestd *g = t->data;
+	struct health *h = t->data;
 
 	/* A check still running (or closing) skips this turn. */
-	if (!g->health.proc_open && !g->health.out_open)
-		health_spawn(g);
+	if (!h->proc_open && !h->out_open)
+		health_spawn(h);
 }
 
-void health_start(struct guestd *g)
+void health_start(struct health *h, uv_loop_t *loop,
+		  const struct hb_guest_conf *conf)
 {
-	struct health *h = &g->health;
-
+	h->loop = loop;
+	h->conf = conf;
 	h->state = VMIC_HEALTH_OK;
 	h->reason[0] = '\0';
-	if (!g->cfg.health_command[0])
+	if (!conf->health_command[0])
 		return; /* no timer at all: nothing to wake up for */
-	uv_timer_init(g->loop, &h->timer);
-	uv_timer_init(g->loop, &h->timeout);
-	h->timer.data = g;
+	h->running = true;
+	uv_timer_init(loop, &h->timer);
+	uv_timer_init(loop, &h->timeout);
+	h->timer.data = h;
 	h->timeout.data = h;
-	uv_timer_start(&h->timer, health_tick, 0, g->cfg.health_interval_ms);
+	uv_timer_start(&h->timer, health_tick, 0, conf->health_interval_ms);
 }
 
-void health_stop(struct guestd *g)
+void health_stop(struct health *h)
 {
-	struct health *h = &g->health;
-
-	if (!g->cfg.health_command[0])
+	if (!h->running)
 		return;
 	if (h->proc_open && !h->exited)
 		kill(-h->proc.pid, SIGKILL);

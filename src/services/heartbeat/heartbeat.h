@@ -8,10 +8,10 @@
  * health is VMIC_HEALTH_OK or VMIC_HEALTH_CRITICAL ("application
  * critical"); reason says why (<= 512 bytes, empty when OK).
  */
-#ifndef VMIC_PROTO_HEARTBEAT_H
-#define VMIC_PROTO_HEARTBEAT_H
+#ifndef VMIC_SERVICES_HEARTBEAT_H
+#define VMIC_SERVICES_HEARTBEAT_H
 
-#include "proto.h"
+#include "proto/proto.h"
 
 enum vmic_heartbeat_type {
 	VMIC_HB_REQUEST = 1,

@@ -4,11 +4,17 @@
  *
  * While the service is usable (enabled here, session up, a version agreed,
  * allowed by the guest) the host sends REQUEST{seq} every interval from a
- * per-VM uv_timer. A reply is valid when seq-1 is a request we sent and
- * have not seen answered; a late reply still counts as contact. A tick
- * that finds the previous request unanswered counts a miss; `threshold`
- * misses in a row read Lost Communication. The cost per VM per interval
- * is one timer callback, one write and one read: nothing scans all VMs.
+ * per-VM uv_timer, through the request tracker. At most one request waits
+ * at a time: a tick that finds the previous one unanswered counts a miss
+ * and sends nothing, so a guest that stopped reading never gets a pile of
+ * heartbeats queued for it; `threshold` misses in a row read Lost
+ * Communication, and the late answer, when it comes, still counts as
+ * contact. The cost per VM per interval is one timer callback, one write
+ * and one read: nothing scans all VMs.
+ *
+ * A stop in progress (NOTICE_STOPPING) makes silence expected: the state
+ * goes to No Contact, not Lost Communication. A guest that answers again
+ * is announced with NOTICE_ALIVE, which a reboot waits for.
  *
  * States and their meaning are those of docs/control.md; every change is
  * a `heartbeat` event.
@@ -23,11 +29,65 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "common/utf8.h"
-#include "hostd.h"
-#include "proto/control.h"
-#include "proto/heartbeat.h"
-#include "proto/hello.h"
+#include "host/hostd.h"
 #include "proto/services.h"
+#include "services/heartbeat/heartbeat.h"
+#include "services/heartbeat/rtt.h"
+
+#define ID VMIC_SVC_HEARTBEAT
+
+enum hb_state {
+	HB_NO_CONTACT,
+	HB_OK,
+	HB_CRITICAL, /* "OK (application critical)" */
+	HB_LOST,
+	HB_MISMATCH,
+	HB_DISABLED,
+};
+
+/* Per-VM settings ([heartbeat] in hostd.conf, `vmic set VM heartbeat`). */
+struct hb_settings {
+	unsigned interval_ms;
+	unsigned threshold;
+};
+
+/* Per-VM state. */
+struct hb {
+	struct vm *vm;
+	enum hb_state state;
+	uv_timer_t timer;
+	bool running;
+	uint64_t seq;        /* last sequence number sent */
+	uint32_t waiting_id; /* the request that waits for its answer, 0 */
+	uint64_t sent_us;    /* monotonic time it was sent */
+	unsigned missed;
+	int64_t last_reply_us;
+	int64_t rtt_us;      /* -1 until the first reply */
+	bool contact;        /* a reply since add or start */
+	bool expect_silence; /* a stop is taking the VM down */
+	char *reason;        /* application-critical reason, sanitised */
+};
+
+/* Daemon-wide numbers for `stats`. */
+struct hb_daemon {
+	uint64_t sent, replies;
+	struct rtt_hist rtt;
+};
+
+#define FIELD(f) offsetof(struct hb_settings, f)
+
+static const struct vmic_conf_key keys[] = {
+	{ .section = "heartbeat", .key = "interval",
+	  .type = VMIC_CONF_DURATION, .offset = FIELD(interval_ms),
+	  .min = 100, .max = 3600000,
+	  .help = "how often the host asks (100ms..1h)" },
+	{ .section = "heartbeat", .key = "threshold", .type = VMIC_CONF_UINT,
+	  .offset = FIELD(threshold), .min = 1, .max = 100,
+	  .help = "missed heartbeats before Lost Communication (1..100)" },
+};
+
+static const struct vmic_conf_table settings_table = { keys,
+						       ARRAY_SIZE(keys) };
 
 static const char *const state_names[] = {
 	[HB_NO_CONTACT] = "No Contact",
@@ -38,32 +98,91 @@ static const char *const state_names[] = {
 	[HB_DISABLED] = "Disabled",
 };
 
-const char *hb_state_name(enum hb_state s)
+static const char *hb_state_name(enum hb_state s)
 {
 	return s < ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
 }
 
-void hb_init(struct vm *vm)
+static struct hb *hb_of(const struct vm *vm)
 {
-	struct hb *hb = &vm->hb;
+	return vm_state(vm, ID);
+}
 
-	hb->state = HB_NO_CONTACT;
+static const struct hb_settings *settings_of(const struct vm *vm)
+{
+	return vm_settings(vm, ID);
+}
+
+static struct hb_daemon *daemon_of(const struct vm *vm)
+{
+	return vm->h->svc_state[ID];
+}
+
+static void hb_settings_defaults(void *p)
+{
+	struct hb_settings *s = p;
+
+	s->interval_ms = 1000;
+	s->threshold = 3;
+}
+
+static int hb_daemon_start(struct hostd *h)
+{
+	h->svc_state[ID] = calloc(1, sizeof(struct hb_daemon));
+	return h->svc_state[ID] ? 0 : -ENOMEM;
+}
+
+static void hb_daemon_stop(struct hostd *h)
+{
+	free(h->svc_state[ID]);
+	h->svc_state[ID] = NULL;
+}
+
+static int hb_attach(struct vm *vm)
+{
+	struct hb *hb = calloc(1, sizeof(*hb));
+
+	if (!hb)
+		return -ENOMEM;
+	hb->vm = vm;
+	hb->state = vm_service_enabled(vm, ID) ? HB_NO_CONTACT : HB_DISABLED;
 	hb->rtt_us = -1;
 	uv_timer_init(vm->h->loop, &hb->timer);
 	hb->timer.data = vm;
+	vm->svc[ID].state = hb;
+	return 0;
 }
 
-void hb_free(struct vm *vm)
+static void hb_detach(struct vm *vm, enum detach_reason why UNUSED)
 {
-	free(vm->hb.reason);
-	vm->hb.reason = NULL;
+	struct hb *hb = hb_of(vm);
+
+	if (hb)
+		vm_close_handle(vm, (uv_handle_t *)&hb->timer);
+}
+
+static void hb_loaded(struct vm *vm)
+{
+	if (!vm_service_enabled(vm, ID))
+		hb_of(vm)->state = HB_DISABLED;
+}
+
+static void hb_release(struct vm *vm)
+{
+	struct hb *hb = hb_of(vm);
+
+	if (!hb)
+		return;
+	free(hb->reason);
+	free(hb);
+	vm->svc[ID].state = NULL;
 }
 
 static void hb_set_state(struct vm *vm, enum hb_state to, const char *fmt, ...)
 	PRINTF_LIKE(3, 4);
 static void hb_set_state(struct vm *vm, enum hb_state to, const char *fmt, ...)
 {
-	struct hb *hb = &vm->hb;
+	struct hb *hb = hb_of(vm);
 	enum hb_state from = hb->state;
 	char msg[VMIC_HB_REASON_MAX + 128];
 	va_list ap;
@@ -76,131 +195,40 @@ static void hb_set_state(struct vm *vm, enum hb_state to, const char *fmt, ...)
 	hb->state = to;
 	events_emit(vm->h, vm->name, "heartbeat", "heartbeat",
 		    hb_state_name(from), hb_state_name(to), "%s", msg);
-	if ((to == HB_OK || to == HB_CRITICAL) && vm->stop)
-		shutdown_on_heartbeat_ok(vm);
+	if (to == HB_OK || to == HB_CRITICAL)
+		vm_notify(vm, &(struct notice){ .kind = NOTICE_ALIVE });
 }
 
-static void hb_clear_ring(struct hb *hb)
+/* Silence from a guest that had answered: Lost, unless a stop explains it. */
+static void hb_silent(struct vm *vm, const char *why)
 {
-	memset(hb->ring, 0, sizeof(hb->ring));
-	hb->missed = 0;
-}
+	struct hb *hb = hb_of(vm);
 
-static void hb_send(struct vm *vm)
-{
-	struct hb *hb = &vm->hb;
-	uint8_t buf[VMIC_HDR_SIZE + VMIC_HB_REQUEST_LEN];
-	uint64_t seq = ++hb->seq;
-	size_t n;
-
-	vmic_hb_request_encode(seq, buf + VMIC_HDR_SIZE, VMIC_HB_REQUEST_LEN);
-	n = vmic_frame_seal(buf, VMIC_SVC_HEARTBEAT, VMIC_HB_REQUEST, 0,
-			    conn_request_id(vm), 0, VMIC_HB_REQUEST_LEN);
-	hb->ring[seq % HB_RING].seq = seq;
-	hb->ring[seq % HB_RING].sent_us = vmic_mono_us();
-	if (conn_send(vm, buf, n) == 0)
-		vm->h->hb_sent++;
-}
-
-static bool hb_outstanding(const struct hb *hb, uint64_t seq)
-{
-	return seq && hb->ring[seq % HB_RING].seq == seq &&
-	       hb->ring[seq % HB_RING].sent_us != 0;
-}
-
-static void on_hb_tick(uv_timer_t *t)
-{
-	struct vm *vm = t->data;
-	struct hb *hb = &vm->hb;
-	char every[32];
-
-	if (!service_usable(vm, VMIC_SVC_HEARTBEAT)) {
-		uv_timer_stop(t);
-		hb->running = false;
-		return;
-	}
-	if (hb_outstanding(hb, hb->seq)) {
-		hb->missed++;
-		/* Without a first reply it stays No Contact (docs/control.md). */
-		if (hb->missed >= vm->hb_threshold && hb->contact) {
-			vmic_format_duration_ms(vm->hb_interval_ms, every,
-						sizeof(every));
-			hb_set_state(vm, HB_LOST,
-				     "no reply to %u heartbeats (interval %s)",
-				     hb->missed, every);
-		}
-	}
-	hb_send(vm);
-}
-
-void hb_on_up(struct vm *vm)
-{
-	struct hb *hb = &vm->hb;
-	const struct vmic_session *s = &vm->conn.session;
-	struct svc_status st;
-
-	if (!vm_service_enabled(vm, VMIC_SVC_HEARTBEAT))
-		return;
-	if (vmic_session_version(s, VMIC_SVC_HEARTBEAT) == 0) {
-		service_status(vm, VMIC_SVC_HEARTBEAT, &st);
-		hb_set_state(vm, HB_MISMATCH, "%s", st.secondary);
-		return;
-	}
-	if (!vmic_session_peer_enabled(s, VMIC_SVC_HEARTBEAT)) {
-		hb_set_state(vm, HB_NO_CONTACT,
-			     "disabled in the guest's configuration");
-		return;
-	}
-	if (hb->state == HB_DISABLED || hb->state == HB_MISMATCH)
-		hb_set_state(vm, hb->contact ? HB_LOST : HB_NO_CONTACT,
-			     "heartbeat starts; waiting for the first reply");
-	hb_clear_ring(hb);
-	hb->running = true;
-	/* The first request goes out at once, so contact is known quickly.
-	 * The next tick comes after a random part of the interval: VMs that
-	 * connected together (daemon start) must not tick together. */
-	hb_send(vm);
-	uv_timer_start(&hb->timer, on_hb_tick,
-		       vm->hb_interval_ms / 2 +
-			       vmic_random_u64() % (vm->hb_interval_ms / 2 + 1),
-		       vm->hb_interval_ms);
-}
-
-void hb_on_down(struct vm *vm)
-{
-	struct hb *hb = &vm->hb;
-
-	uv_timer_stop(&hb->timer);
-	hb->running = false;
-	hb_clear_ring(hb);
-	if (!vm_service_enabled(vm, VMIC_SVC_HEARTBEAT)) {
-		/* Enabling again starts over: No Contact until a reply. */
-		hb->contact = false;
-		hb_set_state(vm, HB_DISABLED, "disabled on the host");
-	}
-	else if (hb->state == HB_DISABLED)
-		hb_set_state(vm, hb->contact ? HB_LOST : HB_NO_CONTACT,
-			     "enabled on the host; waiting for the guest "
-			     "agent");
+	if (hb->expect_silence)
+		hb_set_state(vm, HB_NO_CONTACT, "%s while the VM is being "
+						"stopped",
+			     why);
 	else if (hb->contact)
-		hb_set_state(vm, HB_LOST,
-			     "the session with the guest agent ended");
+		hb_set_state(vm, HB_LOST, "%s", why);
 	else
-		hb_set_state(vm, HB_NO_CONTACT,
-			     "the session with the guest agent ended before "
-			     "the first reply");
+		hb_set_state(vm, HB_NO_CONTACT, "%s before the first reply",
+			     why);
 }
 
-void hb_forget_contact(struct vm *vm, const char *why)
+/* Forget the request that waits, if any (its answer is no use now). */
+static void hb_drop_waiting(struct vm *vm)
 {
-	vm->hb.contact = false;
-	if (vm->hb.state != HB_DISABLED && vm->hb.state != HB_MISMATCH)
-		hb_set_state(vm, HB_NO_CONTACT, "%s", why);
+	struct hb *hb = hb_of(vm);
+
+	if (hb->waiting_id)
+		request_cancel(vm, hb->waiting_id);
+	hb->waiting_id = 0;
+	hb->missed = 0;
 }
 
 static void hb_apply_health(struct vm *vm, const struct vmic_hb_reply *m)
 {
-	struct hb *hb = &vm->hb;
+	struct hb *hb = hb_of(vm);
 	enum hb_state from = hb->state;
 	char reason[VMIC_HB_REASON_MAX + 1];
 
@@ -234,59 +262,185 @@ static void hb_apply_health(struct vm *vm, const struct vmic_hb_reply *m)
 
 static void hb_on_reply(struct vm *vm, const struct vmic_frame *f)
 {
-	struct hb *hb = &vm->hb;
+	struct hb *hb = hb_of(vm);
+	struct hb_daemon *d = daemon_of(vm);
 	struct vmic_hb_reply m;
-	uint64_t now = vmic_mono_us(), rtt, seq;
+	uint64_t rtt = vmic_mono_us() - hb->sent_us;
 
-	if (vmic_hb_reply_decode(f->payload, f->length, &m) < 0) {
-		log_debug("%s: malformed heartbeat reply dropped", vm->name);
+	if (vmic_hb_reply_decode(f->payload, f->length, &m) < 0 ||
+	    m.seq != hb->seq + 1) {
+		log_debug("%s: malformed heartbeat reply dropped (or its "
+			  "sequence number is not ours + 1)",
+			  vm->name);
 		vm->conn.bad_frames++;
 		return;
 	}
-	seq = m.seq - 1;
-	if (!hb_outstanding(hb, seq)) {
-		log_debug("%s: heartbeat reply for a sequence number we are "
-			  "not waiting for",
-			  vm->name);
-		return;
-	}
-	rtt = now - hb->ring[seq % HB_RING].sent_us;
-	hb->ring[seq % HB_RING].sent_us = 0;
 	hb->missed = 0;
 	hb->rtt_us = (int64_t)rtt;
 	hb->last_reply_us = vmic_realtime_us();
 	hb->contact = true;
-	vm->h->hb_replies++;
-	rtt_add(&vm->h->rtt, rtt);
+	d->replies++;
+	rtt_add(&d->rtt, rtt);
 	hb_apply_health(vm, &m);
 }
 
-int hb_on_frame(struct vm *vm, const struct vmic_frame *f)
+/* The answer (or the end) of the request that waited. */
+static bool hb_on_answer(struct vm *vm, void *ud UNUSED,
+			 const struct vmic_frame *f, int err UNUSED)
 {
 	char text[VMIC_ERROR_MSG_MAX + 1];
 	uint16_t code;
 
-	switch (f->type) {
-	case VMIC_HB_REPLY:
+	hb_of(vm)->waiting_id = 0;
+	if (!f)
+		return false; /* session over: on_down handles the state */
+	if (f->type == VMIC_HB_REPLY) {
 		hb_on_reply(vm, f);
-		return 0;
-	case VMIC_T_ERROR:
+	} else {
 		code = conn_peer_error(f, text, sizeof(text));
 		log_debug("%s: the guest answered a heartbeat with '%s': %s",
 			  vm->name, vmic_error_name(code), text);
-		return 0;
-	default:
-		/* Stream frames mean nothing to heartbeat. */
-		if (vmic_frame_is_request(f))
-			conn_send_error(vm, f, VMIC_E_UNKNOWN_TYPE,
-					"heartbeat has no such message");
-		return 0;
+	}
+	return false;
+}
+
+static void hb_send(struct vm *vm)
+{
+	struct hb *hb = hb_of(vm);
+	uint8_t payload[VMIC_HB_REQUEST_LEN];
+	uint64_t seq = hb->seq + 1;
+
+	vmic_hb_request_encode(seq, payload, sizeof(payload));
+	if (request_send(vm, ID, VMIC_HB_REQUEST, payload, sizeof(payload), 0,
+			 hb_on_answer, NULL, &hb->waiting_id) < 0)
+		return;
+	hb->seq = seq;
+	hb->sent_us = vmic_mono_us();
+	daemon_of(vm)->sent++;
+}
+
+static void on_hb_tick(uv_timer_t *t)
+{
+	struct vm *vm = t->data;
+	struct hb *hb = hb_of(vm);
+	const struct hb_settings *set = settings_of(vm);
+	char every[32], why[96];
+
+	if (!service_usable(vm, ID)) {
+		uv_timer_stop(t);
+		hb->running = false;
+		return;
+	}
+	if (!hb->waiting_id) {
+		hb_send(vm);
+		return;
+	}
+	/* The previous request is still unanswered: one more miss, and no
+	 * new request queued behind it. */
+	hb->missed++;
+	if (hb->missed >= set->threshold &&
+	    (hb->contact || hb->expect_silence)) {
+		vmic_format_duration_ms(set->interval_ms, every, sizeof(every));
+		snprintf(why, sizeof(why),
+			 "no reply to %u heartbeats (interval %s)", hb->missed,
+			 every);
+		hb_silent(vm, why);
 	}
 }
 
-void hb_status(const struct vm *vm, struct svc_status *st)
+/* Run the tick every interval; the first one after a random part of it,
+ * so VMs that connected together (daemon start) do not tick together. */
+static void hb_start_timer(struct vm *vm, bool spread)
 {
-	const struct hb *hb = &vm->hb;
+	struct hb *hb = hb_of(vm);
+	unsigned every = settings_of(vm)->interval_ms;
+	unsigned first = spread ? every / 2 + (unsigned)(vmic_random_u64() %
+							 (every / 2 + 1))
+				: every;
+
+	hb->running = true;
+	uv_timer_start(&hb->timer, on_hb_tick, first, every);
+}
+
+static void hb_on_up(struct vm *vm)
+{
+	struct hb *hb = hb_of(vm);
+	const struct vmic_session *s = &vm->conn.session;
+	struct svc_status st;
+
+	if (vmic_session_version(s, ID) == 0) {
+		service_status(vm, ID, &st);
+		hb_set_state(vm, HB_MISMATCH, "%s", st.secondary);
+		return;
+	}
+	if (!vmic_session_peer_enabled(s, ID)) {
+		hb_set_state(vm, HB_NO_CONTACT,
+			     "disabled in the guest's configuration");
+		return;
+	}
+	if (hb->state == HB_DISABLED || hb->state == HB_MISMATCH)
+		hb_set_state(vm, hb->contact ? HB_LOST : HB_NO_CONTACT,
+			     "heartbeat starts; waiting for the first reply");
+	hb_drop_waiting(vm);
+	/* The first request goes out at once, so contact is known quickly. */
+	hb_send(vm);
+	hb_start_timer(vm, true);
+}
+
+static void hb_on_down(struct vm *vm)
+{
+	struct hb *hb = hb_of(vm);
+
+	uv_timer_stop(&hb->timer);
+	hb->running = false;
+	hb_drop_waiting(vm);
+	if (!vm_service_enabled(vm, ID)) {
+		/* Enabling again starts over: No Contact until a reply. */
+		hb->contact = false;
+		hb_set_state(vm, HB_DISABLED, "disabled on the host");
+	} else if (hb->state == HB_DISABLED) {
+		hb_set_state(vm, hb->contact ? HB_LOST : HB_NO_CONTACT,
+			     "enabled on the host; waiting for the guest "
+			     "agent");
+	} else {
+		hb_silent(vm, "the session with the guest agent ended");
+	}
+}
+
+static void hb_on_notice(struct vm *vm, struct notice *n)
+{
+	struct hb *hb = hb_of(vm);
+
+	switch (n->kind) {
+	case NOTICE_STOPPING:
+		hb->expect_silence = true;
+		break;
+	case NOTICE_STOP_OVER:
+		hb->expect_silence = false;
+		break;
+	case NOTICE_STOPPED:
+		/* Off on purpose: silence from now on is expected, so the
+		 * heartbeat reads No Contact until the agent is back. */
+		hb->expect_silence = false;
+		hb->contact = false;
+		if (hb->state != HB_DISABLED && hb->state != HB_MISMATCH)
+			hb_set_state(vm, HB_NO_CONTACT,
+				     "the VM was stopped with vmic stop");
+		break;
+	case NOTICE_ALIVE_WANTED:
+		if (hb->state == HB_OK || hb->state == HB_CRITICAL)
+			n->alive = true;
+		else if (service_usable(vm, ID))
+			n->claimed = true;
+		break;
+	default:
+		break;
+	}
+}
+
+static void hb_status(const struct vm *vm, struct svc_status *st)
+{
+	const struct hb *hb = hb_of(vm);
 
 	switch (hb->state) {
 	case HB_OK:
@@ -313,12 +467,92 @@ void hb_status(const struct vm *vm, struct svc_status *st)
 	}
 }
 
-void hb_settings_changed(struct vm *vm)
+/* The state as shown: Disabled whenever the host setting is off. */
+static enum hb_state hb_shown(const struct vm *vm)
 {
-	struct hb *hb = &vm->hb;
-
-	if (!hb->running)
-		return;
-	uv_timer_start(&hb->timer, on_hb_tick, vm->hb_interval_ms,
-		       vm->hb_interval_ms);
+	return vm_service_enabled(vm, ID) ? hb_of(vm)->state : HB_DISABLED;
 }
+
+static json_t *int_or_null(int64_t v, bool known)
+{
+	return known ? json_integer(v) : json_null();
+}
+
+static void hb_status_json(const struct vm *vm, json_t *o)
+{
+	const struct hb *hb = hb_of(vm);
+	enum hb_state st = hb_shown(vm);
+	bool critical = st == HB_CRITICAL;
+
+	json_object_set_new(o, "state", json_string(hb_state_name(st)));
+	json_object_set_new(o, "missed", json_integer(hb->missed));
+	json_object_set_new(o, "last_reply_us",
+			    int_or_null(hb->last_reply_us,
+					hb->last_reply_us != 0));
+	json_object_set_new(o, "rtt_us",
+			    int_or_null(hb->rtt_us, hb->rtt_us >= 0));
+	json_object_set_new(o, "application",
+			    json_string(critical ? "Critical" : "OK"));
+	json_object_set_new(o, "application_reason",
+			    json_string(critical && hb->reason ? hb->reason
+							       : ""));
+}
+
+static void hb_summary_json(const struct vm *vm, json_t *o)
+{
+	const struct hb *hb = hb_of(vm);
+
+	json_object_set_new(o, "heartbeat",
+			    json_string(hb_state_name(hb_shown(vm))));
+	json_object_set_new(o, "rtt_us",
+			    int_or_null(hb->rtt_us, hb->rtt_us >= 0));
+}
+
+static void hb_stats_json(struct hostd *h, json_t *o, bool reset)
+{
+	struct hb_daemon *d = h->svc_state[ID];
+	const struct rtt_hist *r = &d->rtt;
+
+	json_object_set_new(o, "heartbeats_sent", json_integer((json_int_t)d->sent));
+	json_object_set_new(o, "heartbeat_replies",
+			    json_integer((json_int_t)d->replies));
+	json_object_set_new(
+		o, "rtt_us",
+		json_pack("{s:I, s:I, s:I, s:I, s:I}", "p50",
+			  (json_int_t)rtt_percentile(r, 50), "p90",
+			  (json_int_t)rtt_percentile(r, 90), "p99",
+			  (json_int_t)rtt_percentile(r, 99), "max",
+			  (json_int_t)r->max, "samples",
+			  (json_int_t)r->samples));
+	if (reset)
+		rtt_reset(&d->rtt);
+}
+
+/* A new interval applies at once; the threshold at the next tick. */
+static void hb_settings_changed(struct vm *vm)
+{
+	if (hb_of(vm)->running)
+		hb_start_timer(vm, false);
+}
+
+const struct host_service heartbeat_host = {
+	.desc = &vmic_heartbeat_service,
+	.settings = &settings_table,
+	.settings_size = sizeof(struct hb_settings),
+	.settings_defaults = hb_settings_defaults,
+	.daemon_start = hb_daemon_start,
+	.daemon_stop = hb_daemon_stop,
+	.attach = hb_attach,
+	.detach = hb_detach,
+	.release = hb_release,
+	.loaded = hb_loaded,
+	.on_up = hb_on_up,
+	.on_down = hb_on_down,
+	.on_notice = hb_on_notice,
+	.settings_changed = hb_settings_changed,
+	.status = hb_status,
+	.status_json = hb_status_json,
+	.summary_json = hb_summary_json,
+	.stats_json = hb_stats_json,
+	.own_status_events = true,
+};

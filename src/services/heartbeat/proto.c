@@ -1,9 +1,29 @@
 /* SPDX-License-Identifier: MIT */
-#include "heartbeat.h"
+#include "services/heartbeat/heartbeat.h"
 
 #include <errno.h>
 
+#include "common/macro.h"
 #include "common/wire.h"
+#include "proto/services.h"
+
+static const struct vmic_msg_desc messages[] = {
+	{ VMIC_HB_REQUEST, VMIC_DIR_H2G, "heartbeat request",
+	  VMIC_HB_REQUEST_LEN, VMIC_HB_REQUEST_LEN },
+	{ VMIC_HB_REPLY, VMIC_DIR_G2H, "heartbeat reply",
+	  VMIC_HB_REPLY_MIN_LEN, VMIC_HB_REPLY_MAX_LEN },
+};
+
+const struct vmic_service_desc vmic_heartbeat_service = {
+	.id = VMIC_SVC_HEARTBEAT,
+	.name = "heartbeat",
+	.display = "Heartbeat",
+	.min_version = 1,
+	.max_version = 1,
+	.default_on = true,
+	.messages = messages,
+	.nmessages = ARRAY_SIZE(messages),
+};
 
 int vmic_hb_request_encode(uint64_t seq, uint8_t *buf, size_t cap)
 {

@@ -8,7 +8,8 @@
  */
 #include <string.h>
 
-#include "hostd.h"
+#include "common/macro.h"
+#include "services/heartbeat/rtt.h"
 
 #define SUB_BITS 3
 #define SUB (1u << SUB_BITS)

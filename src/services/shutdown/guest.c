@@ -16,16 +16,51 @@
 
 #include "common/log.h"
 #include "common/utf8.h"
-#include "guestd.h"
+#include "common/macro.h"
+#include "guest/guestd.h"
 #include "proto/control.h"
-#include "proto/shutdown.h"
+#include "proto/services.h"
+#include "services/shutdown/shutdown.h"
+
+#define COMMAND_MAX 1024
+
+/* [shutdown] keys: empty means systemctl where systemd runs, else the
+ * plain poweroff/reboot/halt commands. */
+struct sd_guest_conf {
+	char poweroff_command[COMMAND_MAX];
+	char reboot_command[COMMAND_MAX];
+	char halt_command[COMMAND_MAX];
+};
+
+#define STR(f)                                       \
+	.type = VMIC_CONF_STRING,                    \
+	.offset = offsetof(struct sd_guest_conf, f), \
+	.size = sizeof(((struct sd_guest_conf *)0)->f)
+
+static const struct vmic_conf_key keys[] = {
+	{ .section = "shutdown", .key = "poweroff-command",
+	  STR(poweroff_command),
+	  .help = "empty: systemctl poweroff where systemd runs, else "
+		  "poweroff" },
+	{ .section = "shutdown", .key = "reboot-command", STR(reboot_command),
+	  .help = "empty: systemctl reboot where systemd runs, else reboot" },
+	{ .section = "shutdown", .key = "halt-command", STR(halt_command),
+	  .help = "empty: systemctl halt where systemd runs, else halt" },
+};
+
+static const struct vmic_conf_table conf_table = { keys, ARRAY_SIZE(keys) };
 
 struct shutdown_job {
 	uv_process_t proc;
 	struct guestd *g;
 	uint32_t request_id;
 	uint64_t peer_nonce; /* the session that asked */
-	char command[GUESTD_COMMAND_MAX];
+	char command[COMMAND_MAX];
+};
+
+/* The service's state: the one command that may run at a time. */
+struct sd_state {
+	struct shutdown_job *job; /* NULL when none runs */
 };
 
 static bool systemd_running(void)
@@ -34,8 +69,10 @@ static bool systemd_running(void)
 	return access("/run/systemd/system", F_OK) == 0;
 }
 
-const char *shutdown_command(const struct guest_config *cfg, uint8_t action,
-			     bool force, char *buf, size_t n)
+/* The command an action runs, from the config or chosen for this system. */
+static const char *shutdown_command(const struct sd_guest_conf *cfg,
+				    uint8_t action, bool force, char *buf,
+				    size_t n)
 {
 	const char *configured = action == VMIC_SD_REBOOT ? cfg->reboot_command
 				 : action == VMIC_SD_HALT ? cfg->halt_command
@@ -53,7 +90,12 @@ const char *shutdown_command(const struct guest_config *cfg, uint8_t action,
 
 static void job_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct shutdown_job *job = h->data;
+	struct sd_state *st = job->g->svc[VMIC_SVC_SHUTDOWN].state;
+
+	if (st && st->job == job)
+		st->job = NULL;
+	free(job);
 }
 
 /* Tell the host when the command ran and failed, if it is still there. */
@@ -129,7 +171,7 @@ static void log_request(const struct vmic_sd_request *req,
 {
 	const char *action = vmic_sd_action_name(req->action);
 	char reason[VMIC_SD_REASON_MAX + 1];
-	char msg[VMIC_SD_REASON_MAX + GUESTD_COMMAND_MAX + 64];
+	char msg[VMIC_SD_REASON_MAX + COMMAND_MAX + 64];
 	const char *fields[] = { "VMIC_SERVICE", "shutdown", "VMIC_ACTION",
 				 action, "VMIC_REASON", reason, NULL };
 
@@ -140,8 +182,9 @@ static void log_request(const struct vmic_sd_request *req,
 	log_struct(LOG_NOTICE, msg, fields);
 }
 
-int shutdown_on_frame(struct guest_conn *c, const struct vmic_frame *f)
+static int sd_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 {
+	struct sd_state *st = c->g->svc[VMIC_SVC_SHUTDOWN].state;
 	struct vmic_sd_request req;
 	struct shutdown_job *job;
 	int r;
@@ -152,14 +195,20 @@ int shutdown_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 		return conn_reply_error(c, f, VMIC_E_MALFORMED,
 					"shutdown request does not decode "
 					"(unknown action or flags?)");
+	if (st->job)
+		return conn_reply_error(c, f, VMIC_E_BUSY,
+					"a shutdown command is already running "
+					"('%s', pid %d); wait for it",
+					st->job->command, st->job->proc.pid);
 	job = calloc(1, sizeof(*job));
 	if (!job)
 		return conn_reply_error(c, f, VMIC_E_INTERNAL, "out of memory");
 	job->g = c->g;
 	job->request_id = f->request_id;
 	job->peer_nonce = c->session.peer_nonce;
-	shutdown_command(&c->g->cfg, req.action, req.flags & VMIC_SD_F_FORCE,
-			 job->command, sizeof(job->command));
+	shutdown_command(c->g->svc[VMIC_SVC_SHUTDOWN].conf, req.action,
+			 req.flags & VMIC_SD_F_FORCE, job->command,
+			 sizeof(job->command));
 	log_request(&req, job->command);
 	r = start_job(c->g, job);
 	if (r < 0) {
@@ -169,5 +218,21 @@ int shutdown_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 		uv_close((uv_handle_t *)&job->proc, job_closed);
 		return 0;
 	}
+	st->job = job;
 	return send_accepted(c, f, job->command);
 }
+
+static int sd_start(struct guestd *g)
+{
+	g->svc[VMIC_SVC_SHUTDOWN].state = calloc(1, sizeof(struct sd_state));
+	return g->svc[VMIC_SVC_SHUTDOWN].state ? 0 : -ENOMEM;
+}
+
+const struct guest_service shutdown_guest = {
+	.desc = &vmic_shutdown_service,
+	.enabled_help = "let the host power off or reboot this guest",
+	.conf = &conf_table,
+	.conf_size = sizeof(struct sd_guest_conf),
+	.start = sd_start,
+	.on_frame = sd_on_frame,
+};

@@ -2,15 +2,20 @@
 /*
  * The host half of the shutdown service: the `stop` command.
  *
- * A stop asks the guest's shutdown service (which answers before it
- * acts), then watches the connection: for poweroff it waits until the
- * channel closes and a reconnect finds nobody ("VM gone"); for reboot
- * until the agent is back with a new session and heartbeat reads OK.
+ * A stop asks the guest's shutdown service through the request tracker
+ * (the guest answers before it acts, and reports a command that then
+ * fails with a late error on the same request, which ends the stop at
+ * once), then watches the connection through the core's notices: for
+ * poweroff it waits until the channel closes and a reconnect finds nobody
+ * ("VM gone"); for reboot until the agent is back with a new session and
+ * a service proves the guest works (NOTICE_ALIVE, the heartbeat's OK).
  * On timeout with `force`, or at once with `turn_off`, the VM's power
  * backend (power.c) turns it off. Each step is a `shutdown` event and a
- * line of the reply's "steps". The reconnect logic of conn.c is not
- * changed for a stopping VM: it backs off as usual, and its results are
- * what this file listens to.
+ * line of the reply's "steps".
+ *
+ * Other services learn of a stop through notices only: NOTICE_STOPPING
+ * while it runs (silence is expected), NOTICE_STOPPED when the VM is off
+ * on purpose, NOTICE_STOP_OVER when it ended otherwise.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -21,10 +26,15 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/utf8.h"
-#include "hostd.h"
+#include "host/hostd.h"
 #include "proto/control.h"
 #include "proto/services.h"
-#include "proto/shutdown.h"
+#include "services/shutdown/power.h"
+#include "services/shutdown/shutdown.h"
+
+#define ID VMIC_SVC_SHUTDOWN
+#define STOP_TIMEOUT_DEFAULT_MS 60000
+#define STOP_TIMEOUT_MAX_MS 86400000
 
 /* After a power-off, how long the channel may take to close. */
 #define SETTLE_MS 10000
@@ -58,6 +68,23 @@ struct stop_op {
 	struct power_op *power;
 };
 
+/* Per-VM state: the stop in progress, if any. */
+struct sd_vm {
+	struct stop_op *stop;
+};
+
+static struct stop_op *stop_of(const struct vm *vm)
+{
+	const struct sd_vm *sd = vm_state(vm, ID);
+
+	return sd ? sd->stop : NULL;
+}
+
+static void notify(struct vm *vm, enum notice_kind kind)
+{
+	vm_notify(vm, &(struct notice){ .kind = kind });
+}
+
 static void stop_power(struct stop_op *op);
 
 static void stop_step(struct stop_op *op, const char *fmt, ...)
@@ -87,7 +114,13 @@ static void stop_timer_closed(uv_handle_t *handle)
 /* Detach the operation from its VM and free it once its timer closed. */
 static void stop_release(struct stop_op *op)
 {
-	op->vm->stop = NULL;
+	struct sd_vm *sd = vm_state(op->vm, ID);
+
+	sd->stop = NULL;
+	if (op->request_id) {
+		request_cancel(op->vm, op->request_id);
+		op->request_id = 0;
+	}
 	if (op->power) {
 		power_cancel(op->power);
 		op->power = NULL;
@@ -115,13 +148,10 @@ static void stop_succeed(struct stop_op *op, const char *outcome)
 	events_emit(op->vm->h, op->vm->name, "shutdown", "shutdown", NULL,
 		    outcome, "stop finished: %s after %llums", outcome,
 		    (unsigned long long)stop_elapsed_ms(op));
-	if (strcmp(outcome, "rebooted") != 0) {
-		/* Off on purpose: not a loss of communication. */
-		op->vm->conn.contact = false;
-		hb_forget_contact(op->vm, "the VM was stopped with vmic stop");
-		services_refresh(op->vm);
-	}
 	ctl_reply_ok(op->rq, result);
+	/* Off on purpose: not a loss of communication. */
+	notify(op->vm, strcmp(outcome, "rebooted") == 0 ? NOTICE_STOP_OVER
+							: NOTICE_STOPPED);
 	stop_release(op);
 }
 
@@ -139,6 +169,7 @@ static void stop_fail(struct stop_op *op, const char *code, const char *fmt,
 	events_emit(op->vm->h, op->vm->name, "shutdown", "shutdown", NULL,
 		    "failed", "stop failed (%s): %s", code, msg);
 	ctl_reply_error(op->rq, code, "%s", msg);
+	notify(op->vm, NOTICE_STOP_OVER);
 	stop_release(op);
 }
 
@@ -149,9 +180,9 @@ static const char *sd_unavailable_reason(const struct vm *vm)
 
 	if (!conn_up(vm))
 		return "its guest agent is not connected";
-	if (!vm_service_enabled(vm, VMIC_SVC_SHUTDOWN))
+	if (!vm_service_enabled(vm, ID))
 		return "its shutdown service is disabled on the host";
-	if (vmic_session_version(s, VMIC_SVC_SHUTDOWN) == 0)
+	if (vmic_session_version(s, ID) == 0)
 		return "its guest agent has no common shutdown version with "
 		       "the host";
 	return "its shutdown service is disabled in the guest's "
@@ -191,7 +222,7 @@ static void on_stop_timeout(uv_timer_t *t)
 
 static void on_power_done(struct vm *vm, int status, const char *detail)
 {
-	struct stop_op *op = vm->stop;
+	struct stop_op *op = stop_of(vm);
 
 	if (!op)
 		return;
@@ -219,6 +250,11 @@ static void stop_power(struct stop_op *op)
 	op->phase = STOP_POWERING;
 	op->graceful = false;
 	uv_timer_stop(&op->timer);
+	if (op->request_id) {
+		/* No longer asking: the backend decides now. */
+		request_cancel(vm, op->request_id);
+		op->request_id = 0;
+	}
 	stop_step(op, "powering off through %s backend",
 		  strncmp(vm->power_off, "qmp:", 4) == 0 ? "the QMP"
 							 : "the exec");
@@ -228,24 +264,26 @@ static void stop_power(struct stop_op *op)
 			  strerror(-r));
 }
 
+static bool stop_on_answer(struct vm *vm, void *ud,
+			   const struct vmic_frame *f, int err);
+
 static int stop_send_request(struct stop_op *op, const char *reason)
 {
 	struct vm *vm = op->vm;
 	struct vmic_sd_request m = { .action = op->action };
-	uint8_t buf[VMIC_HDR_SIZE + VMIC_SD_REQUEST_MAX_LEN];
+	uint8_t payload[VMIC_SD_REQUEST_MAX_LEN];
 	int n;
-	size_t len;
 
 	snprintf(m.reason, sizeof(m.reason), "%s", reason);
-	n = vmic_sd_request_encode(&m, buf + VMIC_HDR_SIZE,
-				   VMIC_SD_REQUEST_MAX_LEN);
+	n = vmic_sd_request_encode(&m, payload, sizeof(payload));
 	if (n < 0)
 		return n;
-	op->request_id = conn_request_id(vm);
-	len = vmic_frame_seal(buf, VMIC_SVC_SHUTDOWN, VMIC_SD_REQUEST, 0,
-			      op->request_id, 0, (size_t)n);
 	op->old_nonce = vm->conn.session.peer_nonce;
-	return conn_send(vm, buf, len);
+	/* The request lives as long as the stop: a command that fails after
+	 * the guest accepted comes back as a late error on it. */
+	return request_send(vm, ID, VMIC_SD_REQUEST, payload, (size_t)n,
+			    op->timeout_ms, stop_on_answer, op,
+			    &op->request_id);
 }
 
 /* No request can be sent: power off, or say what is missing. */
@@ -279,14 +317,15 @@ static void stop_without_agent(struct stop_op *op)
 	}
 }
 
-void shutdown_start(struct vm *vm, struct ctl_request *rq, uint8_t action,
-		    const char *reason, unsigned timeout_ms, bool force,
-		    bool turn_off)
+static void stop_start(struct vm *vm, struct ctl_request *rq, uint8_t action,
+		       const char *reason, unsigned timeout_ms, bool force,
+		       bool turn_off)
 {
+	struct sd_vm *sd = vm_state(vm, ID);
 	struct stop_op *op;
 	int r;
 
-	if (vm->stop) {
+	if (sd->stop) {
 		ctl_reply_error(rq, "service-unavailable",
 				"a stop of '%s' is already in progress; wait "
 				"for its reply",
@@ -314,16 +353,17 @@ void shutdown_start(struct vm *vm, struct ctl_request *rq, uint8_t action,
 	op->start_us = vmic_mono_us();
 	op->steps = json_array();
 	vm_ref(vm);
-	vm->stop = op;
+	sd->stop = op;
 	uv_timer_init(vm->h->loop, &op->timer);
 	op->timer.data = op;
 	stop_step(op, "%s requested%s%s", vmic_sd_action_name(action),
 		  reason[0] ? ": " : "", reason);
+	notify(vm, NOTICE_STOPPING);
 	if (turn_off) {
 		stop_power(op);
 		return;
 	}
-	if (!service_usable(vm, VMIC_SVC_SHUTDOWN)) {
+	if (!service_usable(vm, ID)) {
 		stop_without_agent(op);
 		return;
 	}
@@ -333,15 +373,20 @@ void shutdown_start(struct vm *vm, struct ctl_request *rq, uint8_t action,
 		stop_without_agent(op);
 		return;
 	}
+	/* The request's own timeout covers the wait for an answer. */
 	op->phase = STOP_ASKING;
-	uv_timer_start(&op->timer, on_stop_timeout, timeout_ms, 0);
 }
 
 /* The guest accepted: wait for the outcome of its action. */
 static void stop_accepted(struct stop_op *op)
 {
+	uint64_t spent = stop_elapsed_ms(op);
+
 	op->phase = op->action == VMIC_SD_REBOOT ? STOP_WAIT_BACK
 						 : STOP_WAIT_GONE;
+	/* What is left of the stop's timeout. */
+	uv_timer_start(&op->timer, on_stop_timeout,
+		       spent < op->timeout_ms ? op->timeout_ms - spent : 0, 0);
 }
 
 static void stop_on_reply(struct stop_op *op, const struct vmic_frame *f)
@@ -370,6 +415,14 @@ static void stop_on_error(struct stop_op *op, const struct vmic_frame *f)
 	char text[VMIC_ERROR_MSG_MAX + 1];
 	uint16_t code = conn_peer_error(f, text, sizeof(text));
 
+	if (op->phase == STOP_WAIT_GONE || op->phase == STOP_WAIT_BACK) {
+		/* The guest accepted, then its command failed. */
+		stop_step(op, "guest reports: %s", text);
+		stop_fail(op, "failed", "the guest accepted, then failed to "
+					"%s: %s",
+			  vmic_sd_action_name(op->action), text);
+		return;
+	}
 	stop_step(op, "guest answered '%s': %s", vmic_error_name(code), text);
 	if (code == VMIC_E_DISABLED || code == VMIC_E_VERSION)
 		stop_fail(op, "service-unavailable", "the guest's shutdown "
@@ -381,34 +434,48 @@ static void stop_on_error(struct stop_op *op, const struct vmic_frame *f)
 			  vmic_error_name(code), text);
 }
 
-int shutdown_on_frame(struct vm *vm, const struct vmic_frame *f)
+/* The session ended or the request timed out before an answer. */
+static void stop_no_answer(struct stop_op *op, int err)
 {
-	struct stop_op *op = vm->stop;
-
-	if (vmic_frame_is_request(f)) {
-		conn_send_error(vm, f, VMIC_E_UNKNOWN_TYPE,
-				"the host's shutdown service takes no "
-				"requests");
-		return 0;
+	if (op->phase != STOP_ASKING)
+		return;
+	if (err == -ETIMEDOUT) {
+		on_stop_timeout(&op->timer);
+		return;
 	}
-	if (!op || op->phase != STOP_ASKING ||
-	    f->request_id != op->request_id) {
-		log_debug("%s: dropping a shutdown answer nobody waits for",
-			  vm->name);
-		return 0;
+	if (err == -ECONNRESET && !op->channel_closed) {
+		/* The agent went away or restarted: it may be acting. */
+		stop_step(op, "the session ended before the guest answered");
+		stop_accepted(op);
 	}
-	if (f->type == VMIC_SD_REPLY)
-		stop_on_reply(op, f);
-	else if (f->type == VMIC_T_ERROR)
-		stop_on_error(op, f);
-	return 0;
 }
 
-void shutdown_on_channel_closed(struct vm *vm)
+/* Every answer to the shutdown request; true keeps listening for a late
+ * error while the stop waits for the guest to act. */
+static bool stop_on_answer(struct vm *vm UNUSED, void *ud,
+			   const struct vmic_frame *f, int err)
 {
-	struct stop_op *op = vm->stop;
+	struct stop_op *op = ud;
 
-	if (!op || op->channel_closed)
+	if (!f) {
+		op->request_id = 0;
+		stop_no_answer(op, err);
+		return false;
+	}
+	if (f->type == VMIC_T_ERROR) {
+		op->request_id = 0;
+		stop_on_error(op, f);
+		return false;
+	}
+	if (op->phase != STOP_ASKING)
+		return true; /* a repeated reply: nothing new */
+	stop_on_reply(op, f);
+	return stop_of(vm) == op; /* still waiting: listen for a late error */
+}
+
+static void sd_on_channel_closed(struct stop_op *op)
+{
+	if (op->channel_closed)
 		return;
 	switch (op->phase) {
 	case STOP_ASKING:
@@ -418,6 +485,7 @@ void shutdown_on_channel_closed(struct vm *vm)
 		break;
 	case STOP_WAIT_GONE:
 	case STOP_WAIT_BACK:
+	case STOP_POWERING:
 		op->channel_closed = true;
 		stop_step(op, "channel closed");
 		break;
@@ -425,29 +493,23 @@ void shutdown_on_channel_closed(struct vm *vm)
 		stop_step(op, "channel closed");
 		stop_succeed(op, "turned-off");
 		break;
-	case STOP_POWERING:
-		op->channel_closed = true;
-		stop_step(op, "channel closed");
-		break;
 	}
 }
 
-void shutdown_on_connect_failed(struct vm *vm, int err)
+static void sd_on_connect_failed(struct stop_op *op, int err)
 {
-	struct stop_op *op = vm->stop;
-
-	if (!op || op->phase != STOP_WAIT_GONE || !op->channel_closed)
+	if (op->phase != STOP_WAIT_GONE || !op->channel_closed)
 		return;
 	stop_step(op, "VM gone (reconnect: %s)", uv_strerror(err));
 	stop_succeed(op, "stopped");
 }
 
-void shutdown_on_session_up(struct vm *vm)
+/* Reboot: the agent is back; done once the guest is proven to work. */
+static void sd_on_session_up(struct stop_op *op)
 {
-	struct stop_op *op = vm->stop;
+	struct vm *vm = op->vm;
+	struct notice want = { .kind = NOTICE_ALIVE_WANTED };
 
-	if (!op)
-		return;
 	if (op->phase == STOP_WAIT_GONE && !op->said_reconnected) {
 		op->said_reconnected = true;
 		stop_step(op, "the guest agent answers again; still waiting "
@@ -459,29 +521,135 @@ void shutdown_on_session_up(struct vm *vm)
 		return;
 	op->agent_back = true;
 	stop_step(op, "agent back (new session)");
-	if (!service_usable(vm, VMIC_SVC_HEARTBEAT)) {
+	vm_notify(vm, &want);
+	if (want.alive || !want.claimed) {
 		stop_succeed(op, "rebooted");
 		return;
 	}
-	if (vm->hb.state == HB_OK || vm->hb.state == HB_CRITICAL)
-		shutdown_on_heartbeat_ok(vm);
+	stop_step(op, "waiting for the heartbeat");
 }
 
-void shutdown_on_heartbeat_ok(struct vm *vm)
+static void sd_on_alive(struct stop_op *op)
 {
-	struct stop_op *op = vm->stop;
-
-	if (!op || op->phase != STOP_WAIT_BACK || !op->agent_back)
+	if (op->phase != STOP_WAIT_BACK || !op->agent_back)
 		return;
-	stop_step(op, "heartbeat %s", hb_state_name(vm->hb.state));
+	stop_step(op, "the guest answers its heartbeat");
 	stop_succeed(op, "rebooted");
 }
 
-void shutdown_abort(struct vm *vm, const char *why)
+static void sd_on_notice(struct vm *vm, struct notice *n)
 {
-	struct stop_op *op = vm->stop;
+	struct stop_op *op = stop_of(vm);
 
 	if (!op)
 		return;
-	stop_fail(op, vm->removed ? "unknown-vm" : "internal", "%s", why);
+	switch (n->kind) {
+	case NOTICE_CHANNEL_CLOSED:
+		sd_on_channel_closed(op);
+		break;
+	case NOTICE_CONNECT_FAILED:
+		sd_on_connect_failed(op, n->err);
+		break;
+	case NOTICE_SESSION_UP:
+		sd_on_session_up(op);
+		break;
+	case NOTICE_ALIVE:
+		sd_on_alive(op);
+		break;
+	default:
+		break;
+	}
 }
+
+/* The guest sends the host's shutdown service no requests. */
+static int sd_on_frame(struct vm *vm, const struct vmic_frame *f)
+{
+	if (vmic_frame_is_request(f))
+		conn_send_error(vm, f, VMIC_E_UNKNOWN_TYPE,
+				"the host's shutdown service takes no "
+				"requests");
+	return 0;
+}
+
+static int sd_attach(struct vm *vm)
+{
+	vm->svc[ID].state = calloc(1, sizeof(struct sd_vm));
+	return vm->svc[ID].state ? 0 : -ENOMEM;
+}
+
+/* The VM goes away: a stop in progress answers its client now. */
+static void sd_detach(struct vm *vm, enum detach_reason why)
+{
+	struct stop_op *op = stop_of(vm);
+
+	if (!op)
+		return;
+	if (why == DETACH_REMOVED)
+		stop_fail(op, "unknown-vm",
+			  "the VM was removed while it was being stopped");
+	else
+		stop_fail(op, "internal", "vmic-hostd is stopping");
+}
+
+static void sd_release(struct vm *vm)
+{
+	free(vm->svc[ID].state);
+	vm->svc[ID].state = NULL;
+}
+
+static void cmd_stop(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	const char *action = "poweroff", *reason = "";
+	json_int_t timeout = STOP_TIMEOUT_DEFAULT_MS;
+	int force = 0, turn_off = 0;
+	uint8_t act;
+
+	if (!ctl_args_unpack(rq, "stop", args, "{s?s, s?s, s?I, s?b, s?b}",
+			     "action", &action, "reason", &reason,
+			     "timeout_ms", &timeout, "force", &force,
+			     "turn_off", &turn_off))
+		return;
+	if (strcmp(action, "poweroff") == 0) {
+		act = VMIC_SD_POWEROFF;
+	} else if (strcmp(action, "reboot") == 0) {
+		act = VMIC_SD_REBOOT;
+	} else {
+		ctl_reply_error(rq, "invalid-argument",
+				"action must be \"poweroff\" or \"reboot\", "
+				"not '%.32s'",
+				action);
+		return;
+	}
+	if (strlen(reason) > VMIC_SD_REASON_MAX) {
+		ctl_reply_error(rq, "invalid-argument",
+				"reason is %zu bytes long; at most %d are "
+				"allowed",
+				strlen(reason), VMIC_SD_REASON_MAX);
+		return;
+	}
+	if (timeout < 1 || timeout > STOP_TIMEOUT_MAX_MS) {
+		ctl_reply_error(rq, "invalid-argument",
+				"timeout_ms must be 1..%d, not %lld",
+				STOP_TIMEOUT_MAX_MS, (long long)timeout);
+		return;
+	}
+	stop_start(vm, rq, act, reason, (unsigned)timeout, force, turn_off);
+}
+
+static const struct ctl_command commands[] = {
+	{ "stop", cmd_stop, true,
+	  "vm (string), action (string), reason (string), timeout_ms "
+	  "(integer), force (boolean), turn_off (boolean)",
+	  "shut a VM down or reboot it" },
+};
+
+const struct host_service shutdown_host = {
+	.desc = &vmic_shutdown_service,
+	.attach = sd_attach,
+	.detach = sd_detach,
+	.release = sd_release,
+	.on_notice = sd_on_notice,
+	.on_frame = sd_on_frame,
+	.commands = commands,
+	.ncommands = ARRAY_SIZE(commands),
+};

@@ -18,7 +18,7 @@
 
 #include "common/log.h"
 #include "common/utf8.h"
-#include "hostd.h"
+#include "services/shutdown/power.h"
 
 /* QMP replies are short; a line this long is not QEMU talking. */
 #define QMP_LINE_MAX (64 * 1024)

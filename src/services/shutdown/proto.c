@@ -1,9 +1,29 @@
 /* SPDX-License-Identifier: MIT */
-#include "shutdown.h"
+#include "services/shutdown/shutdown.h"
 
 #include <errno.h>
 
+#include "common/macro.h"
 #include "common/wire.h"
+#include "proto/services.h"
+
+static const struct vmic_msg_desc messages[] = {
+	{ VMIC_SD_REQUEST, VMIC_DIR_H2G, "shutdown request",
+	  VMIC_SD_REQUEST_MIN_LEN, VMIC_SD_REQUEST_MAX_LEN },
+	{ VMIC_SD_REPLY, VMIC_DIR_G2H, "shutdown reply",
+	  VMIC_SD_REPLY_MIN_LEN, VMIC_SD_REPLY_MAX_LEN },
+};
+
+const struct vmic_service_desc vmic_shutdown_service = {
+	.id = VMIC_SVC_SHUTDOWN,
+	.name = "shutdown",
+	.display = "Shutdown",
+	.min_version = 1,
+	.max_version = 1,
+	.default_on = true,
+	.messages = messages,
+	.nmessages = ARRAY_SIZE(messages),
+};
 
 int vmic_sd_request_encode(const struct vmic_sd_request *m, uint8_t *buf,
 			   size_t cap)

@@ -8,10 +8,10 @@
  *   example the command the guest is about to run. The guest answers
  *   before it acts; a refusal is an error frame (disabled, refused).
  */
-#ifndef VMIC_PROTO_SHUTDOWN_H
-#define VMIC_PROTO_SHUTDOWN_H
+#ifndef VMIC_SERVICES_SHUTDOWN_H
+#define VMIC_SERVICES_SHUTDOWN_H
 
-#include "proto.h"
+#include "proto/proto.h"
 
 enum vmic_shutdown_type {
 	VMIC_SD_REQUEST = 1,

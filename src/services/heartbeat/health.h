@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The heartbeat service's guest half, shared by its two files: guest.c
+ * (the service entry, answers) and health.c (the application health
+ * command).
+ */
+#ifndef VMIC_SERVICES_HEARTBEAT_HEALTH_H
+#define VMIC_SERVICES_HEARTBEAT_HEALTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "services/heartbeat/heartbeat.h"
+
+#define HEALTH_COMMAND_MAX 1024
+
+/* [heartbeat] keys of vmic-guestd.conf. */
+struct hb_guest_conf {
+	char health_command[HEALTH_COMMAND_MAX];
+	unsigned health_interval_ms;
+	unsigned health_timeout_ms;
+};
+
+/* The last result of the application health command. */
+struct health {
+	uv_loop_t *loop;
+	const struct hb_guest_conf *conf;
+	uv_timer_t timer;
+	uv_timer_t timeout; /* run limit, then the drain limit after exit */
+	uv_process_t proc;
+	uv_pipe_t out;
+	bool running;             /* timers initialised (a command is set) */
+	bool proc_open, out_open; /* handles not yet closed */
+	bool exited, eof, timed_out;
+	int64_t status;
+	int signo;
+	uint8_t state; /* enum vmic_health */
+	char reason[VMIC_HB_REASON_MAX + 1];
+	char output[VMIC_HB_REASON_MAX + 1]; /* first bytes the command printed */
+	size_t output_len;
+};
+
+/* OK until told otherwise; runs the command every interval if one is
+ * configured (without one there is no timer at all). */
+void health_start(struct health *h, uv_loop_t *loop,
+		  const struct hb_guest_conf *conf);
+/* Kill a running check and close the handles. h must live until the
+ * loop has run their close callbacks (the agent frees it at exit). */
+void health_stop(struct health *h);
+
+#endif
