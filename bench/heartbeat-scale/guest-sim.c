@@ -21,7 +21,7 @@
 #include "common/random.h"
 #include "proto/control.h"
 #include "proto/frame.h"
-#include "proto/heartbeat.h"
+#include "services/heartbeat/heartbeat.h"
 #include "proto/services.h"
 #include "proto/session.h"
 #include "transport/link.h"
@@ -179,9 +179,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	loop = uv_default_loop();
 	for (size_t i = 0; i < vmic_service_count; i++)
-		offers[vmic_services[i].id] = (struct vmic_offer){
-			vmic_services[i].id, vmic_services[i].min_version,
-			vmic_services[i].max_version, VMIC_OFFER_ENABLED
+		offers[vmic_services[i]->id] = (struct vmic_offer){
+			vmic_services[i]->id, vmic_services[i]->min_version,
+			vmic_services[i]->max_version, VMIC_OFFER_ENABLED
 		};
 	vms = calloc(count, sizeof(*vms));
 	if (!vms)

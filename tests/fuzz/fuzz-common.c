@@ -12,10 +12,10 @@
 #include "common/wire.h"
 #include "proto/control.h"
 #include "proto/frame.h"
-#include "proto/heartbeat.h"
+#include "services/heartbeat/heartbeat.h"
 #include "proto/hello.h"
 #include "proto/services.h"
-#include "proto/shutdown.h"
+#include "services/shutdown/shutdown.h"
 
 void fuzz_fail(const char *what, const char *file, int line)
 {

@@ -16,10 +16,10 @@
 #include "common/wire.h"
 #include "proto/control.h"
 #include "proto/frame.h"
-#include "proto/heartbeat.h"
+#include "services/heartbeat/heartbeat.h"
 #include "proto/hello.h"
 #include "proto/session.h"
-#include "proto/shutdown.h"
+#include "services/shutdown/shutdown.h"
 
 static const char *outdir;
 

@@ -10,7 +10,7 @@
 
 #include "common/wire.h"
 #include "proto/frame.h"
-#include "proto/heartbeat.h"
+#include "services/heartbeat/heartbeat.h"
 #include "proto/session.h"
 
 static struct vmic_hello sample_hello(void)

@@ -8,9 +8,9 @@
 #include "common/wire.h"
 #include "proto/control.h"
 #include "proto/frame.h"
-#include "proto/heartbeat.h"
+#include "services/heartbeat/heartbeat.h"
 #include "proto/services.h"
-#include "proto/shutdown.h"
+#include "services/shutdown/shutdown.h"
 
 /* A string of n bytes: 'a'..'z' repeated. */
 static char *make_str(size_t n)

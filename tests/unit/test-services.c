@@ -3,10 +3,10 @@
 #include "testutil.h"
 
 #include "proto/control.h"
-#include "proto/heartbeat.h"
+#include "services/heartbeat/heartbeat.h"
 #include "proto/hello.h"
 #include "proto/services.h"
-#include "proto/shutdown.h"
+#include "services/shutdown/shutdown.h"
 
 static struct vmic_frame frame(uint8_t service, uint8_t type, uint32_t len)
 {
@@ -39,7 +39,7 @@ static void test_table_consistent(void **state)
 	(void)state;
 	assert_true(vmic_service_count >= 2);
 	for (size_t i = 0; i < vmic_service_count; i++) {
-		const struct vmic_service_desc *d = &vmic_services[i];
+		const struct vmic_service_desc *d = vmic_services[i];
 
 		assert_true(d->id > VMIC_SVC_CONTROL && d->id < VMIC_SVC_COUNT);
 		assert_true(d->min_version >= 1);
@@ -48,7 +48,7 @@ static void test_table_consistent(void **state)
 		assert_non_null(d->display);
 		/* In id order, without duplicates. */
 		if (i > 0)
-			assert_true(d->id > vmic_services[i - 1].id);
+			assert_true(d->id > vmic_services[i - 1]->id);
 		assert_ptr_equal(vmic_service_by_id(d->id), d);
 		assert_ptr_equal(vmic_service_by_name(d->name), d);
 	}
@@ -86,8 +86,8 @@ static void test_service_names(void **state)
 	(void)state;
 	assert_non_null(strstr(names, "heartbeat"));
 	assert_non_null(strstr(names, "shutdown"));
-	assert_int_equal(strncmp(names, vmic_services[0].name,
-				 strlen(vmic_services[0].name)),
+	assert_int_equal(strncmp(names, vmic_services[0]->name,
+				 strlen(vmic_services[0]->name)),
 			 0);
 	for (const char *p = names; (p = strstr(p, ", ")); p += 2)
 		commas++;
@@ -246,11 +246,11 @@ static void test_generic_types(void **state)
 	/* Valid in every known service, both ways. */
 	for (size_t s = 0; s < vmic_service_count; s++) {
 		for (size_t t = 0; t < sizeof(types); t++) {
-			d = vmic_msg_find(vmic_services[s].id, types[t]);
+			d = vmic_msg_find(vmic_services[s]->id, types[t]);
 			assert_non_null(d);
 			assert_int_equal(d->dir, VMIC_DIR_BOTH);
 		}
-		assert_int_equal(check(vmic_services[s].id, VMIC_T_ERROR,
+		assert_int_equal(check(vmic_services[s]->id, VMIC_T_ERROR,
 				       VMIC_ERROR_MIN_LEN, VMIC_DIR_H2G),
 				 0);
 	}
