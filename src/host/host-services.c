@@ -202,7 +202,9 @@ void service_status(const struct vm *vm, uint8_t id, struct svc_status *st)
 		return;
 	}
 	if (!conn_up(vm)) {
-		st->primary = vm->conn.contact ? SVC_LOST : SVC_NO_CONTACT;
+		/* Silence after contact is a loss, unless a stop explains it. */
+		st->primary = vm->conn.contact && !vm->quiet ? SVC_LOST
+							    : SVC_NO_CONTACT;
 		if (s && s->status)
 			s->status(vm, st);
 		return;

@@ -161,6 +161,7 @@ struct vm {
 	struct vm_service svc[VMIC_SVC_COUNT];
 	int refs; /* registry + handles and operations still pending */
 	bool removed;
+	bool quiet; /* a stop is taking the VM down: silence is expected */
 };
 
 struct store {

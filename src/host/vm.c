@@ -161,10 +161,28 @@ void vm_destroy(struct vm *vm, enum detach_reason why)
 	vm_unref(vm);
 }
 
+/* What the core itself learns from a notice. */
+static void vm_take_notice(struct vm *vm, const struct notice *n)
+{
+	switch (n->kind) {
+	case NOTICE_STOPPING:
+		vm->quiet = true;
+		break;
+	case NOTICE_STOP_OVER:
+		vm->quiet = false;
+		break;
+	case NOTICE_STOPPED:
+		vm->quiet = false;
+		conn_forget_contact(vm);
+		break;
+	default:
+		break;
+	}
+}
+
 void vm_notify(struct vm *vm, struct notice *n)
 {
-	if (n->kind == NOTICE_STOPPED)
-		conn_forget_contact(vm);
+	vm_take_notice(vm, n);
 	services_notify(vm, n);
 	if (n->kind == NOTICE_STOPPED)
 		services_refresh(vm);

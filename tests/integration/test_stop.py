@@ -5,6 +5,7 @@ agent, the channel closes), refusal when the guest disables shutdown,
 the clear error when there is no agent and no backend."""
 import os
 import signal
+import time
 
 from vmictest import Env, Tap, wait_until
 
@@ -28,6 +29,9 @@ try:
     tap.check("the agent logged the reason", "host maintenance" in g1.output(), g1.output())
     steps = [e for e in env.events("vm1") if e["kind"] == "shutdown"]
     tap.check("shutdown steps are events", len(steps) >= 2, steps)
+    lost = [e for e in env.events("vm1") if e["to"] == "Lost Communication"]
+    tap.check("an intended stop is never Lost Communication, not even for a moment",
+              lost == [], lost)
     hb = env.heartbeat("vm1")
     tap.check("stopped on purpose: heartbeat No Contact, not Lost Communication",
               hb == "No Contact", hb)
@@ -37,6 +41,25 @@ try:
     g1 = env.start_guest("vm1", conf="[shutdown]\npoweroff-command = kill -TERM $PPID\n")
     tap.check("started again: OK", env.wait_heartbeat("vm1", "OK", 10) is not None,
               env.status("vm1"))
+
+    # The guest accepts, then its command fails: the stop ends at once with
+    # the guest's words and the exit status, long before its timeout.
+    env.start_guest("vm4", conf="[shutdown]\npoweroff-command = echo no >&2; exit 3\n")
+    env.add("vm4")
+    env.wait_heartbeat("vm4", "OK", 10)
+    t0 = time.monotonic()
+    r = env.vmic("stop", "vm4", "--timeout", "60s")
+    took = time.monotonic() - t0
+    tap.check("failed command: the stop fails with the exit status",
+              r.returncode != 0 and "exit status 3" in r.stderr and "failed" in r.stderr,
+              r.stderr)
+    tap.check("failed command: reported at once, not after the 60 s timeout", took < 30,
+              f"{took:.1f}s")
+    tap.check("failed command: the heartbeat stays OK", env.heartbeat("vm4") == "OK",
+              env.heartbeat("vm4"))
+    r = env.ctl({"cmd": "stop", "vm": "vm4", "timeout_ms": 60000})
+    tap.check("failed command: the control API's code is `failed`",
+              not r["ok"] and r["error"]["code"] == "failed", r)
 
     # Power backend: exec kill of the agent process.
     g2 = env.start_guest("vm2")

@@ -180,6 +180,18 @@ class Env:
             raise RuntimeError("vmic-hostd did not start:\n" + p.output())
         return p
 
+    def start_hostd_expect_failure(self, *extra, timeout=15):
+        """Start hostd where it must refuse to run; returns the exited Proc."""
+        p = Proc("hostd", [HOSTD, "--config", self.hostd_conf, "--state-dir", self.state,
+                           "--socket", self.sock, "--log-level", "debug", *extra],
+                 os.path.join(self.dir, "hostd-fail.log"))
+        self.procs.append(p)
+        try:
+            p.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        return p
+
     @staticmethod
     def _connectable(path):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -12,8 +12,8 @@
  * contact. The cost per VM per interval is one timer callback, one write
  * and one read: nothing scans all VMs.
  *
- * A stop in progress (NOTICE_STOPPING) makes silence expected: the state
- * goes to No Contact, not Lost Communication. A guest that answers again
+ * A stop in progress (vm->quiet, from NOTICE_STOPPING) makes silence
+ * expected: the state goes to No Contact, not Lost Communication. A guest that answers again
  * is announced with NOTICE_ALIVE, which a reboot waits for.
  *
  * States and their meaning are those of docs/control.md; every change is
@@ -64,7 +64,6 @@ struct hb {
 	int64_t last_reply_us;
 	int64_t rtt_us;      /* -1 until the first reply */
 	bool contact;        /* a reply since add or start */
-	bool expect_silence; /* a stop is taking the VM down */
 	char *reason;        /* application-critical reason, sanitised */
 };
 
@@ -204,7 +203,7 @@ static void hb_silent(struct vm *vm, const char *why)
 {
 	struct hb *hb = hb_of(vm);
 
-	if (hb->expect_silence)
+	if (vm->quiet)
 		hb_set_state(vm, HB_NO_CONTACT, "%s while the VM is being "
 						"stopped",
 			     why);
@@ -339,7 +338,7 @@ static void on_hb_tick(uv_timer_t *t)
 	 * new request queued behind it. */
 	hb->missed++;
 	if (hb->missed >= set->threshold &&
-	    (hb->contact || hb->expect_silence)) {
+	    (hb->contact || vm->quiet)) {
 		vmic_format_duration_ms(set->interval_ms, every, sizeof(every));
 		snprintf(why, sizeof(why),
 			 "no reply to %u heartbeats (interval %s)", hb->missed,
@@ -412,16 +411,9 @@ static void hb_on_notice(struct vm *vm, struct notice *n)
 	struct hb *hb = hb_of(vm);
 
 	switch (n->kind) {
-	case NOTICE_STOPPING:
-		hb->expect_silence = true;
-		break;
-	case NOTICE_STOP_OVER:
-		hb->expect_silence = false;
-		break;
 	case NOTICE_STOPPED:
 		/* Off on purpose: silence from now on is expected, so the
 		 * heartbeat reads No Contact until the agent is back. */
-		hb->expect_silence = false;
 		hb->contact = false;
 		if (hb->state != HB_DISABLED && hb->state != HB_MISMATCH)
 			hb_set_state(vm, HB_NO_CONTACT,
