@@ -337,8 +337,10 @@ int main(int argc, char **argv)
 		r = apply_overrides(&g, &o);
 	if (r == 0)
 		r = build_offers(&g, &o);
-	if (r < 0)
+	if (r < 0) {
+		guest_services_free(&g);
 		return EXIT_FAILURE;
+	}
 	if (o.check_config) {
 		vmic_conf_dump_parts(parts, nparts, stdout);
 		guest_services_free(&g);
@@ -348,6 +350,7 @@ int main(int argc, char **argv)
 	if (vmic_channel_parse(g.cfg.channel, &g.channel, err, sizeof(err)) <
 	    0) {
 		log_error("channel %s: %s", g.cfg.channel, err);
+		guest_services_free(&g);
 		return EXIT_FAILURE;
 	}
 	g.loop = uv_default_loop();
