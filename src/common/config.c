@@ -7,10 +7,12 @@
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "duration.h"
 #include "log.h"
 #include "macro.h"
+#include "utf8.h"
 
 struct load_ctx {
 	const struct vmic_conf_part *parts;
@@ -192,27 +194,50 @@ int vmic_conf_apply(const struct vmic_conf_key *k, void *target,
 	return -EINVAL;
 }
 
+/* Skip the rest of the current line. */
+static void skip_line(FILE *f)
+{
+	int ch;
+
+	while ((ch = fgetc(f)) != EOF && ch != '\n')
+		;
+}
+
 /*
- * inih's line reader, wrapped to count lines and to refuse lines longer
- * than inih's buffer instead of letting inih split them silently.
+ * inih's line reader: counts lines, and refuses what inih would take
+ * silently: a line longer than its buffer (it would split it) and a NUL
+ * byte (it would end the line there). Either is an error of the file and
+ * the line reads as empty.
  */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load_ctx *c = stream;
-	size_t n;
-	int ch;
+	bool nul = false;
+	int n = 0, ch = EOF;
 
-	if (!fgets(str, num, c->f))
+	while (n < num - 1 && (ch = fgetc(c->f)) != EOF) {
+		nul = nul || ch == '\0';
+		str[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (n == 0)
 		return NULL;
+	str[n] = '\0';
 	c->lineno++;
-	n = strlen(str);
-	if (n > 0 && str[n - 1] != '\n' && !feof(c->f)) {
+	if (ch != '\n' && ch != EOF && n == num - 1 &&
+	    (ch = fgetc(c->f)) != EOF && ch != '\n') {
 		log_error("%s:%d: line longer than %d bytes, the limit of the "
 			  "INI reader (put a long command in a script)",
 			  c->path, c->lineno, num - 2);
 		c->errors++;
-		while ((ch = fgetc(c->f)) != EOF && ch != '\n')
-			;
+		skip_line(c->f);
+		str[0] = '\0';
+	} else if (nul) {
+		log_error("%s:%d: the line contains a NUL byte; a configuration "
+			  "file is text (is this the right file?)",
+			  c->path, c->lineno);
+		c->errors++;
 		str[0] = '\0';
 	}
 	return str;
@@ -229,6 +254,15 @@ static int on_ini_entry(void *user, const char *section, const char *name,
 
 	if (!name)
 		return 1; /* a section header alone */
+	if (!vmic_utf8_valid(section, strlen(section)) ||
+	    !vmic_utf8_valid(name, strlen(name)) ||
+	    !vmic_utf8_valid(value, strlen(value))) {
+		log_error("%s:%d: the line is not valid UTF-8; save the file "
+			  "as UTF-8",
+			  c->path, lineno);
+		c->errors++;
+		return 1;
+	}
 	part = find_part_key(c->parts, c->nparts, section, name, &k);
 	if (!part) {
 		if (!*section)
@@ -263,6 +297,7 @@ int vmic_conf_load_parts(const struct vmic_conf_part *parts, size_t nparts,
 			 const char *path, bool missing_ok)
 {
 	struct load_ctx c = { .parts = parts, .nparts = nparts, .path = path };
+	struct stat st;
 	int r;
 
 	c.f = fopen(path, "re");
@@ -270,6 +305,13 @@ int vmic_conf_load_parts(const struct vmic_conf_part *parts, size_t nparts,
 		if (errno == ENOENT && missing_ok)
 			return 0;
 		return log_error_errno(errno, "cannot read %s", path);
+	}
+	if (fstat(fileno(c.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(c.f);
+		log_error("%s is a directory; give the path of the "
+			  "configuration file itself",
+			  path);
+		return -EISDIR;
 	}
 	r = ini_parse_stream(read_line, &c, on_ini_entry, &c);
 	fclose(c.f);
