@@ -133,8 +133,23 @@ static bool reader_left(const struct ctl *c)
 }
 
 /*
+ * The daemon's last line to a follower it drops for reading too slowly:
+ * {"dropped": {"code": "overrun", "message": ...}}. Fills e; -ECONNABORTED.
+ */
+static int dropped(json_t *line, struct cli_error *e)
+{
+	const char *msg = json_string_value(
+		json_object_get(json_object_get(line, "dropped"), "message"));
+
+	cli_error_set(e, CLI_ERR_IO, "vmic-hostd ended the event stream: %s",
+		      msg ? msg : "(no reason given)");
+	return -ECONNABORTED;
+}
+
+/*
  * After the batch, every line is {"event": EVENT} until the daemon or the
- * user ends it. Returns only on failure (-EPIPE when stdout's reader left).
+ * user ends it. Returns only on failure (-EPIPE when stdout's reader left,
+ * -ECONNABORTED when the daemon dropped us for reading too slowly).
  */
 static int follow_events(struct events_printer *p, struct ctl *c,
 			 struct cli_error *e)
@@ -153,7 +168,9 @@ static int follow_events(struct events_printer *p, struct ctl *c,
 		if (r < 0)
 			return r;
 		ev = json_object_get(line, "event");
-		if (!ev) {
+		if (!ev && json_object_get(line, "dropped")) {
+			r = dropped(line, e);
+		} else if (!ev) {
 			cli_error_set(e, CLI_ERR_PROTOCOL,
 				      "a followed line lacks 'event'");
 			r = -EPROTO;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/duration.h"
+#include "common/strbuf.h"
 #include "proto/services.h"
 #include "vmic.h"
 
@@ -399,22 +400,21 @@ static void print_heartbeat(struct cli *cli, const struct hb_detail *d)
 	char buf[512], rtt[32];
 	size_t off;
 
-	off = (size_t)snprintf(buf, sizeof(buf), "%s", d->state);
+	off = vmic_appendf(buf, sizeof(buf), 0, "%s", d->state);
 	if (strcmp(d->state, "Disabled") != 0) {
 		if (d->rtt_us >= 0) {
 			cli_format_rtt(d->rtt_us, rtt, sizeof(rtt));
-			off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-						"; RTT %s,", rtt);
+			off = vmic_appendf(buf, sizeof(buf), off, "; RTT %s,",
+					   rtt);
 		} else {
-			off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-						";");
+			off = vmic_appendf(buf, sizeof(buf), off, ";");
 		}
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
-					" every %s, lost after %s missed",
-					d->interval, d->threshold);
-		if (d->missed > 0 && off < sizeof(buf))
-			snprintf(buf + off, sizeof(buf) - off,
-				 " (%lld missed now)", (long long)d->missed);
+		off = vmic_appendf(buf, sizeof(buf), off,
+				   " every %s, lost after %s missed",
+				   d->interval, d->threshold);
+		if (d->missed > 0)
+			vmic_appendf(buf, sizeof(buf), off,
+				     " (%lld missed now)", (long long)d->missed);
 	}
 	print_field(cli, "Heartbeat:", buf, cli_status_color(d->state));
 	if (d->application && strcmp(d->application, "OK") != 0) {

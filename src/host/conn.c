@@ -9,7 +9,9 @@
  *   retrying --timer--> connecting
  *
  * Failures back off exponentially between [connection] retry-min and
- * retry-max; the delay starts over once a session was established. While
+ * retry-max, each delay moved by up to a quarter at random so that VMs
+ * that failed together spread out; the delay starts over once a session
+ * was established. While
  * the handshake is pending our hello is repeated (1 s, doubling to 30 s),
  * since the agent's hello usually arrived first and ours may have been
  * lost in garbage left in a virtio-serial port.
@@ -590,6 +592,9 @@ static void conn_schedule_retry(struct vm *vm)
 	c->retry_ms = MIN(MAX(c->retry_ms, cfg->retry_min_ms) * 2,
 			  cfg->retry_max_ms);
 	delay = MIN(MAX(delay, cfg->retry_min_ms), cfg->retry_max_ms);
+	/* +-25 %: VMs that failed together (a host daemon start, a network
+	 * of VMs gone at once) must not retry together forever. */
+	delay = delay * 3 / 4 + (unsigned)(vmic_random_u64() % (delay / 2 + 1));
 	c->retry_at_us = vmic_mono_us() + (uint64_t)delay * 1000;
 	uv_timer_start(&c->timer, on_retry_timer, delay, 0);
 }

@@ -15,6 +15,7 @@
 
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "hostd.h"
 #include "proto/proto.h"
 #include "proto/services.h"
@@ -46,25 +47,51 @@ static void reply_store_error(struct ctl_request *rq)
 	ctl_reply_error(rq, "internal", "%s", ctl_request_hostd(rq)->store.errmsg);
 }
 
-static bool check_channel(struct ctl_request *rq, const char *uri,
-			  struct vmic_channel *ch)
+/* The registered VM other than `self` that uses channel uri, or NULL. */
+static const struct vm *channel_user(struct hostd *h, const char *uri,
+				     const struct vm *self)
 {
-	char err[512];
-
-	if (vm_channel_parse(uri, ch, err, sizeof(err)) == 0)
-		return true;
-	ctl_reply_error(rq, "invalid-argument", "channel: %s", err);
-	return false;
+	for (size_t i = 0; i < h->nvms; i++)
+		if (h->vms[i] != self &&
+		    strcmp(h->vms[i]->channel_uri, uri) == 0)
+			return h->vms[i];
+	return NULL;
 }
 
-static bool check_power(struct ctl_request *rq, const char *uri)
+/* A valid channel this peer may name, used by no other VM than self. */
+static bool check_channel(struct ctl_request *rq, const char *uri,
+			  struct vmic_channel *ch, const struct vm *self)
+{
+	char err[512], canon[CHANNEL_URI_MAX];
+	const struct vm *other;
+
+	if (vm_channel_parse(uri, ch, err, sizeof(err)) < 0) {
+		ctl_reply_error(rq, "invalid-argument", "channel: %s", err);
+		return false;
+	}
+	vmic_channel_format(ch, canon, sizeof(canon));
+	other = channel_user(ctl_request_hostd(rq), canon, self);
+	if (other) {
+		ctl_reply_error(rq, "exists",
+				"channel %s is already the channel of VM '%s'; "
+				"two VMs on one channel would take each other's "
+				"session in turn",
+				canon, other->name);
+		return false;
+	}
+	return access_check_channel(rq, canon);
+}
+
+static bool check_power(struct ctl_request *rq, const char *vm,
+			const char *uri)
 {
 	char err[256];
 
-	if (!uri || !*uri || vm_power_uri_check(uri, err, sizeof(err)) == 0)
-		return true;
-	ctl_reply_error(rq, "invalid-argument", "power_off: %s", err);
-	return false;
+	if (uri && *uri && vm_power_uri_check(uri, err, sizeof(err)) < 0) {
+		ctl_reply_error(rq, "invalid-argument", "power_off: %s", err);
+		return false;
+	}
+	return access_check_power(rq, vm, uri);
 }
 
 static void cmd_version(struct ctl_request *rq, struct vm *vm UNUSED,
@@ -76,18 +103,50 @@ static void cmd_version(struct ctl_request *rq, struct vm *vm UNUSED,
 				   "protocol", VMIC_FRAMEWORK_VERSION));
 }
 
+/* Where a streamed `list` is: the name of the last VM sent. */
+struct list_cursor {
+	struct hostd *h;
+	bool started;
+	char last[VM_NAME_MAX + 1];
+};
+
+static bool list_next(void *ud, json_t *arr, size_t max)
+{
+	struct list_cursor *lc = ud;
+	struct hostd *h = lc->h;
+	size_t i = lc->started ? vm_first_after(h, lc->last) : 0;
+
+	lc->started = true;
+	for (size_t n = 0; n < max && i < h->nvms; n++, i++) {
+		json_array_append_new(arr, vm_summary_json(h->vms[i]));
+		snprintf(lc->last, sizeof(lc->last), "%s", h->vms[i]->name);
+	}
+	return i < h->nvms;
+}
+
+static void list_done(void *ud)
+{
+	free(ud);
+}
+
+static const struct ctl_stream_ops list_ops = { list_next, list_done };
+
+/* The VMs in name order, streamed: 10,000 of them hold the loop only a
+ * batch at a time, and a client that does not read holds little. */
 static void cmd_list(struct ctl_request *rq, struct vm *vm UNUSED,
 		     json_t *args)
 {
-	struct hostd *h = ctl_request_hostd(rq);
-	json_t *arr;
+	struct list_cursor *lc;
 
 	if (!ctl_args_unpack(rq, "list", args, "{}"))
 		return;
-	arr = json_array();
-	for (size_t i = 0; i < h->nvms; i++)
-		json_array_append_new(arr, vm_summary_json(h->vms[i]));
-	ctl_reply_ok(rq, json_pack("{s:o}", "vms", arr));
+	lc = calloc(1, sizeof(*lc));
+	if (!lc) {
+		ctl_reply_error(rq, "internal", "out of memory");
+		return;
+	}
+	lc->h = ctl_request_hostd(rq);
+	ctl_reply_stream(rq, json_object(), "vms", &list_ops, lc);
 }
 
 static void cmd_add(struct ctl_request *rq, struct vm *unused UNUSED,
@@ -114,7 +173,8 @@ static void cmd_add(struct ctl_request *rq, struct vm *unused UNUSED,
 				name);
 		return;
 	}
-	if (!check_channel(rq, channel, &ch) || !check_power(rq, power))
+	if (!check_channel(rq, channel, &ch, NULL) ||
+	    !check_power(rq, name, power))
 		return;
 	vm = vm_new(h, name);
 	if (!vm) {
@@ -198,12 +258,12 @@ static void set_vm(struct ctl_request *rq, struct vm *vm, const char *channel,
 	s.channel = vm->channel;
 	memcpy(s.channel_uri, vm->channel_uri, sizeof(s.channel_uri));
 	if (channel) {
-		if (!check_channel(rq, channel, &s.channel))
+		if (!check_channel(rq, channel, &s.channel, vm))
 			return;
 		vmic_channel_format(&s.channel, s.channel_uri,
 				    sizeof(s.channel_uri));
 	}
-	if (!check_power(rq, power))
+	if (!check_power(rq, vm->name, power))
 		return;
 	if (power)
 		s.power_off = *power ? strdup(power) : NULL;
@@ -432,6 +492,7 @@ static void cmd_stats(struct ctl_request *rq, struct vm *vm UNUSED,
 		connected += conn_up(h->vms[i]);
 	res = json_pack("{s:I, s:I}", "vms", (json_int_t)h->nvms, "connected",
 			(json_int_t)connected);
+	ctl_stats_json(h, res);
 	services_stats_json(h, res, reset);
 	ctl_reply_ok(rq, res);
 }
@@ -476,13 +537,9 @@ const char *ctl_command_names(void)
 	if (names[0] == '\0') {
 		size_t off = 0;
 
-		for (size_t i = 0; i < ARRAY_SIZE(commands) &&
-				   off < sizeof(names);
-		     i++)
-			off += (size_t)snprintf(names + off,
-						sizeof(names) - off, "%s%s",
-						i ? ", " : "",
-						commands[i].name);
+		for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+			off = vmic_appendf(names, sizeof(names), off, "%s%s",
+					   i ? ", " : "", commands[i].name);
 		services_command_names(names, sizeof(names), off);
 	}
 	return names;

@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The control socket (docs/control.md): newline-delimited JSON over a
- * unix stream socket.
+ * unix stream socket. This file listens, checks who connects, and reads
+ * requests; ctl-reply.c writes the answers.
  *
  * Accepting is done by hand on a uv_poll so that EMFILE can pause it for
  * a second instead of spinning. Each client is checked with SO_PEERCRED
- * (root, our own user, or a member of the socket group). Requests are
- * read one line at a time (64 KiB at most) and answered in order: while
- * an asynchronous command (stop) runs, the client's further lines wait
- * unread. Output a client does not read is capped; past the cap the
- * client is dropped, so a stuck reader costs bounded memory.
+ * (root, our own user, or a member of the socket group; group lookups are
+ * cached for a few seconds, since they may ask a slow directory service).
+ * Requests are read one line at a time (64 KiB at most) and answered in
+ * order: while an asynchronous command (stop) or a streamed reply runs,
+ * the client's further lines wait unread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,66 +25,24 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/duration.h"
 #include "common/log.h"
-#include "hostd.h"
+#include "ctl-internal.h"
 
 #define CTL_LINE_MAX (64 * 1024)
 /* A line of CTL_LINE_MAX bytes plus its newline must fit. */
 #define CTL_IN_MAX (CTL_LINE_MAX + 1)
 #define CTL_IN_INITIAL 4096
-/* Unwritten output beyond this drops the client. */
-#define CTL_OUT_CAP (8u * 1024 * 1024)
 #define CTL_ACCEPT_BURST 64
 /* Requests handled per loop iteration and client: a client sending
  * thousands of lines at once must not hold the loop (and every VM's
- * heartbeat) for the fsyncs of all of them. */
+ * heartbeat) for all of them. */
 #define CTL_BATCH 16
 #define CTL_EMFILE_PAUSE_MS 1000
+/* Group membership answers are kept this long, for this many users. */
+#define ACCESS_CACHE_MS 10000
+#define ACCESS_CACHE_SIZE 32
 
-struct ctl_client {
-	struct ctl_client *prev, *next;
-	struct ctl *ctl;
-	uv_pipe_t pipe;
-	uv_timer_t resume; /* continues a batch on the next iteration */
-	int handles;       /* left to close before the struct is freed */
-	char *in;
-	size_t inlen, incap;
-	size_t out_bytes; /* handed to libuv, not yet written */
-	struct ctl_request *pending;
-	bool follow;
-	bool eof;
-	bool closing;
-	bool finish_after_write;
-};
-
-struct ctl_request {
-	struct ctl_client *c; /* NULL once the client went away */
-	struct hostd *h;
-	json_t *id;
-	bool async; /* still running after its handler returned */
-};
-
-struct ctl {
-	struct hostd *h;
-	int fd;
-	uv_poll_t poll;
-	uv_timer_t pause;
-	struct ctl_client *clients;
-	size_t followers;
-	gid_t gid;
-	bool have_gid;
-	bool paused;
-	int handles; /* left to close before the struct is freed */
-};
-
-struct ctl_write {
-	uv_write_t req;
-	struct ctl_client *c;
-	char *data;
-	size_t len;
-};
-
-static void ctl_client_process(struct ctl_client *c);
 static void ctl_on_alloc(uv_handle_t *handle, size_t suggested,
 			 uv_buf_t *buf);
 static void ctl_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
@@ -91,6 +50,11 @@ static void ctl_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 struct hostd *ctl_request_hostd(const struct ctl_request *rq)
 {
 	return rq->h;
+}
+
+bool ctl_request_privileged(const struct ctl_request *rq)
+{
+	return rq->uid == 0 || rq->uid == geteuid();
 }
 
 /* ---- client lifetime ---- */
@@ -105,7 +69,7 @@ static void ctl_client_closed(uv_handle_t *handle)
 	free(c);
 }
 
-static void ctl_client_close(struct ctl_client *c)
+void ctl_client_close(struct ctl_client *c)
 {
 	struct ctl *ctl = c->ctl;
 
@@ -114,6 +78,7 @@ static void ctl_client_close(struct ctl_client *c)
 	c->closing = true;
 	if (c->follow)
 		ctl->followers--;
+	ctl_stream_abort(c);
 	if (c->pending) {
 		/* The command goes on (a stop); its reply is dropped. */
 		c->pending->c = NULL;
@@ -127,185 +92,46 @@ static void ctl_client_close(struct ctl_client *c)
 		c->next->prev = c->prev;
 	c->pipe.data = c;
 	c->resume.data = c;
+	c->drain.data = c;
 	uv_close((uv_handle_t *)&c->pipe, ctl_client_closed);
 	uv_close((uv_handle_t *)&c->resume, ctl_client_closed);
+	uv_close((uv_handle_t *)&c->drain, ctl_client_closed);
 }
 
-/* Close once everything queued has been written. */
-static void ctl_client_finish(struct ctl_client *c)
+static void on_drain_timeout(uv_timer_t *t)
+{
+	struct ctl_client *c = t->data;
+
+	log_info("dropping a control client that read none of its last %zu "
+		 "bytes for %ds",
+		 c->out_bytes,
+		 (c->finish_after_write ? CTL_DRAIN_MS : CTL_STALL_MS) / 1000);
+	ctl_client_close(c);
+}
+
+void ctl_client_watch(struct ctl_client *c)
 {
 	if (c->closing)
+		return;
+	if (c->out_bytes == 0)
+		uv_timer_stop(&c->drain);
+	else
+		uv_timer_start(&c->drain, on_drain_timeout,
+			       c->finish_after_write ? CTL_DRAIN_MS
+						     : CTL_STALL_MS,
+			       0);
+}
+
+void ctl_client_finish(struct ctl_client *c)
+{
+	if (c->closing || c->finish_after_write)
 		return;
 	uv_read_stop((uv_stream_t *)&c->pipe);
 	c->finish_after_write = true;
 	if (c->out_bytes == 0)
 		ctl_client_close(c);
-}
-
-/* ---- output ---- */
-
-static void ctl_on_write(uv_write_t *req, int status)
-{
-	struct ctl_write *w = req->data;
-	struct ctl_client *c = w->c;
-
-	c->out_bytes -= w->len;
-	free(w->data);
-	free(w);
-	if (c->closing)
-		return;
-	if (status < 0)
-		ctl_client_close(c);
-	else if (c->finish_after_write && c->out_bytes == 0)
-		ctl_client_close(c);
-}
-
-/* Send one line (data ends with '\n'); takes ownership of data. */
-static void ctl_client_write(struct ctl_client *c, char *data, size_t len)
-{
-	struct ctl_write *w;
-	uv_buf_t b = uv_buf_init(data, (unsigned)len);
-	int r = 0;
-
-	if (c->closing) {
-		free(data);
-		return;
-	}
-	if (c->out_bytes == 0) {
-		r = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
-		if (r == (int)len) {
-			free(data);
-			return;
-		}
-		if (r < 0 && r != UV_EAGAIN) {
-			free(data);
-			ctl_client_close(c);
-			return;
-		}
-		if (r < 0)
-			r = 0;
-	}
-	if (c->out_bytes > CTL_OUT_CAP) {
-		log_warning("dropping a control client that stopped reading "
-			    "(%zu bytes unread)",
-			    c->out_bytes);
-		free(data);
-		ctl_client_close(c);
-		return;
-	}
-	w = malloc(sizeof(*w));
-	if (!w) {
-		free(data);
-		ctl_client_close(c);
-		return;
-	}
-	w->c = c;
-	w->data = data;
-	w->len = len - (size_t)r;
-	w->req.data = w;
-	b = uv_buf_init(data + r, (unsigned)w->len);
-	c->out_bytes += w->len;
-	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, ctl_on_write) <
-	    0) {
-		c->out_bytes -= w->len;
-		free(data);
-		free(w);
-		ctl_client_close(c);
-	}
-}
-
-static void ctl_client_send_json(struct ctl_client *c, json_t *o)
-{
-	size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
-	char *buf;
-
-	if (n == 0 || !(buf = malloc(n + 1))) {
-		ctl_client_close(c);
-		return;
-	}
-	json_dumpb(o, buf, n, JSON_COMPACT);
-	buf[n] = '\n';
-	ctl_client_write(c, buf, n + 1);
-}
-
-/* ---- replies ---- */
-
-static void ctl_request_done(struct ctl_request *rq, json_t *reply)
-{
-	struct ctl_client *c = rq->c;
-	bool resume = rq->async;
-
-	if (c) {
-		ctl_client_send_json(c, reply);
-		c->pending = NULL;
-	}
-	json_decref(reply);
-	json_decref(rq->id);
-	free(rq);
-	if (c && resume && !c->closing)
-		ctl_client_process(c);
-}
-
-static json_t *reply_head(struct ctl_request *rq, bool ok)
-{
-	json_t *o = json_object();
-
-	json_object_set(o, "id", rq->id ? rq->id : json_null());
-	json_object_set_new(o, "ok", json_boolean(ok));
-	return o;
-}
-
-void ctl_reply_ok(struct ctl_request *rq, json_t *result)
-{
-	json_t *o = reply_head(rq, true);
-
-	json_object_set_new(o, "result", result ? result : json_object());
-	ctl_request_done(rq, o);
-}
-
-void ctl_reply_error(struct ctl_request *rq, const char *code,
-		     const char *fmt, ...)
-{
-	json_t *o = reply_head(rq, false);
-	char msg[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	json_object_set_new(o, "error", json_pack("{s:s, s:s}", "code", code,
-						  "message", msg));
-	ctl_request_done(rq, o);
-}
-
-void ctl_request_follow(struct ctl_request *rq)
-{
-	struct ctl_client *c = rq->c;
-
-	if (!c || c->follow)
-		return;
-	c->follow = true;
-	c->ctl->followers++;
-}
-
-bool ctl_has_followers(const struct hostd *h)
-{
-	return h->ctl && h->ctl->followers > 0;
-}
-
-void ctl_broadcast_event(struct hostd *h, json_t *event)
-{
-	json_t *line;
-
-	if (!ctl_has_followers(h))
-		return;
-	line = json_pack("{s:O}", "event", event);
-	for (struct ctl_client *c = h->ctl->clients, *next; c; c = next) {
-		next = c->next;
-		if (c->follow && !c->pending)
-			ctl_client_send_json(c, line);
-	}
-	json_decref(line);
+	else
+		ctl_client_watch(c);
 }
 
 /* ---- requests ---- */
@@ -318,6 +144,7 @@ static struct ctl_request *ctl_request_new(struct ctl_client *c)
 		return NULL;
 	rq->c = c;
 	rq->h = c->ctl->h;
+	rq->uid = c->uid;
 	c->pending = rq;
 	return rq;
 }
@@ -420,13 +247,23 @@ static void ctl_client_consume(struct ctl_client *c, size_t n)
 	c->inlen -= n;
 }
 
-/* Handle buffered lines until one is asynchronous or none is left. */
 static void on_resume(uv_timer_t *t)
 {
-	ctl_client_process(t->data);
+	struct ctl_client *c = t->data;
+
+	if (c->stream)
+		ctl_stream_pump(c);
+	else
+		ctl_client_process(c);
 }
 
-static void ctl_client_process(struct ctl_client *c)
+void ctl_client_later(struct ctl_client *c)
+{
+	uv_timer_start(&c->resume, on_resume, 0, 0);
+}
+
+/* Handle buffered lines until one is asynchronous or none is left. */
+void ctl_client_process(struct ctl_client *c)
 {
 	unsigned handled = 0;
 	char *nl;
@@ -434,7 +271,7 @@ static void ctl_client_process(struct ctl_client *c)
 	while (!c->closing && !c->pending && !c->follow && c->inlen > 0) {
 		if (handled++ == CTL_BATCH) {
 			uv_read_stop((uv_stream_t *)&c->pipe);
-			uv_timer_start(&c->resume, on_resume, 0, 0);
+			ctl_client_later(c);
 			return;
 		}
 		nl = memchr(c->in, '\n', c->inlen);
@@ -527,35 +364,76 @@ static void ctl_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf UNUSED)
 
 /* ---- access ---- */
 
-static bool user_in_group(uid_t uid, gid_t primary, gid_t gid)
+/*
+ * Is the user a member of gid? getgrouplist may ask a directory service
+ * (LDAP, sssd) and block, so answers are kept for ACCESS_CACHE_MS; any
+ * number of groups is looked at.
+ */
+static bool lookup_membership(uid_t uid, gid_t primary, gid_t gid)
 {
 	struct passwd pw, *res = NULL;
-	gid_t groups[256];
-	int n = (int)ARRAY_SIZE(groups);
+	_cleanup_free_ gid_t *groups = NULL;
+	int n = 64;
 	char buf[4096];
 
 	if (primary == gid)
 		return true;
 	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
 		return false;
-	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
-		return false;
-	for (int i = 0; i < n; i++)
-		if (groups[i] == gid)
-			return true;
+	for (int tries = 0; tries < 4; tries++) {
+		gid_t *g = realloc(groups, (size_t)n * sizeof(*groups));
+		int want = n;
+
+		if (!g)
+			return false;
+		groups = g;
+		if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &want) >= 0) {
+			for (int i = 0; i < want; i++)
+				if (groups[i] == gid)
+					return true;
+			return false;
+		}
+		/* Too small: want says how many there are. */
+		n = want > n ? want : n * 2;
+	}
 	return false;
 }
 
-static bool ctl_peer_allowed(struct ctl *ctl, int fd)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
+struct access_entry {
+	uid_t uid;
+	gid_t gid;
+	bool member;
+	uint64_t until_us; /* 0: unused */
+};
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return false;
-	if (cred.uid == 0 || cred.uid == geteuid())
+static bool user_in_group(uid_t uid, gid_t primary, gid_t gid)
+{
+	static struct access_entry cache[ACCESS_CACHE_SIZE];
+	uint64_t now = vmic_mono_us();
+	struct access_entry *slot = &cache[0];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cache); i++) {
+		struct access_entry *e = &cache[i];
+
+		if (e->until_us > now && e->uid == uid && e->gid == gid)
+			return e->member || primary == gid;
+		if (e->until_us < slot->until_us)
+			slot = e; /* the oldest, or an unused one */
+	}
+	*slot = (struct access_entry){
+		.uid = uid,
+		.gid = gid,
+		.member = lookup_membership(uid, primary, gid),
+		.until_us = now + (uint64_t)ACCESS_CACHE_MS * 1000,
+	};
+	return slot->member;
+}
+
+static bool ctl_peer_allowed(struct ctl *ctl, const struct ucred *cred)
+{
+	if (cred->uid == 0 || cred->uid == geteuid())
 		return true;
-	return ctl->have_gid && user_in_group(cred.uid, cred.gid, ctl->gid);
+	return ctl->have_gid && user_in_group(cred->uid, cred->gid, ctl->gid);
 }
 
 static void ctl_deny(struct ctl_client *c)
@@ -572,22 +450,32 @@ static void ctl_deny(struct ctl_client *c)
 static void ctl_client_new(struct ctl *ctl, int fd)
 {
 	struct ctl_client *c = calloc(1, sizeof(*c));
-	bool allowed = ctl_peer_allowed(ctl, fd);
+	struct ucred cred = { .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t len = sizeof(cred);
+	bool allowed;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		cred.uid = (uid_t)-1;
+	allowed = cred.uid != (uid_t)-1 && ctl_peer_allowed(ctl, &cred);
 
 	if (!c) {
 		close(fd);
 		return;
 	}
 	c->ctl = ctl;
-	c->handles = 2;
+	c->uid = cred.uid;
+	c->handles = 3;
 	uv_pipe_init(ctl->h->loop, &c->pipe, 0);
 	uv_timer_init(ctl->h->loop, &c->resume);
+	uv_timer_init(ctl->h->loop, &c->drain);
 	c->pipe.data = c;
 	c->resume.data = c;
+	c->drain.data = c;
 	if (uv_pipe_open(&c->pipe, fd) < 0) {
 		close(fd);
 		uv_close((uv_handle_t *)&c->pipe, ctl_client_closed);
 		uv_close((uv_handle_t *)&c->resume, ctl_client_closed);
+		uv_close((uv_handle_t *)&c->drain, ctl_client_closed);
 		return;
 	}
 	c->next = ctl->clients;
@@ -673,8 +561,13 @@ static int ctl_claim_path(const char *path, const struct sockaddr_un *sa)
 	_cleanup_close_ int fd = -1;
 	struct stat st;
 
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return log_error_errno(errno, "cannot use %s for the control "
+					      "socket",
+				       path);
+	}
 	if (!S_ISSOCK(st.st_mode)) {
 		log_error("%s exists and is not a socket; remove it or choose "
 			  "another path with --socket",
@@ -683,7 +576,7 @@ static int ctl_claim_path(const char *path, const struct sockaddr_un *sa)
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return -errno;
+		return log_error_errno(errno, "cannot create a unix socket");
 	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0) {
 		log_error("another vmic-hostd is already serving %s; stop it "
 			  "first or use another --socket",
@@ -714,6 +607,31 @@ static void ctl_set_group(struct ctl *ctl, const char *path,
 	if (chown(path, (uid_t)-1, g->gr_gid) < 0)
 		log_warning_errno(errno, "cannot give %s to group '%s'", path,
 				  group);
+}
+
+void ctl_stats_json(const struct hostd *h, json_t *stats)
+{
+	size_t clients = 0, unread = 0;
+
+	for (const struct ctl_client *c = h->ctl ? h->ctl->clients : NULL; c;
+	     c = c->next) {
+		clients++;
+		unread += c->out_bytes;
+	}
+	json_object_set_new(stats, "control",
+			    json_pack("{s:I, s:I, s:I}", "clients",
+				      (json_int_t)clients, "followers",
+				      (json_int_t)(h->ctl ? h->ctl->followers
+							  : 0),
+				      "unread_bytes", (json_int_t)unread));
+}
+
+void ctl_reload(struct hostd *h)
+{
+	if (!h->ctl)
+		return;
+	h->ctl->have_gid = false;
+	ctl_set_group(h->ctl, h->cfg.socket, h->cfg.socket_group);
 }
 
 int ctl_open(struct hostd *h)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "hostd.h"
 #include "proto/hello.h"
 #include "proto/services.h"
@@ -298,10 +299,10 @@ const struct ctl_command *services_command_find(const char *name)
 size_t services_command_names(char *buf, size_t n, size_t off)
 {
 	FOR_EACH_SERVICE(s)
-		for (size_t i = 0; i < s->ncommands && off < n; i++)
-			off += (size_t)snprintf(buf + off, n - off, "%s%s",
-						off ? ", " : "",
-						s->commands[i].name);
+		for (size_t i = 0; i < s->ncommands; i++)
+			off = vmic_appendf(buf, n, off, "%s%s",
+					   off ? ", " : "",
+					   s->commands[i].name);
 	return off;
 }
 

@@ -46,6 +46,17 @@ static const struct vmic_conf_key keys[] = {
 	       10, 3600000, "longest delay between reconnects (10ms..1h)"),
 	RANGED("events", "keep", VMIC_CONF_UINT, events_keep, 100, 100000000,
 	       "events kept in the database; older ones are pruned"),
+	STRING("access", "group-channels", group_channels,
+	       "channels members of the socket group may give a VM: glob "
+	       "patterns separated by commas (root may give any)"),
+	STRING("access", "group-power-off", group_power_off,
+	       "power backends members of the socket group may set (they run "
+	       "as root): globs; exec: ones exact, {vm} for the VM's name; "
+	       "empty for none"),
+	RANGED("control", "max-unread", VMIC_CONF_UINT, max_unread, 262144,
+	       1073741824,
+	       "bytes of replies or events a client may leave unread before "
+	       "it is dropped"),
 };
 
 const struct vmic_conf_table hostd_conf_table = {
@@ -64,6 +75,9 @@ int hostd_config_defaults(struct hostd_config *c)
 	c->retry_min_ms = 250;
 	c->retry_max_ms = 30000;
 	c->events_keep = 100000;
+	snprintf(c->group_channels, sizeof(c->group_channels),
+		 "vsock:*, unix:/run/vmic/*, hvsock:/run/vmic/*");
+	c->max_unread = 4u * 1024 * 1024;
 	for (size_t i = 0; i < vmic_service_count; i++) {
 		uint8_t id = vmic_services[i]->id;
 		const struct host_service *s = host_service_get(id);
@@ -103,6 +117,53 @@ size_t hostd_config_parts(struct hostd_config *c,
 			};
 	}
 	return n;
+}
+
+/* Keys that cannot change while the daemon runs. */
+static void name_fixed_keys(const struct hostd_config *cur,
+			    const struct hostd_config *next)
+{
+	if (strcmp(cur->state_dir, next->state_dir) != 0)
+		log_warning("reload: [daemon] state-dir cannot change at run "
+			    "time (still %s); restart vmic-hostd to use %s",
+			    cur->state_dir, next->state_dir);
+	if (strcmp(cur->socket, next->socket) != 0)
+		log_warning("reload: [daemon] socket cannot change at run time "
+			    "(still %s); restart vmic-hostd to use %s",
+			    cur->socket, next->socket);
+}
+
+/* New service defaults reach every VM that inherits them. */
+static void rebase_vms(struct hostd *h)
+{
+	for (size_t i = 0; i < h->nvms; i++) {
+		struct vm *vm = h->vms[i];
+
+		for (size_t j = 0; j < vmic_service_count; j++) {
+			uint8_t id = vmic_services[j]->id;
+			const struct host_service *s = host_service_get(id);
+
+			if (!h->cfg.svc_defaults[id] || !vm->svc[id].settings ||
+			    !settings_rebase(vm, id, h->cfg.svc_defaults[id]))
+				continue;
+			if (s && s->settings_changed)
+				s->settings_changed(vm);
+		}
+	}
+}
+
+void hostd_config_apply(struct hostd *h, struct hostd_config *next)
+{
+	struct hostd_config *cur = &h->cfg;
+
+	name_fixed_keys(cur, next);
+	snprintf(next->state_dir, sizeof(next->state_dir), "%s",
+		 cur->state_dir);
+	snprintf(next->socket, sizeof(next->socket), "%s", cur->socket);
+	hostd_config_free(cur);
+	*cur = *next; /* takes over next's service defaults */
+	memset(next->svc_defaults, 0, sizeof(next->svc_defaults));
+	rebase_vms(h);
 }
 
 int hostd_config_check(const struct hostd_config *c, const char *path)

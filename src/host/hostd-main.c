@@ -234,7 +234,39 @@ static void hostd_stop(struct hostd *h)
 	events_close(h);
 	uv_close((uv_handle_t *)&h->sig_term, NULL);
 	uv_close((uv_handle_t *)&h->sig_int, NULL);
+	uv_close((uv_handle_t *)&h->sig_hup, NULL);
 	uv_close((uv_handle_t *)&h->prune_timer, NULL);
+}
+
+/* The command line, kept for a reload: its values win over the file. */
+static struct options opts;
+
+/*
+ * SIGHUP: read the configuration again and apply it (log level, access,
+ * limits, retry delays, service defaults). A file that does not load
+ * leaves the running configuration as it was.
+ */
+static void on_reload(uv_signal_t *s, int signum UNUSED)
+{
+	struct hostd *h = s->data;
+	struct hostd_config next;
+
+	vmic_notify("RELOADING=1");
+	log_info("SIGHUP: reloading %s", opts.config);
+	if (load_config(&next, &opts) < 0) {
+		hostd_config_free(&next);
+		log_error("reload failed; the running configuration stays");
+		vmic_notify("READY=1");
+		return;
+	}
+	hostd_config_apply(h, &next);
+	log_init("vmic-hostd", opts.syslog || h->cfg.syslog
+				       ? LOG_TARGET_SYSLOG
+				       : LOG_TARGET_AUTO);
+	log_set_max_level(h->cfg.log_level);
+	ctl_reload(h);
+	log_info("configuration reloaded");
+	vmic_notify("READY=1");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -270,9 +302,11 @@ static int hostd_start(struct hostd *h)
 	events_init(h);
 	uv_signal_init(h->loop, &h->sig_term);
 	uv_signal_init(h->loop, &h->sig_int);
-	h->sig_term.data = h->sig_int.data = h;
+	uv_signal_init(h->loop, &h->sig_hup);
+	h->sig_term.data = h->sig_int.data = h->sig_hup.data = h;
 	uv_signal_start(&h->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&h->sig_int, on_signal, SIGINT);
+	uv_signal_start(&h->sig_hup, on_reload, SIGHUP);
 	uv_timer_init(h->loop, &h->prune_timer);
 	h->prune_timer.data = h;
 	uv_timer_start(&h->prune_timer, on_prune_timer, PRUNE_INTERVAL_MS,
@@ -300,11 +334,11 @@ static void hostd_abort(struct hostd *h)
 
 int main(int argc, char **argv)
 {
-	struct options o = { 0 };
+	struct options *o = &opts;
 	struct hostd h = { 0 };
 	int r;
 
-	r = parse_args(argc, argv, &o);
+	r = parse_args(argc, argv, o);
 	if (r != 0) {
 		if (r < 0)
 			usage(stderr);
@@ -312,9 +346,9 @@ int main(int argc, char **argv)
 	}
 	/* --check-config prints plain "vmic-hostd: error: ..." lines. */
 	log_init("vmic-hostd",
-		 o.check_config ? LOG_TARGET_STDERR : LOG_TARGET_AUTO);
-	r = load_config(&h.cfg, &o);
-	if (o.check_config) {
+		 o->check_config ? LOG_TARGET_STDERR : LOG_TARGET_AUTO);
+	r = load_config(&h.cfg, o);
+	if (o->check_config) {
 		struct vmic_conf_part parts[VMIC_SVC_COUNT + 1];
 
 		if (r == 0)
@@ -328,7 +362,7 @@ int main(int argc, char **argv)
 		hostd_config_free(&h.cfg);
 		return 1;
 	}
-	if (o.syslog || h.cfg.syslog)
+	if (o->syslog || h.cfg.syslog)
 		log_init("vmic-hostd", LOG_TARGET_SYSLOG);
 	log_set_max_level(h.cfg.log_level);
 	h.loop = uv_default_loop();

@@ -54,6 +54,11 @@ struct hostd_config {
 	unsigned retry_min_ms;
 	unsigned retry_max_ms;
 	unsigned events_keep;
+	/* [access]: what members of the socket group may name */
+	char group_channels[1024];
+	char group_power_off[1024];
+	/* [control] */
+	unsigned max_unread; /* bytes a client may leave unread */
 	/* Each service's settings as hostd.conf's [NAME] sections give
 	 * them: the defaults of a VM without its own (NULL: no settings). */
 	void *svc_defaults[VMIC_SVC_COUNT];
@@ -175,7 +180,7 @@ struct store {
 struct hostd {
 	uv_loop_t *loop;
 	struct hostd_config cfg;
-	uv_signal_t sig_term, sig_int;
+	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t prune_timer;
 	struct store store;
 	struct vm **vms; /* sorted by name */
@@ -306,6 +311,11 @@ size_t hostd_config_parts(struct hostd_config *c,
 extern const struct vmic_conf_table hostd_conf_table;
 /* Checks across keys; logs and returns -EINVAL when they conflict. */
 int hostd_config_check(const struct hostd_config *c, const char *path);
+/* Take a freshly loaded configuration (SIGHUP): everything but the keys
+ * that cannot change at run time, which are named in a log line; VMs
+ * that inherit service settings get the new defaults. next is left with
+ * nothing to free. */
+void hostd_config_apply(struct hostd *h, struct hostd_config *next);
 
 /* store.c */
 /* Open (creating when needed) state_dir/vmic.db; logs failures. */
@@ -341,6 +351,9 @@ struct vm *vm_new(struct hostd *h, const char *name);
 int vm_register(struct hostd *h, struct vm *vm);
 /* Binary search by name; NULL when not registered. */
 struct vm *vm_find(struct hostd *h, const char *name);
+/* Index in h->vms of the first VM whose name sorts after `name` (a
+ * cursor that survives VMs added or removed meanwhile). */
+size_t vm_first_after(const struct hostd *h, const char *name);
 /* Unregister, detach the services, stop everything, free once the last
  * handle is closed. */
 void vm_destroy(struct vm *vm, enum detach_reason why);
@@ -440,6 +453,18 @@ void requests_fail_all(struct vm *vm, int err);
 /* VM destroyed: fail all with -ECANCELED, close the timer. */
 void requests_close(struct vm *vm);
 
+/* access.c */
+/* uri matches one of the comma-separated patterns: globs, but exec:
+ * ones exactly, with {vm} for the VM's name (vm may be NULL). */
+bool access_pattern_match(const char *patterns, const char *vm,
+			  const char *uri);
+/* May the request's peer name this channel / power backend (of VM vm)?
+ * When not, replies permission-denied (saying what [access] allows) and
+ * returns false. */
+bool access_check_channel(struct ctl_request *rq, const char *uri);
+bool access_check_power(struct ctl_request *rq, const char *vm,
+			const char *uri);
+
 /* guest-info.c */
 /* VMIC_CTL_INFO from the guest; 0, or < 0 to close the link. */
 int guest_info_on_frame(struct vm *vm, const struct vmic_frame *f);
@@ -479,7 +504,8 @@ void service_switch(struct vm *vm, uint8_t id, bool enabled);
 const char *svc_primary_name(enum svc_primary p);
 /* A control command of some service named exactly `name`, or NULL. */
 const struct ctl_command *services_command_find(const char *name);
-/* Append ", name" of every service command to buf (at off); new off. */
+/* Append ", name" of every service command to buf (at off, see
+ * vmic_appendf); returns the new end. */
 size_t services_command_names(char *buf, size_t n, size_t off);
 /* Add every service's members to a VM summary / the daemon stats. */
 void services_summary_json(const struct vm *vm, json_t *summary);
@@ -499,6 +525,9 @@ int settings_parse(const struct vm *vm, uint8_t id, json_t *values,
 /* "interval 1s -> 2s; threshold 3 -> 5" of the keys in mask. */
 void settings_describe(uint8_t id, const void *old, const void *now,
 		       uint32_t mask, char *buf, size_t n);
+/* New daemon defaults (a reload): the keys the VM inherits take them;
+ * true when one changed. */
+bool settings_rebase(struct vm *vm, uint8_t id, const void *defaults);
 /* One stored value (start-up): applied, or logged and ignored. */
 void settings_load(struct vm *vm, const char *service, const char *key,
 		   const char *value);
@@ -523,6 +552,10 @@ void events_close(struct hostd *h);
 int ctl_open(struct hostd *h);
 /* Drop every client, stop listening, remove the socket file. */
 void ctl_close(struct hostd *h);
+/* The configuration was reloaded: take the socket group again. */
+void ctl_reload(struct hostd *h);
+/* "control": clients, followers and the bytes they left unread. */
+void ctl_stats_json(const struct hostd *h, json_t *stats);
 /* Send an event line to every following client. */
 void ctl_broadcast_event(struct hostd *h, json_t *event);
 /* True when some client follows events (skip building them if not). */
@@ -536,6 +569,25 @@ void ctl_reply_error(struct ctl_request *rq, const char *code,
 void ctl_request_follow(struct ctl_request *rq);
 /* The daemon a request belongs to. */
 struct hostd *ctl_request_hostd(const struct ctl_request *rq);
+/* The request comes from root or the daemon's own user (not merely a
+ * member of the socket group). */
+bool ctl_request_privileged(const struct ctl_request *rq);
+
+/*
+ * A reply whose result holds one large array, written a batch at a time
+ * as the client reads (ctl-reply.c): memory stays bounded whatever the
+ * array's size, and no batch holds the loop for long.
+ */
+struct ctl_stream_ops {
+	/* Append the next items (at most max) to arr; false when none are
+	 * left after them. */
+	bool (*next)(void *ud, json_t *arr, size_t max);
+	/* The reply ended or its client left: free ud. */
+	void (*done)(void *ud);
+};
+/* Reply with result (taken) plus the array `key` filled by ops->next. */
+void ctl_reply_stream(struct ctl_request *rq, json_t *result, const char *key,
+		      const struct ctl_stream_ops *ops, void *ud);
 
 /* ctl-commands.c */
 /* Strict unpack of a command's remaining members (jansson format);

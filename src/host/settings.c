@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "hostd.h"
 #include "proto/services.h"
 
@@ -56,9 +57,9 @@ static void key_names(const struct vmic_conf_table *t, char *buf, size_t n)
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < t->count && off < n; i++)
-		off += (size_t)snprintf(buf + off, n - off, "%s%s",
-					i ? ", " : "", t->keys[i].key);
+	for (size_t i = 0; i < t->count; i++)
+		off = vmic_appendf(buf, n, off, "%s%s", i ? ", " : "",
+				   t->keys[i].key);
 }
 
 /* A JSON value as the text the key table parses. */
@@ -144,14 +145,37 @@ void settings_describe(uint8_t id, const void *old, const void *now,
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; t && i < t->count && off < n; i++) {
+	for (size_t i = 0; t && i < t->count; i++) {
 		if (!(mask & (1u << i)))
 			continue;
 		vmic_conf_format(&t->keys[i], old, a, sizeof(a));
 		vmic_conf_format(&t->keys[i], now, b, sizeof(b));
-		off += (size_t)snprintf(buf + off, n - off, "%s%s %s -> %s",
-					off ? "; " : "", t->keys[i].key, a, b);
+		off = vmic_appendf(buf, n, off, "%s%s %s -> %s",
+				   off ? "; " : "", t->keys[i].key, a, b);
 	}
+}
+
+bool settings_rebase(struct vm *vm, uint8_t id, const void *defaults)
+{
+	const struct vmic_conf_table *t = keys_of(id);
+	char was[VALUE_MAX], now[VALUE_MAX], err[256];
+	bool changed = false;
+
+	for (size_t i = 0; t && i < t->count; i++) {
+		const struct vmic_conf_key *k = &t->keys[i];
+
+		if (vm->svc[id].own_keys & (1u << i))
+			continue;
+		vmic_conf_format(k, vm->svc[id].settings, was, sizeof(was));
+		vmic_conf_format(k, defaults, now, sizeof(now));
+		if (strcmp(was, now) == 0)
+			continue;
+		/* The default parsed once already: applying it cannot fail. */
+		if (vmic_conf_apply(k, vm->svc[id].settings, now, err,
+				    sizeof(err)) == 0)
+			changed = true;
+	}
+	return changed;
 }
 
 void settings_load(struct vm *vm, const char *service, const char *key,

@@ -95,6 +95,14 @@ int vm_register(struct hostd *h, struct vm *vm)
 	return 0;
 }
 
+size_t vm_first_after(const struct hostd *h, const char *name)
+{
+	bool found;
+	size_t i = vm_index(h, name, &found);
+
+	return found ? i + 1 : i;
+}
+
 struct vm *vm_find(struct hostd *h, const char *name)
 {
 	bool found;

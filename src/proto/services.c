@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "common/macro.h"
+#include "common/strbuf.h"
 #include "control.h"
 #include "hello.h"
 
@@ -66,11 +67,10 @@ const char *vmic_service_names(void)
 	if (names[0] == '\0') {
 		size_t off = 0;
 
-		for (size_t i = 0; i < vmic_service_count && off < sizeof(names);
-		     i++)
-			off += (size_t)snprintf(names + off, sizeof(names) - off,
-						"%s%s", i ? ", " : "",
-						vmic_services[i]->name);
+		for (size_t i = 0; i < vmic_service_count; i++)
+			off = vmic_appendf(names, sizeof(names), off, "%s%s",
+					   i ? ", " : "",
+					   vmic_services[i]->name);
 	}
 	return names;
 }

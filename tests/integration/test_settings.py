@@ -16,7 +16,9 @@ try:
     tap.check("OK", env.wait_heartbeat("vm1", "OK", 10) is not None)
     follow = subprocess.Popen([VMIC, "--socket", env.sock, "events", "--follow", "--json",
                                "--vm", "vm1"], stdout=subprocess.PIPE, text=True, env=CHILD_ENV)
-    time.sleep(0.5)
+    tap.check("the follower is registered",
+              wait_until(lambda: env.ctl({"cmd": "stats"})["result"]["control"]["followers"] == 1,
+                         10))
 
     env.vmic("disable", "vm1", "heartbeat", check=True)
     hb = env.service("vm1", "heartbeat")
