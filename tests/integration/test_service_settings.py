@@ -60,8 +60,11 @@ try:
     tap.check("... and nothing was applied",
               env.service("vm1", "heartbeat")["settings"]["interval"] == "300ms",
               env.service("vm1", "heartbeat"))
-    ok, out = fails(["set", "vm1", "shutdown", "x=1"], ["shutdown service has no settings"])
-    tap.check("a service without settings says so", ok, out)
+    ok, out = fails(["set", "vm1", "shutdown", "x=1"],
+                    ["shutdown has no setting 'x'", "timeout, power-timeout"])
+    tap.check("each service checks its own keys", ok, out)
+    r = env.vmic("set", "vm1", "shutdown", "power-timeout=5s")
+    tap.check("shutdown's power-timeout is a setting too", r.returncode == 0, r.stderr)
     r = env.ctl({"cmd": "set", "vm": "vm1", "service": "heartbeat", "settings": {"threshold": 5}})
     tap.check("the control API takes numbers too",
               r["ok"] and r["result"]["settings"]["threshold"] == "5", r)

@@ -5,6 +5,7 @@ agent, the channel closes), refusal when the guest disables shutdown,
 the clear error when there is no agent and no backend."""
 import os
 import signal
+import subprocess
 import time
 
 from vmictest import Env, Tap, wait_until
@@ -69,6 +70,21 @@ try:
     tap.check("--turn-off uses the power backend at once", r.returncode == 0 and
               '"turned-off"' in r.stdout, r.stdout + r.stderr)
     tap.check("the backend killed the agent", wait_until(lambda: not g2.alive(), 5) and True)
+
+    # A power backend that hangs, with a child in the background: killed
+    # with its whole process group after power-timeout, its output kept.
+    env.add("vm5", f"unix:{os.path.join(env.dir, 'vm5-nothing.sock')}", "--power-off",
+            "exec:echo powering vm5 off; sleep 1234.5 & sleep 1234.5")
+    env.vmic("set", "vm5", "shutdown", "power-timeout=1s", check=True)
+    r = env.vmic("stop", "vm5", "--turn-off")
+    tap.check("hung power backend: fails after power-timeout, with its output",
+              r.returncode != 0 and "timed out after 1s" in r.stderr
+              and "powering vm5 off" in r.stderr, r.stderr)
+    def leftovers():
+        return subprocess.run(["pgrep", "-f", "sleep 1234.5"], capture_output=True,
+                              text=True).stdout.split()
+    tap.check("hung power backend: its process group is gone, background child too",
+              wait_until(lambda: not leftovers(), 5), leftovers())
 
     # Hung agent: graceful times out, --force powers off.
     g3 = env.start_guest("vm3")

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common/run.h"
 #include "services/heartbeat/heartbeat.h"
 
 #define HEALTH_COMMAND_MAX 1024
@@ -27,18 +28,10 @@ struct health {
 	uv_loop_t *loop;
 	const struct hb_guest_conf *conf;
 	uv_timer_t timer;
-	uv_timer_t timeout; /* run limit, then the drain limit after exit */
-	uv_process_t proc;
-	uv_pipe_t out;
-	bool running;             /* timers initialised (a command is set) */
-	bool proc_open, out_open; /* handles not yet closed */
-	bool exited, eof, timed_out;
-	int64_t status;
-	int signo;
-	uint8_t state; /* enum vmic_health */
+	struct vmic_run *run; /* the check that runs now, or NULL */
+	bool running;         /* the timer runs (a command is set) */
+	uint8_t state;        /* enum vmic_health */
 	char reason[VMIC_HB_REASON_MAX + 1];
-	char output[VMIC_HB_REASON_MAX + 1]; /* first bytes the command printed */
-	size_t output_len;
 };
 
 /* OK until told otherwise; runs the command every interval if one is

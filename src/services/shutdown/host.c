@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,13 +34,47 @@
 #include "services/shutdown/shutdown.h"
 
 #define ID VMIC_SVC_SHUTDOWN
-#define STOP_TIMEOUT_DEFAULT_MS 60000
 #define STOP_TIMEOUT_MAX_MS 86400000
 
 /* After a power-off, how long the channel may take to close. */
 #define SETTLE_MS 10000
-/* How long a power backend may take. */
-#define POWER_TIMEOUT_MS 30000
+
+/* Per-VM settings ([shutdown] in hostd.conf, `vmic set VM shutdown`). */
+struct sd_settings {
+	unsigned timeout_ms;       /* a stop without --timeout */
+	unsigned power_timeout_ms; /* how long the power backend may take */
+};
+
+static const struct vmic_conf_key keys[] = {
+	{ .section = "shutdown", .key = "timeout",
+	  .type = VMIC_CONF_DURATION,
+	  .offset = offsetof(struct sd_settings, timeout_ms), .min = 1000,
+	  .max = STOP_TIMEOUT_MAX_MS,
+	  .help = "how long a stop waits for the guest without --timeout "
+		  "(1s..24h)" },
+	{ .section = "shutdown", .key = "power-timeout",
+	  .type = VMIC_CONF_DURATION,
+	  .offset = offsetof(struct sd_settings, power_timeout_ms),
+	  .min = 1000, .max = 600000,
+	  .help = "how long the power backend may take before it is killed "
+		  "(1s..10m)" },
+};
+
+static const struct vmic_conf_table settings_table = { keys,
+						       ARRAY_SIZE(keys) };
+
+static void sd_settings_defaults(void *p)
+{
+	struct sd_settings *s = p;
+
+	s->timeout_ms = 60000;
+	s->power_timeout_ms = 30000;
+}
+
+static const struct sd_settings *settings_of(const struct vm *vm)
+{
+	return vm_settings(vm, ID);
+}
 
 enum stop_phase {
 	STOP_ASKING,       /* request sent, waiting for the guest's answer */
@@ -258,7 +293,8 @@ static void stop_power(struct stop_op *op)
 	stop_step(op, "powering off through %s backend",
 		  strncmp(vm->power_off, "qmp:", 4) == 0 ? "the QMP"
 							 : "the exec");
-	r = power_off(vm, POWER_TIMEOUT_MS, on_power_done, &op->power);
+	r = power_off(vm, settings_of(vm)->power_timeout_ms, on_power_done,
+		      &op->power);
 	if (r < 0)
 		stop_fail(op, "internal", "cannot start the power-off: %s",
 			  strerror(-r));
@@ -600,7 +636,7 @@ static void sd_release(struct vm *vm)
 static void cmd_stop(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
 	const char *action = "poweroff", *reason = "";
-	json_int_t timeout = STOP_TIMEOUT_DEFAULT_MS;
+	json_int_t timeout = settings_of(vm)->timeout_ms;
 	int force = 0, turn_off = 0;
 	uint8_t act;
 
@@ -645,6 +681,9 @@ static const struct ctl_command commands[] = {
 
 const struct host_service shutdown_host = {
 	.desc = &vmic_shutdown_service,
+	.settings = &settings_table,
+	.settings_size = sizeof(struct sd_settings),
+	.settings_defaults = sd_settings_defaults,
 	.attach = sd_attach,
 	.detach = sd_detach,
 	.release = sd_release,
