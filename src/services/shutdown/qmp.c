@@ -29,8 +29,8 @@ enum qmp_kind qmp_parse_line(const char *line, size_t n, char *err,
 		kind = QMP_OTHER;
 	if (kind == QMP_ERROR && errsz) {
 		json_unpack(msg, "{s:{s:s}}", "error", "desc", &desc);
-		if (!desc)
-			desc = "unknown error";
+		if (!desc || !*desc)
+			desc = "QEMU gave no description";
 		vmic_utf8_sanitize(err, errsz, desc, strlen(desc));
 	}
 	json_decref(msg);
