@@ -173,6 +173,13 @@ static void cmd_add(struct ctl_request *rq, struct vm *unused UNUSED,
 				name);
 		return;
 	}
+	if (h->nvms >= h->cfg.max_vms) {
+		ctl_reply_error(rq, "limit", "%zu VMs are registered, the most "
+					     "[daemon] max-vms allows; remove "
+					     "one or raise the limit",
+				h->nvms);
+		return;
+	}
 	if (!check_channel(rq, channel, &ch, NULL) ||
 	    !check_power(rq, name, power))
 		return;

@@ -37,6 +37,8 @@ static const struct vmic_conf_key keys[] = {
 	{ .section = "daemon", .key = "syslog", .type = VMIC_CONF_BOOL,
 	  .offset = FIELD(syslog),
 	  .help = "log to syslog instead of stderr (yes or no)" },
+	RANGED("daemon", "max-vms", VMIC_CONF_UINT, max_vms, 1, 1000000,
+	       "VMs the daemon registers at most (1..1000000)"),
 	RANGED("connection", "connect-timeout", VMIC_CONF_DURATION,
 	       connect_timeout_ms, 100, 600000,
 	       "how long one connect attempt may take (100ms..10m)"),
@@ -71,6 +73,7 @@ int hostd_config_defaults(struct hostd_config *c)
 	snprintf(c->socket, sizeof(c->socket), "/run/vmic/ctl.sock");
 	snprintf(c->socket_group, sizeof(c->socket_group), "vmic");
 	c->log_level = LOG_INFO;
+	c->max_vms = 100000;
 	c->connect_timeout_ms = 5000;
 	c->retry_min_ms = 250;
 	c->retry_max_ms = 30000;

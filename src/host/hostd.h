@@ -50,6 +50,7 @@ struct hostd_config {
 	char socket_group[64];
 	int log_level;
 	bool syslog;
+	unsigned max_vms;
 	unsigned connect_timeout_ms;
 	unsigned retry_min_ms;
 	unsigned retry_max_ms;

@@ -26,7 +26,7 @@ env = Env(tap)
 try:
     os.chmod(env.dir, 0o755)
     nobody = str(pwd.getpwnam("nobody").pw_uid)
-    conf = ("[daemon]\nsocket-group = nogroup\n"
+    conf = ("[daemon]\nsocket-group = nogroup\nmax-vms = 3010\n"
             "[connection]\nretry-min = 100ms\nretry-max = 1s\n"
             "[access]\n"
             f"group-channels = unix:{env.dir}/allowed-*.sock, vsock:*\n"
@@ -93,6 +93,11 @@ try:
         data += chunk
     s.close()
     tap.check("3,000 VMs registered", data.count(b'"ok":true') == n, data[-300:])
+    for i in range(10):
+        r = env.vmic("add", f"more{i}", "--channel", f"vsock:{90000 + i}")
+    tap.check("[daemon] max-vms bounds the registry, with a clear error",
+              r.returncode != 0 and "max-vms" in r.stderr
+              and len(env.vmic_json("list")["vms"]) == 3010, r.stderr)
     stuck = []
     for _ in range(40):
         c = socket.socket(socket.AF_UNIX)
@@ -113,7 +118,7 @@ try:
               u["unread_bytes"] <= 40 * MAX_UNREAD, (u, stats))
     vms = env.vmic_json("list")["vms"]
     tap.check("meanwhile another client gets the whole list, in order",
-              len(vms) == n + 3 and [v["name"] for v in vms] == sorted(v["name"] for v in vms),
+              len(vms) == 3010 and [v["name"] for v in vms] == sorted(v["name"] for v in vms),
               len(vms))
     for c in stuck:
         c.close()
