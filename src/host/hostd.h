@@ -23,6 +23,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "common/config.h"
 #include "common/macro.h"
 #include "proto/proto.h"
@@ -149,8 +150,7 @@ struct request;
 struct requests {
 	struct request *head;
 	unsigned count;
-	uv_timer_t timer; /* earliest deadline */
-	uint64_t armed_us; /* deadline the timer is set for, 0 when idle */
+	struct htimer timer; /* earliest deadline */
 };
 
 struct vm {
@@ -180,6 +180,7 @@ struct store {
 
 struct hostd {
 	uv_loop_t *loop;
+	struct hclock clock; /* fake in unit tests, see clock.h */
 	struct hostd_config cfg;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t prune_timer;
@@ -364,6 +365,8 @@ void vm_ref(struct vm *vm);
 void vm_unref(struct vm *vm);
 /* uv_close a handle owned by the VM, holding a reference until closed. */
 void vm_close_handle(struct vm *vm, uv_handle_t *handle);
+/* The same for a timer of clock.h. */
+void vm_close_timer(struct vm *vm, struct htimer *t);
 /* NULL when fine, else a sentence why the name is not valid. */
 const char *vm_name_invalid(const char *name);
 /* Parse and keep a host-side channel; -EINVAL with a sentence in err. */

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/duration.h"
 #include "common/log.h"
 #include "hostd.h"
 #include "proto/control.h"
@@ -31,7 +30,7 @@ struct request {
 	void *ud;
 };
 
-static void on_deadline(uv_timer_t *t);
+static void on_deadline(struct htimer *t);
 
 void requests_init(struct vm *vm)
 {
@@ -39,22 +38,17 @@ void requests_init(struct vm *vm)
 
 	rs->head = NULL;
 	rs->count = 0;
-	rs->armed_us = 0;
-	uv_timer_init(vm->h->loop, &rs->timer);
-	rs->timer.data = vm;
+	htimer_init(vm->h, &rs->timer, on_deadline, vm);
 }
 
 /* Arm the timer for deadline d unless it fires earlier already. */
 static void arm(struct vm *vm, uint64_t d)
 {
 	struct requests *rs = &vm->req;
-	uint64_t now = vmic_mono_us();
 
-	if (!d || (rs->armed_us && rs->armed_us <= d))
+	if (!d || (htimer_active(&rs->timer) && rs->timer.due_us <= d))
 		return;
-	rs->armed_us = d;
-	uv_timer_start(&rs->timer, on_deadline,
-		       d > now ? (d - now + 999) / 1000 : 0, 0);
+	htimer_start_at(&rs->timer, d);
 }
 
 /* Take the request with id out of the list; NULL when none waits. */
@@ -108,7 +102,8 @@ int request_send(struct vm *vm, uint8_t service, uint8_t type,
 	r->cb = cb;
 	r->ud = ud;
 	if (timeout_ms)
-		r->deadline_us = vmic_mono_us() + (uint64_t)timeout_ms * 1000;
+		r->deadline_us = hostd_now_us(vm->h) +
+				 (uint64_t)timeout_ms * 1000;
 	memcpy(buf + VMIC_HDR_SIZE, payload, len);
 	ret = conn_send(vm, buf,
 			vmic_frame_seal(buf, service, type, 0, r->id, 0, len));
@@ -171,14 +166,13 @@ void requests_fail_all(struct vm *vm, int err)
 	fail_list(vm, list, err);
 }
 
-static void on_deadline(uv_timer_t *t)
+static void on_deadline(struct htimer *t)
 {
 	struct vm *vm = t->data;
 	struct requests *rs = &vm->req;
-	uint64_t now = vmic_mono_us(), next = 0;
+	uint64_t now = hostd_now_us(vm->h), next = 0;
 	struct request *due = NULL, **p = &rs->head;
 
-	rs->armed_us = 0;
 	while (*p) {
 		struct request *r = *p;
 
@@ -201,5 +195,5 @@ static void on_deadline(uv_timer_t *t)
 void requests_close(struct vm *vm)
 {
 	requests_fail_all(vm, -ECANCELED);
-	vm_close_handle(vm, (uv_handle_t *)&vm->req.timer);
+	vm_close_timer(vm, &vm->req.timer);
 }

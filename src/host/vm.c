@@ -156,6 +156,18 @@ void vm_close_handle(struct vm *vm, uv_handle_t *handle)
 	uv_close(handle, vm_handle_closed);
 }
 
+static void vm_timer_closed(struct htimer *t)
+{
+	vm_unref(t->data);
+}
+
+void vm_close_timer(struct vm *vm, struct htimer *t)
+{
+	vm_ref(vm);
+	t->data = vm;
+	htimer_close(t, vm_timer_closed);
+}
+
 void vm_destroy(struct vm *vm, enum detach_reason why)
 {
 	if (vm->removed)

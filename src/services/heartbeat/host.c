@@ -4,7 +4,10 @@
  *
  * While the service is usable (enabled here, session up, a version agreed,
  * allowed by the guest) the host sends REQUEST{seq} every interval from a
- * per-VM uv_timer, through the request tracker. At most one request waits
+ * per-VM timer, through the request tracker. Each tick's deadline is the
+ * previous one plus the interval (clock.h), so every VM keeps its own
+ * phase: VMs that connected together were given random phases, and a busy
+ * loop that fires many ticks late does not bunch them up for good. At most one request waits
  * at a time: a tick that finds the previous one unanswered counts a miss
  * and sends nothing, so a guest that stopped reading never gets a pile of
  * heartbeats queued for it; `threshold` misses in a row read Lost
@@ -55,7 +58,8 @@ struct hb_settings {
 struct hb {
 	struct vm *vm;
 	enum hb_state state;
-	uv_timer_t timer;
+	struct htimer timer;
+	uint64_t next_tick_us; /* the deadline of the next tick */
 	bool running;
 	uint64_t seq;        /* last sequence number sent */
 	uint32_t waiting_id; /* the request that waits for its answer, 0 */
@@ -137,6 +141,8 @@ static void hb_daemon_stop(struct hostd *h)
 	h->svc_state[ID] = NULL;
 }
 
+static void on_hb_tick(struct htimer *t);
+
 static int hb_attach(struct vm *vm)
 {
 	struct hb *hb = calloc(1, sizeof(*hb));
@@ -146,8 +152,7 @@ static int hb_attach(struct vm *vm)
 	hb->vm = vm;
 	hb->state = vm_service_enabled(vm, ID) ? HB_NO_CONTACT : HB_DISABLED;
 	hb->rtt_us = -1;
-	uv_timer_init(vm->h->loop, &hb->timer);
-	hb->timer.data = vm;
+	htimer_init(vm->h, &hb->timer, on_hb_tick, vm);
 	vm->svc[ID].state = hb;
 	return 0;
 }
@@ -157,7 +162,7 @@ static void hb_detach(struct vm *vm, enum detach_reason why UNUSED)
 	struct hb *hb = hb_of(vm);
 
 	if (hb)
-		vm_close_handle(vm, (uv_handle_t *)&hb->timer);
+		vm_close_timer(vm, &hb->timer);
 }
 
 static void hb_loaded(struct vm *vm)
@@ -264,7 +269,7 @@ static void hb_on_reply(struct vm *vm, const struct vmic_frame *f)
 	struct hb *hb = hb_of(vm);
 	struct hb_daemon *d = daemon_of(vm);
 	struct vmic_hb_reply m;
-	uint64_t rtt = vmic_mono_us() - hb->sent_us;
+	uint64_t rtt = hostd_now_us(vm->h) - hb->sent_us;
 
 	if (vmic_hb_reply_decode(f->payload, f->length, &m) < 0 ||
 	    m.seq != hb->seq + 1) {
@@ -314,11 +319,26 @@ static void hb_send(struct vm *vm)
 			 hb_on_answer, NULL, &hb->waiting_id) < 0)
 		return;
 	hb->seq = seq;
-	hb->sent_us = vmic_mono_us();
+	hb->sent_us = hostd_now_us(vm->h);
 	daemon_of(vm)->sent++;
 }
 
-static void on_hb_tick(uv_timer_t *t)
+/* The next deadline: one interval on, and never in the past (a daemon
+ * that was stopped or starved skips the ticks it missed). */
+static void hb_schedule_next(struct vm *vm)
+{
+	struct hb *hb = hb_of(vm);
+	uint64_t every = (uint64_t)settings_of(vm)->interval_ms * 1000;
+	uint64_t now = hostd_now_us(vm->h);
+
+	hb->next_tick_us += every;
+	if (hb->next_tick_us <= now)
+		hb->next_tick_us += (now - hb->next_tick_us) / every * every +
+				    every;
+	htimer_start_at(&hb->timer, hb->next_tick_us);
+}
+
+static void on_hb_tick(struct htimer *t)
 {
 	struct vm *vm = t->data;
 	struct hb *hb = hb_of(vm);
@@ -326,10 +346,10 @@ static void on_hb_tick(uv_timer_t *t)
 	char every[32], why[96];
 
 	if (!service_usable(vm, ID)) {
-		uv_timer_stop(t);
 		hb->running = false;
 		return;
 	}
+	hb_schedule_next(vm);
 	if (!hb->waiting_id) {
 		hb_send(vm);
 		return;
@@ -352,13 +372,13 @@ static void on_hb_tick(uv_timer_t *t)
 static void hb_start_timer(struct vm *vm, bool spread)
 {
 	struct hb *hb = hb_of(vm);
-	unsigned every = settings_of(vm)->interval_ms;
-	unsigned first = spread ? every / 2 + (unsigned)(vmic_random_u64() %
-							 (every / 2 + 1))
+	uint64_t every = (uint64_t)settings_of(vm)->interval_ms * 1000;
+	uint64_t first = spread ? every / 2 + vmic_random_u64() % (every / 2 + 1)
 				: every;
 
 	hb->running = true;
-	uv_timer_start(&hb->timer, on_hb_tick, first, every);
+	hb->next_tick_us = hostd_now_us(vm->h) + first;
+	htimer_start_at(&hb->timer, hb->next_tick_us);
 }
 
 static void hb_on_up(struct vm *vm)
@@ -390,7 +410,7 @@ static void hb_on_down(struct vm *vm)
 {
 	struct hb *hb = hb_of(vm);
 
-	uv_timer_stop(&hb->timer);
+	htimer_stop(&hb->timer);
 	hb->running = false;
 	hb_drop_waiting(vm);
 	if (!vm_service_enabled(vm, ID)) {

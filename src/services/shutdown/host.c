@@ -99,7 +99,7 @@ struct stop_op {
 	uint32_t request_id;
 	uint64_t old_nonce;
 	json_t *steps;
-	uv_timer_t timer;
+	struct htimer timer;
 	struct power_op *power;
 };
 
@@ -138,9 +138,9 @@ static void stop_step(struct stop_op *op, const char *fmt, ...)
 		    "%s", text);
 }
 
-static void stop_timer_closed(uv_handle_t *handle)
+static void stop_timer_closed(struct htimer *t)
 {
-	struct stop_op *op = handle->data;
+	struct stop_op *op = t->data;
 
 	vm_unref(op->vm);
 	free(op);
@@ -162,13 +162,12 @@ static void stop_release(struct stop_op *op)
 	}
 	json_decref(op->steps);
 	op->steps = NULL;
-	op->timer.data = op;
-	uv_close((uv_handle_t *)&op->timer, stop_timer_closed);
+	htimer_close(&op->timer, stop_timer_closed);
 }
 
 static uint64_t stop_elapsed_ms(const struct stop_op *op)
 {
-	return (vmic_mono_us() - op->start_us) / 1000;
+	return (hostd_now_us(op->vm->h) - op->start_us) / 1000;
 }
 
 static void stop_succeed(struct stop_op *op, const char *outcome)
@@ -224,7 +223,7 @@ static const char *sd_unavailable_reason(const struct vm *vm)
 	       "configuration";
 }
 
-static void on_stop_timeout(uv_timer_t *t)
+static void on_stop_timeout(struct htimer *t)
 {
 	struct stop_op *op = t->data;
 	const char *waiting;
@@ -271,7 +270,7 @@ static void on_power_done(struct vm *vm, int status, const char *detail)
 	stop_step(op, "powered off: %s", detail);
 	if (vm->conn.link) {
 		op->phase = STOP_POWER_SETTLE;
-		uv_timer_start(&op->timer, on_stop_timeout, SETTLE_MS, 0);
+		htimer_start_in(&op->timer, SETTLE_MS);
 		return;
 	}
 	stop_succeed(op, "turned-off");
@@ -284,7 +283,7 @@ static void stop_power(struct stop_op *op)
 
 	op->phase = STOP_POWERING;
 	op->graceful = false;
-	uv_timer_stop(&op->timer);
+	htimer_stop(&op->timer);
 	if (op->request_id) {
 		/* No longer asking: the backend decides now. */
 		request_cancel(vm, op->request_id);
@@ -386,12 +385,11 @@ static void stop_start(struct vm *vm, struct ctl_request *rq, uint8_t action,
 	op->force = force;
 	op->graceful = true;
 	op->timeout_ms = timeout_ms;
-	op->start_us = vmic_mono_us();
+	op->start_us = hostd_now_us(vm->h);
 	op->steps = json_array();
 	vm_ref(vm);
 	sd->stop = op;
-	uv_timer_init(vm->h->loop, &op->timer);
-	op->timer.data = op;
+	htimer_init(vm->h, &op->timer, on_stop_timeout, op);
 	stop_step(op, "%s requested%s%s", vmic_sd_action_name(action),
 		  reason[0] ? ": " : "", reason);
 	notify(vm, NOTICE_STOPPING);
@@ -421,8 +419,8 @@ static void stop_accepted(struct stop_op *op)
 	op->phase = op->action == VMIC_SD_REBOOT ? STOP_WAIT_BACK
 						 : STOP_WAIT_GONE;
 	/* What is left of the stop's timeout. */
-	uv_timer_start(&op->timer, on_stop_timeout,
-		       spent < op->timeout_ms ? op->timeout_ms - spent : 0, 0);
+	htimer_start_in(&op->timer,
+			spent < op->timeout_ms ? op->timeout_ms - spent : 0);
 }
 
 static void stop_on_reply(struct stop_op *op, const struct vmic_frame *f)
