@@ -70,7 +70,7 @@ static void evaluate(const struct vm_summary *vm, const struct conn_detail *cd,
 	char conn[512];
 
 	describe_connection(cd, conn, sizeof(conn));
-	res->rtt_us = hd->rtt_us >= 0 ? hd->rtt_us : vm->rtt_us;
+	res->rtt_us = hd->rtt_us;
 	if (strcmp(hb, "Disabled") == 0) {
 		res->state = CHECK_UNKNOWN;
 		res->rtt_us = -1; /* the last one measured is stale */

@@ -117,7 +117,6 @@ int reply_vm_summary(json_t *o, struct vm_summary *vm, struct cli_error *e)
 		FIELD(struct vm_summary, "os", F_STR_NULL, os),
 		FIELD(struct vm_summary, "kernel", F_STR_NULL, kernel),
 		FIELD(struct vm_summary, "uptime_s", F_INT_NULL, uptime_s),
-		FIELD(struct vm_summary, "rtt_us", F_INT_NULL, rtt_us),
 	};
 
 	return unpack(o, "a VM summary", f, ARRAY_SIZE(f), vm, e);

@@ -132,7 +132,7 @@ struct vm_summary {
 	const char *connection;
 	const char *heartbeat;
 	const char *agent, *os, *kernel; /* NULL until known */
-	int64_t uptime_s, rtt_us;        /* -1 until known */
+	int64_t uptime_s;                /* -1 until known */
 };
 struct conn_detail {
 	const char *state;

@@ -75,6 +75,7 @@ static void conn_set_state(struct vm *vm, enum conn_state s)
 {
 	if (vm->conn.state == s)
 		return;
+	vm_touch(vm);
 	vm->conn.state = s;
 	vm->conn.since_us = vmic_realtime_us();
 }
@@ -207,6 +208,7 @@ static void conn_established(struct vm *vm)
 	c->retry_ms = vm->h->cfg.retry_min_ms;
 	c->last_error[0] = '\0';
 	c->contact = true;
+	vm_touch(vm);
 	c->bad_frame_reported = false;
 	c->resyncs = 0;
 	events_emit(vm->h, vm->name, NULL, "connection",
@@ -229,6 +231,7 @@ static void conn_session_down(struct vm *vm)
 void conn_forget_contact(struct vm *vm)
 {
 	vm->conn.contact = false;
+	vm_touch(vm);
 }
 
 /* The agent restarted behind a live stream (virtio-serial keeps it). */
@@ -249,6 +252,7 @@ static void conn_note_peer(struct vm *vm, const struct vmic_hello *h)
 
 	vmic_utf8_sanitize(c->agent, sizeof(c->agent), h->software,
 			   strlen(h->software));
+	vm_touch(vm);
 }
 
 static int conn_on_hello(struct vm *vm, const struct vmic_frame *f)

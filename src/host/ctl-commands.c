@@ -110,7 +110,7 @@ struct list_cursor {
 	char last[VM_NAME_MAX + 1];
 };
 
-static bool list_next(void *ud, json_t *arr, size_t max)
+static bool list_next(void *ud, struct ctl_text *out, size_t max)
 {
 	struct list_cursor *lc = ud;
 	struct hostd *h = lc->h;
@@ -118,7 +118,7 @@ static bool list_next(void *ud, json_t *arr, size_t max)
 
 	lc->started = true;
 	for (size_t n = 0; n < max && i < h->nvms; n++, i++) {
-		json_array_append_new(arr, vm_summary_json(h->vms[i]));
+		vm_summary_text(h->vms[i], out);
 		snprintf(lc->last, sizeof(lc->last), "%s", h->vms[i]->name);
 	}
 	return i < h->nvms;
@@ -277,6 +277,7 @@ static void set_vm(struct ctl_request *rq, struct vm *vm, const char *channel,
 	else
 		s.power_off = vm->power_off ? strdup(vm->power_off) : NULL;
 	settings_swap(vm, &s); /* s now holds the old settings */
+	vm_touch(vm);
 	if (store_vm_update(h, vm) < 0) {
 		settings_swap(vm, &s);
 		free(s.power_off);

@@ -5,7 +5,9 @@
  * service adding its own members through its hooks. Every string from
  * the guest was sanitised when it arrived.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/duration.h"
@@ -22,13 +24,27 @@ static json_t *int_or_null(int64_t v, bool known)
 	return known ? json_integer(v) : json_null();
 }
 
-json_t *vm_summary_json(const struct vm *vm)
+/* The guest's facts, while a session is up. */
+static const struct guest_info *live_info(const struct vm *vm)
 {
-	const struct guest_info *gi = conn_up(vm) ? vm->info : NULL;
+	return conn_up(vm) ? vm->info : NULL;
+}
+
+/* Seconds since the guest booted, -1 when unknown. */
+static int64_t uptime_s(const struct vm *vm)
+{
+	const struct guest_info *gi = live_info(vm);
+
+	if (!gi)
+		return -1;
+	return gi->boot_us ? (vmic_realtime_us() - gi->boot_us) / 1000000 : 0;
+}
+
+/* Every member of the summary but uptime_s, which changes each second. */
+static json_t *summary_stable(const struct vm *vm)
+{
+	const struct guest_info *gi = live_info(vm);
 	json_t *o = json_object();
-	int64_t uptime = gi && gi->boot_us
-				 ? (vmic_realtime_us() - gi->boot_us) / 1000000
-				 : 0;
 
 	json_object_set_new(o, "name", json_string(vm->name));
 	json_object_set_new(o, "channel", json_string(vm->channel_uri));
@@ -40,9 +56,58 @@ json_t *vm_summary_json(const struct vm *vm)
 							 : NULL));
 	json_object_set_new(o, "os", str_or_null(gi ? gi->os_name : NULL));
 	json_object_set_new(o, "kernel", str_or_null(gi ? gi->kernel : NULL));
-	json_object_set_new(o, "uptime_s", int_or_null(uptime, gi != NULL));
 	services_summary_json(vm, o);
 	return o;
+}
+
+json_t *vm_summary_json(const struct vm *vm)
+{
+	json_t *o = summary_stable(vm);
+	int64_t up = uptime_s(vm);
+
+	json_object_set_new(o, "uptime_s", int_or_null(up, up >= 0));
+	return o;
+}
+
+/* Make the cached text (the stable members, without the closing brace)
+ * when the VM changed since it was made. */
+static void summary_refresh(struct vm *vm)
+{
+	json_t *o;
+	char *text;
+	size_t n;
+
+	if (vm->summary && vm->summary_gen == vm->gen)
+		return;
+	o = summary_stable(vm);
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		return;
+	n = strlen(text);
+	text[n - 1] = '\0'; /* the closing brace: uptime_s follows */
+	free(vm->summary);
+	vm->summary = text;
+	vm->summary_len = n - 1;
+	vm->summary_gen = vm->gen;
+}
+
+void vm_summary_text(struct vm *vm, struct ctl_text *out)
+{
+	char live[48];
+	int64_t up = uptime_s(vm);
+	int n;
+
+	summary_refresh(vm);
+	if (!vm->summary) {
+		out->err = -ENOMEM;
+		return;
+	}
+	n = up >= 0 ? snprintf(live, sizeof(live), ",\"uptime_s\":%lld}",
+			       (long long)up)
+		    : snprintf(live, sizeof(live), ",\"uptime_s\":null}");
+	ctl_text_append(out, vm->summary, vm->summary_len, true);
+	ctl_text_append(out, live, (size_t)n, false);
 }
 
 static json_t *connection_detail(const struct vm *vm)

@@ -14,6 +14,7 @@
  * client that is being closed and still does not read is cut off after
  * CTL_DRAIN_MS.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,39 +320,67 @@ void ctl_reply_stream(struct ctl_request *rq, json_t *result, const char *key,
 	ctl_stream_pump(c);
 }
 
+void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item)
+{
+	size_t need = t->len + n + 2;
+
+	if (t->err)
+		return;
+	if (need > t->cap) {
+		size_t cap = need > 2 * t->cap ? need : 2 * t->cap;
+		char *p = realloc(t->p, cap);
+
+		if (!p) {
+			t->err = -ENOMEM;
+			return;
+		}
+		t->p = p;
+		t->cap = cap;
+	}
+	if (item && t->len > 0)
+		t->p[t->len++] = ',';
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+}
+
+void ctl_text_append_json(struct ctl_text *t, json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (!s) {
+		t->err = -ENOMEM;
+		return;
+	}
+	ctl_text_append(t, s, strlen(s), true);
+	free(s);
+}
+
 /* Append one batch of items to the client's output; false when the items
  * are all written (the tail too). */
 static bool stream_batch(struct ctl_client *c)
 {
 	struct ctl_stream *s = c->stream;
-	json_t *arr = json_array(), *v;
-	bool more = s->ops->next(s->ud, arr, STREAM_BATCH);
-	size_t total = 0, off = 0, i;
-	char *buf;
+	struct ctl_text t = { 0 }, out = { 0 };
+	bool more = s->ops->next(s->ud, &t, STREAM_BATCH);
 
-	json_array_foreach(arr, i, v)
-		total += json_dumpb(v, NULL, 0, JSON_COMPACT) + 1;
-	buf = malloc(total + 4);
-	if (!buf) {
-		json_decref(arr);
+	/* A comma between this batch and the one before. */
+	if (t.len && !s->first)
+		ctl_text_append(&out, ",", 1, false);
+	if (t.len)
+		s->first = false;
+	ctl_text_append(&out, t.p ? t.p : "", t.len, false);
+	if (!more)
+		ctl_text_append(&out, "]}}\n", 4, false);
+	free(t.p);
+	if (t.err || out.err) {
+		free(out.p);
 		ctl_client_close(c);
 		return false;
 	}
-	json_array_foreach(arr, i, v) {
-		if (!s->first)
-			buf[off++] = ',';
-		s->first = false;
-		off += json_dumpb(v, buf + off, total - off, JSON_COMPACT);
-	}
-	json_decref(arr);
-	if (!more) {
-		memcpy(buf + off, "]}}\n", 4);
-		off += 4;
-	}
-	if (off)
-		queue_write(c, buf, off);
+	if (out.len)
+		queue_write(c, out.p, out.len);
 	else
-		free(buf);
+		free(out.p);
 	return more;
 }
 

@@ -56,6 +56,7 @@ int guest_info_on_frame(struct vm *vm, const struct vmic_frame *f)
 		return 0;
 	}
 	*vm->info = gi;
+	vm_touch(vm);
 	events_emit(vm->h, vm->name, NULL, "guest-info", NULL, NULL,
 		    "host name %s, %s, kernel %s, %s",
 		    gi.hostname[0] ? gi.hostname : "(none)",

@@ -275,6 +275,7 @@ void service_switch(struct vm *vm, uint8_t id, bool enabled)
 		vm->enabled_mask |= 1u << id;
 	else
 		vm->enabled_mask &= ~(1u << id);
+	vm_touch(vm);
 	vmic_session_set_enabled(&vm->conn.session, id, enabled);
 	if (conn_up(vm))
 		conn_send_services(vm);

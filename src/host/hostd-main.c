@@ -283,6 +283,11 @@ static int hostd_start(struct hostd *h)
 
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
+	/* First: a reload asked for while we start (clients may see the
+	 * socket before the VMs are loaded) must not kill the daemon. */
+	uv_signal_init(h->loop, &h->sig_hup);
+	h->sig_hup.data = h;
+	uv_signal_start(&h->sig_hup, on_reload, SIGHUP);
 	r = ctl_open(h);
 	if (r < 0)
 		return r;
@@ -302,11 +307,9 @@ static int hostd_start(struct hostd *h)
 	events_init(h);
 	uv_signal_init(h->loop, &h->sig_term);
 	uv_signal_init(h->loop, &h->sig_int);
-	uv_signal_init(h->loop, &h->sig_hup);
-	h->sig_term.data = h->sig_int.data = h->sig_hup.data = h;
+	h->sig_term.data = h->sig_int.data = h;
 	uv_signal_start(&h->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&h->sig_int, on_signal, SIGINT);
-	uv_signal_start(&h->sig_hup, on_reload, SIGHUP);
 	uv_timer_init(h->loop, &h->prune_timer);
 	h->prune_timer.data = h;
 	uv_timer_start(&h->prune_timer, on_prune_timer, PRUNE_INTERVAL_MS,
@@ -328,6 +331,7 @@ static void hostd_abort(struct hostd *h)
 	while (h->nvms > 0)
 		vm_destroy(h->vms[h->nvms - 1], DETACH_STOPPING);
 	ctl_close(h);
+	uv_close((uv_handle_t *)&h->sig_hup, NULL);
 	uv_run(h->loop, UV_RUN_DEFAULT);
 	services_daemon_stop(h);
 }

@@ -168,6 +168,11 @@ struct vm {
 	int refs; /* registry + handles and operations still pending */
 	bool removed;
 	bool quiet; /* a stop is taking the VM down: silence is expected */
+	/* The `list` summary as JSON text, kept while gen stays the same. */
+	uint32_t gen;
+	uint32_t summary_gen;
+	char *summary;
+	size_t summary_len;
 };
 
 struct store {
@@ -381,6 +386,13 @@ static inline bool vm_service_enabled(const struct vm *vm, uint8_t service)
 }
 /* Tell the core, then every service of the VM (the sender too). */
 void vm_notify(struct vm *vm, struct notice *n);
+/* Something the VM summary of `list` shows changed (a state, a name):
+ * the cached text is made again when next asked for. A service whose
+ * summary_json members change calls it too. */
+static inline void vm_touch(struct vm *vm)
+{
+	vm->gen++;
+}
 /* The service's per-VM state and settings. */
 static inline void *vm_state(const struct vm *vm, uint8_t service)
 {
@@ -577,15 +589,27 @@ struct hostd *ctl_request_hostd(const struct ctl_request *rq);
  * member of the socket group). */
 bool ctl_request_privileged(const struct ctl_request *rq);
 
+/* JSON text being built (a batch of a streamed reply). */
+struct ctl_text {
+	char *p;
+	size_t len, cap;
+	int err; /* -ENOMEM once an append failed */
+};
+/* Append n bytes; a comma first when the text is not empty and `item`
+ * says a new array item starts. */
+void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item);
+/* Append v as one array item (compact JSON). */
+void ctl_text_append_json(struct ctl_text *t, json_t *v);
+
 /*
  * A reply whose result holds one large array, written a batch at a time
  * as the client reads (ctl-reply.c): memory stays bounded whatever the
  * array's size, and no batch holds the loop for long.
  */
 struct ctl_stream_ops {
-	/* Append the next items (at most max) to arr; false when none are
-	 * left after them. */
-	bool (*next)(void *ud, json_t *arr, size_t max);
+	/* Append the next items (at most max), comma-separated, to out;
+	 * false when none are left after them. */
+	bool (*next)(void *ud, struct ctl_text *out, size_t max);
 	/* The reply ended or its client left: free ud. */
 	void (*done)(void *ud);
 };
@@ -606,6 +630,9 @@ const char *ctl_command_names(void);
 /* ctl-json.c (new references, owned by the caller) */
 /* The VM summary of `list`. */
 json_t *vm_summary_json(const struct vm *vm);
+/* The same as text appended to out (one array item): kept from the last
+ * call while the VM is unchanged (vm_touch), with uptime_s live. */
+void vm_summary_text(struct vm *vm, struct ctl_text *out);
 /* The summary plus connection and service details. */
 json_t *vm_status_json(const struct vm *vm);
 /* One Get-VMIntegrationService entry, with settings and details. */

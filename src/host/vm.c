@@ -138,6 +138,7 @@ void vm_unref(struct vm *vm)
 		return;
 	services_release(vm);
 	free(vm->info);
+	free(vm->summary);
 	free(vm->power_off);
 	free(vm);
 }

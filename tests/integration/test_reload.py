@@ -49,7 +49,7 @@ try:
         f.write(f"[daemon]\nstate-dir = {env.dir}/own-state\nsocket = {sock2}\n")
     h2 = Proc("hostd-own", [HOSTD, "--config", conf2], os.path.join(env.dir, "own.log"))
     env.procs.append(h2)
-    wait_until(lambda: os.path.exists(sock2), 10)
+    wait_until(lambda: "ready" in h2.output(), 10)
     with open(conf2, "w") as f:
         f.write(f"[daemon]\nstate-dir = {env.dir}/elsewhere\nsocket = {sock2}\n")
     h2.signal(signal.SIGHUP)

@@ -197,6 +197,7 @@ static void hb_set_state(struct vm *vm, enum hb_state to, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	hb->state = to;
+	vm_touch(vm); /* the summary shows the state */
 	events_emit(vm->h, vm->name, "heartbeat", "heartbeat",
 		    hb_state_name(from), hb_state_name(to), "%s", msg);
 	if (to == HB_OK || to == HB_CRITICAL)
@@ -510,14 +511,12 @@ static void hb_status_json(const struct vm *vm, json_t *o)
 							       : ""));
 }
 
+/* The state only: the summary is cached while it stays the same, and the
+ * round-trip time changes with every reply (`status` shows it). */
 static void hb_summary_json(const struct vm *vm, json_t *o)
 {
-	const struct hb *hb = hb_of(vm);
-
 	json_object_set_new(o, "heartbeat",
 			    json_string(hb_state_name(hb_shown(vm))));
-	json_object_set_new(o, "rtt_us",
-			    int_or_null(hb->rtt_us, hb->rtt_us >= 0));
 }
 
 static void hb_stats_json(struct hostd *h, json_t *o, bool reset)
