@@ -504,8 +504,14 @@ static void conn_connect_failed(struct vm *vm, int err, const char *what)
 	struct conn *c = &vm->conn;
 	enum conn_state from = c->state;
 
-	conn_set_error(vm, "%s: %s", what ? what : "connect",
-		       uv_strerror(err));
+	if (err == UV_EMFILE || err == UV_ENFILE)
+		conn_set_error(vm, "%s: %s; the daemon is out of file "
+				   "descriptors: raise LimitNOFILE= of "
+				   "vmic-hostd.service",
+			       what ? what : "connect", uv_strerror(err));
+	else
+		conn_set_error(vm, "%s: %s", what ? what : "connect",
+			       uv_strerror(err));
 	conn_set_state(vm, CONN_RETRYING);
 	/* One event per run of failures, not one per attempt: a VM that
 	 * is off would otherwise fill the log every retry-max. */

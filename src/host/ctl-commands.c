@@ -204,6 +204,7 @@ static void cmd_add(struct ctl_request *rq, struct vm *unused UNUSED,
 	}
 	events_emit(h, vm->name, NULL, "vm-added", NULL, NULL,
 		    "registered with channel %s", vm->channel_uri);
+	vm_fd_room(h);
 	conn_start(vm);
 	events_flush(h);
 	ctl_reply_ok(rq, vm_summary_json(vm));

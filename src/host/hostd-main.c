@@ -153,18 +153,31 @@ static int load_config(struct hostd_config *cfg, const struct options *o)
 	return hostd_config_check(cfg, o->config);
 }
 
-static void raise_fd_limit(void)
+/*
+ * One descriptor per VM: ask for max-vms of them and some slack. Root may
+ * raise its hard limit too; anyone may take the soft one up to the hard.
+ * What we got bounds the VMs that can connect (vm_fd_room warns).
+ */
+static void raise_fd_limit(struct hostd *h)
 {
+	rlim_t want = (rlim_t)h->cfg.max_vms + VM_FD_SLACK;
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-		log_warning_errno(errno, "cannot raise the open file limit");
-	else
-		log_debug("open file limit raised to %llu",
-			  (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_max < want) {
+		struct rlimit more = { want, want };
+
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			rl = more;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	h->fd_limit = (uint64_t)rl.rlim_cur;
+	log_debug("open file limit %llu", (unsigned long long)rl.rlim_cur);
 }
 
 static int make_state_dir(const char *dir)
@@ -281,7 +294,7 @@ static int hostd_start(struct hostd *h)
 {
 	int r;
 
-	raise_fd_limit();
+	raise_fd_limit(h);
 	signal(SIGPIPE, SIG_IGN);
 	/* First: a reload asked for while we start (clients may see the
 	 * socket before the VMs are loaded) must not kill the daemon. */
@@ -318,6 +331,7 @@ static int hostd_start(struct hostd *h)
 		services_init_status(h->vms[i]);
 		conn_start(h->vms[i]);
 	}
+	vm_fd_room(h);
 	log_info("vmic-hostd %s ready: %zu VMs, control socket %s",
 		 VMIC_VERSION, h->nvms, h->cfg.socket);
 	vmic_notify("READY=1");

@@ -199,6 +199,8 @@ struct hostd {
 	uint64_t ev_dropped;
 	int64_t ev_next_id;
 	uv_timer_t ev_timer;
+	uint64_t fd_limit; /* open files we may have (one per VM) */
+	bool fd_warned;
 	/* each service's daemon-wide state, from its daemon_start() */
 	void *svc_state[VMIC_SVC_COUNT];
 	bool stopping;
@@ -358,6 +360,11 @@ struct vm *vm_new(struct hostd *h, const char *name);
 int vm_register(struct hostd *h, struct vm *vm);
 /* Binary search by name; NULL when not registered. */
 struct vm *vm_find(struct hostd *h, const char *name);
+/* Descriptors beyond one per VM: clients, the database, QMP sockets. */
+#define VM_FD_SLACK 1024
+/* Warn once when the VMs come close to the open file limit: more could
+ * not connect. */
+void vm_fd_room(struct hostd *h);
 /* Index in h->vms of the first VM whose name sorts after `name` (a
  * cursor that survives VMs added or removed meanwhile). */
 size_t vm_first_after(const struct hostd *h, const char *name);

@@ -95,6 +95,20 @@ int vm_register(struct hostd *h, struct vm *vm)
 	return 0;
 }
 
+void vm_fd_room(struct hostd *h)
+{
+	if (h->fd_warned || !h->fd_limit ||
+	    h->nvms + VM_FD_SLACK < h->fd_limit)
+		return;
+	h->fd_warned = true;
+	log_warning("%zu VMs are registered and the open file limit is %llu: "
+		    "VMs past about %llu cannot connect; raise LimitNOFILE= "
+		    "in vmic-hostd.service (or ulimit -n) to %llu",
+		    h->nvms, (unsigned long long)h->fd_limit,
+		    (unsigned long long)(h->fd_limit - VM_FD_SLACK),
+		    (unsigned long long)(h->cfg.max_vms + VM_FD_SLACK));
+}
+
 size_t vm_first_after(const struct hostd *h, const char *name)
 {
 	bool found;
