@@ -250,13 +250,27 @@ static void close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* Names of the signals the agent stops on; sigabbrev_np() is glibc's
+ * alone, and the agent also builds on musl. */
+static const char *stop_signal_name(int signo)
+{
+	switch (signo) {
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGINT:
+		return "SIGINT";
+	default:
+		return "a stop signal";
+	}
+}
+
 static void on_signal(uv_signal_t *s, int signo)
 {
 	struct guestd *g = s->data;
 
 	if (g->stopping)
 		return;
-	log_info("SIG%s received, stopping", sigabbrev_np(signo));
+	log_info("%s received, stopping", stop_signal_name(signo));
 	vmic_notify("STOPPING=1");
 	g->stopping = true;
 	guest_services_stop(g);
