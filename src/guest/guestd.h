@@ -24,6 +24,7 @@
 /* The agent's own keys; each service's keys live in its own struct. */
 struct guest_config {
 	char channel[VMIC_PATH_MAX + 32];
+	struct vmic_peer_cids allowed_cids; /* vsock-listen peers */
 	int log_level;
 	bool enabled[VMIC_SVC_COUNT]; /* [SERVICE] enabled */
 };

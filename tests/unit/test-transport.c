@@ -359,8 +359,8 @@ static void test_unix_connect_accept_link(void **state)
 	uint8_t small[VMIC_HDR_SIZE + 8];
 	size_t n;
 
-	assert_int_equal(vmic_listen(&fx->loop, &lch, on_accept, &acc, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&fx->loop, &lch, NULL, on_accept, &acc,
+				     &l, err, sizeof(err)),
 			 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
@@ -466,8 +466,8 @@ static void test_connect_cancel(void **state)
 	struct vmic_connector *c = NULL;
 	char err[256];
 
-	assert_int_equal(vmic_listen(&fx->loop, &lch, on_accept, &acc, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&fx->loop, &lch, NULL, on_accept, &acc,
+				     &l, err, sizeof(err)),
 			 0);
 	/* Cancelled before the loop ran: no callback, nothing leaks. */
 	assert_int_equal(vmic_connect(&fx->loop, &cch, 5000, on_connected, &cr,
@@ -509,8 +509,8 @@ static void test_listen_errors(void **state)
 	free(tu_write_file(fx->dir, "file.sock", "keep", 4));
 	ch = channel("unix-listen:", file, "");
 	err[0] = '\0';
-	assert_true(vmic_listen(&fx->loop, &ch, on_accept, &acc, &l, err,
-				sizeof(err)) < 0);
+	assert_true(vmic_listen(&fx->loop, &ch, NULL, on_accept, &acc, &l,
+				err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "cannot listen on"));
 	assert_non_null(strstr(err, file));
 	assert_int_equal(stat(file, &st), 0);
@@ -522,22 +522,22 @@ static void test_listen_errors(void **state)
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(fd);
 	ch = channel("unix-listen:", stale, "");
-	assert_int_equal(vmic_listen(&fx->loop, &ch, on_accept, &acc, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&fx->loop, &ch, NULL, on_accept, &acc,
+				     &l, err, sizeof(err)),
 			 0);
 	vmic_listener_close(l);
 
 	ch = channel("unix-listen:", nodir, "");
 	err[0] = '\0';
-	assert_true(vmic_listen(&fx->loop, &ch, on_accept, &acc, &l, err,
-				sizeof(err)) < 0);
+	assert_true(vmic_listen(&fx->loop, &ch, NULL, on_accept, &acc, &l,
+				err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "cannot listen on"));
 
 	/* A host-side channel is refused with an explanation. */
 	ch = channel("unix:", stale, "");
 	err[0] = '\0';
-	assert_int_equal(vmic_listen(&fx->loop, &ch, on_accept, &acc, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&fx->loop, &ch, NULL, on_accept, &acc,
+				     &l, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "host-side"));
 	spin_for(fx, 20);
