@@ -240,7 +240,7 @@ static int build_offers(struct guestd *g, const struct options *o)
 
 static void on_accept(void *ud, uv_stream_t *stream)
 {
-	conn_accept(ud, stream);
+	admit_connection(ud, stream);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -274,6 +274,7 @@ static void on_signal(uv_signal_t *s, int signo)
 	vmic_notify("STOPPING=1");
 	g->stopping = true;
 	guest_services_stop(g);
+	admit_stop(g);
 	if (g->conn)
 		conn_close(g->conn);
 	vmic_listener_close(g->listener);
@@ -309,9 +310,12 @@ static int guestd_run(struct guestd *g)
 		log_error("cannot use channel %s: %s", g->cfg.channel, err);
 		return r;
 	}
+	/* Streams arrive from the loop only, so this is in time. */
+	admit_init(g);
 	r = guest_services_start(g);
 	if (r < 0) {
 		log_error_errno(r, "cannot start the services");
+		admit_stop(g);
 		vmic_listener_close(g->listener);
 		uv_run(g->loop, UV_RUN_DEFAULT);
 		return r;
