@@ -107,6 +107,11 @@ struct vmic_listener {
 	uv_poll_t poll;    /* vsock-listen */
 	int fd;
 	uv_timer_t retry;  /* virtio-serial reopen, accept pause */
+	uv_signal_t sigio; /* virtio-serial: the host side opened or closed */
+	unsigned long long rdev; /* virtio-serial: the open port's device */
+	unsigned retry_ms;       /* virtio-serial: pause before looking again */
+	bool handed_out;         /* virtio-serial: a stream is with the caller */
+	bool have_signal;
 	sockfd_admit_fn admit;             /* sockfd listeners */
 	struct vmic_peer_cids allowed;     /* vsock-listen */
 	struct vmic_ratelimit refused_log; /* lines about refused peers */

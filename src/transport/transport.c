@@ -241,6 +241,11 @@ void vmic_listener_close(struct vmic_listener *l)
 		l->retry.data = l;
 		uv_close((uv_handle_t *)&l->retry, listener_handle_closed);
 	}
+	if (l->have_signal) {
+		l->closing++;
+		l->sigio.data = l;
+		uv_close((uv_handle_t *)&l->sigio, listener_handle_closed);
+	}
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1;
