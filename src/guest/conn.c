@@ -259,8 +259,8 @@ static void conn_on_close(void *ud, int reason)
 	struct guest_conn *c = ud;
 	struct guestd *g = c->g;
 
-	/* A virtio-serial port reads EOF while no host is attached, once a
-	 * second: only the end of a real session is worth a line. */
+	/* Only the end of a real session is worth a line: a connection
+	 * replaced before its hello, or a host that left at once, is not. */
 	if (!c->had_session)
 		log_debug("host channel closed before a session (%s)",
 			  reason ? strerror(-reason) : "by us");
