@@ -880,6 +880,57 @@ static void test_sockfd_connect_listen(void **state)
 	spin_for(fx, 20);
 }
 
+/* The admit hook (vsock.c's CID check) sees the peer's address before
+ * the caller does; a refused peer is closed and never reaches cb. */
+static int admit_calls;
+static sa_family_t admit_family;
+
+static bool admit_every_other(struct vmic_listener *l,
+			      const struct sockaddr *sa, socklen_t salen)
+{
+	(void)l;
+	assert_true(salen >= sizeof(sa_family_t));
+	admit_family = sa->sa_family;
+	return admit_calls++ % 2 == 1;
+}
+
+static void test_sockfd_admit(void **state)
+{
+	struct fx *fx = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct accept_result acc = { 0 };
+	struct vmic_listener *l;
+	char err[256] = "", byte;
+	int r, refused, admitted;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/admit.sock", fx->dir);
+	admit_calls = 0;
+	l = sockfd_listener(fx, &sa, &acc, &r, err, sizeof(err));
+	assert_int_equal(r, 0);
+	l->admit = admit_every_other;
+
+	refused = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(refused, (struct sockaddr *)&sa, sizeof(sa)),
+			 0);
+	SPIN_UNTIL(fx, admit_calls == 1, 5000);
+	assert_int_equal(admit_family, AF_UNIX);
+	/* Closed by the listener: the peer reads the end at once. */
+	assert_int_equal(recv(refused, &byte, 1, 0), 0);
+	assert_int_equal(acc.count, 0);
+
+	admitted = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(admitted, (struct sockaddr *)&sa, sizeof(sa)),
+			 0);
+	SPIN_UNTIL(fx, acc.stream, 5000);
+	assert_int_equal(admit_calls, 2);
+	assert_int_equal(acc.count, 1);
+	vmic_stream_free(acc.stream);
+	close(refused);
+	close(admitted);
+	vmic_listener_close(l);
+	spin_for(fx, 20);
+}
+
 static void test_sockfd_failures(void **state)
 {
 	struct fx *fx = *state;
@@ -1317,6 +1368,7 @@ int main(void)
 		T(test_link_heartbeat_overtakes_bulk),
 		T(test_link_queue_limit),
 		T(test_sockfd_connect_listen),
+		T(test_sockfd_admit),
 		T(test_sockfd_failures),
 		T(test_sockfd_accept_emfile),
 		T(test_hvsock_handshake),
