@@ -16,6 +16,8 @@ packages=(
 	python3 sqlite3 prometheus
 	# real-VM tests and demo: QEMU, busybox for the initramfs, cpio
 	qemu-system-x86 busybox-static cpio e2fsprogs
+	# the agent builds on musl (tests/portability)
+	musl-tools
 )
 
 missing=()

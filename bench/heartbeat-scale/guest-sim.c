@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 		vms[i].index = first + i;
 		snprintf(ch.path, sizeof(ch.path), "%s/vm-%05u.sock", argv[1],
 			 first + i);
-		if (vmic_listen(loop, &ch, sim_accept, &vms[i],
+		if (vmic_listen(loop, &ch, NULL, sim_accept, &vms[i],
 				&vms[i].listener, err, sizeof(err)) < 0) {
 			fprintf(stderr, "guest-sim: %s\n", err);
 			return 1;

@@ -3,8 +3,8 @@
  * The agent's side of one host connection: the link, the hello
  * handshake, and dispatch of frames to the services.
  *
- * One connection at a time: a new one (the host reconnected) replaces the
- * old. Until the session is established every frame but a hello is stale
+ * One connection at a time; admit.c decides whether a new one replaces
+ * it. Until the session is established every frame but a hello is stale
  * (left in a virtio-serial port by an earlier host or agent) and dropped
  * without an answer.
  */
@@ -29,6 +29,19 @@ static void conn_send_hello(struct guest_conn *c)
 	uint8_t buf[512];
 	int n = vmic_session_hello_frame(&c->session, buf, sizeof(buf));
 
+	if (n > 0)
+		conn_send(c, buf, (size_t)n);
+}
+
+void conn_send_probe(struct guest_conn *c)
+{
+	struct vmic_session probe = c->session;
+	uint8_t buf[512];
+	int n;
+
+	/* Same nonce and echo: the host answers and nothing else changes. */
+	probe.established = false;
+	n = vmic_session_hello_frame(&probe, buf, sizeof(buf));
 	if (n > 0)
 		conn_send(c, buf, (size_t)n);
 }
@@ -201,6 +214,8 @@ static int conn_on_frame(void *ud, const struct vmic_frame *f)
 	uint16_t code;
 	int bad;
 
+	c->last_rx_ms = uv_now(c->g->loop);
+	admit_heard(c->g, c);
 	if (f->service == VMIC_SVC_CONTROL && f->type == VMIC_CTL_HELLO)
 		return vmic_msg_check(f, VMIC_DIR_H2G) ? 0
 						       : conn_on_hello(c, f);
@@ -244,8 +259,8 @@ static void conn_on_close(void *ud, int reason)
 	struct guest_conn *c = ud;
 	struct guestd *g = c->g;
 
-	/* A virtio-serial port reads EOF while no host is attached, once a
-	 * second: only the end of a real session is worth a line. */
+	/* Only the end of a real session is worth a line: a connection
+	 * replaced before its hello, or a host that left at once, is not. */
 	if (!c->had_session)
 		log_debug("host channel closed before a session (%s)",
 			  reason ? strerror(-reason) : "by us");
@@ -256,7 +271,7 @@ static void conn_on_close(void *ud, int reason)
 	conn_session_down(c);
 	if (g->conn == c) {
 		g->conn = NULL;
-		if (!g->stopping)
+		if (!g->stopping && !admit_conn_closed(g))
 			vmic_listener_rearm(g->listener);
 	}
 	uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
@@ -294,7 +309,7 @@ static const struct vmic_link_ops conn_ops = {
 	.on_resync = conn_on_resync,
 };
 
-void conn_accept(struct guestd *g, uv_stream_t *stream)
+void conn_open(struct guestd *g, uv_stream_t *stream)
 {
 	struct guest_conn *c = calloc(1, sizeof(*c));
 
@@ -303,12 +318,8 @@ void conn_accept(struct guestd *g, uv_stream_t *stream)
 		vmic_stream_free(stream);
 		return;
 	}
-	if (g->conn) {
-		log_info("a new host connection replaces the current one");
-		conn_close(g->conn);
-		g->conn = NULL;
-	}
 	c->g = g;
+	c->last_rx_ms = uv_now(g->loop);
 	uv_timer_init(g->loop, &c->hello_timer);
 	c->hello_timer.data = c;
 	/* Resync: after garbage, wait for the host's next hello. */

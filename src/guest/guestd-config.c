@@ -32,6 +32,17 @@ static int parse_channel(const char *value, void *field, char *err,
 	return 0;
 }
 
+static int parse_cids(const char *value, void *field, char *err,
+		      size_t errsz)
+{
+	return vmic_peer_cids_parse(value, field, err, errsz);
+}
+
+static void format_cids(const void *field, char *buf, size_t n)
+{
+	vmic_peer_cids_format(field, buf, n);
+}
+
 #define CFG(f) offsetof(struct guest_config, f)
 
 static const struct vmic_conf_key keys[] = {
@@ -39,6 +50,9 @@ static const struct vmic_conf_key keys[] = {
 	  parse_channel, vmic_conf_format_string,
 	  "where the host reaches the agent: auto, virtio-serial:NAME, "
 	  "vsock-listen:PORT, unix-listen:PATH" },
+	{ "agent", "allowed-cids", VMIC_CONF_CUSTOM, CFG(allowed_cids), 0, 0,
+	  0, parse_cids, format_cids,
+	  "vsock-listen: the CIDs that may connect (2 is the host)" },
 	{ "agent", "log-level", VMIC_CONF_CUSTOM, CFG(log_level), 0, 0, 0,
 	  vmic_conf_parse_log_level, vmic_conf_format_log_level,
 	  "err, warning, notice, info or debug" },
@@ -50,5 +64,7 @@ void guest_config_defaults(struct guest_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->channel, sizeof(cfg->channel), "auto");
+	cfg->allowed_cids.cid[0] = VMIC_CID_HOST;
+	cfg->allowed_cids.count = 1;
 	cfg->log_level = LOG_INFO;
 }

@@ -240,7 +240,7 @@ static int build_offers(struct guestd *g, const struct options *o)
 
 static void on_accept(void *ud, uv_stream_t *stream)
 {
-	conn_accept(ud, stream);
+	admit_connection(ud, stream);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -250,16 +250,31 @@ static void close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* Names of the signals the agent stops on; sigabbrev_np() is glibc's
+ * alone, and the agent also builds on musl. */
+static const char *stop_signal_name(int signo)
+{
+	switch (signo) {
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGINT:
+		return "SIGINT";
+	default:
+		return "a stop signal";
+	}
+}
+
 static void on_signal(uv_signal_t *s, int signo)
 {
 	struct guestd *g = s->data;
 
 	if (g->stopping)
 		return;
-	log_info("SIG%s received, stopping", sigabbrev_np(signo));
+	log_info("%s received, stopping", stop_signal_name(signo));
 	vmic_notify("STOPPING=1");
 	g->stopping = true;
 	guest_services_stop(g);
+	admit_stop(g);
 	if (g->conn)
 		conn_close(g->conn);
 	vmic_listener_close(g->listener);
@@ -268,20 +283,39 @@ static void on_signal(uv_signal_t *s, int signo)
 	uv_close((uv_handle_t *)&g->sigint, NULL);
 }
 
+/* "ready on CHANNEL", with what `auto` chose and who may connect. */
+static void log_ready(const struct guestd *g)
+{
+	const struct vmic_channel *ch = vmic_listener_channel(g->listener);
+	char used[VMIC_PATH_MAX + 32], via[VMIC_PATH_MAX + 40] = "";
+	char cids[VMIC_PEER_CIDS_MAX * 12], peers[VMIC_PEER_CIDS_MAX * 12 + 32];
+
+	vmic_channel_format(ch, used, sizeof(used));
+	if (strcmp(used, g->cfg.channel) != 0)
+		snprintf(via, sizeof(via), " (%s)", g->cfg.channel);
+	vmic_peer_cids_format(&g->cfg.allowed_cids, cids, sizeof(cids));
+	snprintf(peers, sizeof(peers), ", peers from CID %s", cids);
+	log_info("version %s ready on %s%s%s", VMIC_VERSION, used, via,
+		 ch->kind == VMIC_CH_VSOCK_LISTEN ? peers : "");
+}
+
 static int guestd_run(struct guestd *g)
 {
-	char err[512], used[VMIC_PATH_MAX + 32];
+	char err[512];
 	int r;
 
-	r = vmic_listen(g->loop, &g->channel, on_accept, g, &g->listener, err,
-			sizeof(err));
+	r = vmic_listen(g->loop, &g->channel, &g->cfg.allowed_cids, on_accept,
+			g, &g->listener, err, sizeof(err));
 	if (r < 0) {
 		log_error("cannot use channel %s: %s", g->cfg.channel, err);
 		return r;
 	}
+	/* Streams arrive from the loop only, so this is in time. */
+	admit_init(g);
 	r = guest_services_start(g);
 	if (r < 0) {
 		log_error_errno(r, "cannot start the services");
+		admit_stop(g);
 		vmic_listener_close(g->listener);
 		uv_run(g->loop, UV_RUN_DEFAULT);
 		return r;
@@ -292,13 +326,7 @@ static int guestd_run(struct guestd *g)
 	uv_signal_start(&g->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&g->sigint, on_signal, SIGINT);
 	signal(SIGPIPE, SIG_IGN);
-	vmic_channel_format(vmic_listener_channel(g->listener), used,
-			    sizeof(used));
-	if (strcmp(used, g->cfg.channel) == 0)
-		log_info("version %s ready on %s", VMIC_VERSION, used);
-	else
-		log_info("version %s ready on %s (%s)", VMIC_VERSION, used,
-			 g->cfg.channel);
+	log_ready(g);
 	vmic_notify("READY=1");
 	uv_run(g->loop, UV_RUN_DEFAULT);
 	/* Anything a service left open (a shutdown command still running). */

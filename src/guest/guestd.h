@@ -12,6 +12,7 @@
 
 #include "common/config.h"
 #include "common/macro.h"
+#include "common/ratelimit.h"
 #include "proto/hello.h"
 #include "proto/proto.h"
 #include "proto/session.h"
@@ -24,6 +25,7 @@
 /* The agent's own keys; each service's keys live in its own struct. */
 struct guest_config {
 	char channel[VMIC_PATH_MAX + 32];
+	struct vmic_peer_cids allowed_cids; /* vsock-listen peers */
 	int log_level;
 	bool enabled[VMIC_SVC_COUNT]; /* [SERVICE] enabled */
 };
@@ -43,6 +45,11 @@ struct guestd {
 	struct vmic_channel channel;
 	struct vmic_listener *listener;
 	struct guest_conn *conn; /* the current host connection, or NULL */
+	/* admit.c: a new connection held while the quiet current host is
+	 * asked whether it is there */
+	uv_stream_t *pending;
+	uv_timer_t probe_timer;
+	struct vmic_ratelimit admit_log; /* lines about refused newcomers */
 	struct vmic_offer offers[VMIC_SVC_COUNT];
 	struct guest_slot svc[VMIC_SVC_COUNT];
 	uv_signal_t sigterm, sigint;
@@ -59,6 +66,7 @@ struct guest_conn {
 	uint32_t host_mask; /* services the host enables (CTL_SERVICES) */
 	uint32_t next_request_id;
 	uint64_t stale_frames;
+	uint64_t last_rx_ms; /* loop time of the last frame from the host */
 	bool had_session; /* a session was established on this connection */
 	bool up;          /* the services were told the session is up */
 	bool closing;
@@ -96,9 +104,24 @@ struct guest_service {
 extern const struct vmic_conf_table guest_config_table;
 void guest_config_defaults(struct guest_config *cfg);
 
+/* admit.c: one connection at a time, and which one */
+void admit_init(struct guestd *g);
+/* A new stream from the listener: serve it, hold it, or close it. */
+void admit_connection(struct guestd *g, uv_stream_t *stream);
+/* The current connection c received a frame: its host is there. */
+void admit_heard(struct guestd *g, struct guest_conn *c);
+/* The current connection ended; true when a held newcomer took over. */
+bool admit_conn_closed(struct guestd *g);
+/* The agent stops: close a held newcomer and the timer. */
+void admit_stop(struct guestd *g);
+
 /* conn.c */
-void conn_accept(struct guestd *g, uv_stream_t *stream);
+/* Serve stream as the current connection (g->conn must be NULL). */
+void conn_open(struct guestd *g, uv_stream_t *stream);
 void conn_close(struct guest_conn *c);
+/* Ask the host of an established session to answer (a hello with the
+ * ESTABLISHED flag clear, which the host always answers). */
+void conn_send_probe(struct guest_conn *c);
 /* Send a whole encoded frame; logs and returns -errno on failure. */
 int conn_send(struct guest_conn *c, const uint8_t *frame, size_t len);
 /*

@@ -102,12 +102,15 @@ static void on_accept_resume(uv_timer_t *t)
 static void on_listen_readable(uv_poll_t *h, int status, int events UNUSED)
 {
 	struct vmic_listener *l = h->data;
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
 	uv_stream_t *s;
 	int fd, err;
 
 	if (status < 0)
 		return;
-	fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	fd = accept4(l->fd, (struct sockaddr *)&sa, &salen,
+		     SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
 		/* Out of descriptors, the pending peer stays and the socket
 		 * stays readable: pause instead of spinning. */
@@ -118,6 +121,11 @@ static void on_listen_readable(uv_poll_t *h, int status, int events UNUSED)
 				       ACCEPT_PAUSE_MS, 0);
 		}
 		return; /* EAGAIN, or a peer that left: wait for the next */
+	}
+	/* Refused before any byte is read from it or written to it. */
+	if (l->admit && !l->admit(l, (struct sockaddr *)&sa, salen)) {
+		close(fd);
+		return;
 	}
 	s = sockfd_wrap(l->loop, fd, &err);
 	if (s)

@@ -5,7 +5,12 @@
 
 #include <sys/socket.h>
 
+#include "common/ratelimit.h"
 #include "transport.h"
+
+/* A refused peer logs at most one line per this long (it may retry every
+ * 200 ms); the next line says how many were refused in between. */
+#define VMIC_REFUSED_LOG_INTERVAL_MS 10000
 
 /* hvsock's answer is "OK <port>\n"; anything longer is not Firecracker. */
 #define HVSOCK_LINE_MAX 64
@@ -62,6 +67,13 @@ int sockfd_connect_start(struct vmic_connector *c, int family,
 int sockfd_listen_start(struct vmic_listener *l, int family,
 			const struct sockaddr *sa, socklen_t salen, char *err,
 			size_t errsz);
+/*
+ * Does the listener admit the peer at sa? Set by the transport file whose
+ * addresses carry an identity (vsock's CID); logs a refusal itself. NULL
+ * admits every peer.
+ */
+typedef bool (*sockfd_admit_fn)(struct vmic_listener *l,
+				const struct sockaddr *sa, socklen_t salen);
 /* Wrap a connected stream socket fd in a new uv_pipe_t (fd owned). */
 uv_stream_t *sockfd_wrap(uv_loop_t *loop, int fd, int *err);
 /*
@@ -95,6 +107,14 @@ struct vmic_listener {
 	uv_poll_t poll;    /* vsock-listen */
 	int fd;
 	uv_timer_t retry;  /* virtio-serial reopen, accept pause */
+	uv_signal_t sigio; /* virtio-serial: the host side opened or closed */
+	unsigned long long rdev; /* virtio-serial: the open port's device */
+	unsigned retry_ms;       /* virtio-serial: pause before looking again */
+	bool handed_out;         /* virtio-serial: a stream is with the caller */
+	bool have_signal;
+	sockfd_admit_fn admit;             /* sockfd listeners */
+	struct vmic_peer_cids allowed;     /* vsock-listen */
+	struct vmic_ratelimit refused_log; /* lines about refused peers */
 	bool have_server, have_poll, have_timer;
 	bool warned;       /* said once that the port is missing */
 	int closing;       /* handles left to close before free */

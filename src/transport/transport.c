@@ -151,8 +151,8 @@ void vmic_connect_cancel(struct vmic_connector *c)
 }
 
 int vmic_listen(uv_loop_t *loop, const struct vmic_channel *ch,
-		vmic_accept_cb cb, void *ud, struct vmic_listener **out,
-		char *err, size_t errsz)
+		const struct vmic_peer_cids *allowed, vmic_accept_cb cb,
+		void *ud, struct vmic_listener **out, char *err, size_t errsz)
 {
 	struct vmic_listener *l = calloc(1, sizeof(*l));
 	struct vmic_channel resolved = *ch;
@@ -173,6 +173,10 @@ int vmic_listen(uv_loop_t *loop, const struct vmic_channel *ch,
 	l->cb = cb;
 	l->ud = ud;
 	l->fd = -1;
+	if (allowed)
+		l->allowed = *allowed;
+	l->refused_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
+		VMIC_REFUSED_LOG_INTERVAL_MS);
 	switch (resolved.kind) {
 	case VMIC_CH_UNIX_LISTEN:
 		r = unix_listen_start(l, err, errsz);
@@ -236,6 +240,11 @@ void vmic_listener_close(struct vmic_listener *l)
 		l->closing++;
 		l->retry.data = l;
 		uv_close((uv_handle_t *)&l->retry, listener_handle_closed);
+	}
+	if (l->have_signal) {
+		l->closing++;
+		l->sigio.data = l;
+		uv_close((uv_handle_t *)&l->sigio, listener_handle_closed);
 	}
 	if (l->fd >= 0)
 		close(l->fd);

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "channel.h"
+#include "peer.h"
 
 struct vmic_connector;
 struct vmic_listener;
@@ -44,15 +45,16 @@ void vmic_connect_cancel(struct vmic_connector *c);
 typedef void (*vmic_accept_cb)(void *ud, uv_stream_t *stream);
 
 /*
- * Start waiting for the host on a guest-side channel. For virtio-serial the
- * "accept" is the port opening; when that stream ends, call
- * vmic_listener_rearm() and the port is opened again after a pause (a
- * virtio-serial read returns 0 while no host is attached). Returns 0 or
- * -errno with a sentence in err.
+ * Start waiting for the host on a guest-side channel. vsock-listen admits
+ * only peers whose CID is in `allowed` (NULL: the host, CID 2); others are
+ * closed at once, with a rate-limited log line, and never reach cb. For
+ * virtio-serial the "accept" is the port opening while a host is attached;
+ * when that stream ends, call vmic_listener_rearm(). Returns 0 or -errno
+ * with a sentence in err.
  */
 int vmic_listen(uv_loop_t *loop, const struct vmic_channel *ch,
-		vmic_accept_cb cb, void *ud, struct vmic_listener **out,
-		char *err, size_t errsz);
+		const struct vmic_peer_cids *allowed, vmic_accept_cb cb,
+		void *ud, struct vmic_listener **out, char *err, size_t errsz);
 
 /* The channel actually used: `auto` resolved to virtio-serial or vsock. */
 const struct vmic_channel *vmic_listener_channel(const struct vmic_listener *l);

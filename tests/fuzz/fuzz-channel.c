@@ -3,7 +3,8 @@
  * vmic_channel_parse on arbitrary text (a NUL-terminated copy of the
  * input). An accepted URI formats to a canonical form that parses back
  * to the same channel and formats the same again; a refused one comes
- * with a message.
+ * with a message. The same text also goes through the [agent]
+ * allowed-cids parser, with the same round trip.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +13,30 @@
 #include "fuzz.h"
 
 #include "transport/channel.h"
+#include "transport/peer.h"
+
+static void check_cids(const char *text)
+{
+	struct vmic_peer_cids p, again;
+	char err[256] = "", out[VMIC_PEER_CIDS_MAX * 12];
+	int r = vmic_peer_cids_parse(text, &p, err, sizeof(err));
+
+	if (r < 0) {
+		FUZZ_CHECK(r == -EINVAL);
+		FUZZ_CHECK(strlen(err) > 10);
+		return;
+	}
+	FUZZ_CHECK(p.count >= 1 && p.count <= VMIC_PEER_CIDS_MAX);
+	for (unsigned i = 0; i < p.count; i++) {
+		FUZZ_CHECK(p.cid[i] != 0xFFFFFFFFu);
+		FUZZ_CHECK(vmic_peer_cids_allow(&p, p.cid[i]));
+	}
+	vmic_peer_cids_format(&p, out, sizeof(out));
+	if (vmic_peer_cids_parse(out, &again, err, sizeof(err)) != 0)
+		fuzz_fail(out, __FILE__, __LINE__);
+	FUZZ_CHECK(again.count == p.count);
+	FUZZ_CHECK(memcmp(again.cid, p.cid, p.count * sizeof(p.cid[0])) == 0);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(uri, data, size);
 	uri[size] = '\0';
+	check_cids(uri);
 	err[0] = '\0';
 	r = vmic_channel_parse(uri, &c, err, sizeof(err));
 	if (r < 0) {

@@ -338,6 +338,8 @@ static void gen_text(void)
 		"hvsock:/run/fc/v.sock:1024", "hvsock:/tmp/a:b/v.sock",
 		"unix-listen:/run/vmic.sock", "vsock-listen:", "vsock-listen:9",
 		"virtio-serial:org.vmic.0", "auto",
+		/* [agent] allowed-cids values go through the same target */
+		"2, 1 3", "1,,2,4294967294",
 	};
 	static const char *const replies[] = {
 		"OK 1073741824", "ok 5", "OK 4294967295", "NO such port",

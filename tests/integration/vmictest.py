@@ -368,3 +368,153 @@ def unix_dialer(path):
         s.connect(path)
         return s
     return dial
+
+
+# --- a host made of Python: the real protocol, for hostile-peer tests -----
+MAGIC = 0x43494D56
+HDR = 24
+F_REPLY = 1
+SVC_CONTROL, CTL_HELLO, CTL_INFO = 0, 1, 2
+T_ERROR = 0xFF
+ROLE_HOST, ROLE_GUEST = 1, 2
+HELLO_ESTABLISHED = 1
+E_BUSY = 9
+
+
+def vstr(b):
+    return struct.pack("<H", len(b)) + b
+
+
+def hello_payload(nonce, echo, established, offers=((1, 1, 1), (2, 1, 1))):
+    """A host hello (docs/protocol.md "Session"): offers are (service,
+    min, max), all enabled."""
+    p = struct.pack("<HBBQQ", 1, ROLE_HOST, HELLO_ESTABLISHED if established else 0,
+                    nonce, echo)
+    p += vstr(b"vmictest fake host") + bytes([len(offers)])
+    for svc, lo, hi in offers:
+        p += bytes([svc, lo, hi, 1])
+    return p
+
+
+def parse_hello(payload):
+    _fw, role, flags, nonce, echo = struct.unpack_from("<HBBQQ", payload)
+    return {"role": role, "flags": flags, "nonce": nonce, "echo": echo}
+
+
+class FakeHost:
+    """Speaks the host's side of the protocol over one socket: the hello
+    handshake, then raw requests. Everything it reads is kept in order."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.sock.settimeout(10)
+        self.buf = b""
+        self.nonce = int.from_bytes(os.urandom(8), "little") | 1
+        self.peer_nonce = 0
+        self.frames = []  # (service, type, flags, request_id, payload)
+
+    @classmethod
+    def connect(cls, path):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        return cls(s)
+
+    def send(self, service, type_, payload=b"", flags=0, request_id=0):
+        self.sock.sendall(frame_header(len(payload), service, type_, flags, request_id)
+                          + payload)
+
+    def send_hello(self, established):
+        self.send(SVC_CONTROL, CTL_HELLO, hello_payload(self.nonce, self.peer_nonce,
+                                                        established))
+
+    def recv_frame(self, timeout=10):
+        """The next frame as (service, type, flags, request_id, payload);
+        None when the agent closed the stream."""
+        self.sock.settimeout(timeout)
+        while True:
+            if len(self.buf) >= HDR:
+                magic, length, svc, typ, flags, rid, _sid, _chk = struct.unpack_from(
+                    "<IIBBHIII", self.buf)
+                if magic != MAGIC or length > 262144:
+                    raise RuntimeError(f"bad frame header from the agent: {self.buf[:HDR]!r}")
+                if len(self.buf) >= HDR + length:
+                    payload = self.buf[HDR:HDR + length]
+                    self.buf = self.buf[HDR + length:]
+                    f = (svc, typ, flags, rid, payload)
+                    self.frames.append(f)
+                    return f
+            data = self.sock.recv(65536)
+            if not data:
+                return None
+            self.buf += data
+
+    def handshake(self, timeout=10):
+        """Hello exchange until the agent echoes our nonce; True when the
+        session is established on both sides."""
+        self.send_hello(False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            f = self.recv_frame(max(0.1, deadline - time.monotonic()))
+            if f is None:
+                return False
+            svc, typ, _flags, _rid, payload = f
+            if (svc, typ) != (SVC_CONTROL, CTL_HELLO):
+                continue
+            h = parse_hello(payload)
+            self.peer_nonce = h["nonce"]
+            if h["echo"] == self.nonce:
+                self.send_hello(True)
+                return True
+            self.send_hello(False)
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def descendants(pid):
+    """Every process below pid, each parent before its children."""
+    out = []
+    for c in child_pids(pid):
+        out.append(c)
+        out.extend(descendants(c))
+    return out
+
+
+def end_children(pid, timeout=5):
+    """SIGKILL every process below pid, by PID, leaves first, waiting for
+    each parent to reap them (nothing is left to init, which in a container
+    may never reap); True when pid has no children left."""
+    while True:
+        below = descendants(pid)
+        if not below:
+            return True
+        leaves = [p for p in below if not child_pids(p)]
+        for p in leaves:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        if not wait_until(lambda: not set(leaves) & set(descendants(pid)), timeout):
+            return False
+
+
+def child_pids(pid):
+    """PIDs whose parent is pid (read from /proc, no tools needed)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # comm may hold spaces and parentheses: fields follow the last ')'
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            out.append(int(d))
+    return out

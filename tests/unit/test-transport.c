@@ -359,8 +359,8 @@ static void test_unix_connect_accept_link(void **state)
 	uint8_t small[VMIC_HDR_SIZE + 8];
 	size_t n;
 
-	assert_int_equal(vmic_listen(&fx->loop, &lch, on_accept, &acc, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&fx->loop, &lch, NULL, on_accept, &acc,
+				     &l, err, sizeof(err)),
 			 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
@@ -466,8 +466,8 @@ static void test_connect_cancel(void **state)
 	struct vmic_connector *c = NULL;
 	char err[256];
 
-	assert_int_equal(vmic_listen(&fx->loop, &lch, on_accept, &acc, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&fx->loop, &lch, NULL, on_accept, &acc,
+				     &l, err, sizeof(err)),
 			 0);
 	/* Cancelled before the loop ran: no callback, nothing leaks. */
 	assert_int_equal(vmic_connect(&fx->loop, &cch, 5000, on_connected, &cr,
@@ -509,8 +509,8 @@ static void test_listen_errors(void **state)
 	free(tu_write_file(fx->dir, "file.sock", "keep", 4));
 	ch = channel("unix-listen:", file, "");
 	err[0] = '\0';
-	assert_true(vmic_listen(&fx->loop, &ch, on_accept, &acc, &l, err,
-				sizeof(err)) < 0);
+	assert_true(vmic_listen(&fx->loop, &ch, NULL, on_accept, &acc, &l,
+				err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "cannot listen on"));
 	assert_non_null(strstr(err, file));
 	assert_int_equal(stat(file, &st), 0);
@@ -522,22 +522,22 @@ static void test_listen_errors(void **state)
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(fd);
 	ch = channel("unix-listen:", stale, "");
-	assert_int_equal(vmic_listen(&fx->loop, &ch, on_accept, &acc, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&fx->loop, &ch, NULL, on_accept, &acc,
+				     &l, err, sizeof(err)),
 			 0);
 	vmic_listener_close(l);
 
 	ch = channel("unix-listen:", nodir, "");
 	err[0] = '\0';
-	assert_true(vmic_listen(&fx->loop, &ch, on_accept, &acc, &l, err,
-				sizeof(err)) < 0);
+	assert_true(vmic_listen(&fx->loop, &ch, NULL, on_accept, &acc, &l,
+				err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "cannot listen on"));
 
 	/* A host-side channel is refused with an explanation. */
 	ch = channel("unix:", stale, "");
 	err[0] = '\0';
-	assert_int_equal(vmic_listen(&fx->loop, &ch, on_accept, &acc, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&fx->loop, &ch, NULL, on_accept, &acc,
+				     &l, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "host-side"));
 	spin_for(fx, 20);
@@ -876,6 +876,57 @@ static void test_sockfd_connect_listen(void **state)
 		assert_non_null(strstr(err, "cannot listen"));
 		vmic_listener_close(l2);
 	}
+	vmic_listener_close(l);
+	spin_for(fx, 20);
+}
+
+/* The admit hook (vsock.c's CID check) sees the peer's address before
+ * the caller does; a refused peer is closed and never reaches cb. */
+static int admit_calls;
+static sa_family_t admit_family;
+
+static bool admit_every_other(struct vmic_listener *l,
+			      const struct sockaddr *sa, socklen_t salen)
+{
+	(void)l;
+	assert_true(salen >= sizeof(sa_family_t));
+	admit_family = sa->sa_family;
+	return admit_calls++ % 2 == 1;
+}
+
+static void test_sockfd_admit(void **state)
+{
+	struct fx *fx = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct accept_result acc = { 0 };
+	struct vmic_listener *l;
+	char err[256] = "", byte;
+	int r, refused, admitted;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/admit.sock", fx->dir);
+	admit_calls = 0;
+	l = sockfd_listener(fx, &sa, &acc, &r, err, sizeof(err));
+	assert_int_equal(r, 0);
+	l->admit = admit_every_other;
+
+	refused = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(refused, (struct sockaddr *)&sa, sizeof(sa)),
+			 0);
+	SPIN_UNTIL(fx, admit_calls == 1, 5000);
+	assert_int_equal(admit_family, AF_UNIX);
+	/* Closed by the listener: the peer reads the end at once. */
+	assert_int_equal(recv(refused, &byte, 1, 0), 0);
+	assert_int_equal(acc.count, 0);
+
+	admitted = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(admitted, (struct sockaddr *)&sa, sizeof(sa)),
+			 0);
+	SPIN_UNTIL(fx, acc.stream, 5000);
+	assert_int_equal(admit_calls, 2);
+	assert_int_equal(acc.count, 1);
+	vmic_stream_free(acc.stream);
+	close(refused);
+	close(admitted);
 	vmic_listener_close(l);
 	spin_for(fx, 20);
 }
@@ -1317,6 +1368,7 @@ int main(void)
 		T(test_link_heartbeat_overtakes_bulk),
 		T(test_link_queue_limit),
 		T(test_sockfd_connect_listen),
+		T(test_sockfd_admit),
 		T(test_sockfd_failures),
 		T(test_sockfd_accept_emfile),
 		T(test_hvsock_handshake),

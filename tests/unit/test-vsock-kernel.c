@@ -181,6 +181,9 @@ static void test_vsock_link(void **unused)
 	struct vmic_channel cch = { .kind = VMIC_CH_VSOCK,
 				    .cid = VMADDR_CID_LOCAL,
 				    .port = test_port(1) };
+	/* The connection comes from this machine's loopback, CID 1. */
+	struct vmic_peer_cids local = { .cid = { VMADDR_CID_LOCAL },
+					.count = 1 };
 	struct vmic_listener *l;
 	struct vmic_connector *c;
 	struct side host = { 0 }, guest = { 0 };
@@ -188,8 +191,8 @@ static void test_vsock_link(void **unused)
 
 	(void)unused;
 	assert_int_equal(uv_loop_init(&st.loop), 0);
-	assert_int_equal(vmic_listen(&st.loop, &lch, on_accept, &st, &l, err,
-				     sizeof(err)),
+	assert_int_equal(vmic_listen(&st.loop, &lch, &local, on_accept, &st,
+				     &l, err, sizeof(err)),
 			 0);
 	assert_int_equal(vmic_connect(&st.loop, &cch, 5000, on_connect, &st,
 				      &c),

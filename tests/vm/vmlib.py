@@ -54,6 +54,7 @@ KERNEL_MODULES = (
     "virtio_blk",        # the ext4 data disk
     "virtio_rng",        # entropy early in boot
     "vmw_vsock_virtio_transport",  # AF_VSOCK (no vhost-vsock on these hosts)
+    "vsock_loopback",    # AF_VSOCK inside the guest (CID 1): vsock-listen
 )
 
 AGENT_PORT = "org.vmic.0"
@@ -261,6 +262,12 @@ def _module_order(modroot, wanted):
     return order, files
 
 
+def _install_file(src, dest):
+    tmp = dest.with_name(dest.name + ".new")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+
+
 def ensure_kernel(refresh=False):
     """The cached kernel, fetched first when missing (or when refresh).
 
@@ -277,11 +284,13 @@ def ensure_kernel(refresh=False):
             try:
                 k = Kernel(root, json.loads(meta_file.read_text()))
                 if k.vmlinuz.exists() and all(
-                        k.module_path(m).exists() for m in k.modules):
+                        k.module_path(m).exists() for m in k.modules) and all(
+                        m in k.modules for m in KERNEL_MODULES):
                     return k
             except (ValueError, KeyError):
                 pass
-            log(f"kernel cache {root} is incomplete: fetching again")
+            log(f"kernel cache {root} is incomplete (or lacks a module "
+                f"added since): fetching again")
         if not shutil.which("apt-get") or not shutil.which("dpkg"):
             raise Skip("no apt-get/dpkg here to fetch Debian's cloud kernel")
         pkg = _resolve_kernel_package()
@@ -299,15 +308,12 @@ def ensure_kernel(refresh=False):
                               f"lib/modules/*: not a kernel image package?")
             release = mods[0].name
             order, files = _module_order(mods[0], KERNEL_MODULES)
-            for old in (root / "modules", root / "vmlinuz"):
-                if old.is_dir():
-                    shutil.rmtree(old)
-                elif old.exists():
-                    old.unlink()
-            (root / "modules").mkdir()
+            # Replace file by file (copy, then rename): another run that
+            # reads the cache without the lock never sees half a file.
+            (root / "modules").mkdir(exist_ok=True)
             for m in order:
-                shutil.copyfile(files[m], root / "modules" / f"{m}.ko")
-            shutil.copyfile(vmlinuz[0], root / "vmlinuz")
+                _install_file(files[m], root / "modules" / f"{m}.ko")
+            _install_file(vmlinuz[0], root / "vmlinuz")
             meta = {"package": pkg, "version": version, "release": release,
                     "modules": order}
             tmp = meta_file.with_suffix(".tmp")
@@ -925,6 +931,9 @@ def binaries():
         "hostd": env_path("VMIC_HOSTD", build / "src/host/vmic-hostd"),
         "cli": env_path("VMIC_CLI", build / "src/cli/vmic"),
         "guestd": env_path("VMIC_GUESTD", static / "src/guest/vmic-guestd"),
+        # a static test tool for the guest (tests/vm/probe)
+        "vsock_probe": env_path("VMIC_VSOCK_PROBE",
+                                static / "tests/vm/probe/vmic-vsock-probe"),
     }
 
 
