@@ -250,6 +250,61 @@ static void close_walk(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
+/* The command line, kept for a reload: its values win over the file. */
+static struct options opts;
+
+/* The file, then the command line, into g's config and service confs. */
+static int load_config(struct guestd *g, const struct options *o,
+		       struct vmic_conf_part *parts, size_t *nparts)
+{
+	int r;
+
+	guest_config_defaults(&g->cfg);
+	r = guest_services_init(g);
+	if (r < 0) {
+		log_error("out of memory");
+		return r;
+	}
+	*nparts = guest_config_parts(g, parts);
+	r = vmic_conf_load_parts(parts, *nparts, g->config_path,
+				 o->config == NULL);
+	return r < 0 ? r : apply_overrides(g, o);
+}
+
+/*
+ * SIGHUP: read the configuration again. The log level, allowed-cids and
+ * every service's own keys apply at once; the channel and the services'
+ * switches cannot change while the agent runs (a log line says so). A
+ * file that does not load leaves the running configuration.
+ */
+static void on_reload(uv_signal_t *s, int signo UNUSED)
+{
+	struct guestd *g = s->data;
+	struct guestd next = { .config_path = g->config_path };
+	struct vmic_conf_part parts[2 * VMIC_SVC_COUNT + 1];
+	size_t nparts;
+
+	log_info("SIGHUP: reloading %s", g->config_path);
+	vmic_notify("RELOADING=1");
+	if (load_config(&next, &opts, parts, &nparts) < 0) {
+		log_error("reload failed; the running configuration stays");
+	} else {
+		if (strcmp(next.cfg.channel, g->cfg.channel) != 0)
+			log_warning("reload: [agent] channel cannot change at "
+				    "run time (still %s); restart vmic-guestd "
+				    "to use %s",
+				    g->cfg.channel, next.cfg.channel);
+		g->cfg.log_level = next.cfg.log_level;
+		log_set_max_level(g->cfg.log_level);
+		/* The listener reads the list where it is: in place. */
+		g->cfg.allowed_cids = next.cfg.allowed_cids;
+		guest_services_reload(g, &next);
+		log_info("configuration reloaded");
+	}
+	guest_services_free(&next);
+	vmic_notify("READY=1");
+}
+
 /* Names of the signals the agent stops on; sigabbrev_np() is glibc's
  * alone, and the agent also builds on musl. */
 static const char *stop_signal_name(int signo)
@@ -281,6 +336,7 @@ static void on_signal(uv_signal_t *s, int signo)
 	g->listener = NULL;
 	uv_close((uv_handle_t *)&g->sigterm, NULL);
 	uv_close((uv_handle_t *)&g->sigint, NULL);
+	uv_close((uv_handle_t *)&g->sighup, NULL);
 }
 
 /* "ready on CHANNEL", with what `auto` chose and who may connect. */
@@ -304,10 +360,16 @@ static int guestd_run(struct guestd *g)
 	char err[512];
 	int r;
 
+	/* First: a reload asked for while we start must not kill us. */
+	uv_signal_init(g->loop, &g->sighup);
+	g->sighup.data = g;
+	uv_signal_start(&g->sighup, on_reload, SIGHUP);
 	r = vmic_listen(g->loop, &g->channel, &g->cfg.allowed_cids, on_accept,
 			g, &g->listener, err, sizeof(err));
 	if (r < 0) {
 		log_error("cannot use channel %s: %s", g->cfg.channel, err);
+		uv_close((uv_handle_t *)&g->sighup, NULL);
+		uv_run(g->loop, UV_RUN_DEFAULT);
 		return r;
 	}
 	/* Streams arrive from the loop only, so this is in time. */
@@ -317,6 +379,7 @@ static int guestd_run(struct guestd *g)
 		log_error_errno(r, "cannot start the services");
 		admit_stop(g);
 		vmic_listener_close(g->listener);
+		uv_close((uv_handle_t *)&g->sighup, NULL);
 		uv_run(g->loop, UV_RUN_DEFAULT);
 		return r;
 	}
@@ -338,38 +401,29 @@ static int guestd_run(struct guestd *g)
 int main(int argc, char **argv)
 {
 	struct vmic_conf_part parts[2 * VMIC_SVC_COUNT + 1];
-	struct options o = { 0 };
+	struct options *o = &opts;
 	struct guestd g = { 0 };
 	char err[512];
 	size_t nparts;
 	int r;
 
 	log_init("vmic-guestd", LOG_TARGET_AUTO);
-	r = parse_args(argc, argv, &o);
+	r = parse_args(argc, argv, o);
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : 2;
-	if (o.check_config)
+	if (o->check_config)
 		log_init("vmic-guestd", LOG_TARGET_STDERR);
-	else if (o.use_syslog)
+	else if (o->use_syslog)
 		log_init("vmic-guestd", LOG_TARGET_SYSLOG);
-	guest_config_defaults(&g.cfg);
-	if (guest_services_init(&g) < 0) {
-		log_error("out of memory");
-		return EXIT_FAILURE;
-	}
-	nparts = guest_config_parts(&g, parts);
-	g.config_path = o.config ? o.config : GUESTD_CONFIG_PATH;
-	r = vmic_conf_load_parts(parts, nparts, g.config_path,
-				 o.config == NULL);
+	g.config_path = o->config ? o->config : GUESTD_CONFIG_PATH;
+	r = load_config(&g, o, parts, &nparts);
 	if (r == 0)
-		r = apply_overrides(&g, &o);
-	if (r == 0)
-		r = build_offers(&g, &o);
+		r = build_offers(&g, o);
 	if (r < 0) {
 		guest_services_free(&g);
 		return EXIT_FAILURE;
 	}
-	if (o.check_config) {
+	if (o->check_config) {
 		vmic_conf_dump_parts(parts, nparts, stdout);
 		guest_services_free(&g);
 		return EXIT_SUCCESS;

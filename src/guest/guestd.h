@@ -52,7 +52,7 @@ struct guestd {
 	struct vmic_ratelimit admit_log; /* lines about refused newcomers */
 	struct vmic_offer offers[VMIC_SVC_COUNT];
 	struct guest_slot svc[VMIC_SVC_COUNT];
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
 	bool stopping;
 };
 
@@ -89,6 +89,10 @@ struct guest_service {
 	int (*start)(struct guestd *g);
 	/* The agent stops: close what start() opened. */
 	void (*stop)(struct guestd *g);
+	/* The configuration was reloaded (SIGHUP) and the service's conf
+	 * changed in place: apply it. Without the hook it is read again at
+	 * its next use. */
+	void (*reconfigure)(struct guestd *g);
 	/* A session with the host began or ended (state per session). */
 	void (*on_session)(struct guest_conn *c, bool up);
 	/* A request for the service; the gate (enabled, version) passed. */
@@ -152,6 +156,9 @@ int guest_services_start(struct guestd *g);
 void guest_services_stop(struct guestd *g);
 /* on_session() of each started service. */
 void guest_services_session(struct guest_conn *c, bool up);
+/* A reload: copy each service's conf from next into g where it changed,
+ * and tell the service; name what cannot change at run time. */
+void guest_services_reload(struct guestd *g, const struct guestd *next);
 
 /* info.c */
 struct vmic_info;

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "common/log.h"
 #include "common/macro.h"
 #include "guestd.h"
 #include "proto/services.h"
@@ -117,6 +119,28 @@ void guest_services_session(struct guest_conn *c, bool up)
 		if (services[i]->on_session &&
 		    c->g->cfg.enabled[services[i]->desc->id])
 			services[i]->on_session(c, up);
+}
+
+void guest_services_reload(struct guestd *g, const struct guestd *next)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++) {
+		const struct guest_service *s = services[i];
+		uint8_t id = s->desc->id;
+
+		if (g->cfg.enabled[id] != next->cfg.enabled[id])
+			log_warning("reload: [%s] enabled changes when "
+				    "vmic-guestd restarts (the host learns it "
+				    "in a new session)",
+				    s->desc->name);
+		if (!s->conf_size ||
+		    memcmp(g->svc[id].conf, next->svc[id].conf,
+			   s->conf_size) == 0)
+			continue;
+		memcpy(g->svc[id].conf, next->svc[id].conf, s->conf_size);
+		log_info("reload: [%s] settings applied", s->desc->name);
+		if (s->reconfigure && g->svc[id].state)
+			s->reconfigure(g);
+	}
 }
 
 const char *guest_service_refusal(const struct guest_conn *c, uint8_t id,

@@ -40,6 +40,27 @@ try:
                          in env.hostd_proc.output(), 5)
               and env.service("vm1", "heartbeat")["settings"]["interval"] == "400ms",
               env.hostd_proc.output()[-1500:])
+    # The agent: SIGHUP applies its health command at once, keeps the
+    # session, and names the switch it cannot change.
+    g = [p for p in env.procs if p.name == "guest-vm1"][0]
+    gconf = os.path.join(env.dir, "vm1.conf")
+    with open(gconf, "w") as f:
+        f.write("[heartbeat]\nhealth-command = echo disk full; exit 1\n"
+                "health-interval = 1s\n[shutdown]\nenabled = no\n")
+    g.signal(signal.SIGHUP)
+    tap.check("agent SIGHUP: the new health command applies, the session stays",
+              env.wait_heartbeat("vm1", "OK (application critical)", 10) is not None
+              and g.alive() and env.status("vm1")["connection_detail"]["agent_nonce"] == nonce,
+              g.output()[-1500:])
+    tap.check("agent SIGHUP: a switch that needs a restart is named",
+              "[shutdown] enabled changes when vmic-guestd restarts" in g.output(),
+              g.output()[-1500:])
+    with open(gconf, "w") as f:
+        f.write("[heartbeat]\nhealth-interval = never\n")
+    g.signal(signal.SIGHUP)
+    tap.check("agent SIGHUP with a broken file: keeps running as it was",
+              wait_until(lambda: "reload failed" in g.output(), 5) and g.alive()
+              and env.heartbeat("vm1") == "OK (application critical)", g.output()[-1500:])
     env.hostd_proc.stop()
 
     # Paths given by the file alone: a changed one is named, not taken.

@@ -61,6 +61,11 @@ static void hb_stop(struct guestd *g)
 	health_stop(g->svc[VMIC_SVC_HEARTBEAT].state);
 }
 
+static void hb_reconfigure(struct guestd *g)
+{
+	health_reconfigure(g->svc[VMIC_SVC_HEARTBEAT].state);
+}
+
 static int hb_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 {
 	const struct health *h = c->g->svc[VMIC_SVC_HEARTBEAT].state;
@@ -92,5 +97,6 @@ const struct guest_service heartbeat_guest = {
 	.conf_defaults = hb_conf_defaults,
 	.start = hb_start,
 	.stop = hb_stop,
+	.reconfigure = hb_reconfigure,
 	.on_frame = hb_on_frame,
 };

@@ -67,6 +67,23 @@ static void health_tick(uv_timer_t *t)
 			  "cannot run the health command: out of memory");
 }
 
+/* Checks every interval when a command is set; no timer at all when not:
+ * nothing to wake up for. */
+static void health_schedule(struct health *h)
+{
+	if (!h->conf->health_command[0]) {
+		if (h->running)
+			uv_timer_stop(&h->timer);
+		return;
+	}
+	if (!h->running) {
+		uv_timer_init(h->loop, &h->timer);
+		h->timer.data = h;
+		h->running = true;
+	}
+	uv_timer_start(&h->timer, health_tick, 0, h->conf->health_interval_ms);
+}
+
 void health_start(struct health *h, uv_loop_t *loop,
 		  const struct hb_guest_conf *conf)
 {
@@ -74,19 +91,23 @@ void health_start(struct health *h, uv_loop_t *loop,
 	h->conf = conf;
 	h->state = VMIC_HEALTH_OK;
 	h->reason[0] = '\0';
-	if (!conf->health_command[0])
-		return; /* no timer at all: nothing to wake up for */
-	h->running = true;
-	uv_timer_init(loop, &h->timer);
-	h->timer.data = h;
-	uv_timer_start(&h->timer, health_tick, 0, conf->health_interval_ms);
+	health_schedule(h);
+}
+
+void health_reconfigure(struct health *h)
+{
+	vmic_run_cancel(h->run);
+	h->run = NULL;
+	if (!h->conf->health_command[0])
+		set_state(h, VMIC_HEALTH_OK, "");
+	health_schedule(h);
 }
 
 void health_stop(struct health *h)
 {
-	if (!h->running)
-		return;
 	vmic_run_cancel(h->run);
 	h->run = NULL;
-	uv_close((uv_handle_t *)&h->timer, NULL);
+	if (h->running)
+		uv_close((uv_handle_t *)&h->timer, NULL);
+	h->running = false;
 }

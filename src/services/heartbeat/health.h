@@ -29,7 +29,7 @@ struct health {
 	const struct hb_guest_conf *conf;
 	uv_timer_t timer;
 	struct vmic_run *run; /* the check that runs now, or NULL */
-	bool running;         /* the timer runs (a command is set) */
+	bool running;         /* the timer exists (a command was set) */
 	uint8_t state;        /* enum vmic_health */
 	char reason[VMIC_HB_REASON_MAX + 1];
 };
@@ -38,6 +38,9 @@ struct health {
  * configured (without one there is no timer at all). */
 void health_start(struct health *h, uv_loop_t *loop,
 		  const struct hb_guest_conf *conf);
+/* The conf changed in place (a reload): the running check is dropped and
+ * the next starts at once with the new command, interval and timeout. */
+void health_reconfigure(struct health *h);
 /* Kill a running check and close the handles. h must live until the
  * loop has run their close callbacks (the agent frees it at exit). */
 void health_stop(struct health *h);
