@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/random.h"
+#include "common/strbuf.h"
 #include "common/wire.h"
 #include "guestd.h"
 #include "proto/control.h"
@@ -130,12 +131,9 @@ static void log_session_up(struct guest_conn *c)
 	for (size_t i = 0; i < vmic_service_count; i++) {
 		uint8_t id = vmic_services[i]->id;
 
-		off += (size_t)snprintf(services + off, sizeof(services) - off,
-					"%s%s v%u", off ? ", " : "",
-					vmic_services[i]->name,
-					vmic_session_version(&c->session, id));
-		if (off >= sizeof(services))
-			break;
+		off = vmic_appendf(services, sizeof(services), off, "%s%s v%u",
+				   off ? ", " : "", vmic_services[i]->name,
+				   vmic_session_version(&c->session, id));
 	}
 	log_info("session established with %s (%s)", c->session.peer.software,
 		 services);
