@@ -8,7 +8,8 @@ STATIC_BUILD ?= build-static
 RELEASE_BUILD ?= build-release
 MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
-.PHONY: all deps build static release demo check test asan fuzz vm-check bench clean
+.PHONY: all deps build static release demo check test asan fuzz vm-check bench \
+	bench-heartbeat bench-floor clean
 
 all: build
 
@@ -69,8 +70,14 @@ check: test release asan fuzz vm-check
 demo: build static
 	scripts/demo.sh
 
-bench: build
-	python3 bench/heartbeat-scale/run.py --build $(BUILD)
+# Benchmarks (docs/benchmarks.md) on the release build; each takes minutes.
+bench: bench-heartbeat bench-floor
+
+bench-heartbeat: release
+	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD)
+
+bench-floor: release
+	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD) --floor
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD) $(RELEASE_BUILD)
