@@ -572,6 +572,28 @@ static void test_stop_is_never_lost(void **state)
 	assert_false(any_event_to(w, "Lost Communication"));
 }
 
+/*
+ * `vmic set --power-off` while a qmp: power-off is under way frees the
+ * VM's string; the operation must have its own copy (the failure names
+ * the socket it tried, and ASan sees no use after free).
+ */
+static void test_power_off_keeps_its_path(void **state)
+{
+	struct world *w = *state;
+	char old[200];
+
+	snprintf(old, sizeof(old), "qmp:%s/no-such-qmp.sock", w->dir);
+	w->vm->power_off = strdup(old);
+	stop(w, "{\"turn_off\": true}");
+	free(w->vm->power_off); /* what `vmic set --power-off` does */
+	w->vm->power_off = strdup("qmp:/elsewhere/other.sock");
+	for (int i = 0; i < 100 && !has_event(w, "shutdown", "stop failed");
+	     i++)
+		pump(w);
+	assert_true(has_event(w, "shutdown", "no-such-qmp.sock"));
+	assert_false(has_event(w, "shutdown", "/elsewhere/other.sock"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +611,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stop_is_never_lost, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_power_off_keeps_its_path,
+						setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
