@@ -131,6 +131,23 @@ const char *cli_service_name(const char *arg)
 }
 
 /*
+ * The canonical name of service `arg`; NULL after reporting it unknown,
+ * with the valid names, and the exit status in *status.
+ */
+const char *cli_require_service(struct cli *cli, const char *arg, int *status)
+{
+	const char *name = cli_service_name(arg);
+	struct cli_error e = { 0 };
+
+	if (name)
+		return name;
+	cli_error_set(&e, CLI_ERR_LOCAL, "unknown service '%s'; valid services: %s",
+		      arg, vmic_service_names());
+	*status = cli_report(cli, &e);
+	return NULL;
+}
+
+/*
  * The operands of cmd's usage from the given index on ("NAME SERVICE"):
  * the words before the first option or optional part.
  */

@@ -108,7 +108,7 @@ expect "set with a word that is not KEY=VALUE" 2 err "'interval' is not KEY=VALU
 run set web1 heartbeat =2s
 expect "set with an empty KEY" 2 err "'=2s' is not KEY=VALUE"
 run set web1 bogus interval=2s
-expect "set of an unknown service" 2 err "unknown service 'bogus'; valid services: heartbeat, shutdown"
+expect "set of an unknown service" 1 err "unknown service 'bogus'; valid services: heartbeat, shutdown"
 run set web1 --channel unix:/x heartbeat interval=2s
 expect "set of the VM and a service at once" 2 err "not both"
 run status web1 bogus

@@ -187,13 +187,12 @@ static int parse_settings(struct cli *cli, int argc, char **argv,
 static int parse_service_settings(struct cli *cli, int argc, char **argv,
 				  json_t *req)
 {
-	const char *service = cli_service_name(argv[0]);
 	json_t *values;
+	int status;
+	const char *service = cli_require_service(cli, argv[0], &status);
 
 	if (!service)
-		return cli_usage_error(cli, "unknown service '%s'; valid "
-					    "services: %s",
-				       argv[0], vmic_service_names());
+		return status;
 	if (argc < 2)
 		return cli_usage_error(cli, "give KEY=VALUE after %s (`vmic "
 					    "status NAME %s` shows its "
@@ -592,7 +591,6 @@ static int print_one_service(struct cli *cli, json_t *result,
  */
 int cmd_status(struct cli *cli, int argc, char **argv)
 {
-	struct cli_error e = { 0 };
 	const char *service;
 	int c, r;
 	static const struct option opts[] = { CLI_COMMON_OPTIONS, {} };
@@ -609,13 +607,9 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 				   json_pack("{s:s, s:s}", "cmd", "status",
 					     "vm", argv[optind]),
 				   print_status, argv[optind]);
-	service = cli_service_name(argv[optind + 1]);
-	if (!service) {
-		cli_error_set(&e, CLI_ERR_LOCAL,
-			      "unknown service '%s'; valid services: %s",
-			      argv[optind + 1], vmic_service_names());
-		return cli_report(cli, &e);
-	}
+	service = cli_require_service(cli, argv[optind + 1], &r);
+	if (!service)
+		return r;
 	return run_request(cli,
 			   json_pack("{s:s, s:s, s:s}", "cmd", "status", "vm",
 				     argv[optind], "service", service),
@@ -644,19 +638,14 @@ static int print_switched(struct cli *cli, json_t *result, const char *vm,
 static int switch_service(struct cli *cli, int argc, char **argv,
 			  const char *verb)
 {
-	struct cli_error e = { 0 };
 	const char *service;
 	int r;
 
 	if ((r = cli_parse_plain(cli, argc, argv, 2)) != CLI_NEXT)
 		return r;
-	service = cli_service_name(argv[optind + 1]);
-	if (!service) {
-		cli_error_set(&e, CLI_ERR_LOCAL,
-			      "unknown service '%s'; valid services: %s",
-			      argv[optind + 1], vmic_service_names());
-		return cli_report(cli, &e);
-	}
+	service = cli_require_service(cli, argv[optind + 1], &r);
+	if (!service)
+		return r;
 	return run_request(cli,
 			   json_pack("{s:s, s:s, s:s}", "cmd", verb, "vm",
 				     argv[optind], "service", service),

@@ -90,6 +90,8 @@ int cli_parse_count(const char *s, uint64_t min, uint64_t max,
 		    uint64_t *out);
 int cli_parse_duration(const char *s, uint64_t *ms);
 const char *cli_service_name(const char *arg);
+const char *cli_require_service(struct cli *cli, const char *arg,
+				int *status);
 
 /* timefmt.c */
 int cli_parse_when(const char *s, int64_t now_us, int64_t *us);

@@ -39,20 +39,22 @@ static void run_close(uv_handle_t *h)
 		uv_close(h, run_handle_closed);
 }
 
-/* Kill what is left of the group, close everything, report once. */
-static void run_finish(struct vmic_run *run, bool report)
+/* Kill what is left of the group (unless it is let go), close
+ * everything, report once. */
+static void run_finish(struct vmic_run *run, bool report, bool kill_group)
 {
 	if (run->done)
 		return;
 	run->done = true;
-	if (run->started && !run->exited)
+	if (run->started && !run->exited && kill_group)
 		kill(-run->proc.pid, SIGKILL);
 	uv_timer_stop(&run->timer);
 	run_close((uv_handle_t *)&run->timer);
 	run_close((uv_handle_t *)&run->out);
 	/* The process handle closes in its exit callback (or now, when the
-	 * spawn failed): closing it earlier would lose the exit status. */
-	if (!run->started || run->exited)
+	 * spawn failed or the process is let go): closing it earlier would
+	 * lose the exit status. */
+	if (!run->started || run->exited || !kill_group)
 		run_close((uv_handle_t *)&run->proc);
 	run->res.output[run->res.output_len] = '\0';
 	if (report && run->cb)
@@ -64,12 +66,12 @@ static void on_timer(uv_timer_t *t)
 	struct vmic_run *run = t->data;
 
 	if (!run->started) {
-		run_finish(run, true); /* a spawn failure, reported late */
+		run_finish(run, true, true); /* a spawn failure, reported late */
 	} else if (!run->exited) {
 		run->res.timed_out = true;
 		kill(-run->proc.pid, SIGKILL); /* the exit callback follows */
 	} else {
-		run_finish(run, true); /* output still open after the drain */
+		run_finish(run, true, true); /* output still open after the drain */
 	}
 }
 
@@ -85,7 +87,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int signo)
 		return;
 	}
 	if (run->eof) {
-		run_finish(run, true);
+		run_finish(run, true, true);
 		return;
 	}
 	uv_timer_start(&run->timer, on_timer, DRAIN_MS, 0);
@@ -115,7 +117,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		run->eof = true;
 		uv_read_stop(s);
 		if (run->exited)
-			run_finish(run, true);
+			run_finish(run, true, true);
 	}
 }
 
@@ -175,7 +177,13 @@ int vmic_run_start(uv_loop_t *loop, const char *command, unsigned timeout_ms,
 void vmic_run_cancel(struct vmic_run *run)
 {
 	if (run)
-		run_finish(run, false);
+		run_finish(run, false, true);
+}
+
+void vmic_run_release(struct vmic_run *run)
+{
+	if (run)
+		run_finish(run, false, false);
 }
 
 void vmic_run_first_line(const struct vmic_run_result *r, char *buf,

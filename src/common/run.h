@@ -42,6 +42,9 @@ int vmic_run_start(uv_loop_t *loop, const char *command, unsigned timeout_ms,
 /* Kill the process group if it still runs and forget it: no callback.
  * The run frees itself once its handles are closed. */
 void vmic_run_cancel(struct vmic_run *run);
+/* Forget it, but let a command that still runs go on (the agent exits
+ * while the poweroff it started proceeds): no callback, no kill. */
+void vmic_run_release(struct vmic_run *run);
 
 /* The first non-empty line of the output, trimmed, into buf. */
 void vmic_run_first_line(const struct vmic_run_result *r, char *buf,

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shutdown, guest half: the host asks for poweroff, reboot or halt with a
- * reason; the agent logs the reason, starts the configured command and
- * answers "accepted" once the command is running (the way Hyper-V's Linux
- * component answers first, then acts). A command that cannot start is an
- * error answer; one that starts and then fails is reported afterwards with
- * an error frame carrying the same request id, so the host need not wait
- * for its timeout.
+ * reason; the agent logs the reason, answers "accepted" and starts the
+ * configured command (the way Hyper-V's Linux component answers first,
+ * then acts), through common/run.c. A command that cannot start, fails or
+ * hangs past JOB_TIMEOUT_MS is reported afterwards with an error frame
+ * carrying the same request id, its exit status and first output line, so
+ * the host need not wait for its timeout. One command runs at a time.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/utf8.h"
 #include "common/macro.h"
+#include "common/run.h"
 #include "guest/guestd.h"
 #include "proto/control.h"
 #include "proto/services.h"
@@ -50,9 +51,13 @@ static const struct vmic_conf_key keys[] = {
 
 static const struct vmic_conf_table conf_table = { keys, ARRAY_SIZE(keys) };
 
+/* A shutdown command may take this long; then it is killed and its
+ * failure reported (a poweroff that hangs must not hold the service). */
+#define JOB_TIMEOUT_MS (10 * 60 * 1000)
+
 struct shutdown_job {
-	uv_process_t proc;
 	struct guestd *g;
+	struct vmic_run *run;
 	uint32_t request_id;
 	uint64_t peer_nonce; /* the session that asked */
 	char command[COMMAND_MAX];
@@ -88,17 +93,7 @@ static const char *shutdown_command(const struct sd_guest_conf *cfg,
 	return buf;
 }
 
-static void job_closed(uv_handle_t *h)
-{
-	struct shutdown_job *job = h->data;
-	struct sd_state *st = job->g->svc[VMIC_SVC_SHUTDOWN].state;
-
-	if (st && st->job == job)
-		st->job = NULL;
-	free(job);
-}
-
-/* Tell the host when the command ran and failed, if it is still there. */
+/* Tell the host when the command failed, if it is still there. */
 static void report_failure(struct shutdown_job *job, const char *why)
 {
 	struct guest_conn *c = job->g->conn;
@@ -114,39 +109,22 @@ static void report_failure(struct shutdown_job *job, const char *why)
 				 job->command, why);
 }
 
-static void on_job_exit(uv_process_t *p, int64_t status, int signo)
+static void on_job_done(void *ud, const struct vmic_run_result *r)
 {
-	struct shutdown_job *job = p->data;
-	char why[64];
+	struct shutdown_job *job = ud;
+	struct sd_state *st = job->g->svc[VMIC_SVC_SHUTDOWN].state;
+	char what[128], line[256], why[400];
 
-	if (signo)
-		snprintf(why, sizeof(why), "killed by signal %d", signo);
-	else if (status)
-		snprintf(why, sizeof(why), "exit status %lld",
-			 (long long)status);
-	if (signo || status)
+	if (r->spawn_error || r->timed_out || r->signo || r->status) {
+		vmic_run_describe(r, JOB_TIMEOUT_MS, what, sizeof(what));
+		vmic_run_first_line(r, line, sizeof(line));
+		snprintf(why, sizeof(why), "%s%s%s", what, line[0] ? ": " : "",
+			 line);
 		report_failure(job, why);
-	uv_close((uv_handle_t *)p, job_closed);
-}
-
-static int start_job(struct guestd *g, struct shutdown_job *job)
-{
-	char *argv[] = { "/bin/sh", "-c", job->command, NULL };
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
-		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
-	};
-	uv_process_options_t o = {
-		.file = argv[0],
-		.args = argv,
-		.stdio_count = 3,
-		.stdio = stdio,
-		.exit_cb = on_job_exit,
-	};
-
-	job->proc.data = job;
-	return uv_spawn(g->loop, &job->proc, &o);
+	}
+	if (st && st->job == job)
+		st->job = NULL;
+	free(job);
 }
 
 static int send_accepted(struct guest_conn *c, const struct vmic_frame *f,
@@ -198,8 +176,8 @@ static int sd_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 	if (st->job)
 		return conn_reply_error(c, f, VMIC_E_BUSY,
 					"a shutdown command is already running "
-					"('%s', pid %d); wait for it",
-					st->job->command, st->job->proc.pid);
+					"('%s'); wait for it",
+					st->job->command);
 	job = calloc(1, sizeof(*job));
 	if (!job)
 		return conn_reply_error(c, f, VMIC_E_INTERNAL, "out of memory");
@@ -210,16 +188,17 @@ static int sd_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 			 req.flags & VMIC_SD_F_FORCE, job->command,
 			 sizeof(job->command));
 	log_request(&req, job->command);
-	r = start_job(c->g, job);
-	if (r < 0) {
-		log_error("cannot start '%s': %s", job->command, uv_strerror(r));
-		conn_reply_error(c, f, VMIC_E_FAILED, "cannot start '%s': %s",
-				 job->command, uv_strerror(r));
-		uv_close((uv_handle_t *)&job->proc, job_closed);
-		return 0;
+	/* Accepted first, the way Hyper-V's component answers before it
+	 * acts; a command that cannot start or fails is a late error. */
+	r = send_accepted(c, f, job->command);
+	if (vmic_run_start(c->g->loop, job->command, JOB_TIMEOUT_MS,
+			   on_job_done, job, &job->run) < 0) {
+		report_failure(job, "out of memory");
+		free(job);
+		return r;
 	}
 	st->job = job;
-	return send_accepted(c, f, job->command);
+	return r;
 }
 
 static int sd_start(struct guestd *g)
@@ -228,11 +207,25 @@ static int sd_start(struct guestd *g)
 	return g->svc[VMIC_SVC_SHUTDOWN].state ? 0 : -ENOMEM;
 }
 
+/* The agent exits: a command still running goes on (it may be the very
+ * poweroff that stops the agent), but nobody waits for it any more. */
+static void sd_stop(struct guestd *g)
+{
+	struct sd_state *st = g->svc[VMIC_SVC_SHUTDOWN].state;
+
+	if (!st->job)
+		return;
+	vmic_run_release(st->job->run);
+	free(st->job);
+	st->job = NULL;
+}
+
 const struct guest_service shutdown_guest = {
 	.desc = &vmic_shutdown_service,
 	.enabled_help = "let the host power off or reboot this guest",
 	.conf = &conf_table,
 	.conf_size = sizeof(struct sd_guest_conf),
 	.start = sd_start,
+	.stop = sd_stop,
 	.on_frame = sd_on_frame,
 };
