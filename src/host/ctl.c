@@ -263,6 +263,40 @@ void ctl_reply_ok(struct ctl_request *rq, json_t *result)
 	ctl_request_done(rq, o);
 }
 
+char *ctl_reply_prefix(struct ctl_request *rq, size_t *len)
+{
+	char *id = json_dumps(rq->id ? rq->id : json_null(),
+			      JSON_ENCODE_ANY | JSON_COMPACT);
+	char *prefix = NULL;
+	int n;
+
+	if (!id)
+		return NULL;
+	n = asprintf(&prefix, "{\"id\":%s,\"ok\":true,\"result\":", id);
+	free(id);
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return prefix;
+}
+
+void ctl_reply_line(struct ctl_request *rq, char *line, size_t len)
+{
+	struct ctl_client *c = rq->c;
+	bool resume = rq->async;
+
+	if (c) {
+		ctl_client_write(c, line, len);
+		c->pending = NULL;
+	} else {
+		free(line);
+	}
+	json_decref(rq->id);
+	free(rq);
+	if (c && resume && !c->closing)
+		ctl_client_process(c);
+}
+
 void ctl_reply_error(struct ctl_request *rq, const char *code,
 		     const char *fmt, ...)
 {
