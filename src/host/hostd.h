@@ -203,6 +203,7 @@ struct store {
 	char dir[256];
 	char path[256 + 16];
 	struct store_db *db;     /* the writer's connection */
+	bool reserved;           /* the disk reserve was made at start */
 	struct store_writer *writer;
 	struct store_readers *readers;
 };

@@ -173,6 +173,11 @@ int store_events_prune_step(struct store_db *db, const struct store_limits *l,
 	}
 	p->rows -= deleted;
 	p->deleted += (uint64_t)deleted;
+	/* The file itself shrinks when the WAL is written back; do that now
+	 * (PASSIVE: never waits for a reader) rather than at the next
+	 * automatic checkpoint. */
+	sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+				  NULL, NULL);
 	r = store_db_used(db, &p->used);
 	if (r < 0)
 		return r;

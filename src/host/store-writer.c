@@ -66,6 +66,7 @@ struct store_writer {
 	char dir[256];
 	struct store_prune prune;
 	bool full;
+	bool reserved; /* the reserve file is there */
 };
 
 static void writer_limits(struct store_limits *l, const struct hostd_config *c)
@@ -87,10 +88,14 @@ static void writer_publish_stats(struct store_writer *w)
 	uv_mutex_unlock(&w->lock);
 }
 
-/* The disk is full: give the reserve back, stop storing events. */
-static bool writer_enter_full(struct store_writer *w)
+/* The disk is full: stop storing events; for a command, give the
+ * reserve back (true when there was one to give). */
+static bool writer_enter_full(struct store_writer *w, bool release)
 {
-	bool released = store_reserve_release(w->dir);
+	bool released = release && store_reserve_release(w->dir);
+
+	if (released)
+		w->reserved = false;
 
 	if (!w->full)
 		log_warning("the disk of %s is full: events are no longer "
@@ -104,13 +109,17 @@ static bool writer_enter_full(struct store_writer *w)
 	return released;
 }
 
-/* While full: has the disk room for the reserve and more again? */
+/* Full, or without a reserve: has the disk room for the reserve and as
+ * much again? */
 static void writer_check_space(struct store_writer *w)
 {
 	uint64_t dropped;
 
 	if (store_space_free(w->dir) < 2ull * STORE_RESERVE_BYTES ||
 	    store_reserve_make(w->dir) < 0)
+		return;
+	w->reserved = true;
+	if (!w->full)
 		return;
 	w->full = false;
 	uv_mutex_lock(&w->lock);
@@ -125,7 +134,7 @@ static void writer_check_space(struct store_writer *w)
 static void writer_drop(struct store_writer *w, struct store_txn *t)
 {
 	store_txn_set_result(t, -ENOSPC, "the disk of the state directory is "
-					 "full; events are not stored");
+					 "full");
 	uv_mutex_lock(&w->lock);
 	w->stats.dropped += store_txn_event_count(t);
 	uv_mutex_unlock(&w->lock);
@@ -147,7 +156,7 @@ static void writer_run(struct store_writer *w, struct store_txn *t)
 		    vmic_mono_us() - start < LOCKED_MAX_MS * 1000ull)
 			continue; /* each try waited STORE_BUSY_MS */
 		if (r == -ENOSPC && command && !retried_full &&
-		    writer_enter_full(w)) {
+		    writer_enter_full(w, true)) {
 			retried_full = true;
 			continue;
 		}
@@ -161,7 +170,7 @@ static void writer_run(struct store_writer *w, struct store_txn *t)
 				     "program (the sqlite3 shell?); try again "
 				     "once it is done");
 	} else if (r == -ENOSPC) {
-		writer_enter_full(w);
+		writer_enter_full(w, false);
 		if (!command)
 			writer_drop(w, t);
 		else
@@ -178,13 +187,13 @@ static bool writer_maintain(struct store_writer *w,
 {
 	int r;
 
-	if (w->full) {
+	if (w->full || !w->reserved)
 		writer_check_space(w);
+	if (w->full)
 		return false;
-	}
 	r = store_events_prune_step(w->db, l, &w->prune);
 	if (r == -ENOSPC)
-		writer_enter_full(w);
+		writer_enter_full(w, false);
 	else if (r < 0 && r != -EBUSY)
 		log_error("%s", w->db->errmsg);
 	writer_publish_stats(w);
@@ -207,7 +216,8 @@ static void writer_post(struct store_writer *w, struct store_txn *t)
 static struct store_txn *writer_wait(struct store_writer *w, bool *maintain)
 {
 	struct store_txn *t;
-	uint64_t timeout = (w->full ? FULL_CHECK_MS : IDLE_CHECK_MS) *
+	uint64_t timeout = (w->full || !w->reserved ? FULL_CHECK_MS
+						    : IDLE_CHECK_MS) *
 			   1000000ull;
 
 	while (!w->queue && !w->quit && !w->maint_due)
@@ -298,6 +308,7 @@ int store_start(struct hostd *h)
 		return -ENOMEM;
 	w->h = h;
 	w->db = h->store.db;
+	w->reserved = h->store.reserved;
 	snprintf(w->dir, sizeof(w->dir), "%s", h->store.dir);
 	writer_limits(&w->limits, &h->cfg);
 	w->maint_due = true; /* prune what start-up found */

@@ -140,7 +140,7 @@ static int pragma_int(struct store_db *db, const char *sql, int64_t *out)
 	return rc == SQLITE_ROW ? 0 : store_db_fail(db, rc, "reading a pragma");
 }
 
-/* The statements that take a database of `version` to version 2 or 3. */
+/* The statements that take a database of `version` to version 2. */
 static int migrate_steps(struct store_db *db, int version)
 {
 	char what[64];
@@ -163,10 +163,11 @@ static int migrate_steps(struct store_db *db, int version)
  * pages back. On failure (a full disk: VACUUM writes a copy) the file
  * stays at version 2, which this build runs as well, and the next start
  * tries again. */
-static void store_switch_vacuum(struct store_db *db)
+static void store_switch_vacuum(struct store_db *db, bool quiet)
 {
-	log_notice("switching the database to incremental vacuum (a VACUUM, "
-		   "once; large databases take a while)");
+	if (!quiet)
+		log_notice("switching the database to incremental vacuum (a "
+			   "VACUUM, once; large databases take a while)");
 	if (store_db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM",
 			  "switching to incremental vacuum") < 0 ||
 	    store_db_exec(db, "PRAGMA user_version = 3",
@@ -176,18 +177,21 @@ static void store_switch_vacuum(struct store_db *db)
 			    db->errmsg);
 		return;
 	}
-	log_notice("database upgraded from schema version 2 to 3");
+	if (!quiet)
+		log_notice("database upgraded from schema version 2 to 3");
 }
 
 static int store_migrate(struct store_db *db, char *err, size_t errsz)
 {
 	char sql[64];
 	int64_t version;
+	bool created;
 	int target, r;
 
 	r = pragma_int(db, "PRAGMA user_version", &version);
 	if (r < 0)
 		return r;
+	created = version == 0;
 	if (version > SCHEMA_VERSION || version < 0) {
 		snprintf(err, errsz,
 			 "the database has schema version %lld, newer than "
@@ -196,19 +200,12 @@ static int store_migrate(struct store_db *db, char *err, size_t errsz)
 		return -EPROTO;
 	}
 	if (version < 2) {
-		/* A new file gets everything at once, auto-vacuum included
-		 * (set before its first table); an old one reaches 2 here. */
-		target = version == 0 ? SCHEMA_VERSION : 2;
-		/* Only before the first table; setting it on an old file
-		 * would write its header even when nothing changes. */
-		r = version == 0 ? store_db_exec(db,
-						 "PRAGMA auto_vacuum = "
-						 "INCREMENTAL",
-						 "creating the schema")
-				 : 0;
-		if (r == 0)
-			r = store_db_exec(db, "BEGIN IMMEDIATE",
-					  "upgrading the schema");
+		/* A new file gets the tables of version 2, an old one
+		 * reaches 2 here; both then take the step to 3. (WAL mode
+		 * has written the header already, so even a new file needs
+		 * the VACUUM to change auto_vacuum; empty, it is instant.) */
+		target = 2;
+		r = store_db_exec(db, "BEGIN IMMEDIATE", "upgrading the schema");
 		if (r < 0)
 			return r;
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", target);
@@ -223,7 +220,7 @@ static int store_migrate(struct store_db *db, char *err, size_t errsz)
 		version = target;
 	}
 	if (version == 2)
-		store_switch_vacuum(db);
+		store_switch_vacuum(db, created);
 	return 0;
 }
 
@@ -417,6 +414,7 @@ int store_open(struct hostd *h)
 		return r;
 	}
 	r = store_reserve_make(s->dir);
+	s->reserved = r == 0;
 	if (r < 0)
 		log_warning_errno(r, "cannot set aside %u MiB in %s for a full "
 				     "disk; `vmic remove` and `disable` may "

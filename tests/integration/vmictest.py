@@ -368,3 +368,91 @@ def unix_dialer(path):
         s.connect(path)
         return s
     return dial
+
+
+# --- a fake guest agent speaking the real protocol (docs/protocol.md) ------
+MAGIC = 0x43494D56
+HDR_SIZE = 24
+ROLE_GUEST = 2
+HELLO_ESTABLISHED = 1
+# (service, min, max, flags): heartbeat and shutdown 1..1, enabled.
+DEFAULT_OFFERS = ((1, 1, 1, 1), (2, 1, 1, 1))
+
+
+def hello_payload(nonce, echo, software="fake-guest 0", offers=DEFAULT_OFFERS,
+                  flags=HELLO_ESTABLISHED):
+    sw = software.encode()
+    p = struct.pack("<HBBQQH", 1, ROLE_GUEST, flags, nonce, echo, len(sw)) + sw
+    p += struct.pack("<B", len(offers))
+    for o in offers:
+        p += struct.pack("<BBBB", *o)
+    return p
+
+
+def frame(service, type_, payload=b"", flags=0, request_id=0):
+    return frame_header(len(payload), service, type_, flags, request_id) + payload
+
+
+class FakeGuest:
+    """Listens on `path` like vmic-guestd's unix-listen:, answers the host's
+    hello, and can then send whatever a hostile guest would. A thread reads
+    (and parses) everything the host sends, so the host never sees a guest
+    that stopped reading."""
+
+    def __init__(self, path):
+        self.path = path
+        if os.path.exists(path):
+            os.unlink(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.conn = None
+        self.host_nonce = 0
+        self.host_hellos = 0
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.srv.accept()
+        except OSError:
+            return
+        self.conn = conn
+        buf = b""
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while len(buf) >= HDR_SIZE:
+                length, service, type_ = struct.unpack_from("<IBB", buf, 4)
+                if len(buf) < HDR_SIZE + length:
+                    break
+                payload = buf[HDR_SIZE:HDR_SIZE + length]
+                buf = buf[HDR_SIZE + length:]
+                if service == 0 and type_ == 1 and len(payload) >= 20:
+                    with self.lock:
+                        self.host_nonce = struct.unpack_from("<Q", payload, 4)[0]
+                        self.host_hellos += 1
+                    self.ready.set()
+
+    def send(self, data):
+        self.conn.sendall(data)
+
+    def hello(self, nonce):
+        """A hello with `nonce` that echoes the host's: a session at once."""
+        with self.lock:
+            echo = self.host_nonce
+        self.send(frame(0, 1, hello_payload(nonce, echo)))
+
+    def close(self):
+        for s in (self.conn, self.srv):
+            if s:
+                try:
+                    s.close()
+                except OSError:
+                    pass
