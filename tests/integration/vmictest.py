@@ -290,7 +290,8 @@ class Env:
     def close(self):
         for p in reversed(self.procs):
             p.stop()
-        if self.tap.failed:
+        # Also when an exception is on its way out (called from finally).
+        if self.tap.failed or sys.exc_info()[0] is not None:
             self.tap.note(self.logs())
         shutil.rmtree(self.dir, ignore_errors=True)
 
