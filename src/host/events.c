@@ -185,6 +185,8 @@ static void event_publish(struct hostd *h, struct event *e)
 		ctl_broadcast_event(h, o);
 		json_decref(o);
 	}
+	if (h->stopping)
+		return; /* no follower can come any more: no ring to keep */
 	slot = &h->ev_ring[e->seq % EVENTS_RING];
 	event_unref(*slot);
 	e->refs++;

@@ -52,6 +52,9 @@ struct store_limits {
 };
 
 /* store.c */
+/* Lower the calling thread's CPU priority (nice 0..19): threads that do
+ * the store's work yield to the loop, which answers heartbeats. */
+void store_thread_background(int nice);
 /*
  * Open path: the writer's connection (creating the file 0640, WAL,
  * synchronous=FULL, the schema) or a read-only one. -EIO, -EPROTO (a

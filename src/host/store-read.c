@@ -21,6 +21,7 @@
 #include "store-internal.h"
 
 #define READERS_MAX 2
+#define READER_NICE 10
 
 struct read_job {
 	uv_work_t work;
@@ -75,7 +76,13 @@ static void reader_give_back(struct store_readers *rd, struct store_db *db)
 static void on_read_work(uv_work_t *work)
 {
 	struct read_job *j = work->data;
-	struct store_db *db = reader_take(j->rd, j->r);
+	struct store_db *db;
+
+	/* Serialising 100,000 rows is bulk work: it yields to the loop. The
+	 * pool threads are libuv's, shared; none of its other users in
+	 * vmic-hostd is in a hurry either. */
+	store_thread_background(READER_NICE);
+	db = reader_take(j->rd, j->r);
 
 	if (!db)
 		return;

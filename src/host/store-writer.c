@@ -42,6 +42,8 @@
 #define FULL_CHECK_MS 1000
 /* While busy, a prune step at least after this many transactions. */
 #define PRUNE_EVERY 8
+/* Below the loop's CPU priority: mostly it waits for fsync anyway. */
+#define WRITER_NICE 5
 
 struct writer_stats {
 	bool disk_full;
@@ -243,6 +245,7 @@ static void writer_main(void *arg)
 	unsigned since_maint = 0;
 	bool maintain;
 
+	store_thread_background(WRITER_NICE);
 	if (store_events_count(w->db, &w->prune.rows) < 0)
 		log_error("%s", w->db->errmsg);
 	writer_publish_stats(w);

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -92,6 +94,14 @@ static const char migrate_v1_v2[] =
 static const char *const migrations[SCHEMA_VERSION] = {
 	[1] = migrate_v1_v2,
 };
+
+void store_thread_background(int nice)
+{
+	/* Linux: a thread's own nice value (setpriority on its tid); on a
+	 * busy machine the loop then wins the CPU over bulk work. Failure
+	 * only costs latency, so it is ignored. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+}
 
 int store_db_fail(struct store_db *db, int rc, const char *doing)
 {
