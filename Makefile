@@ -8,7 +8,7 @@ STATIC_BUILD ?= build-static
 RELEASE_BUILD ?= build-release
 MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
-.PHONY: all deps build static release demo check test asan fuzz vm-check bench clean
+.PHONY: all deps build static release demo check test asan fuzz vm-check bench bench-loop clean
 
 all: build
 
@@ -71,6 +71,11 @@ demo: build static
 
 bench: build
 	python3 bench/heartbeat-scale/run.py --build $(BUILD)
+
+# The loop's latency while the store works (docs/benchmarks.md): release
+# build, state under /var/tmp (a real disk).
+bench-loop: release
+	python3 bench/loop-latency/run.py --build $(RELEASE_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD) $(RELEASE_BUILD)
