@@ -395,16 +395,17 @@ int store_db_open(const char *path, bool readonly, struct store_db **out,
 
 void store_db_close(struct store_db *db)
 {
-	sqlite3_stmt **all[] = {
-		&db->vm_insert,	 &db->vm_update,    &db->vm_delete,
-		&db->svc_set,	 &db->svc_delete,   &db->setting_set,
-		&db->ev_insert,	 &db->ev_select,    &db->ev_select_vm,
-	};
-
 	if (!db)
 		return;
-	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
-		sqlite3_finalize(*all[i]);
+	sqlite3_finalize(db->vm_insert);
+	sqlite3_finalize(db->vm_update);
+	sqlite3_finalize(db->vm_delete);
+	sqlite3_finalize(db->svc_set);
+	sqlite3_finalize(db->svc_delete);
+	sqlite3_finalize(db->setting_set);
+	sqlite3_finalize(db->ev_insert);
+	sqlite3_finalize(db->ev_select);
+	sqlite3_finalize(db->ev_select_vm);
 	sqlite3_close(db->db);
 	free(db);
 }

@@ -35,13 +35,16 @@ try:
     tap.check("vm1 OK", env.wait_heartbeat("vm1", "OK", 10) is not None)
 
     def fill(path):
-        with open(path, "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        """Write to path until the disk takes no more (unbuffered)."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        block = b"\0" * 65536
+        try:
+            while True:
+                os.write(fd, block)  # short near the end, then ENOSPC
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     # Fill the disk, then restart: a fresh WAL must grow for any write.
     fill(filler)
