@@ -90,6 +90,10 @@ try:
     fake = FakeGuest(env.guest_socket("bad"))
     tap.check("reconnected", fake.ready.wait(15))
     fake.hello(2)
+    # What the first part left is pruned at start, in the background.
+    tap.check("the table is taken down to keep after the start",
+              wait_until(lambda: query("SELECT COUNT(*) FROM events") <= KEEP, 20),
+              query("SELECT COUNT(*) FROM events"))
     counts = flood(4, lambda: query("SELECT COUNT(*) FROM events"))
     tap.note(f"rows during the flood: {min(counts)}..{max(counts)}")
     # A batch (100 ms, at most vm-rate/10 + vm-burst events of one VM)
