@@ -108,6 +108,10 @@ void events_unref_list(struct event *e)
 static struct event *event_build(struct hostd *h, const char *vm,
 				 const char *service, const char *kind,
 				 const char *from, const char *to,
+				 const char *fmt, va_list ap) PRINTF_LIKE(7, 0);
+static struct event *event_build(struct hostd *h, const char *vm,
+				 const char *service, const char *kind,
+				 const char *from, const char *to,
 				 const char *fmt, va_list ap)
 {
 	char raw[EVENT_MESSAGE_MAX], message[EVENT_MESSAGE_MAX];
