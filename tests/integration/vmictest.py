@@ -561,17 +561,19 @@ class FakeGuest:
             if not data:
                 return
             buf += data
-            while len(buf) >= HDR:
-                length, service, type_ = struct.unpack_from("<IBB", buf, 4)
-                if len(buf) < HDR + length:
+            at = 0  # one slice per read, not per frame: a flood stays linear
+            while len(buf) - at >= HDR:
+                length, service, type_ = struct.unpack_from("<IBB", buf, at + 4)
+                if len(buf) - at < HDR + length:
                     break
-                payload = buf[HDR:HDR + length]
-                buf = buf[HDR + length:]
+                payload = buf[at + HDR:at + HDR + length]
+                at += HDR + length
                 if (service, type_) == (SVC_CONTROL, CTL_HELLO) and len(payload) >= 20:
                     with self.lock:
                         self.host_nonce = parse_hello(payload)["nonce"]
                         self.host_hellos += 1
                     self.ready.set()
+            buf = buf[at:]
 
     def send(self, data):
         self.conn.sendall(data)
