@@ -183,6 +183,8 @@ void hostd_config_apply(struct hostd *h, struct hostd_config *next)
 	*cur = *next; /* takes over next's service defaults */
 	memset(next->svc_defaults, 0, sizeof(next->svc_defaults));
 	rebase_vms(h);
+	/* [events] bounds: the writer prunes to the new ones at once. */
+	store_set_limits(h);
 }
 
 int hostd_config_check(const struct hostd_config *c, const char *path)
