@@ -31,8 +31,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,88 +38,14 @@ import tempfile
 import threading
 import time
 
-PER_SIM = 4000  # guests per simulator process: 2 fds each, under ulimits
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import (Control, build_type, fmt_us, mmm, proc_cpu_seconds,  # noqa: E402
+                      proc_rss_kib, start_sims, stop_all, wait_for)
+
 TARGET_CPU = 5.0
 TARGET_P99_US = 2000
 TARGET_KIB_PER_VM = 32.0
 TARGET_FLOOR_RATIO = 1.5
-
-
-class Control:
-    """A control-socket client that pipelines requests (docs/control.md)."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def send(self, req):
-        self.sock.sendall(json.dumps(req).encode() + b"\n")
-
-    def recv(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise RuntimeError("vmic-hostd closed the control socket")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise RuntimeError(f"control error: {reply.get('error')}")
-        return reply["result"]
-
-    def call(self, req):
-        self.send(req)
-        return self.recv()
-
-
-def proc_cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def proc_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def wait_for(what, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def build_type(build):
-    try:
-        out = subprocess.run(["meson", "introspect", "--buildoptions", build],
-                             capture_output=True, text=True, check=True).stdout
-        for opt in json.loads(out):
-            if opt["name"] == "buildtype":
-                return opt["value"]
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        pass
-    return "unknown"
-
-
-def start_sims(build, rundir, count):
-    sims = []
-    for first in range(0, count, PER_SIM):
-        n = min(PER_SIM, count - first)
-        p = subprocess.Popen(
-            [os.path.join(build, "bench", "guest-sim"), rundir, str(first), str(n)],
-            stdout=subprocess.PIPE, text=True)
-        if p.stdout.readline().strip() != "ready":
-            raise RuntimeError("guest-sim did not start")
-        sims.append(p)
-    return sims
 
 
 def all_ok(ctl, count):
@@ -146,18 +70,6 @@ class Lister(threading.Thread):
                                stderr=subprocess.DEVNULL)
             self.runs += 1
             self.failures += r.returncode != 0
-
-
-def stop_all(procs):
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def measure(build, count, duration, state_root):
@@ -222,13 +134,8 @@ def measure(build, count, duration, state_root):
         shutil.rmtree(rundir, ignore_errors=True)
 
 
-def fmt_us(us):
-    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} us"
-
-
-def spread(rows, key, fmt):
-    vals = sorted(r[key] for r in rows)
-    return f"{fmt(vals[0])} / {fmt(statistics.median(vals))} / {fmt(vals[-1])}"
+def mmm_rows(rows, key, fmt):
+    return mmm([r[key] for r in rows], fmt)
 
 
 def scale(args):
@@ -247,14 +154,14 @@ def scale(args):
         print()
         print(f"| {n:,} VMs | min / median / max |")
         print("|---|---:|")
-        print(f"| hostd CPU (% of a core) | {spread(rows, 'cpu', lambda v: f'{v:.1f} %')} |")
-        print(f"| RSS per VM | {spread(rows, 'kib_per_vm', lambda v: f'{v:.1f} KiB')} |")
-        print(f"| RTT p50, first minute | {spread(rows, 'p50_first', fmt_us)} |")
-        print(f"| RTT p99, first minute | {spread(rows, 'p99_first', fmt_us)} |")
-        print(f"| RTT p50, last minute | {spread(rows, 'p50_last', fmt_us)} |")
-        print(f"| RTT p99, last minute | {spread(rows, 'p99_last', fmt_us)} |")
-        print(f"| heartbeat replies/s | {spread(rows, 'replies_per_s', lambda v: f'{v:,.0f}')} |")
-        print(f"| `vmic list` calls (failed) | {spread(rows, 'lists', lambda v: f'{v}')} "
+        print(f"| hostd CPU (% of a core) | {mmm_rows(rows, 'cpu', lambda v: f'{v:.1f} %')} |")
+        print(f"| RSS per VM | {mmm_rows(rows, 'kib_per_vm', lambda v: f'{v:.1f} KiB')} |")
+        print(f"| RTT p50, first minute | {mmm_rows(rows, 'p50_first', fmt_us)} |")
+        print(f"| RTT p99, first minute | {mmm_rows(rows, 'p99_first', fmt_us)} |")
+        print(f"| RTT p50, last minute | {mmm_rows(rows, 'p50_last', fmt_us)} |")
+        print(f"| RTT p99, last minute | {mmm_rows(rows, 'p99_last', fmt_us)} |")
+        print(f"| heartbeat replies/s | {mmm_rows(rows, 'replies_per_s', lambda v: f'{v:,.0f}')} |")
+        print(f"| `vmic list` calls (failed) | {mmm_rows(rows, 'lists', lambda v: f'{v}')} "
               f"({sum(r['list_failures'] for r in rows)}) |")
         med = {k: statistics.median(r[k] for r in rows)
                for k in ("cpu", "kib_per_vm", "p99_first", "p99_last")}

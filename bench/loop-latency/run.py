@@ -21,21 +21,20 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import Control, fmt_us, mmm, start_sims, stop_all, wait_for  # noqa: E402
+
 VMS = 1000
 EVENTS = 100000
 SETS = 1000
 TARGET_P99_US = 10000
-PER_SIM = 4000
 CONF = """[connection]
 retry-min = 100ms
 retry-max = 1s
@@ -43,85 +42,6 @@ retry-max = 1s
 keep = 1000000
 max-size = 1G
 """
-
-
-class Control:
-    """A control-socket client that pipelines requests (docs/control.md)."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def send(self, req):
-        self.sock.sendall(json.dumps(req).encode() + b"\n")
-
-    def recv(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(1 << 22)
-            if not chunk:
-                raise RuntimeError("vmic-hostd closed the control socket")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise RuntimeError(f"control error: {reply.get('error')}")
-        return reply["result"]
-
-    def call(self, req):
-        self.send(req)
-        return self.recv()
-
-    def call_raw(self, req):
-        """The reply line as bytes, unparsed (see load())."""
-        self.send(req)
-        chunks = [self.buf]
-        while b"\n" not in chunks[-1]:
-            chunk = self.sock.recv(1 << 22)
-            if not chunk:
-                raise RuntimeError("vmic-hostd closed the control socket")
-            chunks.append(chunk)
-        data = b"".join(chunks)
-        line, self.buf = data.split(b"\n", 1)
-        return line
-
-    def close(self):
-        self.sock.close()
-
-
-def wait_for(what, predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def start_sims(build, rundir, flap_ms=None):
-    sims = []
-    for first in range(0, VMS, PER_SIM):
-        n = min(PER_SIM, VMS - first)
-        argv = [os.path.join(build, "bench", "guest-sim"), rundir, str(first), str(n)]
-        if flap_ms:
-            argv.append(str(flap_ms))
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        if p.stdout.readline().strip() != "ready":
-            raise RuntimeError("guest-sim did not start")
-        sims.append(p)
-    return sims
-
-
-def stop(procs):
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def all_ok(ctl):
@@ -194,7 +114,7 @@ def measure(args, hostd, rundir, state):
 
     try:
         # Fill the event log through the daemon: guests that flap.
-        sims = start_sims(args.build, rundir, flap_ms=200)
+        sims = start_sims(args.build, rundir, VMS, extra=["200"])
         hostd_p = start_hostd()
         procs = sims + [hostd_p]
         ctl = Control(sock)
@@ -207,9 +127,9 @@ def measure(args, hostd, rundir, state):
         t0 = time.monotonic()
         wait_for(f"{EVENTS} events", lambda: event_rows(db) >= EVENTS, 600)
         seed_s = time.monotonic() - t0
-        stop(sims)
+        stop_all(sims)
         # Steady guests for the measurement.
-        sims = start_sims(args.build, rundir)
+        sims = start_sims(args.build, rundir, VMS)
         procs = sims + [hostd_p]
         wait_for("every heartbeat OK", lambda: all_ok(ctl), 300)
         time.sleep(3)  # settle: reconnect events written, steady state
@@ -227,16 +147,7 @@ def measure(args, hostd, rundir, state):
         ctl.close()
         return {"seed_s": seed_s, "rows": rows, "idle": idle, "busy": busy}
     finally:
-        stop(procs)
-
-
-def mmm(values, fmt):
-    values = sorted(values)
-    return f"{fmt(values[0])} / {fmt(statistics.median(values))} / {fmt(values[-1])}"
-
-
-def fmt_us(us):
-    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} us"
+        stop_all(procs)
 
 
 def main():
