@@ -4,51 +4,15 @@
 the small replies arrive while the large one is still incomplete); the large reply
 is complete and in order; and a follower that starts while events pour in
 sees every event exactly once, across the reply and the stream."""
-import json
 import os
 import random
-import socket
 import sqlite3
 import threading
 import time
 
-from vmictest import Env, FakeGuest, Tap, wait_until
+from vmictest import CtlClient, Env, FakeGuest, Tap, wait_until
 
 N = 100000
-
-
-class Client:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(path)
-        self.buf = b""
-
-    def send(self, req):
-        self.s.sendall(json.dumps(req).encode() + b"\n")
-
-    def recv(self, timeout=60):
-        self.s.settimeout(timeout)
-        while b"\n" not in self.buf:
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise RuntimeError("closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def incomplete(self):
-        """True when no whole reply line has arrived yet (without waiting)."""
-        self.s.setblocking(False)
-        try:
-            self.buf += self.s.recv(1 << 20)
-        except BlockingIOError:
-            pass
-        finally:
-            self.s.setblocking(True)
-        return b"\n" not in self.buf
-
-    def close(self):
-        self.s.close()
 
 
 tap = Tap()
@@ -74,7 +38,7 @@ try:
     tap.check("vm1 OK", env.wait_heartbeat("vm1", "OK", 10) is not None)
 
     # 1. A large read and a small request.
-    a, b = Client(env.sock), Client(env.sock)
+    a, b = CtlClient(env.sock), CtlClient(env.sock)
     a.send({"id": "big", "cmd": "events", "limit": N})
     answered = 0
     for i in range(5):
@@ -111,7 +75,7 @@ try:
     t = threading.Thread(target=flood, daemon=True)
     t.start()
     time.sleep(0.5)
-    f = Client(env.sock)
+    f = CtlClient(env.sock)
     f.send({"cmd": "events", "limit": 1000, "follow": True})
     reply = f.recv()
     seen = [e["id"] for e in reply["result"]["events"]]

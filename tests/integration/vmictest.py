@@ -526,6 +526,43 @@ def child_pids(pid):
     return out
 
 
+
+class CtlClient:
+    """A raw control-socket connection that pipelines requests: send()
+    writes one request line, recv() waits for the next reply line and
+    incomplete() says, without waiting, whether no whole line is there."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.buf = b""
+
+    def send(self, req):
+        self.s.sendall(json.dumps(req).encode() + b"\n")
+
+    def recv(self, timeout=60):
+        self.s.settimeout(timeout)
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise RuntimeError("vmic-hostd closed the control connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def incomplete(self):
+        self.s.setblocking(False)
+        try:
+            self.buf += self.s.recv(1 << 20)
+        except BlockingIOError:
+            pass
+        finally:
+            self.s.setblocking(True)
+        return b"\n" not in self.buf
+
+    def close(self):
+        self.s.close()
+
 class FakeGuest:
     """Listens on `path` like vmic-guestd's unix-listen:, answers the host's
     hello, and can then send whatever a hostile guest would. A thread reads
