@@ -252,7 +252,8 @@ int vmic_rx_stash(struct vmic_rx *rx, const void *data, size_t n)
 
 	if (n == 0)
 		return 0;
-	r = rx_reserve(rx, (uint32_t)n);
+	/* Room for the whole frame now, so completing it never reallocs. */
+	r = rx_reserve(rx, MAX((uint32_t)n, vmic_rx_frame_size(data, n)));
 	if (r < 0)
 		return r;
 	memcpy(rx->buf, data, n);

@@ -152,33 +152,37 @@ static int feed_keep_random(struct vmic_rx *rx, const uint8_t *buf, size_t n,
 			    uint64_t seed, size_t maxchunk,
 			    struct collector *c)
 {
+	/* The bytes kept are always the last ones read, so a copy of the
+	 * whole input serves as the reader's buffer: [off - kept, off). */
 	uint8_t *mine = malloc(n + 1);
 	size_t kept = 0, off = 0;
 	int r = 0;
 
 	assert_non_null(mine);
+	memcpy(mine, buf, n);
 	while (off < n) {
 		size_t take = 1 + (size_t)(tu_rand(&seed) % maxchunk);
 		ssize_t used;
 
 		take = MIN(take, n - off);
-		memcpy(mine + kept, buf + off, take);
 		off += take;
-		used = vmic_rx_feed_keep(rx, mine, kept + take, collect, c);
+		used = vmic_rx_feed_keep(rx, mine + off - take - kept,
+					 kept + take, collect, c);
 		if (used < 0) {
 			r = (int)used;
 			break;
 		}
 		assert_true((size_t)used <= kept + take);
 		kept = kept + take - (size_t)used;
-		memmove(mine, mine + used, kept);
 		if (kept && tu_rand(&seed) % 4 == 0) {
-			assert_int_equal(vmic_rx_stash(rx, mine, kept), 0);
+			assert_int_equal(vmic_rx_stash(rx, mine + off - kept,
+						       kept),
+					 0);
 			kept = 0;
 		}
 	}
 	if (r == 0)
-		r = vmic_rx_stash(rx, mine, kept);
+		r = vmic_rx_stash(rx, mine + off - kept, kept);
 	free(mine);
 	return r;
 }
