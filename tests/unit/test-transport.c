@@ -194,6 +194,7 @@ struct peer {
 	int fail_with;
 	bool closed;
 	int close_reason;
+	unsigned drained;
 };
 
 static int peer_on_frame(void *ud, const struct vmic_frame *f)
@@ -232,9 +233,17 @@ static void peer_on_close(void *ud, int reason)
 	p->close_reason = reason;
 }
 
+static void peer_on_drained(void *ud)
+{
+	struct peer *p = ud;
+
+	p->drained++;
+}
+
 static const struct vmic_link_ops peer_ops = {
 	.on_frame = peer_on_frame,
 	.on_close = peer_on_close,
+	.on_drained = peer_on_drained,
 };
 
 static void peer_open(struct peer *p, uv_stream_t *s, bool resync)
@@ -686,11 +695,13 @@ static void test_link_send_raw(void **state)
 /*
  * A bulk copy has queued many chunks when a heartbeat is sent: on the
  * wire it comes after what was already written plus at most the one
- * chunk in flight, not after the whole copy.
+ * chunk in flight, not after the whole copy. What the kernel took ahead
+ * of it is capped too (VMIC_LINK_SNDBUF): about 1.5 chunks, not 228 KiB.
  */
 static void test_link_heartbeat_overtakes_bulk(void **state)
 {
-	enum { CHUNKS = 40 };
+	enum { CHUNKS = 15 }; /* within the bulk budget */
+	struct vmic_link_stats st;
 	struct fx *fx = *state;
 	size_t size, total, got = 0, off = 0, hb_frames, written;
 	uint8_t *frame = data_frame(0, VMIC_STREAM_CHUNK, &size);
@@ -710,6 +721,10 @@ static void test_link_heartbeat_overtakes_bulk(void **state)
 	free(frame);
 	written = p.link.bytes_out;
 	assert_true(written < (size_t)CHUNKS * size / 2);
+	assert_true(written <= 2 * size);
+	vmic_link_stats(&p.link, &st);
+	assert_true(st.kernel_unsent >= 0);
+	assert_true((size_t)st.kernel_unsent <= 2 * size + 8192);
 	memset(hb + VMIC_HDR_SIZE, 0, 8);
 	hb_frames = vmic_frame_seal(hb, VMIC_SVC_HEARTBEAT, 1, 0, 77, 0, 8);
 	assert_int_equal(vmic_link_send(&p.link, hb, hb_frames, 0), 0);
@@ -753,12 +768,17 @@ static void test_link_heartbeat_overtakes_bulk(void **state)
 	close(raw);
 }
 
-/* A peer that stops reading: the queue fills up to its limit. */
-static void test_link_queue_limit(void **state)
+/*
+ * A peer that stops reading. Stream data fills the bulk budget and is
+ * then refused with -EAGAIN, the link staying up; once the peer reads
+ * again, on_drained says there is room.
+ */
+static void test_link_bulk_budget(void **state)
 {
 	struct fx *fx = *state;
-	size_t size;
+	size_t size, got = 0;
 	uint8_t *frame = data_frame(0, VMIC_STREAM_CHUNK, &size);
+	uint8_t *sink = malloc(1 << 20);
 	struct peer p;
 	int raw, r = 0, sends = 0;
 
@@ -770,14 +790,59 @@ static void test_link_queue_limit(void **state)
 		sends++;
 		uv_run(&fx->loop, UV_RUN_NOWAIT);
 	}
-	free(frame);
-	assert_int_equal(r, -ENOBUFS);
-	assert_true(vmic_link_queued(&p.link) > VMIC_LINK_QUEUE_LIMIT);
-	/* Within the limit plus what the socket buffers hold. */
-	assert_true((size_t)sends * size <
-		    VMIC_LINK_QUEUE_LIMIT + 16u * 1024 * 1024);
+	assert_int_equal(r, -EAGAIN);
+	assert_true(p.link.outq.bulk_bytes <= VMIC_LINK_BULK_BUDGET);
+	assert_true(vmic_link_queued(&p.link) >
+		    VMIC_LINK_BULK_BUDGET - 2 * size);
+	/* An urgent frame still goes: bulk never fails it. */
+	assert_int_equal(vmic_link_send(&p.link, frame, VMIC_HDR_SIZE + 8, 0),
+			 0);
 	assert_false(p.closed);
-	vmic_link_close(&p.link, -ENOBUFS);
+	assert_int_equal(p.drained, 0);
+	while (p.drained == 0) {
+		ssize_t n = recv(raw, sink, 1 << 20, MSG_DONTWAIT);
+
+		if (n > 0)
+			got += (size_t)n;
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+	}
+	assert_true(p.link.outq.bulk_bytes <= VMIC_LINK_BULK_BUDGET / 2);
+	assert_int_equal(vmic_link_send(&p.link, frame, size, 7), 0);
+	free(frame);
+	free(sink);
+	vmic_link_close(&p.link, 0);
+	SPIN_UNTIL(fx, p.closed, 5000);
+	close(raw);
+}
+
+/*
+ * A peer that stops reading while we send only urgent frames: past the
+ * control budget the send fails with -ENOBUFS and the link closes by
+ * itself, whichever daemon holds it.
+ */
+static void test_link_control_budget(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t frame[VMIC_HDR_SIZE + 1000];
+	size_t size;
+	struct peer p;
+	int raw, r = 0, sends = 0;
+
+	memset(frame + VMIC_HDR_SIZE, 0, 1000);
+	size = vmic_frame_seal(frame, VMIC_SVC_HEARTBEAT, 1, 0, 1, 0, 1000);
+	peer_open(&p, socket_pair(fx, &raw), false);
+	while (sends < 10000) {
+		r = vmic_link_send(&p.link, frame, size, 0);
+		if (r < 0)
+			break;
+		sends++;
+	}
+	assert_int_equal(r, -ENOBUFS);
+	assert_true(p.link.closing);
+	/* Within the budget plus what the (capped) socket buffer holds. */
+	assert_true((size_t)sends * size <
+		    VMIC_LINK_CONTROL_BUDGET + 512u * 1024);
+	assert_int_equal(vmic_link_send(&p.link, frame, size, 0), -ENOTCONN);
 	SPIN_UNTIL(fx, p.closed, 5000);
 	assert_int_equal(p.close_reason, -ENOBUFS);
 	close(raw);
@@ -1315,7 +1380,8 @@ int main(void)
 		T(test_link_handler_error_closes),
 		T(test_link_send_raw),
 		T(test_link_heartbeat_overtakes_bulk),
-		T(test_link_queue_limit),
+		T(test_link_bulk_budget),
+		T(test_link_control_budget),
 		T(test_sockfd_connect_listen),
 		T(test_sockfd_failures),
 		T(test_sockfd_accept_emfile),

@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Streams on a link: open, write, finish, consume and reset; incoming
+ * stream frames; the owners' callbacks. The rules (credit, what to
+ * refuse) are in src/proto/stream*.c; this file moves the bytes.
+ *
+ * Callbacks never run inside the owner's own call: what comes due there
+ * (room after a write, the end of a stream whose END went out) waits in
+ * the notify list for the read or write callback in progress or for the
+ * link's idle handle. A stream that is closed while one of its callbacks
+ * runs is freed when that callback returns.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/macro.h"
+#include "link-internal.h"
+
+static void on_idle(uv_idle_t *h);
+
+int vmic_link_streams_attach(struct vmic_link *l, bool guest_side,
+			     unsigned max)
+{
+	if (l->streams_on)
+		return -EALREADY;
+	if (l->closing || !l->stream)
+		return -ENOTCONN;
+	l->idle = malloc(sizeof(*l->idle));
+	if (!l->idle)
+		return -ENOMEM;
+	uv_idle_init(l->stream->loop, l->idle);
+	l->idle->data = l;
+	vmic_stream_table_init(&l->streams, guest_side, max);
+	l->streams_on = true;
+	return 0;
+}
+
+static void notify_queue(struct vmic_link *l, struct vmic_stream *s)
+{
+	if (s->notify_queued || s->closed)
+		return;
+	s->notify_queued = true;
+	s->notify_next = NULL;
+	if (l->notify_tail)
+		l->notify_tail->notify_next = s;
+	else
+		l->notify = s;
+	l->notify_tail = s;
+	uv_idle_start(l->idle, on_idle);
+}
+
+static struct vmic_stream *notify_pop(struct vmic_link *l)
+{
+	struct vmic_stream *s = l->notify;
+
+	if (!s)
+		return NULL;
+	l->notify = s->notify_next;
+	if (!l->notify)
+		l->notify_tail = NULL;
+	s->notify_next = NULL;
+	s->notify_queued = false;
+	return s;
+}
+
+static void notify_unlink(struct vmic_link *l, struct vmic_stream *s)
+{
+	struct vmic_stream *prev = NULL, *p = l->notify;
+
+	if (!s->notify_queued)
+		return;
+	while (p != s) {
+		prev = p;
+		p = p->notify_next;
+	}
+	if (prev)
+		prev->notify_next = s->notify_next;
+	else
+		l->notify = s->notify_next;
+	if (l->notify_tail == s)
+		l->notify_tail = prev;
+	s->notify_next = NULL;
+	s->notify_queued = false;
+}
+
+/* Take s out of the link: table, queue, notify list, counters. */
+static void stream_detach(struct vmic_link *l, struct vmic_stream *s)
+{
+	s->closed = true;
+	vmic_stream_table_remove(&l->streams, s);
+	vmic_outq_drop_lane(&l->outq, &s->lane);
+	notify_unlink(l, s);
+	if (s->dir == VMIC_STREAM_SEND)
+		l->send_streams--;
+	else
+		l->rx_held -= vmic_stream_rx_held(&s->rx);
+	if (l->outq.bulk_bytes <= l->outq.bulk_limit / 2)
+		link_streams_budget_low(l);
+}
+
+/* Free s now, or when the callback running on it returns. */
+static void stream_release(struct vmic_stream *s)
+{
+	if (s->busy)
+		s->dead = true;
+	else
+		free(s);
+}
+
+/* A callback on s returned; true when s is gone. */
+static bool stream_unbusy(struct vmic_stream *s)
+{
+	if (--s->busy == 0 && s->dead) {
+		free(s);
+		return true;
+	}
+	return false;
+}
+
+static void stream_close(struct vmic_link *l, struct vmic_stream *s,
+			 int reason)
+{
+	if (s->closed)
+		return;
+	stream_detach(l, s);
+	s->busy++;
+	if (s->ops->on_closed)
+		s->ops->on_closed(s->ud, s, reason);
+	s->busy--;
+	stream_release(s);
+}
+
+static void streams_close_all(struct vmic_link *l, int reason)
+{
+	struct vmic_stream *s;
+
+	while ((s = vmic_stream_table_any(&l->streams)))
+		stream_close(l, s, reason);
+}
+
+void vmic_link_streams_reset(struct vmic_link *l)
+{
+	if (l->streams_on)
+		streams_close_all(l, -ECONNRESET);
+}
+
+static void idle_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+void link_streams_shutdown(struct vmic_link *l)
+{
+	if (!l->streams_on)
+		return;
+	streams_close_all(l, -EPIPE);
+	l->idle->data = NULL;
+	uv_close((uv_handle_t *)l->idle, idle_closed);
+	l->idle = NULL;
+	l->streams_on = false;
+}
+
+/*
+ * Room for s in bytes: its credit, its fair share of the bulk budget
+ * (at least one chunk), and what is left of the budget. *by_budget tells
+ * whether the budget itself was the limit.
+ */
+static uint64_t send_room(const struct vmic_link *l,
+			  const struct vmic_stream *s, bool *by_budget)
+{
+	size_t share = MAX((size_t)VMIC_STREAM_CHUNK,
+			   l->outq.bulk_limit / MAX(l->send_streams, 1u));
+	size_t budget = vmic_outq_bulk_room(&l->outq);
+	uint64_t room = vmic_stream_tx_room(&s->tx);
+
+	room = MIN(room, share > s->lane.bytes ? share - s->lane.bytes : 0);
+	*by_budget = budget < room;
+	return MIN(room, budget);
+}
+
+static void send_credit(struct vmic_link *l, const struct vmic_stream *s,
+			uint32_t more)
+{
+	uint8_t buf[VMIC_STREAM_CREDIT_FRAME];
+
+	vmic_link_send(l, buf, vmic_stream_credit_frame(buf, s->service, s->id,
+							more),
+		       0);
+}
+
+static void send_reset(struct vmic_link *l, uint8_t service, uint32_t id,
+		       uint16_t code, const char *why)
+{
+	uint8_t buf[VMIC_STREAM_RESET_FRAME_MAX];
+
+	vmic_link_send(l, buf,
+		       vmic_stream_reset_frame(buf, service, id, code, why), 0);
+}
+
+int vmic_link_stream_open(struct vmic_link *l, uint32_t id, uint8_t service,
+			  enum vmic_stream_dir dir, uint32_t window,
+			  const struct vmic_stream_ops *ops, void *ud,
+			  struct vmic_stream **out)
+{
+	/* Until open returns, the owner hears nothing about the stream. */
+	static const struct vmic_stream_ops silent = { 0 };
+	struct vmic_stream *s;
+	uint32_t grant;
+	int r;
+
+	if (!l->streams_on ||
+	    (dir != VMIC_STREAM_SEND && dir != VMIC_STREAM_RECV) ||
+	    (dir == VMIC_STREAM_RECV && !ops->on_data))
+		return -EINVAL;
+	if (l->closing || !l->stream)
+		return -ENOTCONN;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (id == 0)
+		id = vmic_stream_table_next_id(&l->streams);
+	vmic_stream_init(s, id, service, dir, window, &silent, NULL);
+	r = vmic_stream_table_add(&l->streams, s);
+	if (r < 0) {
+		free(s);
+		return r;
+	}
+	if (dir == VMIC_STREAM_SEND)
+		l->send_streams++;
+	/* A window beyond the implicit credit is granted at once. */
+	grant = dir == VMIC_STREAM_RECV ? vmic_stream_rx_consumed(&s->rx, 0)
+					: 0;
+	if (grant)
+		send_credit(l, s, grant);
+	if (l->closing)
+		return -ENOTCONN; /* the peer stopped reading; s went too */
+	s->ops = ops;
+	s->ud = ud;
+	*out = s;
+	return 0;
+}
+
+/* One data frame of s, written at once when nothing is ahead of it. */
+static int stream_send_frame(struct vmic_link *l, struct vmic_stream *s,
+			     const uint8_t *p, uint32_t n, bool end)
+{
+	uint8_t hdr[VMIC_HDR_SIZE];
+	struct vmic_outbuf *b;
+	int r;
+
+	vmic_stream_data_header(hdr, s, n, end);
+	r = link_write_now(l, hdr, sizeof(hdr), p, n);
+	if (r != 0)
+		return r < 0 ? r : 1;
+	b = vmic_outbuf_new(VMIC_HDR_SIZE + n);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b->data, hdr, sizeof(hdr));
+	if (n)
+		memcpy(b->data + VMIC_HDR_SIZE, p, n);
+	vmic_outq_push_bulk(&l->outq, &s->lane, b);
+	return 0;
+}
+
+static int stream_check_send(const struct vmic_link *l,
+			     const struct vmic_stream *s)
+{
+	if (l->closing || !l->stream)
+		return -ENOTCONN;
+	if (s->dir != VMIC_STREAM_SEND)
+		return -EINVAL;
+	if (s->end || s->closed)
+		return -EPIPE;
+	return 0;
+}
+
+ssize_t vmic_link_stream_write(struct vmic_link *l, struct vmic_stream *s,
+			       const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	bool by_budget;
+	uint64_t room;
+	size_t done = 0;
+	int r = stream_check_send(l, s);
+
+	if (r < 0)
+		return r;
+	room = send_room(l, s, &by_budget);
+	while (done < len && room > 0) {
+		uint32_t n = (uint32_t)MIN(MIN((uint64_t)(len - done), room),
+					   VMIC_STREAM_CHUNK);
+
+		r = stream_send_frame(l, s, p + done, n, false);
+		if (r < 0)
+			return r;
+		vmic_stream_tx_sent(&s->tx, n);
+		s->bytes += n;
+		done += n;
+		room = send_room(l, s, &by_budget);
+	}
+	if (done < len) {
+		s->want_writable = true;
+		l->budget_waiters |= by_budget;
+	}
+	link_flush(l);
+	return done ? (ssize_t)done : -EAGAIN;
+}
+
+int vmic_link_stream_finish(struct vmic_link *l, struct vmic_stream *s)
+{
+	int r = stream_check_send(l, s);
+
+	if (r < 0)
+		return r;
+	s->end = true;
+	s->want_writable = false;
+	r = stream_send_frame(l, s, NULL, 0, true);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		/* Written at once: the stream ends at the next callback. */
+		s->end_sent = true;
+		notify_queue(l, s);
+	}
+	link_flush(l);
+	return 0;
+}
+
+void vmic_link_stream_consumed(struct vmic_link *l, struct vmic_stream *s,
+			       size_t n)
+{
+	uint64_t before = vmic_stream_rx_held(&s->rx);
+	uint32_t grant;
+
+	if (s->dir != VMIC_STREAM_RECV || s->closed || l->closing)
+		return;
+	grant = vmic_stream_rx_consumed(&s->rx,
+					(uint32_t)MIN(n, (size_t)UINT32_MAX));
+	l->rx_held -= before - vmic_stream_rx_held(&s->rx);
+	if (grant)
+		send_credit(l, s, grant);
+}
+
+void vmic_link_stream_reset(struct vmic_link *l, struct vmic_stream *s,
+			    uint16_t code, const char *message)
+{
+	if (s->closed)
+		return;
+	stream_detach(l, s);
+	if (!l->closing)
+		send_reset(l, s->service, s->id, code, message);
+	stream_release(s);
+}
+
+void link_stream_popped(struct vmic_link *l, struct vmic_stream *s)
+{
+	if (s->end && !s->lane.head) {
+		s->end_sent = true; /* END is always the lane's last frame */
+		notify_queue(l, s);
+	} else if (s->want_writable) {
+		notify_queue(l, s);
+	}
+}
+
+static void wake_if_waiting(struct vmic_stream *s, void *arg)
+{
+	if (s->want_writable)
+		notify_queue(arg, s);
+}
+
+void link_streams_budget_low(struct vmic_link *l)
+{
+	if (!l->budget_waiters)
+		return;
+	l->budget_waiters = false;
+	vmic_stream_table_each(&l->streams, wake_if_waiting, l);
+}
+
+void link_streams_notify(struct vmic_link *l)
+{
+	struct vmic_stream *s;
+	bool by_budget;
+
+	while (!l->closing && (s = notify_pop(l))) {
+		if (s->end_sent) {
+			stream_close(l, s, 0);
+			continue;
+		}
+		if (!s->want_writable || send_room(l, s, &by_budget) == 0)
+			continue;
+		s->want_writable = false;
+		s->busy++;
+		if (s->ops->on_writable)
+			s->ops->on_writable(s->ud, s);
+		stream_unbusy(s);
+	}
+}
+
+static void on_idle(uv_idle_t *h)
+{
+	struct vmic_link *l = h->data;
+
+	link_callbacks(l);
+	if (l->idle && !l->notify)
+		uv_idle_stop(l->idle);
+}
+
+/* Hand data to the owner; END after it ends the stream. */
+static void stream_deliver(struct vmic_link *l, struct vmic_stream *s,
+			   const struct vmic_frame *f)
+{
+	s->bytes += f->length;
+	l->rx_held += f->length;
+	if (l->rx_held > l->peak_rx_held)
+		l->peak_rx_held = l->rx_held;
+	if (f->length) {
+		s->busy++;
+		s->ops->on_data(s->ud, s, f->payload, f->length);
+		if (stream_unbusy(s))
+			return;
+	}
+	if ((f->flags & VMIC_F_END) && !s->closed)
+		stream_close(l, s, 0);
+}
+
+void link_stream_input(struct vmic_link *l, const struct vmic_frame *f)
+{
+	struct vmic_stream_input in;
+
+	vmic_stream_table_input(&l->streams, f, &in);
+	switch (in.verdict) {
+	case VMIC_SV_IGNORE:
+		l->stream_ignored++;
+		break;
+	case VMIC_SV_DATA:
+		stream_deliver(l, in.s, f);
+		break;
+	case VMIC_SV_CREDIT:
+		if (in.s->want_writable)
+			notify_queue(l, in.s);
+		break;
+	case VMIC_SV_PEER_RESET:
+		stream_close(l, in.s, in.code);
+		break;
+	case VMIC_SV_REFUSE:
+		l->stream_refused++;
+		send_reset(l, f->service, f->stream_id, in.code, in.why);
+		if (in.s && !l->closing)
+			stream_close(l, in.s, -EPROTO);
+		break;
+	}
+}
