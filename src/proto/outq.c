@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/param.h>
 
 void vmic_outq_init(struct vmic_outq *q, size_t urgent_limit,
 		    size_t bulk_limit)
@@ -25,15 +26,16 @@ void vmic_lane_init(struct vmic_lane *l)
 	l->in_turn = false;
 }
 
-struct vmic_outbuf *vmic_outbuf_new(uint32_t len)
+struct vmic_outbuf *vmic_outbuf_new(uint32_t len, uint32_t cap)
 {
-	struct vmic_outbuf *b = malloc(sizeof(*b) + len);
+	struct vmic_outbuf *b = malloc(sizeof(*b) + MAX(len, cap));
 
 	if (!b)
 		return NULL;
 	b->next = NULL;
 	b->len = len;
 	b->sent = 0;
+	b->cap = MAX(len, cap);
 	return b;
 }
 

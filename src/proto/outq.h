@@ -33,6 +33,7 @@ struct vmic_outbuf {
 	struct vmic_outbuf *next;
 	uint32_t len;  /* frame bytes in data */
 	uint32_t sent; /* bytes of it already written (partial writes) */
+	uint32_t cap;  /* bytes allocated for data */
 	uint8_t data[]; /* one whole encoded frame */
 };
 
@@ -65,8 +66,11 @@ void vmic_lane_init(struct vmic_lane *l);
  */
 void vmic_outq_clear(struct vmic_outq *q);
 
-/* Allocate a buffer for a frame of len bytes; fill data, then push. */
-struct vmic_outbuf *vmic_outbuf_new(uint32_t len);
+/*
+ * Allocate a buffer for a frame of len bytes, with room for cap >= len
+ * (so it can be used again for larger frames); fill data, then push.
+ */
+struct vmic_outbuf *vmic_outbuf_new(uint32_t len, uint32_t cap);
 
 /*
  * Queue an urgent frame (ownership passes to the queue, even on error).

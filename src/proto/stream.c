@@ -37,6 +37,8 @@ int vmic_stream_tx_credit(struct vmic_stream_tx *tx, uint32_t more)
 
 void vmic_stream_rx_init(struct vmic_stream_rx *rx, uint32_t window)
 {
+	if (window == 0)
+		window = VMIC_STREAM_WINDOW_DEFAULT;
 	if (window < VMIC_STREAM_INITIAL_CREDIT)
 		window = VMIC_STREAM_INITIAL_CREDIT;
 	if (window > VMIC_STREAM_MAX_WINDOW)

@@ -22,6 +22,15 @@
 #include "proto.h"
 
 #define VMIC_STREAM_GUEST_BIT 0x80000000u
+/*
+ * A receiver's window when its owner asks for none: how far the consumer
+ * may lag. Larger than the implicit initial credit, because the sender
+ * must not run dry while a credit travels back: at 5 GB/s over a unix
+ * socket one credit round trip (two thread wake-ups) costs about half a
+ * MiB of sending, and a 256 KiB window held a stream to half the
+ * socket's speed (docs/benchmarks.md).
+ */
+#define VMIC_STREAM_WINDOW_DEFAULT (1024u * 1024)
 /* A receiver never lets more than this be in flight on one stream. */
 #define VMIC_STREAM_MAX_WINDOW (64u * 1024 * 1024)
 
@@ -49,8 +58,9 @@ int vmic_stream_tx_sent(struct vmic_stream_tx *tx, uint32_t n);
 int vmic_stream_tx_credit(struct vmic_stream_tx *tx, uint32_t more);
 
 /*
- * window: how many bytes the consumer may be behind; clamped to
- * [VMIC_STREAM_INITIAL_CREDIT, VMIC_STREAM_MAX_WINDOW] (0 = the least).
+ * window: how many bytes the consumer may be behind; 0 for
+ * VMIC_STREAM_WINDOW_DEFAULT, clamped to [VMIC_STREAM_INITIAL_CREDIT,
+ * VMIC_STREAM_MAX_WINDOW].
  */
 void vmic_stream_rx_init(struct vmic_stream_rx *rx, uint32_t window);
 /* Account n received bytes; -EPROTO when the sender passed its credit. */

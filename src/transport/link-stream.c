@@ -91,9 +91,9 @@ static void stream_detach(struct vmic_link *l, struct vmic_stream *s)
 	vmic_stream_table_remove(&l->streams, s);
 	vmic_outq_drop_lane(&l->outq, &s->lane);
 	notify_unlink(l, s);
-	if (s->dir == VMIC_STREAM_SEND)
-		l->send_streams--;
-	else
+	if (s->dir == VMIC_STREAM_SEND && --l->send_streams == 0)
+		link_buf_trim(l);
+	else if (s->dir == VMIC_STREAM_RECV)
 		l->rx_held -= vmic_stream_rx_held(&s->rx);
 	if (l->outq.bulk_bytes <= l->outq.bulk_limit / 2)
 		link_streams_budget_low(l);
@@ -163,14 +163,20 @@ void link_streams_shutdown(struct vmic_link *l)
 
 /*
  * Room for s in bytes: its credit, its fair share of the bulk budget
- * (at least one chunk), and what is left of the budget. *by_budget tells
- * whether the budget itself was the limit.
+ * (at least one chunk), and what is left of the budget. While the socket
+ * is full, one chunk per stream waits in the queue and the rest of the
+ * producer's data stays where it is: once the socket drains it goes out
+ * from the producer's buffer without a copy (stream_write_direct).
+ * *by_budget tells whether the budget itself was the limit.
  */
 static uint64_t send_room(const struct vmic_link *l,
 			  const struct vmic_stream *s, bool *by_budget)
 {
-	size_t share = MAX((size_t)VMIC_STREAM_CHUNK,
-			   l->outq.bulk_limit / MAX(l->send_streams, 1u));
+	size_t share = l->writing
+			       ? VMIC_HDR_SIZE + VMIC_STREAM_CHUNK
+			       : MAX((size_t)VMIC_STREAM_CHUNK,
+				     l->outq.bulk_limit /
+					     MAX(l->send_streams, 1u));
 	size_t budget = vmic_outq_bulk_room(&l->outq);
 	uint64_t room = vmic_stream_tx_room(&s->tx);
 
@@ -241,26 +247,67 @@ int vmic_link_stream_open(struct vmic_link *l, uint32_t id, uint8_t service,
 	return 0;
 }
 
-/* One data frame of s, written at once when nothing is ahead of it. */
-static int stream_send_frame(struct vmic_link *l, struct vmic_stream *s,
-			     const uint8_t *p, uint32_t n, bool end)
+/* Queue one data frame of s (a copy of p) in its lane. */
+static int stream_queue_frame(struct vmic_link *l, struct vmic_stream *s,
+			      const uint8_t *p, uint32_t n, bool end)
 {
-	uint8_t hdr[VMIC_HDR_SIZE];
-	struct vmic_outbuf *b;
-	int r;
+	struct vmic_outbuf *b = link_buf_new(l, VMIC_HDR_SIZE + n);
 
-	vmic_stream_data_header(hdr, s, n, end);
-	r = link_write_now(l, hdr, sizeof(hdr), p, n);
-	if (r != 0)
-		return r < 0 ? r : 1;
-	b = vmic_outbuf_new(VMIC_HDR_SIZE + n);
 	if (!b)
 		return -ENOMEM;
-	memcpy(b->data, hdr, sizeof(hdr));
+	vmic_stream_data_header(b->data, s, n, end);
 	if (n)
 		memcpy(b->data + VMIC_HDR_SIZE, p, n);
 	vmic_outq_push_bulk(&l->outq, &s->lane, b);
 	return 0;
+}
+
+/* Frames one direct write may carry: about what a socket takes at once. */
+#define DIRECT_FRAMES 4
+/* Data queued to hear when a full socket drains. */
+#define WAKE_FRAME (4u * 1024)
+
+/*
+ * The link is idle: write up to n bytes of s as data frames straight from
+ * the producer's buffer, header and payload side by side (writev), so the
+ * common case copies nothing in user space. Only a frame the socket cut
+ * is copied, to be finished by libuv. Returns the payload bytes taken
+ * (0 when the socket was full) or -errno.
+ */
+static ssize_t stream_write_direct(struct vmic_link *l, struct vmic_stream *s,
+				   const uint8_t *p, size_t n)
+{
+	uint8_t hdr[DIRECT_FRAMES][VMIC_HDR_SIZE];
+	uv_buf_t bufs[2 * DIRECT_FRAMES];
+	uint32_t len[DIRECT_FRAMES];
+	size_t off = 0, taken = 0;
+	unsigned k = 0;
+	ssize_t w;
+
+	while (k < DIRECT_FRAMES && off < n) {
+		len[k] = (uint32_t)MIN(n - off, (size_t)VMIC_STREAM_CHUNK);
+		vmic_stream_data_header(hdr[k], s, len[k], false);
+		bufs[2 * k] = uv_buf_init((char *)hdr[k], VMIC_HDR_SIZE);
+		bufs[2 * k + 1] = uv_buf_init((char *)p + off, len[k]);
+		off += len[k++];
+	}
+	w = link_try_writev(l, bufs, 2 * k);
+	for (unsigned i = 0; i < k && w > 0; i++) {
+		size_t frame = VMIC_HDR_SIZE + len[i];
+
+		if ((size_t)w < frame) {
+			int r = link_keep_rest(l, hdr[i], VMIC_HDR_SIZE,
+					       p + taken, len[i], (size_t)w);
+
+			if (r < 0)
+				return r;
+			w = 0;
+		} else {
+			w -= (ssize_t)frame;
+		}
+		taken += len[i];
+	}
+	return w < 0 ? w : (ssize_t)taken;
 }
 
 static int stream_check_send(const struct vmic_link *l,
@@ -275,6 +322,13 @@ static int stream_check_send(const struct vmic_link *l,
 	return 0;
 }
 
+/* Account n payload bytes taken from the producer. */
+static void stream_took(struct vmic_stream *s, size_t n)
+{
+	vmic_stream_tx_sent(&s->tx, (uint32_t)n);
+	s->bytes += n;
+}
+
 ssize_t vmic_link_stream_write(struct vmic_link *l, struct vmic_stream *s,
 			       const void *buf, size_t len)
 {
@@ -282,26 +336,55 @@ ssize_t vmic_link_stream_write(struct vmic_link *l, struct vmic_stream *s,
 	bool by_budget;
 	uint64_t room;
 	size_t done = 0;
-	int r = stream_check_send(l, s);
+	ssize_t r = stream_check_send(l, s);
 
 	if (r < 0)
 		return r;
 	room = send_room(l, s, &by_budget);
+	/* Straight to the socket while nothing waits ahead. */
+	while (done < len && room > 0 && !l->writing && !l->nbatch &&
+	       vmic_outq_empty(&l->outq)) {
+		r = stream_write_direct(l, s, p + done,
+					(size_t)MIN((uint64_t)(len - done),
+						    room));
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			/* The socket is full and libuv holds nothing that
+			 * tells us when it drains: queue a small frame for
+			 * that (a small copy); the rest waits in place. */
+			size_t n = (size_t)MIN(MIN((uint64_t)(len - done),
+						   room),
+					       WAKE_FRAME);
+
+			r = stream_queue_frame(l, s, p + done, (uint32_t)n,
+					       false);
+			if (r < 0)
+				return r;
+			r = (ssize_t)n;
+		}
+		stream_took(s, (size_t)r);
+		done += (size_t)r;
+		room = send_room(l, s, &by_budget);
+		if (!vmic_outq_empty(&l->outq) || l->nbatch)
+			goto out; /* the socket is full */
+	}
 	while (done < len && room > 0) {
 		uint32_t n = (uint32_t)MIN(MIN((uint64_t)(len - done), room),
 					   VMIC_STREAM_CHUNK);
 
-		r = stream_send_frame(l, s, p + done, n, false);
+		r = stream_queue_frame(l, s, p + done, n, false);
 		if (r < 0)
 			return r;
-		vmic_stream_tx_sent(&s->tx, n);
-		s->bytes += n;
+		stream_took(s, n);
 		done += n;
 		room = send_room(l, s, &by_budget);
 	}
+	l->budget_waiters |= done < len && by_budget;
+out:
 	if (done < len) {
 		s->want_writable = true;
-		l->budget_waiters |= by_budget;
+		l->socket_waiters |= l->writing;
 	}
 	link_flush(l);
 	return done ? (ssize_t)done : -EAGAIN;
@@ -309,20 +392,24 @@ ssize_t vmic_link_stream_write(struct vmic_link *l, struct vmic_stream *s,
 
 int vmic_link_stream_finish(struct vmic_link *l, struct vmic_stream *s)
 {
+	uint8_t hdr[VMIC_HDR_SIZE];
 	int r = stream_check_send(l, s);
 
 	if (r < 0)
 		return r;
 	s->end = true;
 	s->want_writable = false;
-	r = stream_send_frame(l, s, NULL, 0, true);
-	if (r < 0)
-		return r;
-	if (r == 1) {
+	vmic_stream_data_header(hdr, s, 0, true);
+	r = link_write_now(l, hdr, sizeof(hdr), NULL, 0);
+	if (r == 0)
+		r = stream_queue_frame(l, s, NULL, 0, true);
+	else if (r == 1) {
 		/* Written at once: the stream ends at the next callback. */
 		s->end_sent = true;
 		notify_queue(l, s);
 	}
+	if (r < 0)
+		return r;
 	link_flush(l);
 	return 0;
 }
@@ -367,6 +454,14 @@ static void wake_if_waiting(struct vmic_stream *s, void *arg)
 {
 	if (s->want_writable)
 		notify_queue(arg, s);
+}
+
+void link_streams_socket_ready(struct vmic_link *l)
+{
+	if (!l->socket_waiters)
+		return;
+	l->socket_waiters = false;
+	vmic_stream_table_each(&l->streams, wake_if_waiting, l);
 }
 
 void link_streams_budget_low(struct vmic_link *l)

@@ -129,22 +129,43 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
  * character device has no such knob, and a socket that refuses keeps its
  * default, which is only slower to let a heartbeat through.
  */
-static void link_cap_kernel(uv_stream_t *s)
+static void link_cap_kernel(struct vmic_link *l)
 {
 	uv_os_fd_t fd;
 	socklen_t len = sizeof(int);
 	int domain, sndbuf = VMIC_LINK_SNDBUF;
 	unsigned long long vsock_buf = VMIC_LINK_VSOCK_BUF;
 
-	if (uv_fileno((uv_handle_t *)s, &fd) < 0 ||
+	if (uv_fileno((uv_handle_t *)l->stream, &fd) < 0 ||
 	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
 		return;
-	if (domain == AF_UNIX)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
-				 sizeof(sndbuf));
+	if (domain == AF_UNIX &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0)
+		l->sndbuf = VMIC_LINK_SNDBUF;
 	else if (domain == AF_VSOCK)
 		(void)setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE,
 				 &vsock_buf, sizeof(vsock_buf));
+}
+
+/*
+ * The socket was full for dt_ns until libuv could finish a write: about
+ * the time the kernel's share took to drain, which is what a heartbeat
+ * queued behind it waits. Grow the send buffer while that is short, shrink
+ * it while it is long (see link.h).
+ */
+static void link_tune_sndbuf(struct vmic_link *l, uint64_t dt_ns)
+{
+	uv_os_fd_t fd;
+	int want = (int)l->sndbuf;
+
+	if (dt_ns < VMIC_LINK_DRAIN_FAST_US * 1000ull)
+		want = (int)MIN(2 * l->sndbuf, VMIC_LINK_SNDBUF_MAX);
+	else if (dt_ns > VMIC_LINK_DRAIN_SLOW_US * 1000ull)
+		want = (int)MAX(l->sndbuf / 2, VMIC_LINK_SNDBUF);
+	if ((uint32_t)want != l->sndbuf &&
+	    uv_fileno((uv_handle_t *)l->stream, &fd) == 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)) == 0)
+		l->sndbuf = (uint32_t)want;
 }
 
 int vmic_link_open(struct vmic_link *l, uv_stream_t *stream, bool resync,
@@ -161,7 +182,7 @@ int vmic_link_open(struct vmic_link *l, uv_stream_t *stream, bool resync,
 		       VMIC_LINK_BULK_BUDGET);
 	vmic_lane_init(&l->raw_lane);
 	stream->data = l;
-	link_cap_kernel(stream);
+	link_cap_kernel(l);
 	r = uv_read_start(stream, on_alloc, on_read);
 	if (r < 0) {
 		vmic_stream_free(stream);
@@ -180,10 +201,53 @@ static void link_closed(uv_handle_t *h)
 	l->ops->on_close(l->ud, l->close_reason);
 }
 
+/* Frames this large get a whole chunk's room and are kept for reuse. */
+#define BUF_REUSE_MIN (16u * 1024)
+#define BUF_CHUNK (VMIC_HDR_SIZE + VMIC_STREAM_CHUNK)
+#define BUF_SPARES (VMIC_LINK_BULK_BUDGET / BUF_CHUNK + 2)
+
+struct vmic_outbuf *link_buf_new(struct vmic_link *l, uint32_t len)
+{
+	struct vmic_outbuf *b = l->spares;
+
+	if (len < BUF_REUSE_MIN || len > BUF_CHUNK)
+		return vmic_outbuf_new(len, 0);
+	if (!b)
+		return vmic_outbuf_new(len, BUF_CHUNK);
+	l->spares = b->next;
+	l->nspares--;
+	b->next = NULL;
+	b->len = len;
+	b->sent = 0;
+	return b;
+}
+
+void link_buf_free(struct vmic_link *l, struct vmic_outbuf *b)
+{
+	if (b->cap != BUF_CHUNK || l->nspares >= BUF_SPARES || l->closing) {
+		free(b);
+		return;
+	}
+	b->next = l->spares;
+	l->spares = b;
+	l->nspares++;
+}
+
+void link_buf_trim(struct vmic_link *l)
+{
+	while (l->spares) {
+		struct vmic_outbuf *b = l->spares;
+
+		l->spares = b->next;
+		free(b);
+	}
+	l->nspares = 0;
+}
+
 static void batch_free(struct vmic_link *l)
 {
 	for (unsigned i = 0; i < l->nbatch; i++)
-		free(l->batch[i]);
+		link_buf_free(l, l->batch[i]);
 	l->nbatch = 0;
 	l->batch_bytes = 0;
 }
@@ -201,6 +265,7 @@ void vmic_link_close(struct vmic_link *l, int reason)
 	vmic_outq_clear(&l->outq);
 	if (!l->writing)
 		batch_free(l);
+	link_buf_trim(l);
 	vmic_rx_free(&l->rx);
 	/* A pending write completes with UV_ECANCELED before link_closed. */
 	uv_close((uv_handle_t *)l->stream, link_closed);
@@ -220,6 +285,9 @@ static void on_write(uv_write_t *req, int status)
 
 	if (status == 0)
 		l->bytes_out += l->batch_bytes;
+	if (l->wait_since && status == 0 && !l->closing)
+		link_tune_sndbuf(l, uv_hrtime() - l->wait_since);
+	l->wait_since = 0;
 	batch_free(l);
 	l->writing = false;
 	if (l->closing)
@@ -229,6 +297,7 @@ static void on_write(uv_write_t *req, int status)
 		return;
 	}
 	link_flush(l);
+	link_streams_socket_ready(l);
 	link_callbacks(l);
 }
 
@@ -244,6 +313,8 @@ static int batch_start_write(struct vmic_link *l)
 					      l->batch[i]->sent,
 				      l->batch[i]->len - l->batch[i]->sent);
 	l->wreq.data = l;
+	if (l->sndbuf)
+		l->wait_since = uv_hrtime();
 	r = uv_write(&l->wreq, l->stream, bufs, l->nbatch, on_write);
 	if (r < 0) {
 		vmic_link_close(l, r);
@@ -269,7 +340,7 @@ static void batch_wrote(struct vmic_link *l, size_t n)
 			break;
 		}
 		n -= left;
-		free(b);
+		link_buf_free(l, b);
 		done++;
 	}
 	memmove(l->batch, l->batch + done,
@@ -354,28 +425,29 @@ void link_callbacks(struct vmic_link *l)
 	}
 }
 
-int link_write_now(struct vmic_link *l, const void *a, size_t alen,
-		   const void *b, size_t blen)
+ssize_t link_try_writev(struct vmic_link *l, const uv_buf_t *bufs,
+			unsigned n)
 {
-	uv_buf_t bufs[2] = { uv_buf_init((char *)a, (unsigned)alen),
-			     uv_buf_init((char *)b, (unsigned)blen) };
-	struct vmic_outbuf *rest;
 	int r;
 
 	if (l->writing || l->nbatch || !vmic_outq_empty(&l->outq))
 		return 0;
-	r = uv_try_write(l->stream, bufs, blen ? 2 : 1);
-	if (r == UV_EAGAIN || r == 0)
+	r = uv_try_write(l->stream, bufs, n);
+	if (r == UV_EAGAIN)
 		return 0;
 	if (r < 0) {
 		vmic_link_close(l, r);
 		return r;
 	}
 	l->bytes_out += (uint64_t)r;
-	if ((size_t)r == alen + blen)
-		return 1;
-	/* The rest of a started frame must go out before anything else. */
-	rest = vmic_outbuf_new((uint32_t)(alen + blen));
+	return r;
+}
+
+int link_keep_rest(struct vmic_link *l, const void *a, size_t alen,
+		   const void *b, size_t blen, size_t written)
+{
+	struct vmic_outbuf *rest = link_buf_new(l, (uint32_t)(alen + blen));
+
 	if (!rest) {
 		vmic_link_close(l, -ENOMEM);
 		return -ENOMEM;
@@ -383,18 +455,36 @@ int link_write_now(struct vmic_link *l, const void *a, size_t alen,
 	memcpy(rest->data, a, alen);
 	if (blen)
 		memcpy(rest->data + alen, b, blen);
-	rest->sent = (uint32_t)r;
+	rest->sent = (uint32_t)written;
 	l->batch[0] = rest;
 	l->nbatch = 1;
-	l->batch_bytes = alen + blen - (size_t)r;
+	l->batch_bytes = alen + blen - written;
 	note_peak(l);
-	r = batch_start_write(l);
-	return r < 0 ? r : 1;
+	return batch_start_write(l);
+}
+
+int link_write_now(struct vmic_link *l, const void *a, size_t alen,
+		   const void *b, size_t blen)
+{
+	uv_buf_t bufs[2] = { uv_buf_init((char *)a, (unsigned)alen),
+			     uv_buf_init((char *)b, (unsigned)blen) };
+	ssize_t r = link_try_writev(l, bufs, blen ? 2 : 1);
+
+	if (r <= 0)
+		return (int)r;
+	if ((size_t)r < alen + blen) {
+		/* The rest of a started frame must go out before anything
+		 * else. */
+		r = link_keep_rest(l, a, alen, b, blen, (size_t)r);
+		if (r < 0)
+			return (int)r;
+	}
+	return 1;
 }
 
 int link_queue_urgent(struct vmic_link *l, const void *frame, size_t len)
 {
-	struct vmic_outbuf *b = vmic_outbuf_new((uint32_t)len);
+	struct vmic_outbuf *b = vmic_outbuf_new((uint32_t)len, 0);
 	int r;
 
 	if (!b)
@@ -421,7 +511,7 @@ static int link_queue_bulk(struct vmic_link *l, const uint8_t *frame,
 		l->bulk_refused = true;
 		return -EAGAIN;
 	}
-	b = vmic_outbuf_new((uint32_t)len);
+	b = link_buf_new(l, (uint32_t)len);
 	if (!b)
 		return -ENOMEM;
 	memcpy(b->data, frame, len);
@@ -471,6 +561,7 @@ void vmic_link_stats(const struct vmic_link *l, struct vmic_link_stats *st)
 	st->peak_rx_held = l->peak_rx_held;
 	st->streams = l->streams.count;
 	st->kernel_unsent = link_kernel_unsent(l);
+	st->sndbuf = l->sndbuf;
 	st->stream_refused = l->stream_refused;
 	st->stream_ignored = l->stream_ignored;
 }

@@ -41,11 +41,19 @@
 /* Stream data queued in user space per link; producers wait beyond it. */
 #define VMIC_LINK_BULK_BUDGET (1024u * 1024)
 /*
- * SO_SNDBUF asked for on unix sockets. Linux doubles it and accepts
- * writes until about that much is unread, so about 1.5 data chunks sit in
- * the kernel at most, against about 228 KiB by default.
+ * SO_SNDBUF of unix sockets, which Linux doubles and fills until about
+ * 1.5 times that is unread: 48 KiB lets about 1.5 data chunks sit in the
+ * kernel ahead of a heartbeat, against about 228 KiB by default. While
+ * the peer drains the socket fast (a full buffer empties in under
+ * VMIC_LINK_DRAIN_FAST_US), the link doubles it up to the maximum, and
+ * halves it again once draining takes over VMIC_LINK_DRAIN_SLOW_US: what
+ * sits ahead of a heartbeat is about one chunk and a half, or about a
+ * millisecond's worth on a fast channel, whichever is more.
  */
 #define VMIC_LINK_SNDBUF (48u * 1024)
+#define VMIC_LINK_SNDBUF_MAX (128u * 1024)
+#define VMIC_LINK_DRAIN_FAST_US 250
+#define VMIC_LINK_DRAIN_SLOW_US 1000
 /* SO_VM_SOCKETS_BUFFER_SIZE asked for on vsock (default 256 KiB). */
 #define VMIC_LINK_VSOCK_BUF (128u * 1024)
 
@@ -90,6 +98,7 @@ struct vmic_link_stats {
 	unsigned streams;     /* open streams */
 	int kernel_unsent;    /* SIOCOUTQ: bytes the peer has not read, or
 			       * -errno where the device cannot tell */
+	unsigned sndbuf;      /* SO_SNDBUF the link set now, 0 if none */
 	uint64_t stream_refused; /* stream frames answered with a reset */
 	uint64_t stream_ignored; /* resets for streams we did not have */
 };
@@ -105,6 +114,8 @@ struct vmic_link {
 	unsigned nbatch;
 	size_t batch_bytes;
 	bool writing; /* a uv_write of the batch is pending */
+	uint32_t sndbuf;     /* SO_SNDBUF now, 0 when not a unix socket */
+	uint64_t wait_since; /* uv_hrtime() the socket became full, or 0 */
 	bool bulk_refused; /* a raw bulk send got -EAGAIN: on_drained due */
 	bool closing;
 	bool streams_on;
@@ -113,12 +124,15 @@ struct vmic_link {
 	uint64_t bytes_out;
 	size_t peak_out;
 	struct vmic_lane raw_lane; /* bulk frames given to vmic_link_send */
+	struct vmic_outbuf *spares; /* chunk buffers kept for reuse */
+	unsigned nspares;
 	/* streams (link-stream.c) */
 	struct vmic_stream_table streams;
 	uv_idle_t *idle; /* runs callbacks that came due inside a call */
 	struct vmic_stream *notify, *notify_tail; /* callbacks due */
 	unsigned send_streams;
 	bool budget_waiters; /* a stream waits for the bulk budget */
+	bool socket_waiters; /* a stream waits for the socket to drain */
 	size_t rx_held, peak_rx_held;
 	uint64_t stream_refused, stream_ignored;
 };

@@ -13,7 +13,7 @@
 /* A buffer tagged with a lane number and a sequence number. */
 static struct vmic_outbuf *buf_new(uint32_t len, uint32_t tag, uint32_t seq)
 {
-	struct vmic_outbuf *b = vmic_outbuf_new(len);
+	struct vmic_outbuf *b = vmic_outbuf_new(len, 0);
 
 	assert_non_null(b);
 	assert_true(len >= 8);

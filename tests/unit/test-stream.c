@@ -85,7 +85,7 @@ static void test_rx_rejects_beyond_credit(void **state)
 	struct vmic_stream_rx rx;
 
 	(void)state;
-	vmic_stream_rx_init(&rx, 0);
+	vmic_stream_rx_init(&rx, 1);
 	assert_int_equal(rx.window, VMIC_STREAM_INITIAL_CREDIT);
 	assert_int_equal(vmic_stream_rx_data(&rx, VMIC_STREAM_INITIAL_CREDIT -
 							  1),
@@ -169,8 +169,10 @@ static void test_rx_large_window_grants_at_once(void **state)
 	assert_int_equal(vmic_stream_rx_consumed(&rx, 0),
 			 1024 * 1024 - VMIC_STREAM_INITIAL_CREDIT);
 	assert_int_equal(vmic_stream_rx_consumed(&rx, 0), 0);
-	vmic_stream_rx_init(&rx, 0);
+	vmic_stream_rx_init(&rx, VMIC_STREAM_INITIAL_CREDIT);
 	assert_int_equal(vmic_stream_rx_consumed(&rx, 0), 0);
+	vmic_stream_rx_init(&rx, 0);
+	assert_int_equal(rx.window, VMIC_STREAM_WINDOW_DEFAULT);
 	/* Clamped to what a sender accepts in flight. */
 	vmic_stream_rx_init(&rx, 0xFFFFFFFFu);
 	assert_int_equal(rx.window, VMIC_STREAM_MAX_WINDOW);

@@ -816,6 +816,45 @@ static void test_link_bulk_budget(void **state)
 }
 
 /*
+ * A peer that reads slowly (16 KiB every 20 ms, as a slow channel would):
+ * the link keeps its small send buffer, so what waits in the kernel ahead
+ * of a heartbeat stays about 1.5 chunks, never the 228 KiB of the default.
+ */
+static void test_link_kernel_cap_slow_reader(void **state)
+{
+	struct fx *fx = *state;
+	struct peer p;
+	size_t size;
+	uint8_t *frame = data_frame(0, VMIC_STREAM_CHUNK, &size);
+	uint8_t sink[16 * 1024];
+	struct vmic_link_stats st;
+	uint64_t end = now_ms() + 400, next_read = 0;
+	int raw, peak = 0;
+
+	peer_open(&p, socket_pair(fx, &raw), false);
+	while (now_ms() < end) {
+		while (vmic_link_send(&p.link, frame, size, 7) == 0)
+			;
+		if (now_ms() >= next_read) {
+			assert_true(recv(raw, sink, sizeof(sink), MSG_DONTWAIT) >
+				    0);
+			next_read = now_ms() + 20;
+		}
+		vmic_link_stats(&p.link, &st);
+		peak = MAX(peak, st.kernel_unsent);
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+	}
+	vmic_link_stats(&p.link, &st);
+	assert_int_equal(st.sndbuf, VMIC_LINK_SNDBUF);
+	assert_true(peak > 0);
+	assert_true(peak <= (int)(3 * VMIC_LINK_SNDBUF));
+	free(frame);
+	vmic_link_close(&p.link, 0);
+	SPIN_UNTIL(fx, p.closed, 5000);
+	close(raw);
+}
+
+/*
  * A peer that stops reading while we send only urgent frames: past the
  * control budget the send fails with -ENOBUFS and the link closes by
  * itself, whichever daemon holds it.
@@ -1382,6 +1421,7 @@ int main(void)
 		T(test_link_heartbeat_overtakes_bulk),
 		T(test_link_bulk_budget),
 		T(test_link_control_budget),
+		T(test_link_kernel_cap_slow_reader),
 		T(test_sockfd_connect_listen),
 		T(test_sockfd_failures),
 		T(test_sockfd_accept_emfile),
