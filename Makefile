@@ -5,9 +5,11 @@ BUILD        ?= build
 ASAN_BUILD   ?= build-asan
 FUZZ_BUILD   ?= build-fuzz
 STATIC_BUILD ?= build-static
+RELEASE_BUILD ?= build-release
 MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
-.PHONY: all deps build static demo check test asan fuzz vm-check bench clean
+.PHONY: all deps build static demo check test asan fuzz vm-check bench \
+	bench-stream clean
 
 all: build
 
@@ -63,5 +65,15 @@ demo: build static
 bench: build
 	python3 bench/heartbeat-scale/run.py --build $(BUILD)
 
+# One vmic stream against a raw AF_UNIX copy, in a release build (only the
+# benchmark and what it links are compiled there).
+$(RELEASE_BUILD)/build.ninja:
+	meson setup $(RELEASE_BUILD) -Dbuildtype=release
+
+bench-stream: deps $(RELEASE_BUILD)/build.ninja
+	ninja -C $(RELEASE_BUILD) bench/stream-bench
+	$(RELEASE_BUILD)/bench/stream-bench
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD) \
+		$(RELEASE_BUILD)
