@@ -399,7 +399,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (runs < 3 || runs > 64 || size == 0 || !rtt) {
-		fprintf(stderr, "stream-bench: --runs 3..64, --size-mib >= 1\n");
+		fprintf(stderr,
+			"stream-bench: --runs 3..64, --size-mib >= 1\n");
 		return 2;
 	}
 	for (size_t i = 0; i < PATTERN; i += 8) {

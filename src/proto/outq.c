@@ -163,7 +163,7 @@ static struct vmic_outbuf *pop_bulk(struct vmic_outq *q,
 		if (!l->head) {
 			ring_unlink(q, q->ring, l);
 		} else if (l->head->len > l->deficit) {
-			l->in_turn = false; /* visit over: the next lane is up */
+			l->in_turn = false; /* visit over: next lane's turn */
 			q->ring = l;
 		}
 		*from = l;

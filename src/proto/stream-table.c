@@ -168,7 +168,8 @@ static void judge_credit(const struct vmic_frame *f, struct vmic_stream *s,
 		refuse(in, s, VMIC_E_MALFORMED,
 		       "credit on a stream that receives");
 	else if (f->length != VMIC_CREDIT_LEN)
-		refuse(in, s, VMIC_E_BAD_LENGTH, "credit payload is not 4 bytes");
+		refuse(in, s, VMIC_E_BAD_LENGTH,
+		       "credit payload is not 4 bytes");
 	else if (vmic_stream_tx_credit(&s->tx, vmic_get_le32(f->payload)) < 0)
 		refuse(in, s, VMIC_E_FLOW, "credit of 0 or past 64 MiB");
 	else

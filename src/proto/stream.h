@@ -127,7 +127,7 @@ struct vmic_stream {
 	void *ud;
 	uint64_t bytes; /* data bytes queued (SEND) or delivered (RECV) */
 	/* the link's bookkeeping */
-	struct vmic_stream *notify_next; /* in the link's list of callbacks due */
+	struct vmic_stream *notify_next; /* the link's callbacks due */
 	bool notify_queued;
 	bool end_sent; /* SEND: the END frame left the queue */
 	bool dead;     /* freed once the callback running on it returns */

@@ -371,8 +371,9 @@ static void batch_fill(struct vmic_link *l)
 			continue;
 		have_bulk = true;
 		if (from != &l->raw_lane)
-			link_stream_popped(
-				l, container_of(from, struct vmic_stream, lane));
+			link_stream_popped(l, container_of(from,
+							   struct vmic_stream,
+							   lane));
 		if (l->outq.bulk_bytes <= l->outq.bulk_limit / 2)
 			link_streams_budget_low(l);
 	}

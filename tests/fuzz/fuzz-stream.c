@@ -154,7 +154,7 @@ static void peer_frame(struct world *w, struct script *sc, int op)
 		n = byte(sc);
 		if (n < 0 || !take(sc, MIN((size_t)n, sc->n), &f.payload))
 			return;
-		f.length = (uint32_t)MIN((size_t)n, (size_t)(sc->p - f.payload));
+		f.length = (uint32_t)(sc->p - f.payload); /* what was there */
 	}
 	vmic_stream_table_input(&w->t, &f, &in);
 	react(w, &f, &in);
@@ -188,6 +188,7 @@ static void owner_act(struct world *w, struct script *sc, int op)
 {
 	const uint8_t *args;
 	struct vmic_stream *s;
+	uint64_t room;
 	int slot;
 
 	if (!take(sc, 2, &args))
@@ -209,15 +210,14 @@ static void owner_act(struct world *w, struct script *sc, int op)
 		break;
 	case 3:
 		if (s && s->dir == VMIC_STREAM_SEND) {
-			uint64_t room = vmic_stream_tx_room(&s->tx);
-			uint32_t n = (uint32_t)MIN(room,
-						   (uint64_t)args[1] << 12);
-
-			FUZZ_CHECK(vmic_stream_tx_sent(&s->tx, n) == 0);
-			FUZZ_CHECK(vmic_stream_tx_sent(
-					   &s->tx,
-					   (uint32_t)vmic_stream_tx_room(&s->tx) +
-						   1) == -EPROTO);
+			room = MIN(vmic_stream_tx_room(&s->tx),
+				   (uint64_t)args[1] << 12);
+			FUZZ_CHECK(vmic_stream_tx_sent(&s->tx,
+						       (uint32_t)room) == 0);
+			room = vmic_stream_tx_room(&s->tx);
+			FUZZ_CHECK(vmic_stream_tx_sent(&s->tx,
+						       (uint32_t)room + 1) ==
+				   -EPROTO);
 		}
 		break;
 	default:

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "tu-loop.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -122,31 +123,9 @@ struct fx {
 	bool draining, pinging;
 };
 
-static uint64_t now_ms(void)
+static uint64_t get_le64(const uint8_t *p)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-#define SPIN_UNTIL(fx, cond, ms)                                          \
-	do {                                                              \
-		uint64_t end_ = now_ms() + (ms);                          \
-		while (!(cond)) {                                         \
-			if (now_ms() > end_)                              \
-				fail_msg("timed out waiting for %s", #cond); \
-			uv_run(&(fx)->loop, UV_RUN_ONCE);                 \
-		}                                                         \
-	} while (0)
-
-/* Run the loop for a while (to let late frames arrive). */
-static void spin_for(struct fx *fx, unsigned ms)
-{
-	uint64_t end = now_ms() + ms;
-
-	while (now_ms() < end)
-		uv_run(&fx->loop, UV_RUN_NOWAIT);
+	return (uint64_t)vmic_get_le32(p) | (uint64_t)vmic_get_le32(p + 4) << 32;
 }
 
 static int side_on_frame(void *ud, const struct vmic_frame *f)
@@ -171,8 +150,7 @@ static int side_on_frame(void *ud, const struct vmic_frame *f)
 		s->out_of_order++;
 	s->answered = f->request_id + 1;
 	if (s->rtt && s->nrtt < MAX_RTTS)
-		s->rtt[s->nrtt++] = uv_hrtime() - ((uint64_t)vmic_get_le32(f->payload) |
-						((uint64_t)vmic_get_le32(f->payload + 4) << 32));
+		s->rtt[s->nrtt++] = uv_hrtime() - get_le64(f->payload);
 	return 0;
 }
 
@@ -470,7 +448,7 @@ static void print_rtts(uint64_t *v, size_t n)
 static void test_eight_streams_slow_consumer(void **state)
 {
 	struct fx *fx = *state;
-	uint64_t size = stream_size(), t0 = now_ms();
+	uint64_t size = stream_size(), t0 = tu_now_ms();
 	struct vmic_link_stats sa, sb;
 	struct rusage ru;
 	unsigned blocked = 0;
@@ -488,10 +466,10 @@ static void test_eight_streams_slow_consumer(void **state)
 	uv_timer_start(&fx->ping, on_ping_tick, 2, 2);
 	for (int i = 0; i < NSTREAMS; i++)
 		tx_pump(&fx->a.tx[i]);
-	SPIN_UNTIL(fx, all_done(fx), 600000);
+	TU_SPIN_UNTIL(&fx->loop, all_done(fx), 600000);
 	uv_timer_stop(&fx->ping);
 	uv_timer_stop(&fx->drain);
-	SPIN_UNTIL(fx, fx->a.answered == fx->a.next_ping, 5000);
+	TU_SPIN_UNTIL(&fx->loop, fx->a.answered == fx->a.next_ping, 5000);
 
 	for (int i = 0; i < NSTREAMS; i++) {
 		struct txs *t = &fx->a.tx[i];
@@ -533,7 +511,7 @@ static void test_eight_streams_slow_consumer(void **state)
 		      "receiver held %zu KiB (bound %u), kernel unread %d "
 		      "bytes (bound %u), producers blocked %u times, "
 		      "ru_maxrss %ld KiB\n",
-		      (double)(now_ms() - t0) / 1000, sa.peak_out / 1024,
+		      (double)(tu_now_ms() - t0) / 1000, sa.peak_out / 1024,
 		      OUT_BOUND / 1024,
 		      sb.peak_rx_held / 1024,
 		      NSTREAMS * VMIC_STREAM_WINDOW_DEFAULT / 1024,
@@ -553,7 +531,8 @@ static void test_session_restart_mid_stream(void **state)
 	uv_timer_start(&fx->drain, on_drain_tick, 1, 1);
 	for (int i = 0; i < NSTREAMS; i++)
 		tx_pump(&fx->a.tx[i]);
-	SPIN_UNTIL(fx, fx->b.rx[NSTREAMS - 1].consumed > (8u << 20), 60000);
+	TU_SPIN_UNTIL(&fx->loop, fx->b.rx[NSTREAMS - 1].consumed > (8u << 20),
+		      60000);
 
 	/* What both daemons do on a new session. */
 	vmic_link_streams_reset(&fx->a.link);
@@ -574,10 +553,10 @@ static void test_session_restart_mid_stream(void **state)
 
 	/* Late data of the old streams is refused with resets, which the
 	 * sender ignores, as it ignores late credits; nothing else happens. */
-	SPIN_UNTIL(fx, vmic_link_queued(&fx->a.link) == 0 &&
+	TU_SPIN_UNTIL(&fx->loop, vmic_link_queued(&fx->a.link) == 0 &&
 			       vmic_link_queued(&fx->b.link) == 0,
 		   5000);
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 	assert_false(fx->a.closed || fx->b.closed);
 	assert_int_equal(fx->a.link.stream_refused, 0);
 	assert_true(fx->a.link.stream_ignored >= fx->b.link.stream_refused);
@@ -592,7 +571,7 @@ static void test_session_restart_mid_stream(void **state)
 	open_pair(fx, 0, 3u << 20);
 	assert_true(fx->a.tx[0].s->id > NSTREAMS);
 	tx_pump(&fx->a.tx[0]);
-	SPIN_UNTIL(fx, fx->a.tx[0].closed && fx->b.rx[0].closed &&
+	TU_SPIN_UNTIL(&fx->loop, fx->a.tx[0].closed && fx->b.rx[0].closed &&
 			       fx->b.rx[0].held == 0,
 		   10000);
 	assert_int_equal(fx->b.rx[0].reason, 0);
@@ -610,7 +589,8 @@ static void test_peer_reset(void **state)
 	open_pair(fx, 1, 1ull << 40);
 	tx_pump(&fx->a.tx[0]);
 	tx_pump(&fx->a.tx[1]);
-	SPIN_UNTIL(fx, fx->b.rx[0].got > 0 && fx->b.rx[1].got > 0, 5000);
+	TU_SPIN_UNTIL(&fx->loop, fx->b.rx[0].got > 0 && fx->b.rx[1].got > 0,
+		      5000);
 	/* Receiver aborts stream 0, sender aborts stream 1. */
 	vmic_link_stream_reset(&fx->b.link, fx->b.rx[0].s, VMIC_E_REFUSED,
 			       "no space left");
@@ -620,10 +600,11 @@ static void test_peer_reset(void **state)
 	fx->a.tx[1].s = NULL;
 	assert_false(fx->b.rx[0].closed); /* no callback for one's own */
 	assert_false(fx->a.tx[1].closed);
-	SPIN_UNTIL(fx, fx->a.tx[0].closed && fx->b.rx[1].closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, fx->a.tx[0].closed && fx->b.rx[1].closed,
+		      5000);
 	assert_int_equal(fx->a.tx[0].reason, VMIC_E_REFUSED);
 	assert_int_equal(fx->b.rx[1].reason, VMIC_E_FAILED);
-	SPIN_UNTIL(fx, vmic_link_queued(&fx->a.link) == 0, 5000);
+	TU_SPIN_UNTIL(&fx->loop, vmic_link_queued(&fx->a.link) == 0, 5000);
 	free_pair(fx, 0);
 	free_pair(fx, 1);
 }
@@ -638,7 +619,7 @@ static void test_link_close_closes_streams(void **state)
 	vmic_link_close(&fx->a.link, 0);
 	assert_true(fx->a.tx[0].closed);
 	assert_int_equal(fx->a.tx[0].reason, -EPIPE);
-	SPIN_UNTIL(fx, fx->b.closed && fx->a.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, fx->b.closed && fx->a.closed, 5000);
 	assert_true(fx->b.rx[0].closed);
 	assert_int_equal(fx->b.rx[0].reason, -EPIPE);
 	free_pair(fx, 0);
@@ -656,7 +637,9 @@ static void ignore_data(void *ud, struct vmic_stream *s, const uint8_t *p,
 static void test_limits_and_misuse(void **state)
 {
 	static const struct vmic_stream_ops bare_tx = { 0 };
-	static const struct vmic_stream_ops bare_rx = { .on_data = ignore_data };
+	static const struct vmic_stream_ops bare_rx = {
+		.on_data = ignore_data,
+	};
 	struct fx *fx = *state;
 	struct vmic_stream *s[VMIC_STREAMS_MAX_DEFAULT + 1], *dup;
 	struct vmic_link bare = { 0 };
@@ -753,11 +736,11 @@ static void raw_read(struct raw_fx *r, struct vmic_frame *f,
 		     struct vmic_error *e)
 {
 	uint8_t hdr[VMIC_HDR_SIZE], payload[VMIC_ERROR_MAX_LEN];
-	uint64_t end = now_ms() + 5000;
+	uint64_t end = tu_now_ms() + 5000;
 
 	while (recv(r->raw, hdr, sizeof(hdr), MSG_PEEK | MSG_DONTWAIT) <
 	       (ssize_t)sizeof(hdr)) {
-		assert_true(now_ms() < end);
+		assert_true(tu_now_ms() < end);
 		uv_run(&r->loop, UV_RUN_NOWAIT);
 	}
 	assert_true(recv(r->raw, hdr, sizeof(hdr), 0) == sizeof(hdr));

@@ -205,7 +205,8 @@ static void test_table_against_reference(void **state)
 		uint32_t id = (k % 2) ? k : (k + 1) * t.cap;
 
 		if (ref[k]) {
-			assert_ptr_equal(vmic_stream_table_find(&t, id), ref[k]);
+			assert_ptr_equal(vmic_stream_table_find(&t, id),
+					 ref[k]);
 			vmic_stream_table_remove(&t, ref[k]);
 			free(ref[k]);
 			ref[k] = NULL;
