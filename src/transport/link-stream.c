@@ -382,11 +382,12 @@ ssize_t vmic_link_stream_write(struct vmic_link *l, struct vmic_stream *s,
 	}
 	l->budget_waiters |= done < len && by_budget;
 out:
+	link_flush(l);
 	if (done < len) {
+		/* on_writable once credit, budget or the socket allow. */
 		s->want_writable = true;
 		l->socket_waiters |= l->writing;
 	}
-	link_flush(l);
 	return done ? (ssize_t)done : -EAGAIN;
 }
 
@@ -440,12 +441,16 @@ void vmic_link_stream_reset(struct vmic_link *l, struct vmic_stream *s,
 	stream_release(s);
 }
 
+/*
+ * A stream waiting for room is not woken here but when the write in
+ * progress completes (link_streams_socket_ready): lanes then refill once
+ * per drain of the socket, fairly, and a lone stream finds the link idle
+ * and writes from its producer's buffer instead of copying a chunk.
+ */
 void link_stream_popped(struct vmic_link *l, struct vmic_stream *s)
 {
 	if (s->end && !s->lane.head) {
 		s->end_sent = true; /* END is always the lane's last frame */
-		notify_queue(l, s);
-	} else if (s->want_writable) {
 		notify_queue(l, s);
 	}
 }

@@ -30,6 +30,8 @@
  */
 #define READ_BUF_SIZE (VMIC_MAX_FRAME + 64 * 1024)
 #define READ_MIN (64 * 1024)
+/* Slow drains in a row before the send buffer shrinks. */
+#define SLOW_DRAINS_TO_SHRINK 4
 
 static _Thread_local struct {
 	struct vmic_link *owner; /* whose partial frame is kept */
@@ -150,18 +152,25 @@ static void link_cap_kernel(struct vmic_link *l)
 /*
  * The socket was full for dt_ns until libuv could finish a write: about
  * the time the kernel's share took to drain, which is what a heartbeat
- * queued behind it waits. Grow the send buffer while that is short, shrink
- * it while it is long (see link.h).
+ * queued behind it waits. Grow the send buffer while that is short;
+ * shrink it when it was long several times in a row, so that a reader
+ * that merely lost its CPU for a moment does not cost the stream its
+ * buffer (see link.h).
  */
 static void link_tune_sndbuf(struct vmic_link *l, uint64_t dt_ns)
 {
 	uv_os_fd_t fd;
 	int want = (int)l->sndbuf;
 
-	if (dt_ns < VMIC_LINK_DRAIN_FAST_US * 1000ull)
+	if (dt_ns < VMIC_LINK_DRAIN_FAST_US * 1000ull) {
 		want = (int)MIN(2 * l->sndbuf, VMIC_LINK_SNDBUF_MAX);
-	else if (dt_ns > VMIC_LINK_DRAIN_SLOW_US * 1000ull)
+		l->slow_drains = 0;
+	} else if (dt_ns <= VMIC_LINK_DRAIN_SLOW_US * 1000ull) {
+		l->slow_drains = 0;
+	} else if (++l->slow_drains >= SLOW_DRAINS_TO_SHRINK) {
 		want = (int)MAX(l->sndbuf / 2, VMIC_LINK_SNDBUF);
+		l->slow_drains = 0;
+	}
 	if ((uint32_t)want != l->sndbuf &&
 	    uv_fileno((uv_handle_t *)l->stream, &fd) == 0 &&
 	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)) == 0)

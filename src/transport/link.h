@@ -45,10 +45,10 @@
  * 1.5 times that is unread: 48 KiB lets about 1.5 data chunks sit in the
  * kernel ahead of a heartbeat, against about 228 KiB by default. While
  * the peer drains the socket fast (a full buffer empties in under
- * VMIC_LINK_DRAIN_FAST_US), the link doubles it up to the maximum, and
- * halves it again once draining takes over VMIC_LINK_DRAIN_SLOW_US: what
- * sits ahead of a heartbeat is about one chunk and a half, or about a
- * millisecond's worth on a fast channel, whichever is more.
+ * VMIC_LINK_DRAIN_FAST_US), the link doubles it up to the maximum; when
+ * draining took over VMIC_LINK_DRAIN_SLOW_US four times in a row, it
+ * halves it again. What sits ahead of a heartbeat is thus about one chunk
+ * and a half, or about a millisecond's worth on a fast channel.
  */
 #define VMIC_LINK_SNDBUF (48u * 1024)
 #define VMIC_LINK_SNDBUF_MAX (128u * 1024)
@@ -115,6 +115,7 @@ struct vmic_link {
 	size_t batch_bytes;
 	bool writing; /* a uv_write of the batch is pending */
 	uint32_t sndbuf;     /* SO_SNDBUF now, 0 when not a unix socket */
+	unsigned slow_drains; /* in a row, see link_tune_sndbuf() */
 	uint64_t wait_since; /* uv_hrtime() the socket became full, or 0 */
 	bool bulk_refused; /* a raw bulk send got -EAGAIN: on_drained due */
 	bool closing;
