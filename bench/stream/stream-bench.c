@@ -20,6 +20,7 @@
  * p99 < 10 ms beside the streams; the exit status is 0 when both hold.
  *
  *   stream-bench [--size-mib N] [--runs N]      (defaults 1024, 5)
+ *   stream-bench --only raw|stream|eight ...   one case, for profiling
  */
 #include <errno.h>
 #include <pthread.h>
@@ -378,12 +379,31 @@ static double row(const char *name, double *v, int n)
 	return v[n / 2];
 }
 
+/* One run of a case by name: MB/s. */
+static double run_case(const char *name, uint64_t size, uint64_t *rtt,
+		       size_t *nrtt)
+{
+	if (!strcmp(name, "raw"))
+		return run_raw(size);
+	if (!strcmp(name, "stream"))
+		return run_streams(size, 1, false, NULL, &(size_t){ 0 });
+	return run_streams(size, MAX_STREAMS, true, rtt, nrtt);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: stream-bench [--size-mib N] [--runs 3..64] "
+			"[--only raw|stream|eight]\n");
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t size = 1ull << 30, seed = 0x9E3779B97F4A7C15ull;
 	int runs = 5;
 	double raw[64], one[64], eight[64], ratio, p50, p99;
 	uint64_t *rtt = calloc(MAX_RTTS, sizeof(*rtt));
+	const char *only = NULL;
 	size_t nrtt = 0;
 	bool ok;
 
@@ -392,25 +412,30 @@ int main(int argc, char **argv)
 			size = strtoull(argv[++i], NULL, 10) << 20;
 		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
-		else {
-			fprintf(stderr, "usage: stream-bench [--size-mib N] "
-					"[--runs N]\n");
-			return 2;
-		}
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			only = argv[++i];
+		else
+			usage();
 	}
-	if (runs < 3 || runs > 64 || size == 0 || !rtt) {
-		fprintf(stderr,
-			"stream-bench: --runs 3..64, --size-mib >= 1\n");
-		return 2;
-	}
+	if (runs < 3 || runs > 64 || size == 0 || !rtt ||
+	    (only && strcmp(only, "raw") && strcmp(only, "stream") &&
+	     strcmp(only, "eight")))
+		usage();
 	for (size_t i = 0; i < PATTERN; i += 8) {
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 		memcpy(pattern + i, &seed, 8);
 	}
+	if (only) {
+		for (int i = 0; i < runs; i++)
+			raw[i] = run_case(only, size, rtt, &nrtt);
+		row(only, raw, runs);
+		free(rtt);
+		return 0;
+	}
 	for (int i = 0; i < runs; i++) {
-		raw[i] = run_raw(size);
-		one[i] = run_streams(size, 1, false, NULL, &(size_t){ 0 });
-		eight[i] = run_streams(size, MAX_STREAMS, true, rtt, &nrtt);
+		raw[i] = run_case("raw", size, rtt, &nrtt);
+		one[i] = run_case("stream", size, rtt, &nrtt);
+		eight[i] = run_case("eight", size, rtt, &nrtt);
 		fprintf(stderr, "round %d: raw %.0f, stream %.0f, 8+ping %.0f "
 				"MB/s\n",
 			i + 1, raw[i], one[i], eight[i]);
@@ -427,8 +452,8 @@ int main(int argc, char **argv)
 	qsort(rtt, nrtt, sizeof(*rtt), cmp_u64);
 	p50 = nrtt ? (double)rtt[nrtt / 2] / 1e6 : 0;
 	p99 = nrtt ? (double)rtt[nrtt * 99 / 100] / 1e6 : 0;
-	printf("sender's SO_SNDBUF at the end: %u KiB (starts at %u, see "
-	       "link.h)\n",
+	printf("sender's SO_SNDBUF after the last run: %u KiB (starts at %u, "
+	       "see link.h)\n",
 	       last_sndbuf / 1024, VMIC_LINK_SNDBUF / 1024);
 	printf("request/reply beside 8 streams: %zu round trips, p50 %.3f "
 	       "ms, p99 %.3f ms (target p99 < %.0f ms): %s\n",
