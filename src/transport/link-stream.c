@@ -322,6 +322,20 @@ static int stream_check_send(const struct vmic_link *l,
 	return 0;
 }
 
+/*
+ * s could not take all it was given: make sure something wakes it. A
+ * credit frame does when credit ran out; the budget falling to half when
+ * the budget did; the write in progress completing when the socket is
+ * full (which also limits each lane to one chunk meanwhile).
+ */
+static void stream_wait(struct vmic_link *l, struct vmic_stream *s,
+			bool by_budget)
+{
+	s->want_writable = true;
+	l->budget_waiters |= by_budget;
+	l->socket_waiters |= l->writing;
+}
+
 /* Account n payload bytes taken from the producer. */
 static void stream_took(struct vmic_stream *s, size_t n)
 {
@@ -380,14 +394,10 @@ ssize_t vmic_link_stream_write(struct vmic_link *l, struct vmic_stream *s,
 		done += n;
 		room = send_room(l, s, &by_budget);
 	}
-	l->budget_waiters |= done < len && by_budget;
 out:
 	link_flush(l);
-	if (done < len) {
-		/* on_writable once credit, budget or the socket allow. */
-		s->want_writable = true;
-		l->socket_waiters |= l->writing;
-	}
+	if (done < len)
+		stream_wait(l, s, by_budget);
 	return done ? (ssize_t)done : -EAGAIN;
 }
 
@@ -487,8 +497,12 @@ void link_streams_notify(struct vmic_link *l)
 			stream_close(l, s, 0);
 			continue;
 		}
-		if (!s->want_writable || send_room(l, s, &by_budget) == 0)
+		if (!s->want_writable)
 			continue;
+		if (send_room(l, s, &by_budget) == 0) {
+			stream_wait(l, s, by_budget); /* not yet after all */
+			continue;
+		}
 		s->want_writable = false;
 		s->busy++;
 		if (s->ops->on_writable)
