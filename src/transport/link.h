@@ -12,11 +12,12 @@
  * are decoded in place. Writes are tried directly (writev) and only the
  * rest is queued when the socket is full.
  *
- * Kernel: on a unix socket the link asks for a small send buffer
- * (VMIC_LINK_SNDBUF), on vsock for a small receive buffer (which bounds
- * what the peer may have in flight to us), so that what sits in the
- * kernel ahead of a heartbeat is about one data chunk, not 256 KiB.
- * Character devices (virtio-serial) are left as they are.
+ * Kernel: on a unix socket the link starts with a small send buffer
+ * (VMIC_LINK_SNDBUF) and lets it grow only while the peer drains it fast;
+ * on vsock it asks for a small receive buffer (which bounds what the peer
+ * may have in flight to us). What sits in the kernel ahead of a heartbeat
+ * is then about 1.5 data chunks, or about a millisecond's worth, not
+ * 228 KiB. Character devices (virtio-serial) are left as they are.
  *
  * Streams (link-stream.c): once vmic_link_streams_attach() was called,
  * the link handles STREAM_DATA, STREAM_CREDIT and STREAM_RESET frames
@@ -208,11 +209,14 @@ int vmic_link_stream_open(struct vmic_link *l, uint32_t id, uint8_t service,
 			  struct vmic_stream **out);
 
 /*
- * SEND: queue up to len bytes (copied, cut into chunks). Returns how many
- * were taken, which is less than len when credit or the bulk budget ran
- * out, or -EAGAIN when none were; on_writable follows either way.
+ * SEND: take up to len bytes, cut into data frames of at most 64 KiB.
+ * While nothing waits ahead they go to the socket at once from buf
+ * (writev, no copy); what has to wait is copied. Returns how many bytes
+ * were taken: less than len when credit, the bulk budget or a full socket
+ * stopped it (on_writable follows), -EAGAIN when none were (likewise);
  * -EPIPE after vmic_link_stream_finish(), -EINVAL on a RECV stream,
- * -ENOTCONN on a closing link, -ENOMEM.
+ * -ENOTCONN on a closing link, -ENOMEM. buf is the caller's again on
+ * return.
  */
 ssize_t vmic_link_stream_write(struct vmic_link *l, struct vmic_stream *s,
 			       const void *buf, size_t len);
