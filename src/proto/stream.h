@@ -104,8 +104,8 @@ struct vmic_stream_ops {
 	/*
 	 * The stream is finished and freed when this returns. reason 0: it
 	 * ended normally (RECV: END arrived after all data; SEND: the END
-	 * frame was handed to the kernel). > 0: the peer reset it with that
-	 * VMIC_E_* code. < 0: -EPROTO the peer broke the stream's rules (we
+	 * frame left the queue for the socket, all data before it). > 0:
+	 * the peer reset it with that VMIC_E_* code. < 0: -EPROTO the peer broke the stream's rules (we
 	 * sent a reset), -ECONNRESET the stream table was reset (new
 	 * session), -EPIPE the link closed. Not called for a stream the owner
 	 * resets itself.
