@@ -145,6 +145,9 @@ static void conn_session_down(struct guest_conn *c)
 	if (!c->up)
 		return;
 	c->up = false;
+	/* Streams first: their owners hear the reset while services still
+	 * hold their state. The new session starts with none. */
+	vmic_link_streams_reset(&c->link);
 	guest_services_session(c, false);
 }
 
@@ -326,6 +329,8 @@ void conn_open(struct guestd *g, uv_stream_t *stream)
 		uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
 		return;
 	}
+	/* The link answers stream frames itself (services open streams). */
+	vmic_link_streams_attach(&c->link, true, 0);
 	g->conn = c;
 	log_debug("host channel open");
 	conn_restart_session(c);

@@ -224,6 +224,10 @@ static void conn_established(struct vm *vm)
 /* The session ended: the services stop, waiting requests fail. */
 static void conn_session_down(struct vm *vm)
 {
+	/* Streams first: their owners hear the reset while services still
+	 * hold their state. The new session starts with none. */
+	if (vm->conn.link)
+		vmic_link_streams_reset(vm->conn.link);
 	services_down(vm);
 	requests_fail_all(vm, -ECONNRESET);
 }
@@ -553,6 +557,8 @@ static void conn_on_connected(void *ud, int status, uv_stream_t *stream,
 		conn_connect_failed(vm, r, "read");
 		return;
 	}
+	/* The link answers stream frames itself (services open streams). */
+	vmic_link_streams_attach(c->link, false, 0);
 	vm_ref(vm); /* dropped in conn_on_close */
 	c->next_request_id = 0;
 	c->stale_frames = 0;

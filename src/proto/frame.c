@@ -196,8 +196,8 @@ static int rx_feed_carry(struct vmic_rx *rx, const uint8_t *data, size_t n,
 	return 0;
 }
 
-int vmic_rx_feed(struct vmic_rx *rx, const void *data, size_t n,
-		 vmic_rx_cb cb, void *ud)
+ssize_t vmic_rx_feed_keep(struct vmic_rx *rx, const void *data, size_t n,
+			  vmic_rx_cb cb, void *ud)
 {
 	const uint8_t *p = data;
 	struct vmic_frame f;
@@ -242,15 +242,40 @@ int vmic_rx_feed(struct vmic_rx *rx, const void *data, size_t n,
 
 		rx->dropped += skip;
 		p += skip;
-		n -= skip;
 	}
-	if (n > 0) {
-		r = rx_reserve(rx, (uint32_t)n);
-		if (r < 0)
-			return r;
-		memcpy(rx->buf, p, n);
-		rx->len = (uint32_t)n;
-		/* A short tail in resync mode may still start a hello. */
-	}
+	return p - (const uint8_t *)data;
+}
+
+int vmic_rx_stash(struct vmic_rx *rx, const void *data, size_t n)
+{
+	int r;
+
+	if (n == 0)
+		return 0;
+	/* Room for the whole frame now, so completing it never reallocs. */
+	r = rx_reserve(rx, MAX((uint32_t)n, vmic_rx_frame_size(data, n)));
+	if (r < 0)
+		return r;
+	memcpy(rx->buf, data, n);
+	rx->len = (uint32_t)n;
 	return 0;
+}
+
+int vmic_rx_feed(struct vmic_rx *rx, const void *data, size_t n,
+		 vmic_rx_cb cb, void *ud)
+{
+	ssize_t used = vmic_rx_feed_keep(rx, data, n, cb, ud);
+
+	if (used < 0)
+		return (int)used;
+	/* A short tail in resync mode may still start a hello. */
+	return vmic_rx_stash(rx, (const uint8_t *)data + used,
+			     n - (size_t)used);
+}
+
+uint32_t vmic_rx_frame_size(const uint8_t *p, size_t n)
+{
+	return n >= VMIC_HDR_SIZE && vmic_get_le32(p + 4) <= VMIC_MAX_PAYLOAD
+		       ? VMIC_HDR_SIZE + vmic_get_le32(p + 4)
+		       : VMIC_HDR_SIZE;
 }

@@ -6,6 +6,8 @@
 #ifndef VMIC_FRAME_H
 #define VMIC_FRAME_H
 
+#include <sys/types.h>
+
 #include "proto.h"
 
 /*
@@ -64,5 +66,32 @@ void vmic_rx_reset(struct vmic_rx *rx, bool resync);
  */
 int vmic_rx_feed(struct vmic_rx *rx, const void *data, size_t n,
 		 vmic_rx_cb cb, void *ud);
+
+/*
+ * vmic_rx_feed without the copy of an incomplete last frame: frames are
+ * decoded as by vmic_rx_feed, and the return value says how many bytes of
+ * data were used up (decoded, or dropped while resynchronising); the rest,
+ * data[ret..n), is the start of a frame that the caller keeps and presents
+ * again, followed by the bytes that come next. Errors as vmic_rx_feed.
+ * Bytes carried from an earlier vmic_rx_feed or vmic_rx_stash are
+ * completed first. Lets a reader keep a partial frame in its own buffer
+ * and read the rest behind it, so large frames are never copied.
+ */
+ssize_t vmic_rx_feed_keep(struct vmic_rx *rx, const void *data, size_t n,
+			  vmic_rx_cb cb, void *ud);
+
+/*
+ * Hand the decoder the kept tail of vmic_rx_feed_keep (copied into its
+ * carry buffer; nothing may be carried yet): for a reader that cannot
+ * keep the bytes any longer. Returns 0 or -ENOMEM.
+ */
+int vmic_rx_stash(struct vmic_rx *rx, const void *data, size_t n);
+
+/*
+ * Size of the frame whose first n bytes are at p: header plus payload
+ * once the header is there (its length checked against the maximum), or
+ * just the header size before. For a reader sizing its next read.
+ */
+uint32_t vmic_rx_frame_size(const uint8_t *p, size_t n);
 
 #endif

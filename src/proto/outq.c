@@ -2,39 +2,47 @@
 #include "outq.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/param.h>
 
-void vmic_outq_init(struct vmic_outq *q, size_t limit)
+void vmic_outq_init(struct vmic_outq *q, size_t urgent_limit,
+		    size_t bulk_limit)
 {
 	q->urgent_head = q->urgent_tail = NULL;
-	q->lanes = NULL;
-	q->bytes = 0;
-	q->limit = limit;
+	q->ring = NULL;
+	q->urgent_bytes = q->bulk_bytes = 0;
+	q->urgent_limit = urgent_limit;
+	q->bulk_limit = bulk_limit;
 }
 
-void vmic_outq_clear(struct vmic_outq *q)
+void vmic_lane_init(struct vmic_lane *l)
 {
-	struct vmic_outbuf *b;
-
-	while ((b = vmic_outq_pop(q)))
-		free(b);
+	l->next = NULL;
+	l->head = l->tail = NULL;
+	l->bytes = 0;
+	l->deficit = 0;
+	l->scheduled = false;
+	l->in_turn = false;
 }
 
-struct vmic_outbuf *vmic_outbuf_new(uint32_t len, uint32_t stream_id)
+struct vmic_outbuf *vmic_outbuf_new(uint32_t len, uint32_t cap)
 {
-	struct vmic_outbuf *b = malloc(sizeof(*b) + len);
+	struct vmic_outbuf *b = malloc(sizeof(*b) + MAX(len, cap));
 
 	if (!b)
 		return NULL;
 	b->next = NULL;
 	b->len = len;
-	b->stream_id = stream_id;
+	b->sent = 0;
+	b->cap = MAX(len, cap);
 	return b;
 }
 
 static void chain_append(struct vmic_outbuf **head, struct vmic_outbuf **tail,
 			 struct vmic_outbuf *b)
 {
+	b->next = NULL;
 	if (*tail)
 		(*tail)->next = b;
 	else
@@ -42,105 +50,155 @@ static void chain_append(struct vmic_outbuf **head, struct vmic_outbuf **tail,
 	*tail = b;
 }
 
-/* Find the lane of a stream in the ring, or NULL. */
-static struct vmic_lane *lane_find(struct vmic_outq *q, uint32_t id)
+int vmic_outq_push_urgent(struct vmic_outq *q, struct vmic_outbuf *b)
 {
-	struct vmic_lane *l = q->lanes;
-
-	if (!l)
-		return NULL;
-	do {
-		if (l->stream_id == id)
-			return l;
-		l = l->next;
-	} while (l != q->lanes);
-	return NULL;
-}
-
-/* Insert a new lane just before the head, i.e. last in service order. */
-static void lane_insert(struct vmic_outq *q, struct vmic_lane *l)
-{
-	struct vmic_lane *last;
-
-	if (!q->lanes) {
-		l->next = l;
-		q->lanes = l;
-		return;
-	}
-	last = q->lanes;
-	while (last->next != q->lanes)
-		last = last->next;
-	last->next = l;
-	l->next = q->lanes;
-}
-
-int vmic_outq_push(struct vmic_outq *q, struct vmic_outbuf *b)
-{
-	struct vmic_lane *l;
-
-	b->next = NULL;
-	if (q->limit && q->bytes > q->limit) {
+	if (q->urgent_limit && q->urgent_bytes + b->len > q->urgent_limit) {
 		free(b);
 		return -ENOBUFS;
 	}
-	if (b->stream_id == 0) {
-		chain_append(&q->urgent_head, &q->urgent_tail, b);
-	} else {
-		l = lane_find(q, b->stream_id);
-		if (!l) {
-			l = calloc(1, sizeof(*l));
-			if (!l) {
-				free(b);
-				return -ENOMEM;
-			}
-			l->stream_id = b->stream_id;
-			lane_insert(q, l);
-		}
-		chain_append(&l->head, &l->tail, b);
-	}
-	q->bytes += b->len;
+	chain_append(&q->urgent_head, &q->urgent_tail, b);
+	q->urgent_bytes += b->len;
 	return 0;
 }
 
-/* Remove the (now empty) head lane from the ring. */
-static void lane_remove_head(struct vmic_outq *q)
+/* Append l at the end of the service order (just after the last served). */
+static void ring_append(struct vmic_outq *q, struct vmic_lane *l)
 {
-	struct vmic_lane *l = q->lanes, *last = l;
-
-	if (l->next == l) {
-		q->lanes = NULL;
+	if (!q->ring) {
+		l->next = l;
 	} else {
-		while (last->next != l)
-			last = last->next;
-		last->next = l->next;
-		q->lanes = l->next;
+		l->next = q->ring->next;
+		q->ring->next = l;
 	}
-	free(l);
+	q->ring = l;
+	l->scheduled = true;
+	l->in_turn = false;
+	l->deficit = 0;
 }
 
-struct vmic_outbuf *vmic_outq_pop(struct vmic_outq *q)
+/* Take l, whose predecessor in the ring is prev, out of the ring. */
+static void ring_unlink(struct vmic_outq *q, struct vmic_lane *prev,
+			struct vmic_lane *l)
 {
-	struct vmic_outbuf *b;
-	struct vmic_lane *l;
-
-	if (q->urgent_head) {
-		b = q->urgent_head;
-		q->urgent_head = b->next;
-		if (!q->urgent_head)
-			q->urgent_tail = NULL;
-	} else if ((l = q->lanes)) {
-		b = l->head;
-		l->head = b->next;
-		if (!l->head) {
-			l->tail = NULL;
-			lane_remove_head(q);
-		} else {
-			q->lanes = l->next; /* round-robin: next lane's turn */
-		}
-	} else {
-		return NULL;
+	if (l->next == l)
+		q->ring = NULL;
+	else {
+		prev->next = l->next;
+		if (q->ring == l)
+			q->ring = prev;
 	}
+	l->next = NULL;
+	l->scheduled = false;
+	l->in_turn = false;
+	l->deficit = 0;
+}
+
+void vmic_outq_push_bulk(struct vmic_outq *q, struct vmic_lane *l,
+			 struct vmic_outbuf *b)
+{
+	chain_append(&l->head, &l->tail, b);
+	l->bytes += b->len;
+	q->bulk_bytes += b->len;
+	if (!l->scheduled)
+		ring_append(q, l);
+}
+
+size_t vmic_outq_bulk_room(const struct vmic_outq *q)
+{
+	if (!q->bulk_limit)
+		return SIZE_MAX;
+	return q->bulk_limit > q->bulk_bytes ? q->bulk_limit - q->bulk_bytes
+					     : 0;
+}
+
+static struct vmic_outbuf *pop_urgent(struct vmic_outq *q)
+{
+	struct vmic_outbuf *b = q->urgent_head;
+
+	q->urgent_head = b->next;
+	if (!q->urgent_head)
+		q->urgent_tail = NULL;
+	q->urgent_bytes -= b->len;
 	b->next = NULL;
-	q->bytes -= b->len;
 	return b;
+}
+
+static struct vmic_outbuf *lane_take(struct vmic_outq *q, struct vmic_lane *l)
+{
+	struct vmic_outbuf *b = l->head;
+
+	l->head = b->next;
+	if (!l->head)
+		l->tail = NULL;
+	l->bytes -= b->len;
+	q->bulk_bytes -= b->len;
+	b->next = NULL;
+	return b;
+}
+
+/*
+ * Deficit round robin: a lane starting its visit earns one quantum; it
+ * sends frames while its deficit covers them, then the next lane's visit
+ * begins. A frame larger than the quantum waits for several visits'
+ * worth, so fairness holds in bytes, whatever the frame sizes.
+ */
+static struct vmic_outbuf *pop_bulk(struct vmic_outq *q,
+				    struct vmic_lane **from)
+{
+	for (;;) {
+		struct vmic_lane *l = q->ring->next;
+		struct vmic_outbuf *b;
+
+		if (!l->in_turn) {
+			l->deficit += VMIC_OUTQ_QUANTUM;
+			l->in_turn = true;
+		}
+		if (l->head->len > l->deficit) {
+			l->in_turn = false;
+			q->ring = l; /* end of its visit: next lane */
+			continue;
+		}
+		l->deficit -= l->head->len;
+		b = lane_take(q, l);
+		if (!l->head) {
+			ring_unlink(q, q->ring, l);
+		} else if (l->head->len > l->deficit) {
+			l->in_turn = false; /* visit over: next lane's turn */
+			q->ring = l;
+		}
+		*from = l;
+		return b;
+	}
+}
+
+struct vmic_outbuf *vmic_outq_pop(struct vmic_outq *q, struct vmic_lane **from)
+{
+	*from = NULL;
+	if (q->urgent_head)
+		return pop_urgent(q);
+	if (q->ring)
+		return pop_bulk(q, from);
+	return NULL;
+}
+
+void vmic_outq_drop_lane(struct vmic_outq *q, struct vmic_lane *l)
+{
+	struct vmic_lane *prev;
+
+	while (l->head)
+		free(lane_take(q, l));
+	if (!l->scheduled)
+		return;
+	prev = l;
+	while (prev->next != l)
+		prev = prev->next;
+	ring_unlink(q, prev, l);
+}
+
+void vmic_outq_clear(struct vmic_outq *q)
+{
+	while (q->urgent_head)
+		free(pop_urgent(q));
+	while (q->ring)
+		vmic_outq_drop_lane(q, q->ring);
 }

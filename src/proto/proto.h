@@ -84,6 +84,7 @@ enum vmic_error_code {
 	VMIC_E_FLOW = 11,   /* stream sent beyond its credit */
 	VMIC_E_NOT_READY = 12,
 	VMIC_E_INTERNAL = 13,
+	VMIC_E_NO_STREAM = 14, /* stream frame for a stream id not open */
 };
 
 #define VMIC_ERROR_MSG_MAX 1024

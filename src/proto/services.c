@@ -129,6 +129,7 @@ const char *vmic_error_name(int code)
 		[VMIC_E_FLOW] = "flow control violated",
 		[VMIC_E_NOT_READY] = "not ready",
 		[VMIC_E_INTERNAL] = "internal error",
+		[VMIC_E_NO_STREAM] = "no such stream",
 	};
 
 	if (code > 0 && (size_t)code < ARRAY_SIZE(names) && names[code])

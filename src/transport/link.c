@@ -2,36 +2,87 @@
 #include "link.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <linux/sockios.h>
+#include <linux/vm_sockets.h>
 
 #include "common/macro.h"
+#include "link-internal.h"
 #include "transport.h"
 
 /*
- * One read buffer for the whole process. libuv calls alloc, read and the
+ * The read buffer of the loop thread. libuv calls alloc, read and the
  * read callback back to back for one stream, and every frame is handled
- * inside the callback, so sharing it is safe and idle links cost nothing.
+ * inside the callback, so one buffer serves every link of the thread and
+ * idle links cost nothing.
+ *
+ * When a read ends inside a frame, that frame's start stays here (owner,
+ * off, len) and the link's next read lands right behind it, so the frame
+ * is decoded in place when it completes: a 64 KiB data frame is never
+ * copied in user space. Only when another link reads first is the partial
+ * frame handed to its owner's decoder (a copy of at most one frame).
+ * Room for the largest frame plus a useful read after it.
  */
-static char link_read_buf[64 * 1024];
+#define READ_BUF_SIZE (VMIC_MAX_FRAME + 64 * 1024)
+#define READ_MIN (64 * 1024)
+/* Slow drains in a row before the send buffer shrinks. */
+#define SLOW_DRAINS_TO_SHRINK 4
 
-static void link_flush(struct vmic_link *l);
+static _Thread_local struct {
+	struct vmic_link *owner; /* whose partial frame is kept */
+	size_t off, len;         /* where it is */
+	uint8_t data[READ_BUF_SIZE];
+} rbuf;
 
-static void on_alloc(uv_handle_t *h UNUSED, size_t suggested UNUSED,
-		     uv_buf_t *buf)
+/* Give the kept partial frame to its owner's decoder; free the buffer. */
+static void rbuf_evict(void)
 {
-	buf->base = link_read_buf;
-	buf->len = sizeof(link_read_buf);
+	struct vmic_link *o = rbuf.owner;
+
+	rbuf.owner = NULL;
+	if (vmic_rx_stash(&o->rx, rbuf.data + rbuf.off, rbuf.len) < 0)
+		vmic_link_close(o, -ENOMEM);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested UNUSED, uv_buf_t *buf)
+{
+	struct vmic_link *l = h->data;
+	size_t need;
+
+	if (rbuf.owner && rbuf.owner != l)
+		rbuf_evict();
+	if (rbuf.owner != l) {
+		*buf = uv_buf_init((char *)rbuf.data, READ_BUF_SIZE);
+		return;
+	}
+	/* Keep the frame where it is unless it could not complete there
+	 * or the read behind it would be short: then move it to the front. */
+	need = vmic_rx_frame_size(rbuf.data + rbuf.off, rbuf.len);
+	if (rbuf.off + MAX(need, rbuf.len + READ_MIN) > READ_BUF_SIZE) {
+		memmove(rbuf.data, rbuf.data + rbuf.off, rbuf.len);
+		rbuf.off = 0;
+	}
+	*buf = uv_buf_init((char *)rbuf.data + rbuf.off + rbuf.len,
+			   (unsigned)(READ_BUF_SIZE - rbuf.off - rbuf.len));
 }
 
 static int link_frame_cb(void *ud, const struct vmic_frame *f)
 {
 	struct vmic_link *l = ud;
-	int r;
+	int r = 0;
 
 	if (l->closing)
 		return -ECANCELED;
-	r = l->ops->on_frame(l->ud, f);
+	if (l->streams_on && f->type >= VMIC_T_STREAM_RESET &&
+	    f->type <= VMIC_T_STREAM_DATA)
+		link_stream_input(l, f);
+	else
+		r = l->ops->on_frame(l->ud, f);
 	if (l->closing)
 		return -ECANCELED;
 	return r;
@@ -40,8 +91,10 @@ static int link_frame_cb(void *ud, const struct vmic_frame *f)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct vmic_link *l = s->data;
+	const uint8_t *data = (const uint8_t *)buf->base;
+	size_t total = (size_t)n;
 	bool was_resyncing;
-	int r;
+	ssize_t used;
 
 	if (n == 0)
 		return;
@@ -50,13 +103,78 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	l->bytes_in += (uint64_t)n;
+	if (rbuf.owner == l) {
+		data = rbuf.data + rbuf.off;
+		total += rbuf.len;
+		rbuf.owner = NULL;
+	}
 	was_resyncing = l->rx.resyncing;
-	r = vmic_rx_feed(&l->rx, buf->base, (size_t)n, link_frame_cb, l);
-	if (r < 0 && !l->closing)
-		vmic_link_close(l, r);
-	else if (!was_resyncing && l->rx.resyncing && !l->closing &&
-		 l->ops->on_resync)
+	used = vmic_rx_feed_keep(&l->rx, data, total, link_frame_cb, l);
+	if (l->closing)
+		return;
+	if (used < 0) {
+		vmic_link_close(l, (int)used);
+		return;
+	}
+	if ((size_t)used < total) {
+		rbuf.owner = l;
+		rbuf.off = (size_t)(data + used - rbuf.data);
+		rbuf.len = total - (size_t)used;
+	}
+	if (!was_resyncing && l->rx.resyncing && l->ops->on_resync)
 		l->ops->on_resync(l->ud, l->rx.dropped);
+	link_callbacks(l);
+}
+
+/*
+ * Bound what sits unread in the kernel (see link.h). Best effort: a
+ * character device has no such knob, and a socket that refuses keeps its
+ * default, which is only slower to let a heartbeat through.
+ */
+static void link_cap_kernel(struct vmic_link *l)
+{
+	uv_os_fd_t fd;
+	socklen_t len = sizeof(int);
+	int domain, sndbuf = VMIC_LINK_SNDBUF;
+	unsigned long long vsock_buf = VMIC_LINK_VSOCK_BUF;
+
+	if (uv_fileno((uv_handle_t *)l->stream, &fd) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+		return;
+	if (domain == AF_UNIX &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0)
+		l->sndbuf = VMIC_LINK_SNDBUF;
+	else if (domain == AF_VSOCK)
+		(void)setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE,
+				 &vsock_buf, sizeof(vsock_buf));
+}
+
+/*
+ * The socket was full for dt_ns until libuv could finish a write: about
+ * the time the kernel's share took to drain, which is what a heartbeat
+ * queued behind it waits. Grow the send buffer while that is short;
+ * shrink it when it was long several times in a row, so that a reader
+ * that merely lost its CPU for a moment does not cost the stream its
+ * buffer (see link.h).
+ */
+static void link_tune_sndbuf(struct vmic_link *l, uint64_t dt_ns)
+{
+	uv_os_fd_t fd;
+	int want = (int)l->sndbuf;
+
+	if (dt_ns < VMIC_LINK_DRAIN_FAST_US * 1000ull) {
+		want = (int)MIN(2 * l->sndbuf, VMIC_LINK_SNDBUF_MAX);
+		l->slow_drains = 0;
+	} else if (dt_ns <= VMIC_LINK_DRAIN_SLOW_US * 1000ull) {
+		l->slow_drains = 0;
+	} else if (++l->slow_drains >= SLOW_DRAINS_TO_SHRINK) {
+		want = (int)MAX(l->sndbuf / 2, VMIC_LINK_SNDBUF);
+		l->slow_drains = 0;
+	}
+	if ((uint32_t)want != l->sndbuf &&
+	    uv_fileno((uv_handle_t *)l->stream, &fd) == 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want)) == 0)
+		l->sndbuf = (uint32_t)want;
 }
 
 int vmic_link_open(struct vmic_link *l, uv_stream_t *stream, bool resync,
@@ -69,8 +187,11 @@ int vmic_link_open(struct vmic_link *l, uv_stream_t *stream, bool resync,
 	l->ops = ops;
 	l->ud = ud;
 	vmic_rx_init(&l->rx, resync);
-	vmic_outq_init(&l->outq, VMIC_LINK_QUEUE_LIMIT);
+	vmic_outq_init(&l->outq, VMIC_LINK_CONTROL_BUDGET,
+		       VMIC_LINK_BULK_BUDGET);
+	vmic_lane_init(&l->raw_lane);
 	stream->data = l;
+	link_cap_kernel(l);
 	r = uv_read_start(stream, on_alloc, on_read);
 	if (r < 0) {
 		vmic_stream_free(stream);
@@ -89,28 +210,94 @@ static void link_closed(uv_handle_t *h)
 	l->ops->on_close(l->ud, l->close_reason);
 }
 
+/* Frames this large get a whole chunk's room and are kept for reuse. */
+#define BUF_REUSE_MIN (16u * 1024)
+#define BUF_CHUNK (VMIC_HDR_SIZE + VMIC_STREAM_CHUNK)
+#define BUF_SPARES (VMIC_LINK_BULK_BUDGET / BUF_CHUNK + 2)
+
+struct vmic_outbuf *link_buf_new(struct vmic_link *l, uint32_t len)
+{
+	struct vmic_outbuf *b = l->spares;
+
+	if (len < BUF_REUSE_MIN || len > BUF_CHUNK)
+		return vmic_outbuf_new(len, 0);
+	if (!b)
+		return vmic_outbuf_new(len, BUF_CHUNK);
+	l->spares = b->next;
+	l->nspares--;
+	b->next = NULL;
+	b->len = len;
+	b->sent = 0;
+	return b;
+}
+
+void link_buf_free(struct vmic_link *l, struct vmic_outbuf *b)
+{
+	if (b->cap != BUF_CHUNK || l->nspares >= BUF_SPARES || l->closing) {
+		free(b);
+		return;
+	}
+	b->next = l->spares;
+	l->spares = b;
+	l->nspares++;
+}
+
+void link_buf_trim(struct vmic_link *l)
+{
+	while (l->spares) {
+		struct vmic_outbuf *b = l->spares;
+
+		l->spares = b->next;
+		free(b);
+	}
+	l->nspares = 0;
+}
+
+static void batch_free(struct vmic_link *l)
+{
+	for (unsigned i = 0; i < l->nbatch; i++)
+		link_buf_free(l, l->batch[i]);
+	l->nbatch = 0;
+	l->batch_bytes = 0;
+}
+
 void vmic_link_close(struct vmic_link *l, int reason)
 {
 	if (l->closing || !l->stream)
 		return;
 	l->closing = true;
 	l->close_reason = reason;
+	if (rbuf.owner == l)
+		rbuf.owner = NULL;
 	uv_read_stop(l->stream);
+	link_streams_shutdown(l);
 	vmic_outq_clear(&l->outq);
+	if (!l->writing)
+		batch_free(l);
+	link_buf_trim(l);
 	vmic_rx_free(&l->rx);
-	/* Pending writes complete with UV_ECANCELED before link_closed. */
+	/* A pending write completes with UV_ECANCELED before link_closed. */
 	uv_close((uv_handle_t *)l->stream, link_closed);
+}
+
+static void note_peak(struct vmic_link *l)
+{
+	size_t out = vmic_link_queued(l);
+
+	if (out > l->peak_out)
+		l->peak_out = out;
 }
 
 static void on_write(uv_write_t *req, int status)
 {
 	struct vmic_link *l = req->data;
 
-	for (unsigned i = 0; i < l->ninflight; i++) {
-		l->bytes_out += l->inflight[i]->len;
-		free(l->inflight[i]);
-	}
-	l->ninflight = 0;
+	if (status == 0)
+		l->bytes_out += l->batch_bytes;
+	if (l->wait_since && status == 0 && !l->closing)
+		link_tune_sndbuf(l, uv_hrtime() - l->wait_since);
+	l->wait_since = 0;
+	batch_free(l);
 	l->writing = false;
 	if (l->closing)
 		return;
@@ -119,53 +306,228 @@ static void on_write(uv_write_t *req, int status)
 		return;
 	}
 	link_flush(l);
+	link_streams_socket_ready(l);
+	link_callbacks(l);
+}
+
+/* Hand what the batch still holds to libuv, which writes it as the socket
+ * drains. */
+static int batch_start_write(struct vmic_link *l)
+{
+	uv_buf_t bufs[ARRAY_SIZE(l->batch)];
+	int r;
+
+	for (unsigned i = 0; i < l->nbatch; i++)
+		bufs[i] = uv_buf_init((char *)l->batch[i]->data +
+					      l->batch[i]->sent,
+				      l->batch[i]->len - l->batch[i]->sent);
+	l->wreq.data = l;
+	if (l->sndbuf)
+		l->wait_since = uv_hrtime();
+	r = uv_write(&l->wreq, l->stream, bufs, l->nbatch, on_write);
+	if (r < 0) {
+		vmic_link_close(l, r);
+		return r;
+	}
+	l->writing = true;
+	return 0;
+}
+
+/* n bytes of the batch were written: free what is done. */
+static void batch_wrote(struct vmic_link *l, size_t n)
+{
+	unsigned done = 0;
+
+	l->bytes_out += n;
+	l->batch_bytes -= n;
+	while (done < l->nbatch && n > 0) {
+		struct vmic_outbuf *b = l->batch[done];
+		size_t left = b->len - b->sent;
+
+		if (n < left) {
+			b->sent += (uint32_t)n;
+			break;
+		}
+		n -= left;
+		link_buf_free(l, b);
+		done++;
+	}
+	memmove(l->batch, l->batch + done,
+		(l->nbatch - done) * sizeof(l->batch[0]));
+	l->nbatch -= done;
 }
 
 /*
- * Start one write with every urgent frame queued and at most one stream
- * chunk, so urgent frames overtake bulk data at every write.
+ * Take every urgent frame and at most one stream chunk, so urgent frames
+ * overtake bulk data at every write and libuv never holds more than one
+ * chunk ahead of them.
  */
-static void link_flush(struct vmic_link *l)
+static void batch_fill(struct vmic_link *l)
 {
-	uv_buf_t bufs[ARRAY_SIZE(l->inflight)];
 	bool have_bulk = false;
-	int r;
 
-	if (l->writing || l->closing)
-		return;
-	while (l->ninflight < ARRAY_SIZE(l->inflight)) {
+	while (l->nbatch < ARRAY_SIZE(l->batch)) {
+		struct vmic_lane *from;
 		struct vmic_outbuf *b;
 
-		if (!l->outq.urgent_head && (have_bulk || !l->outq.lanes))
+		if (!vmic_outq_has_urgent(&l->outq) &&
+		    (have_bulk || !l->outq.ring))
 			break;
-		b = vmic_outq_pop(&l->outq);
-		have_bulk = have_bulk || b->stream_id != 0;
-		bufs[l->ninflight] = uv_buf_init((char *)b->data, b->len);
-		l->inflight[l->ninflight++] = b;
+		b = vmic_outq_pop(&l->outq, &from);
+		l->batch[l->nbatch++] = b;
+		l->batch_bytes += b->len - b->sent;
+		if (!from)
+			continue;
+		have_bulk = true;
+		if (from != &l->raw_lane)
+			link_stream_popped(l, container_of(from,
+							   struct vmic_stream,
+							   lane));
+		if (l->outq.bulk_bytes <= l->outq.bulk_limit / 2)
+			link_streams_budget_low(l);
 	}
-	if (l->ninflight == 0)
-		return;
-	l->wreq.data = l;
-	r = uv_write(&l->wreq, l->stream, bufs, l->ninflight, on_write);
-	if (r < 0) {
-		for (unsigned i = 0; i < l->ninflight; i++)
-			free(l->inflight[i]);
-		l->ninflight = 0;
-		vmic_link_close(l, r);
-		return;
-	}
-	l->writing = true;
 }
 
-static int link_queue(struct vmic_link *l, const uint8_t *data, size_t len,
-		      uint32_t stream_id)
+/* Write batches until the socket is full or nothing is left. */
+static void link_write(struct vmic_link *l)
 {
-	struct vmic_outbuf *b = vmic_outbuf_new((uint32_t)len, stream_id);
+	while (!l->writing && !l->closing) {
+		uv_buf_t bufs[ARRAY_SIZE(l->batch)];
+		int r;
+
+		batch_fill(l);
+		if (l->nbatch == 0)
+			return;
+		for (unsigned i = 0; i < l->nbatch; i++)
+			bufs[i] = uv_buf_init((char *)l->batch[i]->data +
+						      l->batch[i]->sent,
+					      l->batch[i]->len -
+						      l->batch[i]->sent);
+		r = uv_try_write(l->stream, bufs, l->nbatch);
+		if (r == UV_EAGAIN)
+			r = 0;
+		if (r < 0) {
+			vmic_link_close(l, r);
+			return;
+		}
+		batch_wrote(l, (size_t)r);
+		if (l->nbatch > 0 && batch_start_write(l) < 0)
+			return;
+	}
+}
+
+void link_flush(struct vmic_link *l)
+{
+	note_peak(l);
+	link_write(l);
+}
+
+void link_callbacks(struct vmic_link *l)
+{
+	if (l->closing)
+		return;
+	link_streams_notify(l);
+	if (!l->closing && l->bulk_refused &&
+	    l->outq.bulk_bytes <= l->outq.bulk_limit / 2) {
+		l->bulk_refused = false;
+		if (l->ops->on_drained)
+			l->ops->on_drained(l->ud);
+	}
+}
+
+ssize_t link_try_writev(struct vmic_link *l, const uv_buf_t *bufs,
+			unsigned n)
+{
+	int r;
+
+	if (l->writing || l->nbatch || !vmic_outq_empty(&l->outq))
+		return 0;
+	r = uv_try_write(l->stream, bufs, n);
+	if (r == UV_EAGAIN)
+		return 0;
+	if (r < 0) {
+		vmic_link_close(l, r);
+		return r;
+	}
+	l->bytes_out += (uint64_t)r;
+	return r;
+}
+
+int link_keep_rest(struct vmic_link *l, const void *a, size_t alen,
+		   const void *b, size_t blen, size_t written)
+{
+	struct vmic_outbuf *rest = link_buf_new(l, (uint32_t)(alen + blen));
+
+	if (!rest) {
+		vmic_link_close(l, -ENOMEM);
+		return -ENOMEM;
+	}
+	memcpy(rest->data, a, alen);
+	if (blen)
+		memcpy(rest->data + alen, b, blen);
+	rest->sent = (uint32_t)written;
+	l->batch[0] = rest;
+	l->nbatch = 1;
+	l->batch_bytes = alen + blen - written;
+	note_peak(l);
+	return batch_start_write(l);
+}
+
+int link_write_now(struct vmic_link *l, const void *a, size_t alen,
+		   const void *b, size_t blen)
+{
+	uv_buf_t bufs[2] = { uv_buf_init((char *)a, (unsigned)alen),
+			     uv_buf_init((char *)b, (unsigned)blen) };
+	ssize_t r = link_try_writev(l, bufs, blen ? 2 : 1);
+
+	if (r <= 0)
+		return (int)r;
+	if ((size_t)r < alen + blen) {
+		/* The rest of a started frame must go out before anything
+		 * else. */
+		r = link_keep_rest(l, a, alen, b, blen, (size_t)r);
+		if (r < 0)
+			return (int)r;
+	}
+	return 1;
+}
+
+int link_queue_urgent(struct vmic_link *l, const void *frame, size_t len)
+{
+	struct vmic_outbuf *b = vmic_outbuf_new((uint32_t)len, 0);
+	int r;
 
 	if (!b)
 		return -ENOMEM;
-	memcpy(b->data, data, len);
-	return vmic_outq_push(&l->outq, b);
+	memcpy(b->data, frame, len);
+	r = vmic_outq_push_urgent(&l->outq, b);
+	if (r == -ENOBUFS) {
+		/* The peer stopped reading: holding more for it would let it
+		 * grow us without bound. Both daemons end up here alike. */
+		vmic_link_close(l, -ENOBUFS);
+		return r;
+	}
+	if (r == 0)
+		link_flush(l);
+	return r;
+}
+
+static int link_queue_bulk(struct vmic_link *l, const uint8_t *frame,
+			   size_t len)
+{
+	struct vmic_outbuf *b;
+
+	if (vmic_outq_bulk_room(&l->outq) < len) {
+		l->bulk_refused = true;
+		return -EAGAIN;
+	}
+	b = link_buf_new(l, (uint32_t)len);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b->data, frame, len);
+	vmic_outq_push_bulk(&l->outq, &l->raw_lane, b);
+	link_flush(l);
+	return 0;
 }
 
 int vmic_link_send(struct vmic_link *l, const uint8_t *frame, size_t len,
@@ -175,29 +537,41 @@ int vmic_link_send(struct vmic_link *l, const uint8_t *frame, size_t len,
 
 	if (l->closing || !l->stream)
 		return -ENOTCONN;
-	if (!l->writing && vmic_outq_empty(&l->outq)) {
-		uv_buf_t b = uv_buf_init((char *)frame, (unsigned)len);
+	r = link_write_now(l, frame, len, NULL, 0);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (stream_id != 0)
+		return link_queue_bulk(l, frame, len);
+	return link_queue_urgent(l, frame, len);
+}
 
-		r = uv_try_write(l->stream, &b, 1);
-		if (r == (int)len) {
-			l->bytes_out += len;
-			return 0;
-		}
-		if (r < 0 && r != UV_EAGAIN) {
-			vmic_link_close(l, r);
-			return r;
-		}
-		if (r > 0) {
-			/* The rest of a started frame must go out first. */
-			l->bytes_out += (uint64_t)r;
-			r = link_queue(l, frame + r, len - (size_t)r, 0);
-			if (r == 0)
-				link_flush(l);
-			return r;
-		}
-	}
-	r = link_queue(l, frame, len, stream_id);
-	if (r == 0)
-		link_flush(l);
-	return r;
+static int link_kernel_unsent(const struct vmic_link *l)
+{
+	uv_os_fd_t fd;
+	int n;
+
+	if (!l->stream || uv_fileno((uv_handle_t *)l->stream, &fd) < 0)
+		return -EBADF;
+	/* SIOCOUTQ, also TIOCOUTQ: ENOTTY on a virtio-serial port, and on
+	 * vsock before Linux 6.10. */
+	if (ioctl(fd, SIOCOUTQ, &n) < 0)
+		return -errno;
+	return n;
+}
+
+void vmic_link_stats(const struct vmic_link *l, struct vmic_link_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->urgent_queued = l->outq.urgent_bytes;
+	st->bulk_queued = l->outq.bulk_bytes;
+	st->writing = l->batch_bytes;
+	st->peak_out = MAX(l->peak_out, vmic_link_queued(l));
+	st->rx_carry = l->rx.cap;
+	st->rx_held = l->rx_held;
+	st->peak_rx_held = l->peak_rx_held;
+	st->streams = l->streams.count;
+	st->kernel_unsent = link_kernel_unsent(l);
+	st->sndbuf = l->sndbuf;
+	st->stream_refused = l->stream_refused;
+	st->stream_ignored = l->stream_ignored;
 }

@@ -248,6 +248,87 @@ static void gen_frame(void)
 	save("fuzz-frame", "oversize", b.p, b.n);
 }
 
+/* fuzz-stream scripts (the operations are listed in fuzz-stream.c). */
+enum { OP_DATA = 0, OP_CREDIT = 1, OP_RESET = 2, OP_OPEN_SEND = 3,
+       OP_OPEN_RECV = 3 | 1 << 2, OP_CONSUME = 3 | 2 << 2,
+       OP_SEND = 3 | 3 << 2, OP_OWNER_RESET = 3 | 4 << 2 };
+
+/* Bit 7 of the op byte: the frame comes as another service's. */
+#define OP_OTHER_SERVICE 0x80
+
+static void op_data(struct buf *b, uint8_t op, uint8_t slot, uint8_t flags,
+		    uint32_t len)
+{
+	uint8_t a[5] = { op, slot, flags };
+
+	vmic_put_le16(a + 3, (uint16_t)(len / 2));
+	put(b, a, sizeof(a));
+}
+
+static void op_bytes(struct buf *b, uint8_t op, uint8_t slot, const void *p,
+		     uint8_t n)
+{
+	uint8_t a[3] = { op, slot, n };
+
+	put(b, a, sizeof(a));
+	put(b, p, n);
+}
+
+static void op_owner(struct buf *b, uint8_t op, uint8_t slot, uint8_t arg)
+{
+	uint8_t a[3] = { op, slot, arg };
+
+	put(b, a, sizeof(a));
+}
+
+static void gen_stream(void)
+{
+	uint8_t p[64];
+	struct buf b;
+	size_t n;
+
+	/* A receiver with a 1 MiB window, data, consumption, END. */
+	b.n = 0;
+	op_owner(&b, OP_OPEN_RECV, 0, 16);
+	for (int i = 0; i < 6; i++)
+		op_data(&b, OP_DATA, 0, 0, VMIC_STREAM_CHUNK);
+	op_owner(&b, OP_CONSUME, 0, 64);
+	op_data(&b, OP_DATA, 0, 0, VMIC_STREAM_CHUNK);
+	op_data(&b, OP_DATA, 0, VMIC_F_END, 100);
+	op_data(&b, OP_DATA, 0, 0, 10); /* after END: no such stream */
+	save("fuzz-stream", "receive", b.p, b.n);
+
+	/* A sender: credit, sending, a reset from the peer. */
+	b.n = 0;
+	op_owner(&b, OP_OPEN_SEND, 1, 0);
+	op_owner(&b, OP_SEND, 1, 64);
+	vmic_put_le32(p, 131072);
+	op_bytes(&b, OP_CREDIT, 1, p, 4);
+	op_owner(&b, OP_SEND, 1, 255);
+	op_bytes(&b, OP_CREDIT, 1, p, 3);
+	op_owner(&b, OP_OPEN_SEND, 2, 0);
+	n = (size_t)vmic_error_encode(&(struct vmic_error){ .code = 10,
+							    .message = "x" },
+				      p, sizeof(p));
+	op_bytes(&b, OP_RESET, 2, p, (uint8_t)n);
+	op_owner(&b, OP_OWNER_RESET, 1, 0);
+	save("fuzz-stream", "send", b.p, b.n);
+
+	/* Frames for streams that are not there; a flow violation. */
+	b.n = 0;
+	op_data(&b, OP_DATA, 5, 0, 1000);
+	vmic_put_le32(p, 4096);
+	op_bytes(&b, OP_CREDIT, 6, p, 4);
+	op_bytes(&b, OP_RESET, 7, "\x06\x00\x00\x00", 4);
+	op_owner(&b, OP_OPEN_RECV, 3, 0);
+	for (int i = 0; i < 5; i++)
+		op_data(&b, OP_DATA, 3, 0, VMIC_STREAM_CHUNK);
+	op_owner(&b, OP_OPEN_SEND, 4, 0);
+	op_data(&b, OP_DATA | OP_OTHER_SERVICE, 4, 0, 10);
+	op_data(&b, OP_DATA, 4, 0, 2 * VMIC_STREAM_CHUNK);
+	save("fuzz-stream", "refusals", b.p, b.n);
+}
+
 static void gen_hello(void)
 {
 	uint8_t p[600];
@@ -397,6 +478,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	gen_frame();
+	gen_stream();
 	gen_hello();
 	gen_messages();
 	gen_text();

@@ -4,6 +4,7 @@ vmic processes over unix sockets in a private temporary directory.
 Each test file builds an Env, runs checks through TAP (`Tap.check`), and
 always tears down by PID. Binaries come from $VMIC_BUILD (meson sets it).
 """
+import collections
 import json
 import os
 import shutil
@@ -403,8 +404,21 @@ def parse_hello(payload):
     return {"role": role, "flags": flags, "nonce": nonce, "echo": echo}
 
 
-def frame(service, type_, payload=b"", flags=0, request_id=0):
-    return frame_header(len(payload), service, type_, flags, request_id) + payload
+def frame(service, type_, payload=b"", flags=0, request_id=0, stream_id=0):
+    return frame_header(len(payload), service, type_, flags, request_id,
+                        stream_id) + payload
+
+
+class Frame(tuple):
+    """A received frame: (service, type, flags, request_id, payload), with
+    its stream_id as an attribute."""
+    stream_id = 0
+
+
+def received(svc, typ, flags, rid, sid, payload):
+    f = Frame((svc, typ, flags, rid, payload))
+    f.stream_id = sid
+    return f
 
 
 class FakeHost:
@@ -439,14 +453,14 @@ class FakeHost:
         self.sock.settimeout(timeout)
         while True:
             if len(self.buf) >= HDR:
-                magic, length, svc, typ, flags, rid, _sid, _chk = struct.unpack_from(
+                magic, length, svc, typ, flags, rid, sid, _chk = struct.unpack_from(
                     "<IIBBHIII", self.buf)
                 if magic != MAGIC or length > 262144:
                     raise RuntimeError(f"bad frame header from the agent: {self.buf[:HDR]!r}")
                 if len(self.buf) >= HDR + length:
                     payload = self.buf[HDR:HDR + length]
                     self.buf = self.buf[HDR + length:]
-                    f = (svc, typ, flags, rid, payload)
+                    f = received(svc, typ, flags, rid, sid, payload)
                     self.frames.append(f)
                     return f
             data = self.sock.recv(65536)
@@ -579,6 +593,7 @@ class FakeGuest:
         self.conn = None
         self.host_nonce = 0
         self.host_hellos = 0
+        self.frames = collections.deque(maxlen=1000)  # the latest received
         self.lock = threading.Lock()
         self.ready = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -600,11 +615,13 @@ class FakeGuest:
             buf += data
             at = 0  # one slice per read, not per frame: a flood stays linear
             while len(buf) - at >= HDR:
-                length, service, type_ = struct.unpack_from("<IBB", buf, at + 4)
+                length, service, type_, flags, rid, sid = struct.unpack_from(
+                    "<IBBHII", buf, at + 4)
                 if len(buf) - at < HDR + length:
                     break
                 payload = buf[at + HDR:at + HDR + length]
                 at += HDR + length
+                self.frames.append(received(service, type_, flags, rid, sid, payload))
                 if (service, type_) == (SVC_CONTROL, CTL_HELLO) and len(payload) >= 20:
                     with self.lock:
                         self.host_nonce = parse_hello(payload)["nonce"]

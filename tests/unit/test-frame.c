@@ -141,6 +141,52 @@ static int feed_random(struct vmic_rx *rx, const uint8_t *buf, size_t n,
 	return r;
 }
 
+/*
+ * What a link does with vmic_rx_feed_keep: keep the undecoded tail in its
+ * own buffer and read the next bytes behind it; now and then (when another
+ * link needs the buffer) hand the tail to the decoder with vmic_rx_stash.
+ * At the end the tail is stashed, so the decoder holds what vmic_rx_feed
+ * would have kept.
+ */
+static int feed_keep_random(struct vmic_rx *rx, const uint8_t *buf, size_t n,
+			    uint64_t seed, size_t maxchunk,
+			    struct collector *c)
+{
+	/* The bytes kept are always the last ones read, so a copy of the
+	 * whole input serves as the reader's buffer: [off - kept, off). */
+	uint8_t *mine = malloc(n + 1);
+	size_t kept = 0, off = 0;
+	int r = 0;
+
+	assert_non_null(mine);
+	memcpy(mine, buf, n);
+	while (off < n) {
+		size_t take = 1 + (size_t)(tu_rand(&seed) % maxchunk);
+		ssize_t used;
+
+		take = MIN(take, n - off);
+		off += take;
+		used = vmic_rx_feed_keep(rx, mine + off - take - kept,
+					 kept + take, collect, c);
+		if (used < 0) {
+			r = (int)used;
+			break;
+		}
+		assert_true((size_t)used <= kept + take);
+		kept = kept + take - (size_t)used;
+		if (kept && tu_rand(&seed) % 4 == 0) {
+			assert_int_equal(vmic_rx_stash(rx, mine + off - kept,
+						       kept),
+					 0);
+			kept = 0;
+		}
+	}
+	if (r == 0)
+		r = vmic_rx_stash(rx, mine + off - kept, kept);
+	free(mine);
+	return r;
+}
+
 static void test_header_roundtrip(void **state)
 {
 	uint64_t seed = 7;
@@ -729,6 +775,75 @@ static void test_carry_memory(void **state)
 }
 
 /* Only requests may be answered with an error frame. */
+/* Keeping the tail outside the decoder yields the same frames and drops. */
+static void test_feed_keep(void **state)
+{
+	static uint8_t buf[3 * VMIC_MAX_FRAME];
+	struct collector ref, c;
+	struct vmic_rx rx, rref;
+	size_t n = 0;
+
+	(void)state;
+	n += make_garbage(buf, sizeof(buf));
+	n += put_hello(buf + n, sizeof(buf) - n, 1);
+	n += make_stream(buf + n, sizeof(buf) - n);
+	n += put_frame(buf + n, sizeof(buf) - n, 6, 0xFE, 0, 9,
+		       VMIC_STREAM_CHUNK, 'c');
+	n += put_frame(buf + n, sizeof(buf) - n, 6, 0xFE, 0, 9,
+		       VMIC_MAX_PAYLOAD, 'm');
+	n += put_frame(buf + n, sizeof(buf) - n, 1, 2, 5, 0, 23, 'x');
+	n -= 7; /* end inside the last frame */
+	for (int resync = 0; resync <= 1; resync++) {
+		size_t start = resync ? 0 : make_garbage(buf, sizeof(buf));
+
+		collector_init(&ref);
+		vmic_rx_init(&rref, resync);
+		assert_int_equal(vmic_rx_feed(&rref, buf + start, n - start,
+					      collect, &ref),
+				 0);
+		assert_int_equal(ref.n, 9);
+		for (uint64_t seed = 1; seed < 40; seed++) {
+			size_t maxchunk = seed < 20 ? 1 + seed * 7 : 70000;
+
+			collector_init(&c);
+			vmic_rx_init(&rx, resync);
+			assert_int_equal(feed_keep_random(&rx, buf + start,
+							  n - start, seed,
+							  maxchunk, &c),
+					 0);
+			assert_same_frames(&ref, &c);
+			assert_true(rx.dropped == rref.dropped);
+			assert_int_equal(rx.len, rref.len);
+			assert_memory_equal(rx.buf, rref.buf, rx.len);
+			vmic_rx_free(&rx);
+			collector_free(&c);
+		}
+		vmic_rx_free(&rref);
+		collector_free(&ref);
+	}
+	/* Strict mode: garbage is the same error either way. */
+	collector_init(&c);
+	vmic_rx_init(&rx, false);
+	assert_int_equal(feed_keep_random(&rx, buf, n, 3, 50, &c), -EBADMSG);
+	vmic_rx_free(&rx);
+	collector_free(&c);
+}
+
+/* The size a reader must make room for, from the bytes it keeps. */
+static void test_frame_size(void **state)
+{
+	uint8_t buf[VMIC_HDR_SIZE + 100];
+	struct vmic_frame big = { .length = VMIC_MAX_PAYLOAD + 1 };
+
+	(void)state;
+	put_frame(buf, sizeof(buf), 1, 1, 1, 0, 100, 'a');
+	assert_int_equal(vmic_rx_frame_size(buf, 3), VMIC_HDR_SIZE);
+	assert_int_equal(vmic_rx_frame_size(buf, VMIC_HDR_SIZE),
+			 VMIC_HDR_SIZE + 100);
+	vmic_frame_put_header(buf, &big);
+	assert_int_equal(vmic_rx_frame_size(buf, VMIC_HDR_SIZE), VMIC_HDR_SIZE);
+}
+
 static void test_frame_is_request(void **state)
 {
 	struct vmic_frame f = { .service = VMIC_SVC_HEARTBEAT, .type = 1 };
@@ -769,6 +884,8 @@ int main(void)
 		cmocka_unit_test(test_reset_resync),
 		cmocka_unit_test(test_callback_stops_feed),
 		cmocka_unit_test(test_carry_memory),
+		cmocka_unit_test(test_feed_keep),
+		cmocka_unit_test(test_frame_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

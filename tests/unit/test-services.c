@@ -288,9 +288,11 @@ static void test_generic_types(void **state)
 			    "unknown service");
 	assert_string_equal(vmic_error_name(0), "unknown error");
 	assert_string_equal(vmic_error_name(-1), "unknown error");
-	assert_string_equal(vmic_error_name(VMIC_E_INTERNAL + 1),
+	assert_string_equal(vmic_error_name(VMIC_E_NO_STREAM),
+			    "no such stream");
+	assert_string_equal(vmic_error_name(VMIC_E_NO_STREAM + 1),
 			    "unknown error");
-	for (int code = VMIC_E_UNKNOWN_SERVICE; code <= VMIC_E_INTERNAL; code++)
+	for (int code = VMIC_E_UNKNOWN_SERVICE; code <= VMIC_E_NO_STREAM; code++)
 		assert_string_not_equal(vmic_error_name(code),
 					"unknown error");
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "tu-loop.h"
 
 #include "common/wire.h"
 #include "proto/control.h"
@@ -86,33 +87,6 @@ static int teardown(void **state)
 		return -1;
 	}
 	return 0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-#define SPIN_UNTIL(fx, cond, ms)                                          \
-	do {                                                              \
-		uint64_t end_ = now_ms() + (ms);                          \
-		while (!(cond)) {                                         \
-			if (now_ms() > end_)                              \
-				fail_msg("timed out waiting for %s", #cond); \
-			uv_run(&(fx)->loop, UV_RUN_ONCE);                 \
-		}                                                         \
-	} while (0)
-
-/* Run the loop for a while (to show that something does NOT happen). */
-static void spin_for(struct fx *fx, unsigned ms)
-{
-	uint64_t end = now_ms() + ms;
-
-	while (now_ms() < end)
-		uv_run(&fx->loop, UV_RUN_ONCE);
 }
 
 static char *path_in(struct fx *fx, const char *name)
@@ -194,6 +168,7 @@ struct peer {
 	int fail_with;
 	bool closed;
 	int close_reason;
+	unsigned drained;
 };
 
 static int peer_on_frame(void *ud, const struct vmic_frame *f)
@@ -232,9 +207,17 @@ static void peer_on_close(void *ud, int reason)
 	p->close_reason = reason;
 }
 
+static void peer_on_drained(void *ud)
+{
+	struct peer *p = ud;
+
+	p->drained++;
+}
+
 static const struct vmic_link_ops peer_ops = {
 	.on_frame = peer_on_frame,
 	.on_close = peer_on_close,
+	.on_drained = peer_on_drained,
 };
 
 static void peer_open(struct peer *p, uv_stream_t *s, bool resync)
@@ -331,13 +314,14 @@ static void exchange(struct fx *fx, struct peer *a, struct peer *b)
 	b_out += send_data(b, seq_b++, VMIC_MAX_PAYLOAD);
 	b_out += send_data(b, seq_b++, 5);
 
-	SPIN_UNTIL(fx, b->data_frames == seq_a && a->data_frames == seq_b,
+	TU_SPIN_UNTIL(&fx->loop,
+		      b->data_frames == seq_a && a->data_frames == seq_b,
 		   20000);
 	assert_int_equal(a->bad, 0);
 	assert_int_equal(b->bad, 0);
 	assert_true(a->link.bytes_out == a_out);
 	assert_true(b->link.bytes_in == a_out);
-	SPIN_UNTIL(fx, b->link.bytes_out == b_out, 5000);
+	TU_SPIN_UNTIL(&fx->loop, b->link.bytes_out == b_out, 5000);
 	assert_true(a->link.bytes_in == b_out);
 	assert_int_equal(vmic_link_queued(&a->link), 0);
 	assert_int_equal(vmic_link_queued(&b->link), 0);
@@ -369,7 +353,7 @@ static void test_unix_connect_accept_link(void **state)
 	assert_int_equal(vmic_connect(&fx->loop, &cch, 5000, on_connected, &cr,
 				      &c),
 			 0);
-	SPIN_UNTIL(fx, cr.called && acc.stream, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called && acc.stream, 5000);
 	assert_int_equal(cr.status, 0);
 	assert_non_null(cr.stream);
 	assert_int_equal(cr.calls, 1);
@@ -383,7 +367,7 @@ static void test_unix_connect_accept_link(void **state)
 	vmic_link_close(&host.link, 0);
 	n = vmic_frame_seal(small, 1, 1, 0, 0, 0, 8);
 	assert_int_equal(vmic_link_send(&host.link, small, n, 0), -ENOTCONN);
-	SPIN_UNTIL(fx, host.closed && guest.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, host.closed && guest.closed, 5000);
 	assert_int_equal(host.close_reason, 0);
 	assert_int_equal(guest.close_reason, -EPIPE);
 	/* Closing again is harmless. */
@@ -395,12 +379,12 @@ static void test_unix_connect_accept_link(void **state)
 	assert_int_equal(vmic_connect(&fx->loop, &cch, 5000, on_connected, &cr,
 				      &c),
 			 0);
-	SPIN_UNTIL(fx, cr.called && acc.stream, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called && acc.stream, 5000);
 	assert_int_equal(cr.status, 0);
 	vmic_stream_free(cr.stream);
 	vmic_stream_free(acc.stream);
 	vmic_listener_close(l);
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 	free(path);
 }
 
@@ -421,7 +405,7 @@ static void test_connect_failures(void **state)
 				      &c),
 			 0);
 	assert_false(cr.called);
-	SPIN_UNTIL(fx, cr.called, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called, 5000);
 	assert_int_equal(cr.status, -ENOENT);
 	assert_null(cr.stream);
 	assert_non_null(strstr(cr.what, "connect"));
@@ -435,7 +419,7 @@ static void test_connect_failures(void **state)
 	assert_int_equal(vmic_connect(&fx->loop, &ch, 5000, on_connected, &cr,
 				      &c),
 			 0);
-	SPIN_UNTIL(fx, cr.called, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called, 5000);
 	assert_int_equal(cr.status, -ECONNREFUSED);
 	assert_null(cr.stream);
 	close(fd);
@@ -445,9 +429,9 @@ static void test_connect_failures(void **state)
 	assert_int_equal(vmic_connect(&fx->loop, &guest_side, 5000,
 				      on_connected, &cr, &c),
 			 -EINVAL);
-	spin_for(fx, 30);
+	tu_spin_for(&fx->loop, 30);
 	assert_false(cr.called);
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 	free(missing);
 	free(dead);
 }
@@ -479,14 +463,14 @@ static void test_connect_cancel(void **state)
 			 0);
 	vmic_connect_cancel(c);
 	vmic_connect_cancel(NULL);
-	spin_for(fx, 200);
+	tu_spin_for(&fx->loop, 200);
 	assert_false(cr.called);
 	/* The kernel may have completed the first connect: the listener
 	 * then accepted a stream that is simply closed again. */
 	if (acc.stream)
 		vmic_stream_free(acc.stream);
 	vmic_listener_close(l);
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 	free(path);
 	free(missing);
 }
@@ -540,7 +524,7 @@ static void test_listen_errors(void **state)
 				     &l, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "host-side"));
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 	assert_int_equal(acc.count, 0);
 	free(file);
 	free(stale);
@@ -563,7 +547,7 @@ static void test_link_peer_eof(void **state)
 	write_all(raw, frame, size);
 	free(frame);
 	close(raw);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	assert_int_equal(p.data_frames, 1);
 	assert_int_equal(p.close_reason, -EPIPE);
 	assert_null(p.link.stream);
@@ -580,14 +564,14 @@ static void test_link_corrupt_strict(void **state)
 
 	peer_open(&p, socket_pair(fx, &raw), false);
 	write_all(raw, "this is not a vmic frame, not at all", 36);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	assert_int_equal(p.close_reason, -EBADMSG);
 	close(raw);
 
 	peer_open(&p, socket_pair(fx, &raw), false);
 	vmic_frame_put_header(hdr, &big);
 	write_all(raw, hdr, sizeof(hdr));
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	assert_int_equal(p.close_reason, -EMSGSIZE);
 	close(raw);
 }
@@ -619,7 +603,7 @@ static void test_link_resync_recovers(void **state)
 	write_all(raw, frame, size);
 	free(frame);
 
-	SPIN_UNTIL(fx, p.data_frames == 1, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.data_frames == 1, 5000);
 	assert_false(p.closed);
 	assert_int_equal(p.other_frames, 1);
 	assert_int_equal(p.last.service, VMIC_SVC_CONTROL);
@@ -628,7 +612,7 @@ static void test_link_resync_recovers(void **state)
 	assert_true(p.link.rx.dropped == garbage);
 
 	close(raw);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	assert_int_equal(p.close_reason, -EPIPE);
 }
 
@@ -647,7 +631,7 @@ static void test_link_handler_error_closes(void **state)
 	write_all(raw, frame, size);
 	write_all(raw, frame, size);
 	free(frame);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	assert_int_equal(p.close_reason, -EPROTO);
 	assert_int_equal(p.data_frames, 1);
 	close(raw);
@@ -669,7 +653,7 @@ static void test_link_send_raw(void **state)
 	sent += send_data(&p, 0, 100);
 	sent += send_data(&p, 1, 200);
 	assert_int_equal(sent, 2 * VMIC_HDR_SIZE + 300);
-	SPIN_UNTIL(fx, p.link.bytes_out == sent, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.link.bytes_out == sent, 5000);
 	while (got < sizeof(buf) &&
 	       (r = recv(raw, buf + got, sizeof(buf) - got, MSG_DONTWAIT)) > 0)
 		got += (size_t)r;
@@ -678,7 +662,7 @@ static void test_link_send_raw(void **state)
 	assert_int_equal(f.length, 100);
 	assert_int_equal(vmic_get_le32(buf + VMIC_HDR_SIZE), 0);
 	vmic_link_close(&p.link, 0);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	assert_int_equal(p.close_reason, 0);
 	close(raw);
 }
@@ -686,11 +670,13 @@ static void test_link_send_raw(void **state)
 /*
  * A bulk copy has queued many chunks when a heartbeat is sent: on the
  * wire it comes after what was already written plus at most the one
- * chunk in flight, not after the whole copy.
+ * chunk in flight, not after the whole copy. What the kernel took ahead
+ * of it is capped too (VMIC_LINK_SNDBUF): about 1.5 chunks, not 228 KiB.
  */
 static void test_link_heartbeat_overtakes_bulk(void **state)
 {
-	enum { CHUNKS = 40 };
+	enum { CHUNKS = 15 }; /* within the bulk budget */
+	struct vmic_link_stats st;
 	struct fx *fx = *state;
 	size_t size, total, got = 0, off = 0, hb_frames, written;
 	uint8_t *frame = data_frame(0, VMIC_STREAM_CHUNK, &size);
@@ -710,6 +696,10 @@ static void test_link_heartbeat_overtakes_bulk(void **state)
 	free(frame);
 	written = p.link.bytes_out;
 	assert_true(written < (size_t)CHUNKS * size / 2);
+	assert_true(written <= 2 * size);
+	vmic_link_stats(&p.link, &st);
+	assert_true(st.kernel_unsent >= 0);
+	assert_true((size_t)st.kernel_unsent <= 2 * size + 8192);
 	memset(hb + VMIC_HDR_SIZE, 0, 8);
 	hb_frames = vmic_frame_seal(hb, VMIC_SVC_HEARTBEAT, 1, 0, 77, 0, 8);
 	assert_int_equal(vmic_link_send(&p.link, hb, hb_frames, 0), 0);
@@ -749,16 +739,21 @@ static void test_link_heartbeat_overtakes_bulk(void **state)
 			 before, written);
 	free(wire);
 	vmic_link_close(&p.link, 0);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	close(raw);
 }
 
-/* A peer that stops reading: the queue fills up to its limit. */
-static void test_link_queue_limit(void **state)
+/*
+ * A peer that stops reading. Stream data fills the bulk budget and is
+ * then refused with -EAGAIN, the link staying up; once the peer reads
+ * again, on_drained says there is room.
+ */
+static void test_link_bulk_budget(void **state)
 {
 	struct fx *fx = *state;
-	size_t size;
+	size_t size, got = 0;
 	uint8_t *frame = data_frame(0, VMIC_STREAM_CHUNK, &size);
+	uint8_t *sink = malloc(1 << 20);
 	struct peer p;
 	int raw, r = 0, sends = 0;
 
@@ -770,15 +765,100 @@ static void test_link_queue_limit(void **state)
 		sends++;
 		uv_run(&fx->loop, UV_RUN_NOWAIT);
 	}
-	free(frame);
-	assert_int_equal(r, -ENOBUFS);
-	assert_true(vmic_link_queued(&p.link) > VMIC_LINK_QUEUE_LIMIT);
-	/* Within the limit plus what the socket buffers hold. */
-	assert_true((size_t)sends * size <
-		    VMIC_LINK_QUEUE_LIMIT + 16u * 1024 * 1024);
+	assert_int_equal(r, -EAGAIN);
+	assert_true(p.link.outq.bulk_bytes <= VMIC_LINK_BULK_BUDGET);
+	assert_true(vmic_link_queued(&p.link) >
+		    VMIC_LINK_BULK_BUDGET - 2 * size);
+	/* An urgent frame still goes: bulk never fails it. */
+	assert_int_equal(vmic_link_send(&p.link, frame, VMIC_HDR_SIZE + 8, 0),
+			 0);
 	assert_false(p.closed);
-	vmic_link_close(&p.link, -ENOBUFS);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	assert_int_equal(p.drained, 0);
+	while (p.drained == 0) {
+		ssize_t n = recv(raw, sink, 1 << 20, MSG_DONTWAIT);
+
+		if (n > 0)
+			got += (size_t)n;
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+	}
+	assert_true(got > 0);
+	assert_true(p.link.outq.bulk_bytes <= VMIC_LINK_BULK_BUDGET / 2);
+	assert_int_equal(vmic_link_send(&p.link, frame, size, 7), 0);
+	free(frame);
+	free(sink);
+	vmic_link_close(&p.link, 0);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
+	close(raw);
+}
+
+/*
+ * A peer that reads slowly (16 KiB every 20 ms, as a slow channel would):
+ * the link keeps its small send buffer, so what waits in the kernel ahead
+ * of a heartbeat stays about 1.5 chunks, never the 228 KiB of the default.
+ */
+static void test_link_kernel_cap_slow_reader(void **state)
+{
+	struct fx *fx = *state;
+	struct peer p;
+	size_t size;
+	uint8_t *frame = data_frame(0, VMIC_STREAM_CHUNK, &size);
+	uint8_t sink[16 * 1024];
+	struct vmic_link_stats st;
+	uint64_t end = tu_now_ms() + 400, next_read = 0;
+	int raw, peak = 0;
+
+	peer_open(&p, socket_pair(fx, &raw), false);
+	while (tu_now_ms() < end) {
+		while (vmic_link_send(&p.link, frame, size, 7) == 0)
+			;
+		if (tu_now_ms() >= next_read) {
+			assert_true(recv(raw, sink, sizeof(sink),
+					 MSG_DONTWAIT) > 0);
+			next_read = tu_now_ms() + 20;
+		}
+		vmic_link_stats(&p.link, &st);
+		peak = MAX(peak, st.kernel_unsent);
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+	}
+	vmic_link_stats(&p.link, &st);
+	assert_int_equal(st.sndbuf, VMIC_LINK_SNDBUF);
+	assert_true(peak > 0);
+	assert_true(peak <= (int)(3 * VMIC_LINK_SNDBUF));
+	free(frame);
+	vmic_link_close(&p.link, 0);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
+	close(raw);
+}
+
+/*
+ * A peer that stops reading while we send only urgent frames: past the
+ * control budget the send fails with -ENOBUFS and the link closes by
+ * itself, whichever daemon holds it.
+ */
+static void test_link_control_budget(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t frame[VMIC_HDR_SIZE + 1000];
+	size_t size;
+	struct peer p;
+	int raw, r = 0, sends = 0;
+
+	memset(frame + VMIC_HDR_SIZE, 0, 1000);
+	size = vmic_frame_seal(frame, VMIC_SVC_HEARTBEAT, 1, 0, 1, 0, 1000);
+	peer_open(&p, socket_pair(fx, &raw), false);
+	while (sends < 10000) {
+		r = vmic_link_send(&p.link, frame, size, 0);
+		if (r < 0)
+			break;
+		sends++;
+	}
+	assert_int_equal(r, -ENOBUFS);
+	assert_true(p.link.closing);
+	/* Within the budget plus what the (capped) socket buffer holds. */
+	assert_true((size_t)sends * size <
+		    VMIC_LINK_CONTROL_BUDGET + 512u * 1024);
+	assert_int_equal(vmic_link_send(&p.link, frame, size, 0), -ENOTCONN);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	assert_int_equal(p.close_reason, -ENOBUFS);
 	close(raw);
 }
@@ -843,7 +923,7 @@ static void test_sockfd_connect_listen(void **state)
 	sockfd_connector(fx, &sa, &cr, &r);
 	assert_int_equal(r, 0);
 	assert_false(cr.called); /* completion goes through the poll */
-	SPIN_UNTIL(fx, cr.called && acc.stream, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called && acc.stream, 5000);
 	assert_int_equal(cr.status, 0);
 	assert_string_equal(cr.what, "connect");
 
@@ -851,7 +931,7 @@ static void test_sockfd_connect_listen(void **state)
 	peer_open(&guest, acc.stream, true);
 	exchange(fx, &host, &guest);
 	vmic_link_close(&guest.link, 0);
-	SPIN_UNTIL(fx, host.closed && guest.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, host.closed && guest.closed, 5000);
 	assert_int_equal(host.close_reason, -EPIPE);
 	assert_int_equal(guest.close_reason, 0);
 
@@ -860,7 +940,7 @@ static void test_sockfd_connect_listen(void **state)
 	acc.stream = NULL;
 	sockfd_connector(fx, &sa, &cr, &r);
 	assert_int_equal(r, 0);
-	SPIN_UNTIL(fx, cr.called && acc.stream, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called && acc.stream, 5000);
 	assert_int_equal(acc.count, 2);
 	vmic_stream_free(cr.stream);
 	vmic_stream_free(acc.stream);
@@ -877,7 +957,7 @@ static void test_sockfd_connect_listen(void **state)
 		vmic_listener_close(l2);
 	}
 	vmic_listener_close(l);
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 }
 
 /* The admit hook (vsock.c's CID check) sees the peer's address before
@@ -912,7 +992,7 @@ static void test_sockfd_admit(void **state)
 	refused = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(refused, (struct sockaddr *)&sa, sizeof(sa)),
 			 0);
-	SPIN_UNTIL(fx, admit_calls == 1, 5000);
+	TU_SPIN_UNTIL(&fx->loop, admit_calls == 1, 5000);
 	assert_int_equal(admit_family, AF_UNIX);
 	/* Closed by the listener: the peer reads the end at once. */
 	assert_int_equal(recv(refused, &byte, 1, 0), 0);
@@ -921,14 +1001,14 @@ static void test_sockfd_admit(void **state)
 	admitted = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(admitted, (struct sockaddr *)&sa, sizeof(sa)),
 			 0);
-	SPIN_UNTIL(fx, acc.stream, 5000);
+	TU_SPIN_UNTIL(&fx->loop, acc.stream, 5000);
 	assert_int_equal(admit_calls, 2);
 	assert_int_equal(acc.count, 1);
 	vmic_stream_free(acc.stream);
 	close(refused);
 	close(admitted);
 	vmic_listener_close(l);
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 }
 
 static void test_sockfd_failures(void **state)
@@ -953,7 +1033,7 @@ static void test_sockfd_failures(void **state)
 	assert_int_equal(r, -ECONNREFUSED);
 	vmic_connect_cancel(c);
 	close(fd);
-	spin_for(fx, 30);
+	tu_spin_for(&fx->loop, 30);
 	assert_false(cr.called);
 
 	/* Wrapping a descriptor that cannot be open (above any limit the
@@ -961,7 +1041,7 @@ static void test_sockfd_failures(void **state)
 	s = sockfd_wrap(&fx->loop, INT_MAX - 1, &err);
 	assert_null(s);
 	assert_true(err < 0);
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 }
 
 /* ---- hvsock against a Firecracker-style proxy ------------------------- */
@@ -1120,11 +1200,11 @@ static void test_hvsock_handshake(void **state)
 	assert_int_equal(vmic_connect(&fx->loop, &ch, 5000, on_connected, &cr,
 				      &c),
 			 0);
-	SPIN_UNTIL(fx, cr.called, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called, 5000);
 	if (cr.status != 0)
 		fail_msg("hvsock connect: %d %s", cr.status, cr.what);
 	peer_open(&p, cr.stream, false);
-	SPIN_UNTIL(fx, p.data_frames == 1, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.data_frames == 1, 5000);
 	/* The hello that came in the OK line's packet is intact. */
 	assert_int_equal(p.other_frames, 1);
 	assert_int_equal(p.last.type, VMIC_CTL_HELLO);
@@ -1139,9 +1219,9 @@ static void test_hvsock_handshake(void **state)
 	memset(reply + VMIC_HDR_SIZE, 0xAB, 8);
 	size = vmic_frame_seal(reply, VMIC_SVC_HEARTBEAT, 1, 0, 5, 0, 8);
 	assert_int_equal(vmic_link_send(&p.link, reply, size, 0), 0);
-	SPIN_UNTIL(fx, p.link.bytes_out == size, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.link.bytes_out == size, 5000);
 	vmic_link_close(&p.link, 0);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	proxy_join(&px);
 	assert_string_equal(px.line, "CONNECT 1234\n");
 	assert_int_equal(px.gotlen, size);
@@ -1180,7 +1260,7 @@ static void test_hvsock_slow_reply(void **state)
 	assert_int_equal(vmic_connect(&fx->loop, &ch, 5000, on_connected, &cr,
 				      &c),
 			 0);
-	SPIN_UNTIL(fx, cr.called, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called, 5000);
 	cpu = thread_cpu_ms() - cpu;
 	if (cr.status != 0)
 		fail_msg("hvsock connect: %d %s", cr.status, cr.what);
@@ -1189,10 +1269,10 @@ static void test_hvsock_slow_reply(void **state)
 		fail_msg("%llu ms of CPU spent waiting for the reply",
 			 (unsigned long long)cpu);
 	peer_open(&p, cr.stream, false);
-	SPIN_UNTIL(fx, p.other_frames == 1, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.other_frames == 1, 5000);
 	assert_int_equal(p.last.type, VMIC_CTL_HELLO);
 	vmic_link_close(&p.link, 0);
-	SPIN_UNTIL(fx, p.closed, 5000);
+	TU_SPIN_UNTIL(&fx->loop, p.closed, 5000);
 	proxy_join(&px);
 	free(path);
 }
@@ -1236,7 +1316,7 @@ static void test_sockfd_accept_emfile(void **state)
 			 0);
 
 	cpu = thread_cpu_ms();
-	spin_for(fx, 300);
+	tu_spin_for(&fx->loop, 300);
 	cpu = thread_cpu_ms() - cpu;
 	assert_null(acc.stream);
 	if (cpu > 100)
@@ -1246,11 +1326,11 @@ static void test_sockfd_accept_emfile(void **state)
 	for (int i = 0; i < nfill; i++)
 		close(filler[i]);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
-	SPIN_UNTIL(fx, acc.stream, 3000);
+	TU_SPIN_UNTIL(&fx->loop, acc.stream, 3000);
 	vmic_stream_free(acc.stream);
 	close(client);
 	vmic_listener_close(l);
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 }
 
 static void hvsock_expect_failure(struct fx *fx, enum proxy_mode mode,
@@ -1268,7 +1348,7 @@ static void hvsock_expect_failure(struct fx *fx, enum proxy_mode mode,
 	assert_int_equal(vmic_connect(&fx->loop, &ch, timeout_ms, on_connected,
 				      &cr, &c),
 			 0);
-	SPIN_UNTIL(fx, cr.called, 5000);
+	TU_SPIN_UNTIL(&fx->loop, cr.called, 5000);
 	proxy_join(&px);
 	if (cr.status != status || !strstr(cr.what, mention))
 		fail_msg("mode %d: status %d '%s', expected %d '%s'", mode,
@@ -1276,7 +1356,7 @@ static void hvsock_expect_failure(struct fx *fx, enum proxy_mode mode,
 	assert_null(cr.stream);
 	/* The default port was asked for. */
 	assert_string_equal(px.line, "CONNECT 5657\n");
-	spin_for(fx, 20);
+	tu_spin_for(&fx->loop, 20);
 	assert_int_equal(cr.calls, 1);
 	free(path);
 }
@@ -1308,10 +1388,10 @@ static void test_hvsock_cancel(void **state)
 	assert_int_equal(vmic_connect(&fx->loop, &ch, 0, on_connected, &cr, &c),
 			 0);
 	/* Connected and waiting for the answer, then abandoned. */
-	spin_for(fx, 100);
+	tu_spin_for(&fx->loop, 100);
 	assert_false(cr.called);
 	vmic_connect_cancel(c);
-	spin_for(fx, 50);
+	tu_spin_for(&fx->loop, 50);
 	proxy_join(&px);
 	assert_string_equal(px.line, "CONNECT 5657\n");
 	assert_false(cr.called);
@@ -1366,7 +1446,9 @@ int main(void)
 		T(test_link_handler_error_closes),
 		T(test_link_send_raw),
 		T(test_link_heartbeat_overtakes_bulk),
-		T(test_link_queue_limit),
+		T(test_link_bulk_budget),
+		T(test_link_control_budget),
+		T(test_link_kernel_cap_slow_reader),
 		T(test_sockfd_connect_listen),
 		T(test_sockfd_admit),
 		T(test_sockfd_failures),
