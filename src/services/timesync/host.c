@@ -117,6 +117,9 @@ struct ts_vm {
 	int64_t last_sync_us;      /* last report that acted on the clock */
 	int64_t last_step_us, last_step_ns;
 	uint8_t last_step_reason;
+	/* the last SYNC the guest answered: when, why, what it did */
+	int64_t sync_us;
+	uint8_t sync_reason, sync_action;
 	bool mode_known;
 	/* the unasked-frame bucket */
 	double tokens;
@@ -311,6 +314,20 @@ static bool take_report_frame(struct vm *vm, const struct vmic_frame *f)
 	return true;
 }
 
+/* The REPORT that answers a SYNC: remembered apart, as the next regular
+ * report replaces the last one within seconds. */
+static bool take_sync_answer(struct vm *vm, const struct vmic_frame *f)
+{
+	struct ts_vm *t = ts_of(vm);
+
+	if (!take_report_frame(vm, f))
+		return false;
+	t->sync_us = t->report_us;
+	t->sync_reason = t->rep.reason;
+	t->sync_action = t->rep.action;
+	return true;
+}
+
 static int ts_on_frame(struct vm *vm, const struct vmic_frame *f)
 {
 	int64_t t2 = hostd_realtime_ns(vm->h);
@@ -339,14 +356,18 @@ static bool on_own_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 	struct ts_vm *t = ts_of(vm);
 	char text[VMIC_ERROR_MSG_MAX + 1];
 
-	if ((uintptr_t)ud == VMIC_TS_SETTINGS)
+	bool settings = (uintptr_t)ud == VMIC_TS_SETTINGS;
+
+	if (settings)
 		t->settings_id = 0;
 	else
 		t->resume_id = 0;
 	if (!f)
 		return false;
-	if (f->type == VMIC_TS_REPORT) {
+	if (f->type == VMIC_TS_REPORT && settings) {
 		take_report_frame(vm, f);
+	} else if (f->type == VMIC_TS_REPORT) {
+		take_sync_answer(vm, f);
 	} else {
 		conn_peer_error(f, text, sizeof(text));
 		log_debug("%s: timesync: the guest answered: %s", vm->name,
@@ -475,6 +496,14 @@ static void ts_members(const struct vm *vm, json_t *o)
 			    name_or_null(vmic_ts_reason_name(
 						 t->last_step_reason),
 					 t->last_step_us));
+	json_object_set_new(
+		o, "last_sync_request",
+		t->sync_us ? json_pack("{s:I, s:s, s:s}", "time_us",
+				       (json_int_t)t->sync_us, "reason",
+				       vmic_ts_reason_name(t->sync_reason),
+				       "action",
+				       vmic_ts_action_name(t->sync_action))
+			   : json_null());
 	json_object_set_new(o, "freq_ppb", int_or_null(r->freq_ppb, k));
 	json_object_set_new(o, "interval_ms", int_or_null(r->interval_ms, k));
 	json_object_set_new(o, "report_us", int_or_null(t->report_us, k));
@@ -585,7 +614,7 @@ static bool sync_on_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 					"'%s' was removed during the sync",
 					vm->name);
 	} else if (f->type == VMIC_TS_REPORT) {
-		if (!take_report_frame(vm, f)) {
+		if (!take_sync_answer(vm, f)) {
 			ctl_reply_error(op->rq, "refused",
 					"the guest's answer to the sync does "
 					"not decode");
