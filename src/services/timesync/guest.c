@@ -22,6 +22,12 @@
  * doubles up to max-interval while the offsets stay calm; chrony-sock
  * mode keeps min-interval, the steady feed chronyd's filter wants.
  *
+ * Someone else setting the clock (date -s, a restored snapshot's RTC
+ * read) is noticed at once, without polling: a timerfd armed with
+ * TFD_TIMER_CANCEL_ON_SET becomes readable when CLOCK_REALTIME is set, and
+ * the agent runs a cycle then (reason clock-set), skipping the event its
+ * own step caused.
+ *
  * Every clock access goes through guest/clock.h, so with
  * --simulated-clock the same code runs without touching the machine.
  */
@@ -31,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -135,6 +142,11 @@ struct ts_state {
 	struct ts_disc disc;
 	int chrony_fd;
 	unsigned failures; /* cycles in a row without a sample */
+	/* the clock-set watch (real clock only) */
+	int set_fd;
+	uv_poll_t set_poll;
+	bool set_poll_open;
+	unsigned own_steps; /* clock-set events our own steps will cause */
 };
 
 static struct ts_state *state_of(struct guestd *g)
@@ -245,8 +257,11 @@ static uint8_t discipline(struct ts_state *st, int64_t *step_ns,
 		       st->best.delay_ns, st->force, st->allow_back, &out);
 	*interval_ms = out.interval_ms;
 	*back_refused = out.back_refused;
-	if (out.action == TS_DISC_STEP)
+	if (out.action == TS_DISC_STEP) {
 		r = guest_clock_step(clk, out.step_ns);
+		if (r == 0 && !clk->simulated)
+			st->own_steps++;
+	}
 	if (r == 0)
 		r = guest_clock_set_freq(clk, out.freq_ppb);
 	if (r < 0) {
@@ -546,6 +561,75 @@ static void ts_on_session(struct guest_conn *c, bool up)
 	(void)up;
 }
 
+/* Arm the watch: a timer that never expires, cancelled by a clock set. */
+static int arm_set_watch(int fd)
+{
+	struct itimerspec its = { .it_value = { .tv_sec = INT32_MAX } };
+
+	if (timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
+			    &its, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static void on_clock_set(uv_poll_t *p, int status, int events UNUSED)
+{
+	struct ts_state *st = p->data;
+	uint64_t ticks;
+
+	if (status < 0)
+		return;
+	/* ECANCELED is the event; reading clears it, arming again too. */
+	if (read(st->set_fd, &ticks, sizeof(ticks)) >= 0 || errno != ECANCELED)
+		return;
+	arm_set_watch(st->set_fd);
+	if (st->own_steps) {
+		st->own_steps--;
+		return;
+	}
+	log_info("timesync: the clock was set by someone else; measuring "
+		 "now");
+	ts_disc_reset(&st->disc);
+	if (!ts_can_run(st) || st->answer_id)
+		return;
+	st->reason = VMIC_TS_REASON_CLOCK_SET;
+	st->measuring = false;
+	st->sample_id = 0;
+	ts_cycle(st);
+}
+
+/* Only the real clock can be set behind our back. */
+static void start_set_watch(struct ts_state *st)
+{
+	int fd;
+
+	st->set_fd = -1;
+	if (st->g->clock.simulated)
+		return;
+	fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0 || arm_set_watch(fd) < 0 ||
+	    uv_poll_init(st->g->loop, &st->set_poll, fd) < 0) {
+		log_warning("timesync: cannot watch for clock changes (%s); "
+			    "they are noticed at the next cycle",
+			    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	st->set_fd = fd;
+	st->set_poll.data = st;
+	st->set_poll_open = true;
+	uv_poll_start(&st->set_poll, UV_READABLE, on_clock_set);
+}
+
+static void set_poll_closed(uv_handle_t *h)
+{
+	struct ts_state *st = h->data;
+
+	close(st->set_fd);
+	st->set_fd = -1;
+}
+
 static int ts_start(struct guestd *g)
 {
 	struct ts_state *st = calloc(1, sizeof(*st));
@@ -563,6 +647,7 @@ static int ts_start(struct guestd *g)
 		log_warning_errno(fd, "timesync: no socket to feed chronyd "
 				      "with");
 	g->svc[ID].state = st;
+	start_set_watch(st);
 	return 0;
 }
 
@@ -575,6 +660,9 @@ static void ts_stop(struct guestd *g)
 	if (st->chrony_fd >= 0)
 		close(st->chrony_fd);
 	st->chrony_fd = -1;
+	if (st->set_poll_open)
+		uv_close((uv_handle_t *)&st->set_poll, set_poll_closed);
+	st->set_poll_open = false;
 }
 
 const struct guest_service timesync_guest = {
