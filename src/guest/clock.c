@@ -94,7 +94,10 @@ int64_t guest_clock_now(struct guest_clock *c)
 
 int guest_clock_step(struct guest_clock *c, int64_t delta_ns)
 {
-	struct timex tx = { .modes = ADJ_SETOFFSET | ADJ_NANO };
+	/* Microseconds: ADJ_NANO would leave the kernel in nanosecond mode
+	 * (STA_NANO) for every other reader of adjtimex. */
+	struct timex tx = { .modes = ADJ_SETOFFSET };
+	int64_t us = delta_ns / 1000;
 	struct timespec ts;
 	int64_t t;
 
@@ -105,11 +108,11 @@ int guest_clock_step(struct guest_clock *c, int64_t delta_ns)
 	}
 	/* A relative step in the kernel: no gap between reading and
 	 * setting the clock. */
-	tx.time.tv_sec = delta_ns / NSEC;
-	tx.time.tv_usec = delta_ns % NSEC; /* nanoseconds with ADJ_NANO */
+	tx.time.tv_sec = us / 1000000;
+	tx.time.tv_usec = us % 1000000;
 	if (tx.time.tv_usec < 0) {
 		tx.time.tv_sec -= 1;
-		tx.time.tv_usec += NSEC;
+		tx.time.tv_usec += 1000000;
 	}
 	if (adjtimex(&tx) >= 0)
 		return 0;

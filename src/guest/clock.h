@@ -3,8 +3,8 @@
  * The guest's wall clock as the agent sees it: read, step, and set a
  * frequency correction. Two implementations behind one struct:
  *
- * - the real one: CLOCK_REALTIME, adjtimex(ADJ_SETOFFSET) for steps and
- *   adjtimex(ADJ_FREQUENCY) for slewing;
+ * - the real one: CLOCK_REALTIME, adjtimex(ADJ_SETOFFSET) for steps (to
+ *   the microsecond) and adjtimex(ADJ_FREQUENCY) for slewing;
  * - a simulated one (vmic-guestd --simulated-clock OFFSET_S[,DRIFT_PPM]):
  *   the machine's CLOCK_REALTIME plus an offset that drifts by DRIFT_PPM
  *   and follows the steps and frequency corrections the agent makes, so
