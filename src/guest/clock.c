@@ -141,6 +141,14 @@ int guest_clock_set_freq(struct guest_clock *c, int64_t ppb)
 	return adjtimex(&tx) < 0 ? -errno : 0;
 }
 
+int64_t guest_clock_to_system(struct guest_clock *c, int64_t t)
+{
+	if (!c->simulated)
+		return t;
+	sim_update(c);
+	return t - round_i64(c->sim_offset_ns);
+}
+
 int64_t guest_clock_true_error(struct guest_clock *c)
 {
 	if (!c->simulated)

@@ -54,5 +54,10 @@ int guest_clock_set_freq(struct guest_clock *c, int64_t ppb);
 /* Simulated clock only: CLOCK_REALTIME minus this clock, the error the
  * time service should drive to zero. 0 for the real clock. */
 int64_t guest_clock_true_error(struct guest_clock *c);
+/* A reading t of this clock as the machine's CLOCK_REALTIME then: t for
+ * the real clock. A chronyd on the machine runs on that clock, so its
+ * samples must carry it; their offset then is the simulated clock's, and
+ * chronyd disciplines (with -x, virtually) a clock with the same error. */
+int64_t guest_clock_to_system(struct guest_clock *c, int64_t t);
 
 #endif

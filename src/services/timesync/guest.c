@@ -296,7 +296,9 @@ static uint8_t feed_chrony(struct ts_state *st)
 	int r = st->chrony_fd < 0 ? -EBADF
 				  : ts_chrony_send(st->chrony_fd,
 						   c->chrony_socket,
-						   st->best.mid_ns,
+						   guest_clock_to_system(
+							   &st->g->clock,
+							   st->best.mid_ns),
 						   st->best.offset_ns);
 
 	if (r < 0) {
