@@ -9,7 +9,7 @@ RELEASE_BUILD ?= build-release
 MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
 .PHONY: all deps build static release demo check test asan fuzz vm-check bench \
-	bench-heartbeat bench-floor clean
+	bench-heartbeat bench-floor bench-timesync clean
 
 all: build
 
@@ -71,13 +71,16 @@ demo: build static
 	scripts/demo.sh
 
 # Benchmarks (docs/benchmarks.md) on the release build; each takes minutes.
-bench: bench-heartbeat bench-floor
+bench: bench-heartbeat bench-floor bench-timesync
 
 bench-heartbeat: release
 	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD)
 
 bench-floor: release
 	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD) --floor
+
+bench-timesync: release
+	python3 bench/timesync/run.py --build $(RELEASE_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD) $(RELEASE_BUILD)
