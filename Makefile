@@ -9,7 +9,7 @@ RELEASE_BUILD ?= build-release
 MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
 .PHONY: all deps build static release demo check test asan fuzz vm-check bench \
-	bench-heartbeat bench-floor bench-timesync clean
+	bench-heartbeat bench-floor bench-loop bench-timesync clean
 
 all: build
 
@@ -71,13 +71,18 @@ demo: build static
 	scripts/demo.sh
 
 # Benchmarks (docs/benchmarks.md) on the release build; each takes minutes.
-bench: bench-heartbeat bench-floor bench-timesync
+bench: bench-heartbeat bench-floor bench-loop bench-timesync
 
 bench-heartbeat: release
 	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD)
 
 bench-floor: release
 	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD) --floor
+
+# The loop's latency while the store works (docs/benchmarks.md): release
+# build, state under /var/tmp (a real disk).
+bench-loop: release
+	python3 bench/loop-latency/run.py --build $(RELEASE_BUILD)
 
 bench-timesync: release
 	python3 bench/timesync/run.py --build $(RELEASE_BUILD)

@@ -12,8 +12,9 @@ packages=(
 	libcmocka-dev
 	# docs and shell completion
 	scdoc bash-completion
-	# tests: integration harness, metrics validator, SQLite inspection
-	python3 sqlite3 prometheus
+	# tests: integration harness, metrics validator, SQLite inspection,
+	# counting a daemon's fsyncs
+	python3 sqlite3 prometheus strace
 	# real-VM tests and demo: QEMU, busybox for the initramfs, cpio
 	qemu-system-x86 busybox-static cpio e2fsprogs
 	# the agent builds on musl (tests/portability)

@@ -6,10 +6,12 @@
  * src/proto and src/transport: hello handshake, guest info, heartbeat
  * replies. It does nothing else, so the benchmark measures vmic-hostd.
  *
- *   guest-sim DIR FIRST COUNT
+ *   guest-sim DIR FIRST COUNT [FLAP_MS]
  *
  * prints "ready" on stdout once every socket listens, and runs until
- * SIGTERM.
+ * SIGTERM. With FLAP_MS, each guest starts a new session (a hello with a
+ * new nonce, as an agent restart would) every FLAP_MS: the loop-latency
+ * benchmark fills the event log this way, through the daemon.
  */
 #include <errno.h>
 #include <signal.h>
@@ -33,9 +35,11 @@ struct simvm {
 	struct vmic_session session;
 	bool connected;
 	unsigned index;
+	uv_timer_t flap;
 };
 
 static uv_loop_t *loop;
+static unsigned flap_ms;
 static struct vmic_offer offers[VMIC_SVC_COUNT];
 
 static void sim_send(struct simvm *vm, const uint8_t *buf, size_t len)
@@ -146,6 +150,17 @@ static void sim_accept(void *ud, uv_stream_t *stream)
 	sim_send_hello(vm);
 }
 
+static void on_flap(uv_timer_t *t)
+{
+	struct simvm *vm = t->data;
+
+	if (!vm->connected)
+		return;
+	vmic_session_start(&vm->session, VMIC_ROLE_GUEST, vmic_random_u64(),
+			   "guest-sim", offers);
+	sim_send_hello(vm);
+}
+
 static void on_sigterm(uv_signal_t *s, int signo)
 {
 	(void)signo;
@@ -169,10 +184,12 @@ int main(int argc, char **argv)
 	uv_signal_t sig;
 	char err[256];
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: guest-sim DIR FIRST COUNT\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: guest-sim DIR FIRST COUNT [FLAP_MS]\n");
 		return 2;
 	}
+	if (argc == 5)
+		flap_ms = (unsigned)strtoul(argv[4], NULL, 10);
 	first = (unsigned)strtoul(argv[2], NULL, 10);
 	count = (unsigned)strtoul(argv[3], NULL, 10);
 	raise_fd_limit();
@@ -196,6 +213,12 @@ int main(int argc, char **argv)
 				&vms[i].listener, err, sizeof(err)) < 0) {
 			fprintf(stderr, "guest-sim: %s\n", err);
 			return 1;
+		}
+		if (flap_ms) {
+			uv_timer_init(loop, &vms[i].flap);
+			vms[i].flap.data = &vms[i];
+			uv_timer_start(&vms[i].flap, on_flap,
+				       1 + vmic_random_u64() % flap_ms, flap_ms);
 		}
 	}
 	uv_signal_init(loop, &sig);

@@ -481,6 +481,28 @@ static int print_services(struct cli *cli, json_t *services,
 			  add_service_row, e);
 }
 
+/* "Events:" when the daemon does not record this VM's events in full
+ * (docs/control.md `status` events; absent from older daemons). */
+static void print_events_note(struct cli *cli, json_t *result)
+{
+	json_t *ev = json_object_get(result, "events");
+	json_t *sup = json_object_get(ev, "suppressed");
+	json_t *storing = json_object_get(ev, "storing");
+	char line[256] = "";
+	size_t off = 0;
+
+	if (json_is_integer(sup) && json_integer_value(sup) > 0)
+		off += (size_t)snprintf(line, sizeof(line),
+					"%lld suppressed by the rate limit",
+					(long long)json_integer_value(sup));
+	if (json_is_false(storing))
+		snprintf(line + off, sizeof(line) - off, "%snot stored: the "
+			 "disk of the state directory is full",
+			 off ? "; " : "");
+	if (line[0])
+		print_field(cli, "Events:", line, COLOR_WARN);
+}
+
 static int print_status(struct cli *cli, json_t *result, const char *name,
 			struct cli_error *e)
 {
@@ -499,6 +521,7 @@ static int print_status(struct cli *cli, json_t *result, const char *name,
 	    (r = reply_array(result, "services", &services, e)) < 0)
 		return r;
 	print_vm_block(cli, &vm, &cd, &hd);
+	print_events_note(cli, result);
 	putchar('\n');
 	return print_services(cli, services, e);
 }

@@ -81,6 +81,63 @@ static int parse_uint(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* A number with one optional unit from units[] (a bare number counts
+ * as the first unit, of value 1); -EINVAL, -ERANGE on overflow. */
+struct unit {
+	const char *suffix;
+	uint64_t mult;
+};
+
+static int parse_with_unit(const char *s, const struct unit *units,
+			   size_t nunits, uint64_t *out)
+{
+	uint64_t v = 0, mult = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	for (size_t i = 0; i < nunits && !mult; i++)
+		if (strcasecmp(p, units[i].suffix) == 0)
+			mult = units[i].mult;
+	if (!mult)
+		return -EINVAL;
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+/* The largest unit that divides v exactly ("64M", "90d"). */
+static void format_with_unit(uint64_t v, const struct unit *units,
+			     size_t nunits, char *buf, size_t n)
+{
+	size_t best = 0;
+
+	for (size_t i = 0; i < nunits; i++)
+		if (v != 0 && v % units[i].mult == 0 &&
+		    units[i].mult > units[best].mult && units[i].suffix[0])
+			best = i;
+	snprintf(buf, n, "%" PRIu64 "%s", v / units[best].mult,
+		 units[best].suffix);
+}
+
+static const struct unit size_units[] = {
+	{ "", 1 },
+	{ "K", 1ull << 10 }, { "M", 1ull << 20 }, { "G", 1ull << 30 },
+	{ "T", 1ull << 40 }, { "KiB", 1ull << 10 }, { "MiB", 1ull << 20 },
+	{ "GiB", 1ull << 30 }, { "TiB", 1ull << 40 },
+};
+
+static const struct unit seconds_units[] = {
+	{ "s", 1 }, { "", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 },
+	{ "w", 7 * 86400 },
+};
+
 const struct vmic_conf_key *vmic_conf_find(const struct vmic_conf_table *t,
 					   const char *section,
 					   const char *key)
@@ -180,6 +237,33 @@ int vmic_conf_apply(const struct vmic_conf_key *k, void *target,
 		}
 		*(unsigned *)field = (unsigned)v;
 		return 0;
+	case VMIC_CONF_SIZE:
+	case VMIC_CONF_SECONDS: {
+		bool size = k->type == VMIC_CONF_SIZE;
+		char lo[32], hi[32];
+
+		if (parse_with_unit(value, size ? size_units : seconds_units,
+				    size ? ARRAY_SIZE(size_units)
+					 : ARRAY_SIZE(seconds_units),
+				    &v) < 0) {
+			snprintf(err, errsz,
+				 size ? "'%s' is not a size (such as 512K, "
+					"64M, 2G)"
+				      : "'%s' is not a duration in seconds or "
+					"more (such as 90s, 12h, 30d, 2w)",
+				 value);
+			return -EINVAL;
+		}
+		if (v < k->min || (k->max && v > k->max)) {
+			vmic_conf_format_u64(k->type, k->min, lo, sizeof(lo));
+			vmic_conf_format_u64(k->type, k->max, hi, sizeof(hi));
+			snprintf(err, errsz, "'%s' is out of range (%s..%s)",
+				 value, lo, hi);
+			return -EINVAL;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+	}
 	case VMIC_CONF_STRING:
 		if (strlen(value) >= k->size) {
 			snprintf(err, errsz, "the value is longer than %zu bytes",
@@ -339,6 +423,16 @@ int vmic_conf_set(const struct vmic_conf_table *t, void *target,
 	return vmic_conf_apply(k, target, value, err, errsz);
 }
 
+void vmic_conf_format_u64(enum vmic_conf_type type, uint64_t v, char *buf,
+			  size_t n)
+{
+	if (type == VMIC_CONF_SIZE)
+		format_with_unit(v, size_units, 5, buf, n);
+	else
+		format_with_unit(v, seconds_units, ARRAY_SIZE(seconds_units),
+				 buf, n);
+}
+
 void vmic_conf_format(const struct vmic_conf_key *k, const void *target,
 		      char *buf, size_t n)
 {
@@ -353,6 +447,10 @@ void vmic_conf_format(const struct vmic_conf_key *k, const void *target,
 		break;
 	case VMIC_CONF_DURATION:
 		vmic_format_duration_ms(*(const unsigned *)field, buf, n);
+		break;
+	case VMIC_CONF_SIZE:
+	case VMIC_CONF_SECONDS:
+		vmic_conf_format_u64(k->type, *(const uint64_t *)field, buf, n);
 		break;
 	case VMIC_CONF_STRING:
 		snprintf(buf, n, "%s", (const char *)field);

@@ -24,6 +24,8 @@ enum vmic_conf_type {
 	VMIC_CONF_BOOL,     /* bool: yes/no, true/false, on/off, 1/0 */
 	VMIC_CONF_UINT,     /* unsigned: decimal, within [min, max] */
 	VMIC_CONF_DURATION, /* unsigned ms: "500ms", "2s", "1m" ... */
+	VMIC_CONF_SIZE,     /* uint64_t bytes: "512K", "64M", "2G" (x1024) */
+	VMIC_CONF_SECONDS,  /* uint64_t seconds: "90s", "12h", "30d", "2w" */
 	VMIC_CONF_STRING,   /* char[size] */
 	VMIC_CONF_CUSTOM,   /* parse/format callbacks */
 };
@@ -80,6 +82,10 @@ int vmic_conf_apply(const struct vmic_conf_key *k, void *target,
 /* k's field of target as the config file would spell it. */
 void vmic_conf_format(const struct vmic_conf_key *k, const void *target,
 		      char *buf, size_t n);
+
+/* A VMIC_CONF_SIZE or VMIC_CONF_SECONDS value as the file spells it. */
+void vmic_conf_format_u64(enum vmic_conf_type type, uint64_t v, char *buf,
+			  size_t n);
 
 /* Set one key from a string (command line). -ENOENT for unknown keys. */
 int vmic_conf_set(const struct vmic_conf_table *t, void *target,

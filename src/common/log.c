@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Logging (log.h). Under journald, every record goes to its native
+ * datagram socket, one socket for the life of the process, non-blocking:
+ * a journald that does not keep up costs the daemon a dropped record
+ * (counted, and reported in the next record that gets through), never a
+ * wait, so logging cannot stall an event loop. Callable from any thread.
+ */
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +27,9 @@ static enum log_target log_target = LOG_TARGET_AUTO;
 static int log_max_level = LOG_INFO;
 static int log_prefix_priority; /* decided once in log_init */
 static int log_journal_native;
+static int journal_fd = -1;     /* connected, non-blocking */
+static char journal_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static uint64_t journal_dropped; /* atomic: records journald did not take */
 
 static const char *const level_names[] = {
 	"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
@@ -40,13 +52,76 @@ static int stderr_is_journal(void)
 	return st.st_dev == dev && st.st_ino == ino;
 }
 
+/* A connected, non-blocking datagram socket to path; -errno. */
+static int journal_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int log_journal_open(const char *path)
+{
+	int fd = journal_connect(path);
+
+	if (fd < 0)
+		return fd;
+	snprintf(journal_path, sizeof(journal_path), "%s", path);
+	if (journal_fd < 0) {
+		journal_fd = fd;
+	} else {
+		/* Same fd number: a sender in another thread never writes
+		 * to a closed (or reused) descriptor. */
+		dup3(fd, journal_fd, O_CLOEXEC);
+		close(fd);
+	}
+	log_journal_native = 1;
+	return 0;
+}
+
+/* journald restarted: the socket we hold is not its socket any more. */
+static int journal_reconnect(void)
+{
+	int fd = journal_connect(journal_path);
+
+	if (fd < 0)
+		return fd;
+	if (dup3(fd, journal_fd, O_CLOEXEC) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	close(fd);
+	return 0;
+}
+
+uint64_t log_dropped_count(void)
+{
+	return __atomic_load_n(&journal_dropped, __ATOMIC_RELAXED);
+}
+
 void log_init(const char *progname, enum log_target target)
 {
 	log_progname = progname;
 	log_target = target;
 	log_prefix_priority =
 		target == LOG_TARGET_AUTO && !isatty(STDERR_FILENO);
-	log_journal_native = target == LOG_TARGET_AUTO && stderr_is_journal();
+	if (target == LOG_TARGET_AUTO && stderr_is_journal())
+		log_journal_open(JOURNAL_SOCKET); /* else stderr, as before */
 	if (target == LOG_TARGET_SYSLOG)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -80,8 +155,16 @@ const char *log_level_to_string(int level)
 		       : "?";
 }
 
+static int journal_send(int level, const char *message,
+			const char *const *fields);
+
 static void log_write(int level, const char *text)
 {
+	static const char *const no_fields[] = { NULL };
+
+	if (log_journal_native && log_target == LOG_TARGET_AUTO &&
+	    journal_send(level, text, no_fields) == 0)
+		return;
 	if (log_target == LOG_TARGET_SYSLOG) {
 		syslog(level, "%s", text);
 		return;
@@ -143,31 +226,68 @@ static size_t journal_append(char *buf, size_t cap, size_t off,
 	return off + (size_t)n;
 }
 
+/*
+ * One datagram, never waiting: 0 when sent or dropped because journald's
+ * queue is full (counted), -errno when the socket is unusable (the caller
+ * writes to stderr instead).
+ */
+static int journal_datagram(const char *buf, size_t len)
+{
+	for (int attempt = 0;; attempt++) {
+		if (send(journal_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0)
+			return 0;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			__atomic_add_fetch(&journal_dropped, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		if (attempt > 0 || journal_reconnect() < 0)
+			return -errno;
+	}
+}
+
+static size_t journal_format(char *buf, size_t cap, int level,
+			     const char *message, const char *const *fields)
+{
+	char prio[4];
+	size_t off = 0;
+
+	snprintf(prio, sizeof(prio), "%d", level);
+	off = journal_append(buf, cap, off, "PRIORITY", prio);
+	off = journal_append(buf, cap, off, "SYSLOG_IDENTIFIER", log_progname);
+	off = journal_append(buf, cap, off, "MESSAGE", message);
+	for (size_t i = 0; fields[i] && fields[i + 1]; i += 2)
+		off = journal_append(buf, cap, off, fields[i], fields[i + 1]);
+	return off;
+}
+
+/* Records dropped since the last report: say so first. */
+static void journal_report_drops(void)
+{
+	uint64_t n = __atomic_exchange_n(&journal_dropped, 0, __ATOMIC_RELAXED);
+	const char *fields[] = { "VMIC_LOG_DROPPED", NULL, NULL };
+	char msg[128], count[24], buf[512];
+	size_t len;
+
+	if (n == 0)
+		return;
+	snprintf(count, sizeof(count), "%llu", (unsigned long long)n);
+	fields[1] = count;
+	snprintf(msg, sizeof(msg), "%llu log records dropped: journald did "
+				   "not keep up",
+		 (unsigned long long)n);
+	len = journal_format(buf, sizeof(buf), LOG_WARNING, msg, fields);
+	if (send(journal_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		__atomic_add_fetch(&journal_dropped, n, __ATOMIC_RELAXED);
+}
+
 static int journal_send(int level, const char *message,
 			const char *const *fields)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char buf[8192], prio[4];
-	size_t off = 0;
-	ssize_t n;
-	int fd;
+	char buf[8192];
+	size_t len = journal_format(buf, sizeof(buf), level, message, fields);
 
-	snprintf(prio, sizeof(prio), "%d", level);
-	off = journal_append(buf, sizeof(buf), off, "PRIORITY", prio);
-	off = journal_append(buf, sizeof(buf), off, "SYSLOG_IDENTIFIER",
-			     log_progname);
-	off = journal_append(buf, sizeof(buf), off, "MESSAGE", message);
-	for (size_t i = 0; fields[i] && fields[i + 1]; i += 2)
-		off = journal_append(buf, sizeof(buf), off, fields[i],
-				     fields[i + 1]);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strcpy(sa.sun_path, JOURNAL_SOCKET);
-	n = sendto(fd, buf, off, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-		   sizeof(sa));
-	close(fd);
-	return n < 0 ? -errno : 0;
+	journal_report_drops();
+	return journal_datagram(buf, len);
 }
 
 void log_struct(int level, const char *message, const char *const *fields)
@@ -177,7 +297,8 @@ void log_struct(int level, const char *message, const char *const *fields)
 
 	if (level > log_max_level)
 		return;
-	if (log_journal_native && journal_send(level, message, fields) == 0)
+	if (log_journal_native && log_target == LOG_TARGET_AUTO &&
+	    journal_send(level, message, fields) == 0)
 		return;
 	off = (size_t)snprintf(buf, sizeof(buf), "%s", message);
 	for (size_t i = 0; fields[i] && fields[i + 1] && off < sizeof(buf);

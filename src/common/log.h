@@ -4,15 +4,17 @@
  *
  * Daemons log to stderr; when stderr is not a terminal every line starts
  * with a "<N>" syslog priority prefix, which journald and most supervisors
- * understand. `--syslog` sends lines to syslog(3) instead. Structured
- * events (log_struct) go to journald's native socket when journald is the
- * reader of stderr, so fields such as VMIC_VM= can be queried with
- * `journalctl VMIC_VM=web1`; elsewhere they print as key=value pairs.
+ * understand. `--syslog` sends lines to syslog(3) instead. When journald
+ * is the reader of stderr, every record goes to its native socket instead
+ * (never blocking, see log.c), and structured events (log_struct) carry
+ * fields such as VMIC_VM= that `journalctl VMIC_VM=web1` queries;
+ * elsewhere the fields print as key=value pairs.
  */
 #ifndef VMIC_LOG_H
 #define VMIC_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #include "macro.h"
@@ -35,6 +37,17 @@ void log_msg(int level, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void log_msgv(int level, const char *fmt, va_list ap) PRINTF_LIKE(2, 0);
 /* Log with ": strerror(err)" appended; returns -abs(err) for `return`. */
 int log_msg_errno(int level, int err, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+/*
+ * Send every record to the journal's native socket at path from now on
+ * (log_init does this with journald's when journald reads stderr; tests
+ * give their own). Non-blocking: a record journald has no room for is
+ * dropped and counted, and the next record that passes is preceded by
+ * one saying how many were lost. -errno when path cannot be reached.
+ */
+int log_journal_open(const char *path);
+/* Records dropped and not yet reported. */
+uint64_t log_dropped_count(void);
 
 /*
  * A structured record: message plus NULL-terminated pairs of field names

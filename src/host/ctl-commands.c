@@ -3,9 +3,13 @@
  * The commands of the control socket, one handler each, and their table.
  * ctl.c has already taken "id" and "cmd" out of the request and, for
  * commands that name a registered VM, "vm" too; each handler unpacks the
- * rest strictly, so an unknown member is an error. A command that changes
- * the registry or settings commits before it replies, and so do the
- * events it caused: what a reply reports survives a kill -9.
+ * rest strictly, so an unknown member is an error.
+ *
+ * A command that changes the registry or settings builds one transaction
+ * of its change and its event and hands it to the writer thread; once it
+ * is committed, the change is applied in memory and the reply is sent,
+ * so what a reply reports survives a kill -9, and the loop never waits
+ * for the disk. Such commands run one at a time (gate_enter).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -41,10 +45,173 @@ bool ctl_args_unpack(struct ctl_request *rq, const char *cmd, json_t *args,
 	return false;
 }
 
-/* Report a store failure to the client; the store has logged it. */
-static void reply_store_error(struct ctl_request *rq)
+/* ---- mutating commands: one at a time, each committed before it applies */
+
+/* Handler of a mutating command: replies at once and returns false, or
+ * hands a transaction to the writer and returns true (its commit
+ * callback replies and opens the gate). */
+typedef bool (*mutating_fn)(struct ctl_request *rq, struct vm *vm,
+			    json_t *args);
+
+struct ctl_parked {
+	struct ctl_parked *next;
+	struct ctl_request *rq;
+	struct vm *vm; /* referenced; NULL for add */
+	json_t *args;
+	mutating_fn run;
+};
+
+/* A command waiting for its commit. */
+struct cmd_commit {
+	struct ctl_request *rq;
+	struct vm *vm; /* referenced */
+	void (*apply)(struct cmd_commit *cc); /* committed: change, reply */
+	void (*undo)(struct cmd_commit *cc);  /* failed: free, NULL if none */
+	/* what apply takes */
+	char *power_off;
+	char channel_uri[CHANNEL_URI_MAX];
+	struct vmic_channel channel;
+	void *settings;
+	uint32_t mask;
+	uint8_t service;
+	bool enable;
+};
+
+static void gate_leave(struct hostd *h);
+
+/*
+ * Mutating commands (add, set, remove, enable, disable) run one at a
+ * time: each one's checks, its commit and its change in memory happen
+ * with no other in between, so memory and store never disagree and two
+ * commands never decide on the same stale state. Others wait, in order,
+ * without holding the loop; reads do not wait at all.
+ */
+static void gate_enter(struct ctl_request *rq, struct vm *vm, json_t *args,
+		       mutating_fn run)
 {
-	ctl_reply_error(rq, "internal", "%s", ctl_request_hostd(rq)->store.errmsg);
+	struct hostd *h = ctl_request_hostd(rq);
+	struct ctl_parked *p;
+
+	if (!h->cmd_busy) {
+		h->cmd_busy = true;
+		if (!run(rq, vm, args))
+			gate_leave(h);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		ctl_reply_error(rq, "internal", "out of memory");
+		return;
+	}
+	p->rq = rq;
+	p->vm = vm;
+	if (vm)
+		vm_ref(vm);
+	p->args = json_incref(args);
+	p->run = run;
+	if (h->cmd_parked_tail)
+		h->cmd_parked_tail->next = p;
+	else
+		h->cmd_parked = p;
+	h->cmd_parked_tail = p;
+}
+
+static void gate_leave(struct hostd *h)
+{
+	h->cmd_busy = false;
+	while (!h->cmd_busy && h->cmd_parked) {
+		struct ctl_parked *p = h->cmd_parked;
+
+		h->cmd_parked = p->next;
+		if (!h->cmd_parked)
+			h->cmd_parked_tail = NULL;
+		if (p->vm && p->vm->removed) {
+			ctl_reply_error(p->rq, "unknown-vm",
+					"no VM named '%s' any more: it was "
+					"removed",
+					p->vm->name);
+		} else if (h->stopping) {
+			ctl_reply_error(p->rq, "internal",
+					"vmic-hostd is stopping");
+		} else {
+			h->cmd_busy = true;
+			h->cmd_busy = p->run(p->rq, p->vm, p->args);
+		}
+		json_decref(p->args);
+		if (p->vm)
+			vm_unref(p->vm);
+		free(p);
+	}
+}
+
+static void on_commit_done(struct hostd *h, struct store_txn *t, void *ud)
+{
+	struct cmd_commit *cc = ud;
+	const char *msg;
+	int r = store_txn_result(t, &msg);
+
+	events_txn_done(h, t);
+	if (r == 0 && !h->stopping && !cc->vm->removed) {
+		cc->apply(cc);
+	} else {
+		if (cc->undo)
+			cc->undo(cc);
+		if (r < 0)
+			log_error("%s", msg);
+		ctl_reply_error(cc->rq, "internal", "%s",
+				r < 0 ? msg : "vmic-hostd is stopping");
+	}
+	vm_unref(cc->vm);
+	free(cc->power_off);
+	free(cc->settings);
+	free(cc);
+	gate_leave(h);
+}
+
+/*
+ * Hand t (with the command's event e, which may be NULL) to the writer;
+ * cc's apply replies once committed. False, after replying, without
+ * memory.
+ */
+static bool commit(struct ctl_request *rq, struct store_txn *t,
+		   struct event *e, struct cmd_commit *cc)
+{
+	struct hostd *h = ctl_request_hostd(rq);
+
+	store_txn_add_events(t, e);
+	cc->rq = rq;
+	vm_ref(cc->vm);
+	store_commit(h, t, on_commit_done, cc);
+	return true;
+}
+
+/* A commit context and a command's transaction, or NULL after replying. */
+static struct cmd_commit *commit_new(struct ctl_request *rq, struct vm *vm,
+				     struct store_txn **t)
+{
+	struct cmd_commit *cc = calloc(1, sizeof(*cc));
+
+	*t = cc ? store_txn_new(true) : NULL;
+	if (!*t) {
+		free(cc);
+		ctl_reply_error(rq, "internal", "out of memory");
+		return NULL;
+	}
+	cc->vm = vm;
+	return cc;
+}
+
+/* Give up a command before its commit: free, reply. */
+static bool commit_abandon(struct ctl_request *rq, struct cmd_commit *cc,
+			   struct store_txn *t, struct event *e)
+{
+	event_unref(e);
+	store_txn_free(t);
+	free(cc->power_off);
+	free(cc->settings);
+	free(cc);
+	ctl_reply_error(rq, "internal", "out of memory");
+	return false;
 }
 
 /* The registered VM other than `self` that uses channel uri, or NULL. */
@@ -110,7 +277,8 @@ struct list_cursor {
 	char last[VM_NAME_MAX + 1];
 };
 
-static bool list_next(void *ud, struct ctl_text *out, size_t max)
+static enum ctl_stream_next list_next(void *ud, struct ctl_text *out,
+				      size_t max)
 {
 	struct list_cursor *lc = ud;
 	struct hostd *h = lc->h;
@@ -121,7 +289,7 @@ static bool list_next(void *ud, struct ctl_text *out, size_t max)
 		vm_summary_text(h->vms[i], out);
 		snprintf(lc->last, sizeof(lc->last), "%s", h->vms[i]->name);
 	}
-	return i < h->nvms;
+	return i < h->nvms ? CTL_STREAM_MORE : CTL_STREAM_DONE;
 }
 
 static void list_done(void *ud)
@@ -149,66 +317,102 @@ static void cmd_list(struct ctl_request *rq, struct vm *vm UNUSED,
 	ctl_reply_stream(rq, json_object(), "vms", &list_ops, lc);
 }
 
-static void cmd_add(struct ctl_request *rq, struct vm *unused UNUSED,
+/* ---- add ---- */
+
+static void add_apply(struct cmd_commit *cc)
+{
+	struct hostd *h = ctl_request_hostd(cc->rq);
+	struct vm *vm = cc->vm;
+	struct store_txn *t;
+
+	if (vm_register(h, vm) < 0) {
+		/* Stored, but not in memory: take it out again. */
+		t = store_txn_new(true);
+		if (t && store_txn_vm_delete(t, vm->name) == 0)
+			store_commit(h, t, NULL, NULL);
+		else
+			store_txn_free(t);
+		vm_destroy(vm, DETACH_REMOVED);
+		ctl_reply_error(cc->rq, "internal", "out of memory");
+		return;
+	}
+	vm_fd_room(h);
+	conn_start(vm);
+	ctl_reply_ok(cc->rq, vm_summary_json(vm));
+}
+
+static void add_undo(struct cmd_commit *cc)
+{
+	vm_destroy(cc->vm, DETACH_REMOVED);
+}
+
+static bool add_run(struct ctl_request *rq, struct vm *unused UNUSED,
 		    json_t *args)
 {
 	struct hostd *h = ctl_request_hostd(rq);
 	const char *name, *channel, *power = NULL, *bad;
 	struct vmic_channel ch;
+	struct cmd_commit *cc;
+	struct store_txn *t;
+	struct event *e;
 	struct vm *vm;
 
 	if (!ctl_args_unpack(rq, "add", args, "{s:s, s:s, s?s}", "vm", &name,
 			     "channel", &channel, "power_off", &power))
-		return;
+		return false;
 	bad = vm_name_invalid(name);
 	if (bad) {
 		ctl_reply_error(rq, "invalid-argument", "'%.64s': %s", name,
 				bad);
-		return;
+		return false;
 	}
 	if (vm_find(h, name)) {
 		ctl_reply_error(rq, "exists", "a VM named '%s' is already "
 					      "registered; `vmic set` changes "
 					      "it",
 				name);
-		return;
+		return false;
 	}
 	if (h->nvms >= h->cfg.max_vms) {
 		ctl_reply_error(rq, "limit", "%zu VMs are registered, the most "
 					     "[daemon] max-vms allows; remove "
 					     "one or raise the limit",
 				h->nvms);
-		return;
+		return false;
 	}
 	if (!check_channel(rq, channel, &ch, NULL) ||
 	    !check_power(rq, name, power))
-		return;
+		return false;
 	vm = vm_new(h, name);
 	if (!vm) {
 		ctl_reply_error(rq, "internal", "out of memory");
-		return;
+		return false;
 	}
 	vm->channel = ch;
 	vmic_channel_format(&ch, vm->channel_uri, sizeof(vm->channel_uri));
 	vm->power_off = power && *power ? strdup(power) : NULL;
-	if (store_vm_insert(h, vm) < 0) {
+	cc = commit_new(rq, vm, &t);
+	if (!cc) {
 		vm_destroy(vm, DETACH_REMOVED);
-		reply_store_error(rq);
-		return;
+		return false;
 	}
-	if (vm_register(h, vm) < 0) {
-		store_vm_delete(h, name);
+	cc->apply = add_apply;
+	cc->undo = add_undo;
+	e = events_prepare(h, vm->name, NULL, "vm-added", NULL, NULL,
+			   "registered with channel %s", vm->channel_uri);
+	if (!e || store_txn_vm_insert(t, vm) < 0) {
 		vm_destroy(vm, DETACH_REMOVED);
-		ctl_reply_error(rq, "internal", "out of memory");
-		return;
+		return commit_abandon(rq, cc, t, e);
 	}
-	events_emit(h, vm->name, NULL, "vm-added", NULL, NULL,
-		    "registered with channel %s", vm->channel_uri);
-	vm_fd_room(h);
-	conn_start(vm);
-	events_flush(h);
-	ctl_reply_ok(rq, vm_summary_json(vm));
+	return commit(rq, t, e, cc);
 }
+
+static void cmd_add(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	gate_enter(rq, vm, args, add_run);
+}
+
+/* ---- set ---- */
 
 /* Append "what old -> new" to a change list. */
 static void note_change(char *buf, size_t n, const char *what,
@@ -220,80 +424,75 @@ static void note_change(char *buf, size_t n, const char *what,
 		 from, to);
 }
 
-/* The VM settings `set` may change, to apply all at once or not at all. */
-struct vm_settings {
-	char channel_uri[CHANNEL_URI_MAX];
-	struct vmic_channel channel;
-	char *power_off;
-};
-
-static void settings_swap(struct vm *vm, struct vm_settings *s)
-{
-	struct vm_settings tmp;
-
-	memcpy(tmp.channel_uri, vm->channel_uri, sizeof(tmp.channel_uri));
-	tmp.channel = vm->channel;
-	tmp.power_off = vm->power_off;
-	memcpy(vm->channel_uri, s->channel_uri, sizeof(vm->channel_uri));
-	vm->channel = s->channel;
-	vm->power_off = s->power_off;
-	*s = tmp;
-}
-
-static void describe_changes(const struct vm *vm,
-			     const struct vm_settings *old, char *buf,
-			     size_t n)
+static void describe_changes(const struct vm *vm, const char *channel_uri,
+			     const char *power_off, char *buf, size_t n)
 {
 	buf[0] = '\0';
-	if (strcmp(old->channel_uri, vm->channel_uri) != 0)
-		note_change(buf, n, "channel", old->channel_uri,
-			    vm->channel_uri);
-	if ((old->power_off == NULL) != (vm->power_off == NULL) ||
-	    (old->power_off && strcmp(old->power_off, vm->power_off) != 0))
+	if (strcmp(vm->channel_uri, channel_uri) != 0)
+		note_change(buf, n, "channel", vm->channel_uri, channel_uri);
+	if ((vm->power_off == NULL) != (power_off == NULL) ||
+	    (power_off && strcmp(vm->power_off, power_off) != 0))
 		note_change(buf, n, "power_off",
-			    old->power_off ? old->power_off : "none",
-			    vm->power_off ? vm->power_off : "none");
+			    vm->power_off ? vm->power_off : "none",
+			    power_off ? power_off : "none");
+}
+
+static void set_vm_apply(struct cmd_commit *cc)
+{
+	struct vm *vm = cc->vm;
+	bool reconnect = strcmp(vm->channel_uri, cc->channel_uri) != 0;
+	char *old = vm->power_off;
+
+	memcpy(vm->channel_uri, cc->channel_uri, sizeof(vm->channel_uri));
+	vm->channel = cc->channel;
+	vm->power_off = cc->power_off;
+	cc->power_off = old; /* freed with cc */
+	vm_touch(vm);
+	if (reconnect)
+		conn_restart(vm);
+	ctl_reply_ok(cc->rq, vm_summary_json(vm));
 }
 
 /* set with channel and/or power_off: the VM's own settings. */
-static void set_vm(struct ctl_request *rq, struct vm *vm, const char *channel,
+static bool set_vm(struct ctl_request *rq, struct vm *vm, const char *channel,
 		   const char *power)
 {
 	struct hostd *h = ctl_request_hostd(rq);
-	struct vm_settings s = { 0 };
+	struct vmic_channel ch = vm->channel;
+	struct event *e = NULL;
+	struct cmd_commit *cc;
+	struct store_txn *t;
 	char changes[1500];
 
-	s.channel = vm->channel;
-	memcpy(s.channel_uri, vm->channel_uri, sizeof(s.channel_uri));
-	if (channel) {
-		if (!check_channel(rq, channel, &s.channel, vm))
-			return;
-		vmic_channel_format(&s.channel, s.channel_uri,
-				    sizeof(s.channel_uri));
-	}
+	if (channel && !check_channel(rq, channel, &ch, vm))
+		return false;
 	if (!check_power(rq, vm->name, power))
-		return;
-	if (power)
-		s.power_off = *power ? strdup(power) : NULL;
+		return false;
+	cc = commit_new(rq, vm, &t);
+	if (!cc)
+		return false;
+	cc->apply = set_vm_apply;
+	cc->channel = ch;
+	if (channel)
+		vmic_channel_format(&ch, cc->channel_uri,
+				    sizeof(cc->channel_uri));
 	else
-		s.power_off = vm->power_off ? strdup(vm->power_off) : NULL;
-	settings_swap(vm, &s); /* s now holds the old settings */
-	vm_touch(vm);
-	if (store_vm_update(h, vm) < 0) {
-		settings_swap(vm, &s);
-		free(s.power_off);
-		reply_store_error(rq);
-		return;
-	}
-	describe_changes(vm, &s, changes, sizeof(changes));
-	if (changes[0])
-		events_emit(h, vm->name, NULL, "vm-changed", NULL, NULL, "%s",
-			    changes);
-	if (strcmp(s.channel_uri, vm->channel_uri) != 0)
-		conn_restart(vm);
-	free(s.power_off);
-	events_flush(h);
-	ctl_reply_ok(rq, vm_summary_json(vm));
+		memcpy(cc->channel_uri, vm->channel_uri,
+		       sizeof(cc->channel_uri));
+	if (power)
+		cc->power_off = *power ? strdup(power) : NULL;
+	else
+		cc->power_off = vm->power_off ? strdup(vm->power_off) : NULL;
+	describe_changes(vm, cc->channel_uri, cc->power_off, changes,
+			 sizeof(changes));
+	if (changes[0] &&
+	    !(e = events_prepare(h, vm->name, NULL, "vm-changed", NULL, NULL,
+				 "%s", changes)))
+		return commit_abandon(rq, cc, t, e);
+	if (store_txn_vm_update(t, vm->name, cc->channel_uri, cc->power_off) <
+	    0)
+		return commit_abandon(rq, cc, t, e);
+	return commit(rq, t, e, cc);
 }
 
 /* The service a request names, or NULL after replying unknown-service. */
@@ -309,44 +508,59 @@ static const struct vmic_service_desc *find_service(struct ctl_request *rq,
 	return d;
 }
 
+static void set_service_apply(struct cmd_commit *cc)
+{
+	struct vm *vm = cc->vm;
+	const struct host_service *s = host_service_get(cc->service);
+	void *old = vm->svc[cc->service].settings;
+
+	vm->svc[cc->service].settings = cc->settings;
+	vm->svc[cc->service].own_keys |= cc->mask;
+	cc->settings = old; /* freed with cc */
+	if (s && s->settings_changed)
+		s->settings_changed(vm);
+	ctl_reply_ok(cc->rq, service_json(vm, cc->service));
+}
+
 /* set with service and settings: keys of the service's table. */
-static void set_service(struct ctl_request *rq, struct vm *vm,
+static bool set_service(struct ctl_request *rq, struct vm *vm,
 			const char *name, json_t *values)
 {
 	struct hostd *h = ctl_request_hostd(rq);
 	const struct vmic_service_desc *d = find_service(rq, name);
-	const struct host_service *s;
 	char err[768], changes[1500];
+	struct cmd_commit *cc;
+	struct store_txn *t;
+	struct event *e;
 	uint32_t mask;
-	void *now, *old;
+	void *now;
 
 	if (!d)
-		return;
-	s = host_service_get(d->id);
+		return false;
 	if (settings_parse(vm, d->id, values, &now, &mask, err,
 			   sizeof(err)) < 0) {
 		ctl_reply_error(rq, "invalid-argument", "%s", err);
-		return;
+		return false;
 	}
-	if (store_settings_set(h, vm, d->id, now, mask) < 0) {
+	cc = commit_new(rq, vm, &t);
+	if (!cc) {
 		free(now);
-		reply_store_error(rq);
-		return;
+		return false;
 	}
-	old = vm->svc[d->id].settings;
-	vm->svc[d->id].settings = now;
-	vm->svc[d->id].own_keys |= mask;
-	settings_describe(d->id, old, now, mask, changes, sizeof(changes));
-	events_emit(h, vm->name, d->name, "service-setting", NULL, NULL, "%s",
-		    changes);
-	free(old);
-	if (s && s->settings_changed)
-		s->settings_changed(vm);
-	events_flush(h);
-	ctl_reply_ok(rq, service_json(vm, d->id));
+	cc->apply = set_service_apply;
+	cc->settings = now;
+	cc->mask = mask;
+	cc->service = d->id;
+	settings_describe(d->id, vm->svc[d->id].settings, now, mask, changes,
+			  sizeof(changes));
+	e = events_prepare(h, vm->name, d->name, "service-setting", NULL, NULL,
+			   "%s", changes);
+	if (!e || store_txn_settings_set(t, vm->name, d->id, now, mask) < 0)
+		return commit_abandon(rq, cc, t, e);
+	return commit(rq, t, e, cc);
 }
 
-static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
+static bool set_run(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
 	const char *channel = NULL, *power = NULL, *service = NULL;
 	json_t *values = NULL;
@@ -354,47 +568,69 @@ static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
 	if (!ctl_args_unpack(rq, "set", args, "{s?s, s?s, s?s, s?o}",
 			     "channel", &channel, "power_off", &power,
 			     "service", &service, "settings", &values))
-		return;
+		return false;
 	if (!service && !values && !channel && !power) {
 		ctl_reply_error(rq, "bad-request",
 				"`set` needs channel or power_off, or service "
 				"and settings");
-		return;
+		return false;
 	}
 	if ((service || values) && (channel || power)) {
 		ctl_reply_error(rq, "bad-request",
 				"`set` changes either the VM (channel, "
 				"power_off) or one service (service, settings), "
 				"not both at once");
-		return;
+		return false;
 	}
 	if (!service != !values) {
 		ctl_reply_error(rq, "bad-request",
 				"`set` of a service needs both \"service\" "
 				"and \"settings\" ({\"KEY\": \"VALUE\"})");
-		return;
+		return false;
 	}
 	if (service)
-		set_service(rq, vm, service, values);
-	else
-		set_vm(rq, vm, channel, power);
+		return set_service(rq, vm, service, values);
+	return set_vm(rq, vm, channel, power);
+}
+
+static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	gate_enter(rq, vm, args, set_run);
+}
+
+/* ---- remove ---- */
+
+static void remove_apply(struct cmd_commit *cc)
+{
+	vm_destroy(cc->vm, DETACH_REMOVED);
+	ctl_reply_ok(cc->rq, json_object());
+}
+
+static bool remove_run(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	struct hostd *h = ctl_request_hostd(rq);
+	struct cmd_commit *cc;
+	struct store_txn *t;
+	struct event *e;
+
+	if (!ctl_args_unpack(rq, "remove", args, "{}"))
+		return false;
+	cc = commit_new(rq, vm, &t);
+	if (!cc)
+		return false;
+	cc->apply = remove_apply;
+	/* What its limit held back is reported before it goes. */
+	events_limit_flush(h, vm);
+	e = events_prepare(h, vm->name, NULL, "vm-removed", NULL, NULL,
+			   "unregistered (was on channel %s)", vm->channel_uri);
+	if (!e || store_txn_vm_delete(t, vm->name) < 0)
+		return commit_abandon(rq, cc, t, e);
+	return commit(rq, t, e, cc);
 }
 
 static void cmd_remove(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
-	struct hostd *h = ctl_request_hostd(rq);
-
-	if (!ctl_args_unpack(rq, "remove", args, "{}"))
-		return;
-	if (store_vm_delete(h, vm->name) < 0) {
-		reply_store_error(rq);
-		return;
-	}
-	events_emit(h, vm->name, NULL, "vm-removed", NULL, NULL,
-		    "unregistered (was on channel %s)", vm->channel_uri);
-	vm_destroy(vm, DETACH_REMOVED);
-	events_flush(h);
-	ctl_reply_ok(rq, json_object());
+	gate_enter(rq, vm, args, remove_run);
 }
 
 static void cmd_status(struct ctl_request *rq, struct vm *vm, json_t *args)
@@ -414,51 +650,76 @@ static void cmd_status(struct ctl_request *rq, struct vm *vm, json_t *args)
 		ctl_reply_ok(rq, service_json(vm, d->id));
 }
 
-static void service_setting(struct ctl_request *rq, struct vm *vm,
-			    json_t *args, const char *cmd, bool enable)
+/* ---- enable, disable ---- */
+
+static void switch_apply(struct cmd_commit *cc)
+{
+	service_switch(cc->vm, cc->service, cc->enable);
+	ctl_reply_ok(cc->rq, service_json(cc->vm, cc->service));
+}
+
+static bool switch_run(struct ctl_request *rq, struct vm *vm, json_t *args,
+		       const char *cmd, bool enable)
 {
 	struct hostd *h = ctl_request_hostd(rq);
 	const struct vmic_service_desc *d;
+	struct cmd_commit *cc;
+	struct store_txn *t;
+	struct event *e;
 	const char *name;
 
 	if (!ctl_args_unpack(rq, cmd, args, "{s:s}", "service", &name))
-		return;
+		return false;
 	d = find_service(rq, name);
 	if (!d)
-		return;
-	if (vm_service_enabled(vm, d->id) != enable) {
-		if (store_service_set(h, vm, d->id, enable) < 0) {
-			reply_store_error(rq);
-			return;
-		}
-		events_emit(h, vm->name, d->name, "service-setting",
-			    enable ? "disabled" : "enabled",
-			    enable ? "enabled" : "disabled", "%s on the host",
-			    enable ? "enabled" : "disabled");
-		service_switch(vm, d->id, enable);
-		events_flush(h);
+		return false;
+	if (vm_service_enabled(vm, d->id) == enable) {
+		ctl_reply_ok(rq, service_json(vm, d->id));
+		return false;
 	}
-	ctl_reply_ok(rq, service_json(vm, d->id));
+	cc = commit_new(rq, vm, &t);
+	if (!cc)
+		return false;
+	cc->apply = switch_apply;
+	cc->service = d->id;
+	cc->enable = enable;
+	e = events_prepare(h, vm->name, d->name, "service-setting",
+			   enable ? "disabled" : "enabled",
+			   enable ? "enabled" : "disabled", "%s on the host",
+			   enable ? "enabled" : "disabled");
+	if (!e || store_txn_service_set(t, vm->name, d->id, enable) < 0)
+		return commit_abandon(rq, cc, t, e);
+	return commit(rq, t, e, cc);
+}
+
+static bool enable_run(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	return switch_run(rq, vm, args, "enable", true);
+}
+
+static bool disable_run(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	return switch_run(rq, vm, args, "disable", false);
 }
 
 static void cmd_enable(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
-	service_setting(rq, vm, args, "enable", true);
+	gate_enter(rq, vm, args, enable_run);
 }
 
 static void cmd_disable(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
-	service_setting(rq, vm, args, "disable", false);
+	gate_enter(rq, vm, args, disable_run);
 }
+
+/* ---- reads ---- */
 
 static void cmd_events(struct ctl_request *rq, struct vm *unused UNUSED,
 		       json_t *args)
 {
-	struct hostd *h = ctl_request_hostd(rq);
 	const char *vmname = NULL, *bad;
 	json_int_t since = 0, limit = EVENTS_LIMIT_DEFAULT;
 	int follow = 0;
-	json_t *arr;
 
 	if (!ctl_args_unpack(rq, "events", args, "{s?s, s?I, s?I, s?b}", "vm",
 			 &vmname, "since_us", &since, "limit", &limit,
@@ -475,16 +736,7 @@ static void cmd_events(struct ctl_request *rq, struct vm *unused UNUSED,
 				EVENTS_LIMIT_MAX, (long long)limit);
 		return;
 	}
-	events_flush(h);
-	arr = json_array();
-	if (store_events_query(h, vmname, since, (unsigned)limit, arr) < 0) {
-		json_decref(arr);
-		reply_store_error(rq);
-		return;
-	}
-	if (follow)
-		ctl_request_follow(rq);
-	ctl_reply_ok(rq, json_pack("{s:o}", "events", arr));
+	events_query(rq, vmname, since, (unsigned)limit, follow);
 }
 
 static void cmd_stats(struct ctl_request *rq, struct vm *vm UNUSED,
@@ -502,6 +754,7 @@ static void cmd_stats(struct ctl_request *rq, struct vm *vm UNUSED,
 	res = json_pack("{s:I, s:I}", "vms", (json_int_t)h->nvms, "connected",
 			(json_int_t)connected);
 	ctl_stats_json(h, res);
+	json_object_set_new(res, "events", events_stats_json(h));
 	services_stats_json(h, res, reset);
 	ctl_reply_ok(rq, res);
 }

@@ -172,6 +172,14 @@ json_t *service_json(const struct vm *vm, uint8_t id)
 	return o;
 }
 
+/* Whether this VM's events are recorded in full (docs/control.md). */
+static json_t *events_json(const struct vm *vm)
+{
+	return json_pack("{s:I, s:b}", "suppressed",
+			 (json_int_t)vm->evlim.total, "storing",
+			 !store_disk_full(vm->h));
+}
+
 json_t *vm_status_json(const struct vm *vm)
 {
 	const struct guest_info *gi = conn_up(vm) ? vm->info : NULL;
@@ -183,6 +191,7 @@ json_t *vm_status_json(const struct vm *vm)
 	json_object_set_new(o, "arch", str_or_null(gi ? gi->arch : NULL));
 
 	json_object_set_new(o, "connection_detail", connection_detail(vm));
+	json_object_set_new(o, "events", events_json(vm));
 	for (size_t i = 0; i < vmic_service_count; i++)
 		json_array_append_new(services,
 				      service_json(vm, vmic_services[i]->id));

@@ -31,7 +31,8 @@ struct ctl_stream {
 	struct ctl_request *rq;
 	const struct ctl_stream_ops *ops;
 	void *ud;
-	bool first; /* no item written yet */
+	bool first;   /* no item written yet */
+	bool waiting; /* the producer fetches; it wakes us */
 };
 
 /*
@@ -355,13 +356,13 @@ void ctl_text_append_json(struct ctl_text *t, json_t *v)
 	free(s);
 }
 
-/* Append one batch of items to the client's output; false when the items
- * are all written (the tail too). */
-static bool stream_batch(struct ctl_client *c)
+/* Append one batch of items to the client's output; what the producer
+ * said (after DONE the tail is written too). */
+static enum ctl_stream_next stream_batch(struct ctl_client *c)
 {
 	struct ctl_stream *s = c->stream;
 	struct ctl_text t = { 0 }, out = { 0 };
-	bool more = s->ops->next(s->ud, &t, STREAM_BATCH);
+	enum ctl_stream_next next = s->ops->next(s->ud, &t, STREAM_BATCH);
 
 	/* A comma between this batch and the one before. */
 	if (t.len && !s->first)
@@ -369,19 +370,20 @@ static bool stream_batch(struct ctl_client *c)
 	if (t.len)
 		s->first = false;
 	ctl_text_append(&out, t.p ? t.p : "", t.len, false);
-	if (!more)
+	if (next == CTL_STREAM_DONE)
 		ctl_text_append(&out, "]}}\n", 4, false);
 	free(t.p);
 	if (t.err || out.err) {
 		free(out.p);
 		ctl_client_close(c);
-		return false;
+		return CTL_STREAM_WAIT; /* nothing more for this client */
 	}
 	if (out.len)
 		queue_write(c, out.p, out.len);
 	else
 		free(out.p);
-	return more;
+	s->waiting = next == CTL_STREAM_WAIT;
+	return next;
 }
 
 static void stream_end(struct ctl_client *c)
@@ -396,7 +398,8 @@ static void stream_end(struct ctl_client *c)
 
 void ctl_stream_pump(struct ctl_client *c)
 {
-	for (int turn = 0; c->stream && !c->closing; turn++) {
+	for (int turn = 0; c->stream && !c->closing && !c->stream->waiting;
+	     turn++) {
 		if (c->out_bytes >= low_water(c))
 			return; /* ctl_on_write calls again */
 		if (turn == STREAM_BATCHES_PER_TURN) {
@@ -404,12 +407,24 @@ void ctl_stream_pump(struct ctl_client *c)
 			ctl_client_later(c);
 			return;
 		}
-		if (!stream_batch(c)) {
+		if (stream_batch(c) == CTL_STREAM_DONE) {
 			if (c->stream && !c->closing)
 				stream_end(c);
 			return;
 		}
 	}
+}
+
+void ctl_stream_wake(struct ctl_request *rq)
+{
+	struct ctl_client *c = rq->c;
+
+	/* Not waiting: the producer is being asked right now, and will be
+	 * asked again. */
+	if (!c || !c->stream || c->stream->rq != rq || !c->stream->waiting)
+		return;
+	c->stream->waiting = false;
+	ctl_stream_pump(c);
 }
 
 void ctl_stream_abort(struct ctl_client *c)

@@ -48,6 +48,18 @@ static const struct vmic_conf_key keys[] = {
 	       10, 3600000, "longest delay between reconnects (10ms..1h)"),
 	RANGED("events", "keep", VMIC_CONF_UINT, events_keep, 100, 100000000,
 	       "events kept in the database; older ones are pruned"),
+	RANGED("events", "max-size", VMIC_CONF_SIZE, events_max_size,
+	       1ull << 20, 1ull << 40,
+	       "size vmic.db may reach before the oldest events are pruned "
+	       "(1M..1T)"),
+	RANGED("events", "max-age", VMIC_CONF_SECONDS, events_max_age_s, 3600,
+	       3650ull * 86400,
+	       "events older than this are pruned (1h..3650d)"),
+	RANGED("events", "vm-rate", VMIC_CONF_UINT, events_vm_rate, 1, 1000,
+	       "events per second one VM may cause after its burst; more are "
+	       "counted into one record (1..1000)"),
+	RANGED("events", "vm-burst", VMIC_CONF_UINT, events_vm_burst, 1,
+	       100000, "events one VM may cause at once (1..100000)"),
 	STRING("access", "group-channels", group_channels,
 	       "channels members of the socket group may give a VM: glob "
 	       "patterns separated by commas (root may give any)"),
@@ -78,6 +90,10 @@ int hostd_config_defaults(struct hostd_config *c)
 	c->retry_min_ms = 250;
 	c->retry_max_ms = 30000;
 	c->events_keep = 100000;
+	c->events_max_size = 64ull << 20;
+	c->events_max_age_s = 90ull * 86400;
+	c->events_vm_rate = 5;
+	c->events_vm_burst = 50;
 	snprintf(c->group_channels, sizeof(c->group_channels),
 		 "vsock:*, unix:/run/vmic/*, hvsock:/run/vmic/*");
 	c->max_unread = 4u * 1024 * 1024;
@@ -167,6 +183,8 @@ void hostd_config_apply(struct hostd *h, struct hostd_config *next)
 	*cur = *next; /* takes over next's service defaults */
 	memset(next->svc_defaults, 0, sizeof(next->svc_defaults));
 	rebase_vms(h);
+	/* [events] bounds: the writer prunes to the new ones at once. */
+	store_set_limits(h);
 }
 
 int hostd_config_check(const struct hostd_config *c, const char *path)

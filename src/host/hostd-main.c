@@ -19,8 +19,6 @@
 #include "common/notify.h"
 #include "hostd.h"
 
-#define PRUNE_INTERVAL_MS (3600u * 1000)
-
 struct options {
 	const char *config;
 	bool config_given;
@@ -223,14 +221,6 @@ static int lock_state_dir(const char *dir)
 	return 0; /* fd stays open: it holds the lock */
 }
 
-static void on_prune_timer(uv_timer_t *t)
-{
-	struct hostd *h = t->data;
-
-	events_flush(h);
-	store_events_prune(h, h->cfg.events_keep);
-}
-
 static void hostd_stop(struct hostd *h)
 {
 	if (h->stopping)
@@ -248,7 +238,6 @@ static void hostd_stop(struct hostd *h)
 	uv_close((uv_handle_t *)&h->sig_term, NULL);
 	uv_close((uv_handle_t *)&h->sig_int, NULL);
 	uv_close((uv_handle_t *)&h->sig_hup, NULL);
-	uv_close((uv_handle_t *)&h->prune_timer, NULL);
 }
 
 /* The command line, kept for a reload: its values win over the file. */
@@ -311,22 +300,22 @@ static int hostd_start(struct hostd *h)
 		r = lock_state_dir(h->cfg.state_dir);
 	if (r == 0)
 		r = store_open(h);
-	if (r == 0) {
-		store_events_prune(h, h->cfg.events_keep);
+	if (r == 0)
 		r = store_load_vms(h);
-	}
 	if (r < 0)
 		return r;
 	events_init(h);
+	/* The event log is pruned by the writer, in the background. */
+	r = store_start(h);
+	if (r < 0) {
+		events_close(h);
+		return r;
+	}
 	uv_signal_init(h->loop, &h->sig_term);
 	uv_signal_init(h->loop, &h->sig_int);
 	h->sig_term.data = h->sig_int.data = h;
 	uv_signal_start(&h->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&h->sig_int, on_signal, SIGINT);
-	uv_timer_init(h->loop, &h->prune_timer);
-	h->prune_timer.data = h;
-	uv_timer_start(&h->prune_timer, on_prune_timer, PRUNE_INTERVAL_MS,
-		       PRUNE_INTERVAL_MS);
 	for (size_t i = 0; i < h->nvms; i++) {
 		services_init_status(h->vms[i]);
 		conn_start(h->vms[i]);
@@ -394,8 +383,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uv_run(h.loop, UV_RUN_DEFAULT);
-	/* Events of the last close callbacks, if any. */
+	/* Events of the last close callbacks, if any; then the writer
+	 * commits what is queued and ends. */
 	events_close(&h);
+	store_stop(&h);
 	store_close(&h);
 	free(h.vms);
 	hostd_config_free(&h.cfg);

@@ -3,12 +3,17 @@
  * vmic-hostd, the host daemon.
  *
  * One struct hostd owns the libuv loop and everything on it: the
- * configuration, the SQLite store, the VM registry, the pending event
- * batch and the control socket. Each registered VM is a struct vm holding
- * its settings, its one connection (struct conn) and the host half of
- * every service. Nothing blocks on one VM: connects, reads, writes and
- * timers all run on the loop, and a VM's trouble only ever closes that
- * VM's connection.
+ * configuration, the VM registry, the pending event batch and the control
+ * socket. Each registered VM is a struct vm holding its settings, its one
+ * connection (struct conn) and the host half of every service. Nothing
+ * blocks on one VM: connects, reads, writes and timers all run on the
+ * loop, and a VM's trouble only ever closes that VM's connection.
+ *
+ * Nothing blocks the loop either: the SQLite store is written by one
+ * writer thread (store-writer.c) and read by libuv's thread pool
+ * (store-read.c); the loop hands them jobs and hears back through a
+ * uv_async_t. The in-memory registry is authoritative; the store mirrors
+ * it, and a command's change is applied to memory once it is committed.
  *
  * This header is the map of the daemon: prototypes are grouped by the
  * file that implements them.
@@ -56,6 +61,10 @@ struct hostd_config {
 	unsigned retry_min_ms;
 	unsigned retry_max_ms;
 	unsigned events_keep;
+	uint64_t events_max_size;  /* bytes of vmic.db; 0: no bound */
+	uint64_t events_max_age_s; /* seconds; 0: no bound */
+	unsigned events_vm_rate;   /* events per second one VM may cause */
+	unsigned events_vm_burst;  /* and how many at once */
 	/* [access]: what members of the socket group may name */
 	char group_channels[1024];
 	char group_power_off[1024];
@@ -128,11 +137,17 @@ struct ctl;
 struct ctl_request;
 struct vm;
 
-/* One event; the strings live in the same allocation. */
+/*
+ * One event; the strings live in the same allocation. The writer thread
+ * reads an event it was handed, never changes it; refs and next belong
+ * to the loop.
+ */
 struct event {
 	struct event *next;
+	int refs;     /* the batch or transaction, the recent-events ring */
 	int64_t id;
 	int64_t time_us;
+	uint64_t seq; /* publication order, 0 until published */
 	const char *vm, *service, *kind, *from, *to; /* NULL when none */
 	const char *message;
 };
@@ -143,6 +158,21 @@ struct vm_service {
 	void *settings; /* effective settings (its key table's struct) */
 	uint32_t own_keys; /* bit i: key i set for this VM, not inherited */
 	uint8_t primary;   /* last reported primary status, for events */
+};
+
+/*
+ * A VM's event rate limit (events-limit.c): a token bucket kept as time,
+ * and what it held back since its last suppression record.
+ */
+struct ev_limit {
+	int64_t credit_us;    /* up to burst x cost; an event costs 1 s / rate;
+				 below 0 after a record paid on credit */
+	uint64_t last_us;     /* monotonic time of the last refill, 0: new */
+	uint64_t held;        /* suppressed since the last record */
+	uint64_t first_us;    /* monotonic time of the first of those */
+	uint64_t recent_us;   /* and of the latest */
+	uint64_t total;       /* suppressed since the VM was loaded */
+	char kinds[96];       /* their kinds, "connection, heartbeat" */
 };
 
 /* An answer awaited from the guest (requests.c). */
@@ -165,6 +195,7 @@ struct vm {
 	struct requests req;
 	struct guest_info *info; /* NULL until the agent sent it */
 	struct vm_service svc[VMIC_SVC_COUNT];
+	struct ev_limit evlim;
 	int refs; /* registry + handles and operations still pending */
 	bool removed;
 	bool quiet; /* a stop is taking the VM down: silence is expected */
@@ -175,30 +206,50 @@ struct vm {
 	size_t summary_len;
 };
 
+/* The SQLite state (store*.c); the parts are private to those files. */
+struct store_db;
+struct store_writer;
+struct store_readers;
 struct store {
-	sqlite3 *db;
-	sqlite3_stmt *vm_insert, *vm_update, *vm_delete;
-	sqlite3_stmt *svc_set, *svc_delete, *setting_set;
-	sqlite3_stmt *ev_insert, *ev_query, *ev_query_vm, *ev_prune;
-	char errmsg[256]; /* last failure, for `internal` replies */
+	char dir[256];
+	char path[256 + 16];
+	struct store_db *db;     /* the writer's connection */
+	bool reserved;           /* the disk reserve was made at start */
+	struct store_writer *writer;
+	struct store_readers *readers;
 };
+
+/* A parked mutating control command (ctl-commands.c). */
+struct ctl_parked;
+
+#define EVENTS_RING 4096 /* published events kept for --follow catch-up */
 
 struct hostd {
 	uv_loop_t *loop;
 	struct hclock clock; /* fake in unit tests, see clock.h */
 	struct hostd_config cfg;
 	uv_signal_t sig_term, sig_int, sig_hup;
-	uv_timer_t prune_timer;
 	struct store store;
 	struct vm **vms; /* sorted by name */
 	size_t nvms, vms_cap;
 	struct ctl *ctl;
 	/* events.c */
-	struct event *ev_head, *ev_tail;
-	size_t ev_pending;
-	uint64_t ev_dropped;
+	struct event *ev_head, *ev_tail; /* the batch, not yet submitted */
+	size_t ev_pending;  /* in the batch */
+	size_t ev_inflight; /* in batches the writer has not finished */
 	int64_t ev_next_id;
+	uint64_t ev_seq;    /* events published */
+	struct event *ev_ring[EVENTS_RING]; /* by seq % EVENTS_RING */
+	uint64_t ev_dropped;    /* not stored: backlog full, disk full */
+	uint64_t ev_suppressed; /* held back by the per-VM limit */
+	bool ev_drop_noted;     /* the current run of drops is logged */
 	uv_timer_t ev_timer;
+	/* events-limit.c */
+	uv_timer_t ev_limit_timer; /* writes suppression records */
+	unsigned ev_limited;       /* VMs holding suppressed events */
+	/* ctl-commands.c: mutating commands run one at a time */
+	bool cmd_busy;
+	struct ctl_parked *cmd_parked, *cmd_parked_tail;
 	uint64_t fd_limit; /* open files we may have (one per VM) */
 	bool fd_warned;
 	/* each service's daemon-wide state, from its daemon_start() */
@@ -330,32 +381,106 @@ int hostd_config_check(const struct hostd_config *c, const char *path);
  * nothing to free. */
 void hostd_config_apply(struct hostd *h, struct hostd_config *next);
 
-/* store.c */
-/* Open (creating when needed) state_dir/vmic.db; logs failures. */
+/* store.c: the database file, its schema, start-up */
+/*
+ * Open (creating when needed) state_dir/vmic.db, mode 0640 with its -wal
+ * and -shm, upgrade its schema, set up the disk reserve; on the loop,
+ * before store_start. Logs failures.
+ */
 int store_open(struct hostd *h);
-/* Finalize statements and close; safe on a store never opened. */
+/* Close every connection; after store_stop, safe on a store never
+ * opened. */
 void store_close(struct hostd *h);
-/* Create a struct vm for every registered VM, with its settings. */
+/* Create a struct vm for every registered VM, with its settings (start-up,
+ * before store_start). */
 int store_load_vms(struct hostd *h);
-/* Durable before return; -EIO with store.errmsg set on failure. */
-int store_vm_insert(struct hostd *h, const struct vm *vm);
-int store_vm_update(struct hostd *h, const struct vm *vm);
-int store_vm_delete(struct hostd *h, const char *name);
-int store_service_set(struct hostd *h, const struct vm *vm, uint8_t service,
-		      bool enabled);
-/* Store the values of the keys in `mask` of a service's settings (as
- * vmic_conf_format spells them) in one transaction. */
-int store_settings_set(struct hostd *h, const struct vm *vm, uint8_t service,
-		       const void *settings, uint32_t mask);
-/* Write a batch of events in one transaction. */
-int store_events_write(struct hostd *h, const struct event *first);
-/* Append the newest `limit` matching events to arr, oldest first. */
-int store_events_query(struct hostd *h, const char *vm, int64_t since_us,
-		       unsigned limit, json_t *arr);
-/* Delete all but the newest `keep` events. */
-int store_events_prune(struct hostd *h, unsigned keep);
 /* Highest event id stored, 0 when none (ids continue from it). */
 int64_t store_events_max_id(struct hostd *h);
+
+/* store-txn.c: a transaction, built on the loop, committed by the writer */
+struct store_txn;
+/* Called on the loop when the writer is done with t; t is freed after. */
+typedef void (*store_txn_done_fn)(struct hostd *h, struct store_txn *t,
+				  void *ud);
+/*
+ * An empty transaction. A command's (command true) is retried while
+ * another program holds the database (up to 5 s) and may use the disk
+ * reserve; a batch of events is neither. NULL without memory.
+ */
+struct store_txn *store_txn_new(bool command);
+/* Changes, copied into t; -ENOMEM. vm_update's power_off may be NULL. */
+int store_txn_vm_insert(struct store_txn *t, const struct vm *vm);
+int store_txn_vm_update(struct store_txn *t, const char *name,
+			const char *channel, const char *power_off);
+int store_txn_vm_delete(struct store_txn *t, const char *name);
+int store_txn_service_set(struct store_txn *t, const char *vm,
+			  uint8_t service, bool enabled);
+/* The values of the keys in `mask` of a service's settings, as
+ * vmic_conf_format spells them. */
+int store_txn_settings_set(struct store_txn *t, const char *vm,
+			   uint8_t service, const void *settings,
+			   uint32_t mask);
+/* Append events (a list, taking the caller's reference of each). */
+void store_txn_add_events(struct store_txn *t, struct event *list);
+/* Take the events back (a list; the caller owns the references). */
+struct event *store_txn_take_events(struct store_txn *t);
+size_t store_txn_event_count(const struct store_txn *t);
+/* 0 once committed; else -EBUSY (another program holds the database),
+ * -ENOSPC (disk full), -EIO, -ENOMEM, with a sentence in *msg. */
+int store_txn_result(const struct store_txn *t, const char **msg);
+/* Free t and drop its events' references (a transaction not committed). */
+void store_txn_free(struct store_txn *t);
+
+/* store-writer.c: the one thread that writes the database */
+/* Start the writer thread (it prunes in the background); -errno. */
+int store_start(struct hostd *h);
+/*
+ * Commit t off the loop, after every transaction committed before it;
+ * done runs on the loop with the result. Takes t.
+ */
+void store_commit(struct hostd *h, struct store_txn *t,
+		  store_txn_done_fn done, void *ud);
+/* New bounds for the event log (after a config change). */
+void store_set_limits(struct hostd *h);
+/* The writer's numbers for `stats`: members of obj. */
+void store_stats_json(struct hostd *h, json_t *obj);
+/* True while the disk is full: events are dropped, not stored. */
+bool store_disk_full(struct hostd *h);
+/* Let every transaction finish (their done callbacks run), stop the
+ * thread. At exit, after the loop ran; safe when never started. */
+void store_stop(struct hostd *h);
+
+/* store-read.c: reads of the event log, off the loop */
+struct events_read {
+	/* in: what to read */
+	char vm[VM_NAME_MAX + 1]; /* "" for every VM */
+	int64_t since_us;
+	int64_t after_id, upto_id; /* after_id < id <= upto_id */
+	unsigned limit;            /* the newest `limit`; 0 for all */
+	/* Paged reads: at most `page` rows per read, oldest first; each read
+	 * moves after_id past what it returned and sets `more`. The first
+	 * finds where the newest `limit` begin (`windowed`). 0: one read. */
+	unsigned page;
+	bool windowed;
+	bool more;
+	/* out: the events as JSON objects, oldest first, each followed by
+	 * a comma, appended after `prefix` bytes already in text */
+	char *text;
+	size_t len, cap;
+	size_t count;
+	int err;
+	char errmsg[256];
+};
+typedef void (*events_read_fn)(struct hostd *h, struct events_read *r,
+			       void *ud);
+/*
+ * Run r on the thread pool with a read-only connection (at most two at
+ * a time; more wait in order); done on the loop. r stays the caller's.
+ */
+void store_read_events(struct hostd *h, struct events_read *r,
+		       events_read_fn done, void *ud);
+/* Append n bytes to r->text, growing it; -ENOMEM. */
+int events_read_append(struct events_read *r, const char *s, size_t n);
 
 /* vm.c */
 /* A new VM with its services attached (not registered yet); NULL. */
@@ -560,19 +685,72 @@ void settings_load(struct vm *vm, const char *service, const char *key,
 		   const char *value);
 
 /* events.c */
-/* Batch timer; ids continue after the highest stored one. */
+/* Timers; ids continue after the highest stored one. */
 void events_init(struct hostd *h);
 /*
  * Record one event: logged now, stored with the next batch, delivered to
- * `events --follow` clients. vm, service, from and to may be NULL.
+ * `events --follow` clients. vm, service, from and to may be NULL. An
+ * event of a registered VM passes its rate limit first (events-limit.c).
  */
 void events_emit(struct hostd *h, const char *vm, const char *service,
 		 const char *kind, const char *from, const char *to,
 		 const char *fmt, ...) PRINTF_LIKE(7, 8);
-/* Commit pending events now (before a query, at exit). */
-int events_flush(struct hostd *h);
-/* Flush, free what could not be stored, close the timer. */
+/*
+ * An event a command causes, for its transaction: it gets its id now and
+ * is published (logged, followed) by events_txn_done once the
+ * transaction committed, or dropped if it failed. No rate limit: the
+ * commands are the operator's. NULL without memory.
+ */
+struct event *events_prepare(struct hostd *h, const char *vm,
+			     const char *service, const char *kind,
+			     const char *from, const char *to,
+			     const char *fmt, ...) PRINTF_LIKE(7, 8);
+/* Publish and store an event from events_prepare, past the rate limit
+ * (the suppression records are paid for by the limit itself). */
+void events_emit_event(struct hostd *h, struct event *e);
+/* Publish the events of a committed command transaction, or drop them. */
+void events_txn_done(struct hostd *h, struct store_txn *t);
+/* Submit the batch to the writer now. */
+void events_flush(struct hostd *h);
+/* Call cb on the loop once every event published so far is committed
+ * (or dropped): the writer's queue is a barrier. */
+void events_sync(struct hostd *h, void (*cb)(struct hostd *h, void *ud),
+		 void *ud);
+/* Append `,`-terminated JSON of the published events with seq > seq and
+ * id > after_id matching r's filter to r->text: 1; 0 when some of them
+ * already left the ring (read them from the store instead), -ENOMEM. */
+int events_recent(struct hostd *h, uint64_t seq, struct events_read *r);
+/* The `events` member of `stats`. */
+json_t *events_stats_json(struct hostd *h);
+/* Submit the batch, close the timers (at exit; again after the loop). */
 void events_close(struct hostd *h);
+/* Drop a reference. */
+void event_unref(struct event *e);
+/* Drop every reference of a list. */
+void events_unref_list(struct event *e);
+
+/* events-limit.c: each VM's events pass a token bucket */
+/*
+ * May vm's event of `kind` be published? Spends a token; without one the
+ * event is counted (and its kind noted) for the VM's next suppression
+ * record, written once no event was held back for a second, or a minute
+ * after the first, and itself paid with a token.
+ */
+bool events_limit_pass(struct hostd *h, struct vm *vm, const char *kind);
+/* Write vm's suppression record now, if it holds any (before it goes). */
+void events_limit_flush(struct hostd *h, struct vm *vm);
+/* The record timer (events_init), and its end (events_close). */
+void events_limit_init(struct hostd *h);
+void events_limit_close(struct hostd *h);
+
+/* events-query.c: the `events` command's reads */
+/*
+ * Reply to rq with the newest `limit` events matching vm and since_us as
+ * of now, read off the loop; with follow, also those published while it
+ * read, and make rq's client a follower.
+ */
+void events_query(struct ctl_request *rq, const char *vm, int64_t since_us,
+		  unsigned limit, bool follow);
 
 /* ctl.c */
 /* Listen on cfg.socket; -errno after logging why. */
@@ -617,16 +795,23 @@ void ctl_text_append_json(struct ctl_text *t, json_t *v);
  * as the client reads (ctl-reply.c): memory stays bounded whatever the
  * array's size, and no batch holds the loop for long.
  */
+enum ctl_stream_next {
+	CTL_STREAM_MORE, /* items appended (or none yet); ask again */
+	CTL_STREAM_WAIT, /* fetching: ctl_stream_wake() when there are some */
+	CTL_STREAM_DONE, /* the items appended are the last */
+};
 struct ctl_stream_ops {
-	/* Append the next items (at most max), comma-separated, to out;
-	 * false when none are left after them. */
-	bool (*next)(void *ud, struct ctl_text *out, size_t max);
+	/* Append the next items (at most max), comma-separated, to out. */
+	enum ctl_stream_next (*next)(void *ud, struct ctl_text *out,
+				     size_t max);
 	/* The reply ended or its client left: free ud. */
 	void (*done)(void *ud);
 };
 /* Reply with result (taken) plus the array `key` filled by ops->next. */
 void ctl_reply_stream(struct ctl_request *rq, json_t *result, const char *key,
 		      const struct ctl_stream_ops *ops, void *ud);
+/* A producer that answered CTL_STREAM_WAIT has items now. */
+void ctl_stream_wake(struct ctl_request *rq);
 
 /* ctl-commands.c */
 /* Strict unpack of a command's remaining members (jansson format);

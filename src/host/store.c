@@ -1,25 +1,38 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The SQLite state: VM registry, per-VM service switches and settings,
- * event log.
+ * The SQLite state: the database file, its connections, its schema, and
+ * loading the registry at start-up.
  *
- * WAL with synchronous=FULL: every registry change is its own committed
- * transaction before the control command replies, so a kill -9 right
- * after a reply loses nothing. Events arrive in batches from events.c,
- * one transaction (one fsync) per batch. The schema version lives in
- * PRAGMA user_version. Every failure is logged here, where SQLite's
- * message is known, and kept in store.errmsg for the `internal` reply.
+ * One file, state_dir/vmic.db, WAL with synchronous=FULL, mode 0640 like
+ * its -wal and -shm (SQLite gives those the database's mode): it holds
+ * the VM registry, per-VM service switches and settings, and the event
+ * log. The writer thread owns the one read-write connection
+ * (store-writer.c); `events` queries use read-only ones (store-read.c),
+ * which WAL lets read while the writer writes. The schema version lives
+ * in PRAGMA user_version. Start-up runs here, on the loop, before the
+ * writer starts: the loop has nothing else to do yet.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/log.h"
-#include "common/utf8.h"
 #include "hostd.h"
 #include "proto/services.h"
+#include "store-internal.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
+#define DB_MODE 0640
+/* A checkpointed WAL is cut back to this size, so the event log's
+ * churn does not leave a large -wal file behind. */
+#define WAL_SIZE_LIMIT "4194304" /* 4 MiB */
 
 /* A new database: the current schema in one go. */
 static const char schema_create[] =
@@ -72,54 +85,83 @@ static const char migrate_v1_v2[] =
 	"ALTER TABLE vms DROP COLUMN heartbeat_interval_ms;"
 	"ALTER TABLE vms DROP COLUMN heartbeat_threshold;";
 
-/* migrations[v] takes a database from version v to v + 1. */
+/*
+ * migrations[v] takes a database from version v to v + 1 inside one
+ * transaction. Version 2 to 3 is no SQL of that kind: it switches the
+ * file to incremental auto-vacuum, which takes a VACUUM outside any
+ * transaction (store_switch_vacuum).
+ */
 static const char *const migrations[SCHEMA_VERSION] = {
 	[1] = migrate_v1_v2,
 };
 
-/* Remember and log a failure; returns -EIO for `return`. */
-static int store_fail(struct hostd *h, const char *doing)
+void store_thread_background(int nice)
 {
-	struct store *s = &h->store;
+	/* Linux: a thread's own nice value (setpriority on its tid); on a
+	 * busy machine the loop then wins the CPU over bulk work. Failure
+	 * only costs latency, so it is ignored. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+}
 
-	snprintf(s->errmsg, sizeof(s->errmsg), "database error while %s: %s",
-		 doing, s->db ? sqlite3_errmsg(s->db) : "no database");
-	log_error("%s", s->errmsg);
+int store_db_fail(struct store_db *db, int rc, const char *doing)
+{
+	int prim = rc & 0xff;
+
+	snprintf(db->errmsg, sizeof(db->errmsg), "database error while %s: %s",
+		 doing, db->db ? sqlite3_errmsg(db->db) : "no database");
+	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+		return -EBUSY;
+	if (prim == SQLITE_FULL ||
+	    (prim == SQLITE_IOERR && db->db &&
+	     sqlite3_system_errno(db->db) == ENOSPC))
+		return -ENOSPC;
+	if (prim == SQLITE_NOMEM)
+		return -ENOMEM;
 	return -EIO;
 }
 
-static int exec_sql(struct hostd *h, const char *sql, const char *doing)
+int store_db_exec(struct store_db *db, const char *sql, const char *doing)
 {
-	if (sqlite3_exec(h->store.db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return store_fail(h, doing);
-	return 0;
+	int rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : store_db_fail(db, rc, doing);
 }
 
-static int pragma_int(struct hostd *h, const char *sql, int *out)
+int store_db_step(struct store_db *db, sqlite3_stmt *st, const char *doing)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : store_db_fail(db, rc, doing);
+}
+
+static int pragma_int(struct store_db *db, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(h->store.db, sql, -1, &st, NULL) != SQLITE_OK)
-		return store_fail(h, "reading the schema version");
+	rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_db_fail(db, rc, "reading a pragma");
 	rc = sqlite3_step(st);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : store_fail(h, "reading a pragma");
+	return rc == SQLITE_ROW ? 0 : store_db_fail(db, rc, "reading a pragma");
 }
 
-/* The statements that take a database of `version` to the current one. */
-static int migrate_steps(struct hostd *h, int version)
+/* The statements that take a database of `version` to version 2. */
+static int migrate_steps(struct store_db *db, int version)
 {
 	char what[64];
 
 	if (version == 0)
-		return exec_sql(h, schema_create, "creating the schema");
-	for (int v = version; v < SCHEMA_VERSION; v++) {
+		return store_db_exec(db, schema_create, "creating the schema");
+	for (int v = version; v < 2; v++) {
 		snprintf(what, sizeof(what), "upgrading the schema from "
 					     "version %d",
 			 v);
-		if (exec_sql(h, migrations[v], what) < 0)
+		if (store_db_exec(db, migrations[v], what) < 0)
 			return -EIO;
 		log_notice("database upgraded from schema version %d to %d",
 			   v, v + 1);
@@ -127,279 +169,320 @@ static int migrate_steps(struct hostd *h, int version)
 	return 0;
 }
 
-static int store_migrate(struct hostd *h)
+/* Version 2 to 3: incremental auto-vacuum, so pruned events give their
+ * pages back. On failure (a full disk: VACUUM writes a copy) the file
+ * stays at version 2, which this build runs as well, and the next start
+ * tries again. */
+static void store_switch_vacuum(struct store_db *db, bool quiet)
 {
-	char sql[64];
-	int version, r;
-
-	r = pragma_int(h, "PRAGMA user_version", &version);
-	if (r < 0)
-		return r;
-	if (version == SCHEMA_VERSION)
-		return 0;
-	if (version > SCHEMA_VERSION || version < 0) {
-		snprintf(h->store.errmsg, sizeof(h->store.errmsg),
-			 "the database has schema version %d, newer than "
-			 "this vmic-hostd knows (%d); run a newer vmic-hostd",
-			 version, SCHEMA_VERSION);
-		log_error("%s", h->store.errmsg);
-		return -EPROTO;
+	if (!quiet)
+		log_notice("switching the database to incremental vacuum (a "
+			   "VACUUM, once; large databases take a while)");
+	if (store_db_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM",
+			  "switching to incremental vacuum") < 0 ||
+	    store_db_exec(db, "PRAGMA user_version = 3",
+			  "upgrading the schema") < 0) {
+		log_warning("%s; pruned events leave free pages in the file "
+			    "until the next start manages it",
+			    db->errmsg);
+		return;
 	}
-	r = exec_sql(h, "BEGIN IMMEDIATE", "upgrading the schema");
-	if (r < 0)
-		return r;
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
-	if (migrate_steps(h, version) < 0 ||
-	    exec_sql(h, sql, "upgrading the schema") < 0) {
-		sqlite3_exec(h->store.db, "ROLLBACK", NULL, NULL, NULL);
-		return -EIO;
-	}
-	return exec_sql(h, "COMMIT", "upgrading the schema");
+	if (!quiet)
+		log_notice("database upgraded from schema version 2 to 3");
 }
 
-static int prepare(struct hostd *h, sqlite3_stmt **st, const char *sql)
+static int store_migrate(struct store_db *db, char *err, size_t errsz)
 {
-	if (sqlite3_prepare_v3(h->store.db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-			       st, NULL) != SQLITE_OK)
-		return store_fail(h, "preparing statements");
+	char sql[64];
+	int64_t version;
+	bool created;
+	int target, r;
+
+	r = pragma_int(db, "PRAGMA user_version", &version);
+	if (r < 0)
+		return r;
+	created = version == 0;
+	if (version > SCHEMA_VERSION || version < 0) {
+		snprintf(err, errsz,
+			 "the database has schema version %lld, newer than "
+			 "this vmic-hostd knows (%d); run a newer vmic-hostd",
+			 (long long)version, SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	if (version < 2) {
+		/* A new file gets the tables of version 2, an old one
+		 * reaches 2 here; both then take the step to 3. (WAL mode
+		 * has written the header already, so even a new file needs
+		 * the VACUUM to change auto_vacuum; empty, it is instant.) */
+		target = 2;
+		r = store_db_exec(db, "BEGIN IMMEDIATE", "upgrading the schema");
+		if (r < 0)
+			return r;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", target);
+		if (migrate_steps(db, (int)version) < 0 ||
+		    store_db_exec(db, sql, "upgrading the schema") < 0) {
+			sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+			return -EIO;
+		}
+		r = store_db_exec(db, "COMMIT", "upgrading the schema");
+		if (r < 0)
+			return r;
+		version = target;
+	}
+	if (version == 2)
+		store_switch_vacuum(db, created);
 	return 0;
 }
 
-static int store_prepare_all(struct hostd *h)
+static int prepare(struct store_db *db, sqlite3_stmt **st, const char *sql)
 {
-	struct store *s = &h->store;
+	int rc = sqlite3_prepare_v3(db->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				    st, NULL);
+
+	return rc == SQLITE_OK ? 0
+			       : store_db_fail(db, rc, "preparing statements");
+}
+
+/* Newest first with a limit inside, oldest first outside: the reader
+ * wants them in order. ?4 is 0 for "all". */
+#define EV_COLUMNS                                                          \
+	"id, time_us, vm, service, kind, from_state, to_state, message"
+#define EV_SELECT(where)                                                    \
+	"SELECT " EV_COLUMNS " FROM (SELECT " EV_COLUMNS " FROM events "    \
+	"WHERE " where " AND time_us >= ?1 AND id > ?2 AND id <= ?3 "       \
+	"ORDER BY id DESC LIMIT CASE WHEN ?4 > 0 THEN ?4 ELSE -1 END) "     \
+	"ORDER BY id"
+
+/* The first id of the newest ?4 + 1 matching events (OFFSET ?4). */
+#define EV_START(where)                                                    \
+	"SELECT id FROM events WHERE " where " AND time_us >= ?1 AND id > ?2 " \
+	"AND id <= ?3 ORDER BY id DESC LIMIT 1 OFFSET ?4"
+/* One page, oldest first, after the cursor ?2. */
+#define EV_PAGE(where)                                                     \
+	"SELECT " EV_COLUMNS " FROM events WHERE " where " AND time_us >= ?1 " \
+	"AND id > ?2 AND id <= ?3 ORDER BY id LIMIT ?4"
+
+static int store_prepare_writer(struct store_db *db)
+{
 	int r = 0;
 
-	r |= prepare(h, &s->vm_insert,
+	r |= prepare(db, &db->vm_insert,
 		     "INSERT INTO vms (name, channel, power_off, created_us) "
 		     "VALUES (?1, ?2, ?3, ?4)");
-	r |= prepare(h, &s->vm_update,
+	r |= prepare(db, &db->vm_update,
 		     "UPDATE vms SET channel = ?2, power_off = ?3 "
 		     "WHERE name = ?1");
-	r |= prepare(h, &s->vm_delete, "DELETE FROM vms WHERE name = ?1");
-	r |= prepare(h, &s->svc_set,
+	r |= prepare(db, &db->vm_delete, "DELETE FROM vms WHERE name = ?1");
+	r |= prepare(db, &db->svc_set,
 		     "INSERT INTO vm_services (vm, service, enabled) "
 		     "VALUES (?1, ?2, ?3) ON CONFLICT (vm, service) "
 		     "DO UPDATE SET enabled = excluded.enabled");
-	r |= prepare(h, &s->svc_delete,
+	r |= prepare(db, &db->svc_delete,
 		     "DELETE FROM vm_services WHERE vm = ?1");
-	r |= prepare(h, &s->setting_set,
+	r |= prepare(db, &db->setting_set,
 		     "INSERT INTO service_settings (vm, service, key, value) "
 		     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (vm, service, key) "
 		     "DO UPDATE SET value = excluded.value");
-	r |= prepare(h, &s->ev_insert,
+	r |= prepare(db, &db->ev_insert,
 		     "INSERT INTO events (id, time_us, vm, service, kind, "
 		     "from_state, to_state, message) "
 		     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-	/* Newest first with a limit, reversed by the caller. */
-	r |= prepare(h, &s->ev_query,
-		     "SELECT id, time_us, vm, service, kind, from_state, "
-		     "to_state, message FROM events WHERE time_us >= ?1 "
-		     "ORDER BY id DESC LIMIT ?2");
-	r |= prepare(h, &s->ev_query_vm,
-		     "SELECT id, time_us, vm, service, kind, from_state, "
-		     "to_state, message FROM events WHERE vm = ?3 AND "
-		     "time_us >= ?1 ORDER BY id DESC LIMIT ?2");
-	r |= prepare(h, &s->ev_prune,
-		     "DELETE FROM events WHERE id <= (SELECT id FROM events "
-		     "ORDER BY id DESC LIMIT 1 OFFSET ?1)");
 	return r ? -EIO : 0;
+}
+
+static int store_prepare_reader(struct store_db *db)
+{
+	int r = 0;
+
+	r |= prepare(db, &db->ev_select, EV_SELECT("1"));
+	r |= prepare(db, &db->ev_select_vm, EV_SELECT("vm = ?5"));
+	r |= prepare(db, &db->ev_start, EV_START("1"));
+	r |= prepare(db, &db->ev_start_vm, EV_START("vm = ?5"));
+	r |= prepare(db, &db->ev_page, EV_PAGE("1"));
+	r |= prepare(db, &db->ev_page_vm, EV_PAGE("vm = ?5"));
+	return r ? -EIO : 0;
+}
+
+/*
+ * The file and its -wal and -shm are 0640 whatever the umask, and so is
+ * a file an older vmic-hostd created 0644. SQLite creates -wal and -shm
+ * with the database's mode, so creating the database first is enough for
+ * new files.
+ */
+static int store_fix_modes(const char *path)
+{
+	const char *suffix[] = { "-wal", "-shm" };
+	char other[PATH_MAX];
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, DB_MODE);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, DB_MODE) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	close(fd);
+	for (size_t i = 0; i < ARRAY_SIZE(suffix); i++) {
+		snprintf(other, sizeof(other), "%s%s", path, suffix[i]);
+		if (chmod(other, DB_MODE) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
+static int store_setup_writer(struct store_db *db, char *err, size_t errsz)
+{
+	int r;
+
+	r = store_db_exec(db, "PRAGMA journal_mode = WAL", "enabling WAL");
+	/* temp_store: statement journals in memory, not in files on a disk
+	 * that may be full. */
+	if (r == 0)
+		r = store_db_exec(db,
+				  "PRAGMA synchronous = FULL; "
+				  "PRAGMA foreign_keys = ON; "
+				  "PRAGMA temp_store = MEMORY; "
+				  "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT,
+				  "setting pragmas");
+	if (r == 0)
+		r = store_migrate(db, err, errsz);
+	else
+		snprintf(err, errsz, "%s", db->errmsg);
+	if (r == -EIO)
+		snprintf(err, errsz, "%s", db->errmsg);
+	if (r == 0) {
+		r = store_prepare_writer(db);
+		if (r < 0)
+			snprintf(err, errsz, "%s", db->errmsg);
+	}
+	return r;
+}
+
+int store_db_open(const char *path, bool readonly, struct store_db **out,
+		  char *err, size_t errsz)
+{
+	struct store_db *db = calloc(1, sizeof(*db));
+	int flags = SQLITE_OPEN_NOMUTEX, r;
+
+	*out = NULL;
+	if (!db) {
+		snprintf(err, errsz, "out of memory");
+		return -ENOMEM;
+	}
+	db->readonly = readonly;
+	flags |= readonly ? SQLITE_OPEN_READONLY
+			  : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	if (!readonly && (r = store_fix_modes(path)) < 0) {
+		snprintf(err, errsz, "cannot create %s: %s", path, strerror(-r));
+		free(db);
+		return -EIO;
+	}
+	if (sqlite3_open_v2(path, &db->db, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errsz, "cannot open %s: %s", path,
+			 db->db ? sqlite3_errmsg(db->db) : "out of memory");
+		store_db_close(db);
+		return -EIO;
+	}
+	sqlite3_extended_result_codes(db->db, 1);
+	/* Another program on the file (the sqlite3 CLI) holding a lock
+	 * longer than this makes a write fail with -EBUSY; the writer
+	 * retries commands for a while (store-writer.c). */
+	sqlite3_busy_timeout(db->db, STORE_BUSY_MS);
+	if (readonly) {
+		r = store_prepare_reader(db);
+		if (r < 0)
+			snprintf(err, errsz, "%s", db->errmsg);
+	} else {
+		r = store_setup_writer(db, err, errsz);
+	}
+	if (r < 0) {
+		store_db_close(db);
+		return r;
+	}
+	*out = db;
+	return 0;
+}
+
+void store_db_close(struct store_db *db)
+{
+	if (!db)
+		return;
+	sqlite3_finalize(db->vm_insert);
+	sqlite3_finalize(db->vm_update);
+	sqlite3_finalize(db->vm_delete);
+	sqlite3_finalize(db->svc_set);
+	sqlite3_finalize(db->svc_delete);
+	sqlite3_finalize(db->setting_set);
+	sqlite3_finalize(db->ev_insert);
+	sqlite3_finalize(db->ev_select);
+	sqlite3_finalize(db->ev_select_vm);
+	sqlite3_finalize(db->ev_start);
+	sqlite3_finalize(db->ev_start_vm);
+	sqlite3_finalize(db->ev_page);
+	sqlite3_finalize(db->ev_page_vm);
+	sqlite3_close(db->db);
+	free(db);
 }
 
 int store_open(struct hostd *h)
 {
 	struct store *s = &h->store;
-	char path[sizeof(h->cfg.state_dir) + 16];
+	char err[512];
 	int r;
 
-	snprintf(path, sizeof(path), "%s/vmic.db", h->cfg.state_dir);
-	if (sqlite3_open_v2(path, &s->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				    SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
-		log_error("cannot open the database %s: %s", path,
-			  s->db ? sqlite3_errmsg(s->db) : "out of memory");
-		return -EIO;
+	snprintf(s->dir, sizeof(s->dir), "%s", h->cfg.state_dir);
+	snprintf(s->path, sizeof(s->path), "%s/vmic.db", h->cfg.state_dir);
+	r = store_db_open(s->path, false, &s->db, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		log_error("cannot use the database %s", s->path);
+		return r;
 	}
-	sqlite3_extended_result_codes(s->db, 1);
-	/* A second process on the same file (sqlite3 CLI) may hold a lock
-	 * for a moment; wait briefly instead of failing a command. */
-	sqlite3_busy_timeout(s->db, 2000);
-	r = exec_sql(h, "PRAGMA journal_mode = WAL", "enabling WAL");
-	if (r == 0)
-		r = exec_sql(h, "PRAGMA synchronous = FULL; "
-				"PRAGMA foreign_keys = ON",
-			     "setting pragmas");
-	if (r == 0)
-		r = store_migrate(h);
-	if (r == 0)
-		r = store_prepare_all(h);
+	r = store_reserve_make(s->dir);
+	s->reserved = r == 0;
 	if (r < 0)
-		log_error("cannot use the database %s", path);
-	return r;
+		log_warning_errno(r, "cannot set aside %u MiB in %s for a full "
+				     "disk; `vmic remove` and `disable` may "
+				     "then fail",
+				  STORE_RESERVE_BYTES >> 20, s->dir);
+	return 0;
 }
 
 void store_close(struct hostd *h)
 {
-	struct store *s = &h->store;
-	sqlite3_stmt **all[] = {
-		&s->vm_insert, &s->vm_update, &s->vm_delete,
-		&s->svc_set,   &s->svc_delete, &s->setting_set, &s->ev_insert,
-		&s->ev_query,  &s->ev_query_vm, &s->ev_prune,
-	};
-
-	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
-		sqlite3_finalize(*all[i]);
-		*all[i] = NULL;
-	}
-	if (s->db)
-		sqlite3_close(s->db);
-	s->db = NULL;
+	store_readers_close(h);
+	store_db_close(h->store.db);
+	h->store.db = NULL;
 }
 
-/* Run a prepared statement that returns no rows, then reset it. */
-static int step_done(struct hostd *h, sqlite3_stmt *st, const char *doing)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE)
-		return store_fail(h, doing);
-	return 0;
-}
-
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void bind_vm(sqlite3_stmt *st, const struct vm *vm)
-{
-	sqlite3_bind_text(st, 1, vm->name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, vm->channel_uri, -1, SQLITE_TRANSIENT);
-	bind_text_or_null(st, 3, vm->power_off);
-}
-
-static int service_row(struct hostd *h, const struct vm *vm,
-		       const char *service, bool enabled)
-{
-	sqlite3_stmt *st = h->store.svc_set;
-
-	sqlite3_bind_text(st, 1, vm->name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, service, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, enabled);
-	return step_done(h, st, "saving a service setting");
-}
-
-int store_vm_insert(struct hostd *h, const struct vm *vm)
-{
-	sqlite3_stmt *st = h->store.vm_insert;
-	int r;
-
-	r = exec_sql(h, "BEGIN IMMEDIATE", "adding a VM");
-	if (r < 0)
-		return r;
-	bind_vm(st, vm);
-	sqlite3_bind_int64(st, 4, vm->created_us);
-	r = step_done(h, st, "adding a VM");
-	for (size_t i = 0; r == 0 && i < vmic_service_count; i++)
-		r = service_row(h, vm, vmic_services[i]->name,
-				vm_service_enabled(vm, vmic_services[i]->id));
-	if (r == 0)
-		return exec_sql(h, "COMMIT", "adding a VM");
-	sqlite3_exec(h->store.db, "ROLLBACK", NULL, NULL, NULL);
-	return r;
-}
-
-int store_vm_update(struct hostd *h, const struct vm *vm)
-{
-	sqlite3_stmt *st = h->store.vm_update;
-
-	bind_vm(st, vm);
-	return step_done(h, st, "changing a VM");
-}
-
-int store_vm_delete(struct hostd *h, const char *name)
-{
-	int r;
-
-	r = exec_sql(h, "BEGIN IMMEDIATE", "removing a VM");
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(h->store.svc_delete, 1, name, -1, SQLITE_TRANSIENT);
-	r = step_done(h, h->store.svc_delete, "removing a VM");
-	if (r == 0) {
-		sqlite3_bind_text(h->store.vm_delete, 1, name, -1,
-				  SQLITE_TRANSIENT);
-		r = step_done(h, h->store.vm_delete, "removing a VM");
-	}
-	if (r == 0)
-		return exec_sql(h, "COMMIT", "removing a VM");
-	sqlite3_exec(h->store.db, "ROLLBACK", NULL, NULL, NULL);
-	return r;
-}
-
-int store_service_set(struct hostd *h, const struct vm *vm, uint8_t service,
-		      bool enabled)
-{
-	const struct vmic_service_desc *d = vmic_service_by_id(service);
-
-	if (!d)
-		return -EINVAL;
-	return service_row(h, vm, d->name, enabled);
-}
-
-int store_settings_set(struct hostd *h, const struct vm *vm, uint8_t service,
-		       const void *settings, uint32_t mask)
-{
-	const struct host_service *svc = host_service_get(service);
-	sqlite3_stmt *st = h->store.setting_set;
-	char value[1024];
-	int r;
-
-	if (!svc || !svc->settings)
-		return -EINVAL;
-	r = exec_sql(h, "BEGIN IMMEDIATE", "saving settings");
-	if (r < 0)
-		return r;
-	for (size_t i = 0; r == 0 && i < svc->settings->count; i++) {
-		const struct vmic_conf_key *k = &svc->settings->keys[i];
-
-		if (!(mask & (1u << i)))
-			continue;
-		vmic_conf_format(k, settings, value, sizeof(value));
-		sqlite3_bind_text(st, 1, vm->name, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, svc->desc->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, k->key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, value, -1, SQLITE_TRANSIENT);
-		r = step_done(h, st, "saving settings");
-	}
-	if (r == 0)
-		return exec_sql(h, "COMMIT", "saving settings");
-	sqlite3_exec(h->store.db, "ROLLBACK", NULL, NULL, NULL);
-	return r;
-}
-
-/* Copy a text column, or NULL; the copy is sanitised like guest input. */
 static const char *column_text(sqlite3_stmt *st, int i)
 {
 	return (const char *)sqlite3_column_text(st, i);
 }
 
+/* Log a start-up read failure; -EIO. */
+static int load_fail(struct store_db *db, int rc, const char *doing)
+{
+	store_db_fail(db, rc, doing);
+	log_error("%s", db->errmsg);
+	return -EIO;
+}
+
 /* Apply the stored service switches to the VMs just loaded. */
 static int store_load_services(struct hostd *h)
 {
+	struct store_db *db = h->store.db;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(h->store.db,
-			       "SELECT vm, service, enabled FROM vm_services",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store_fail(h, "loading service settings");
+	rc = sqlite3_prepare_v2(db->db,
+				"SELECT vm, service, enabled FROM vm_services",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return load_fail(db, rc, "loading service settings");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct vm *vm = vm_find(h, column_text(st, 0));
 		const struct vmic_service_desc *d =
@@ -414,20 +497,23 @@ static int store_load_services(struct hostd *h)
 			vm->enabled_mask &= ~(1u << d->id);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : store_fail(h, "loading service settings");
+	return rc == SQLITE_DONE ? 0
+				 : load_fail(db, rc, "loading service settings");
 }
 
 /* Apply each VM's own settings to the VMs just loaded. */
 static int store_load_settings(struct hostd *h)
 {
+	struct store_db *db = h->store.db;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(h->store.db,
-			       "SELECT vm, service, key, value FROM "
-			       "service_settings",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store_fail(h, "loading settings");
+	rc = sqlite3_prepare_v2(db->db,
+				"SELECT vm, service, key, value FROM "
+				"service_settings",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return load_fail(db, rc, "loading settings");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct vm *vm = vm_find(h, column_text(st, 0));
 
@@ -437,7 +523,7 @@ static int store_load_settings(struct hostd *h)
 				      column_text(st, 3) ?: "");
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : store_fail(h, "loading settings");
+	return rc == SQLITE_DONE ? 0 : load_fail(db, rc, "loading settings");
 }
 
 /* One row of vms into a registered struct vm; a bad row is skipped. */
@@ -476,121 +562,32 @@ static void store_load_vm_row(struct hostd *h, sqlite3_stmt *st)
 
 int store_load_vms(struct hostd *h)
 {
+	struct store_db *db = h->store.db;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(h->store.db,
-			       "SELECT name, channel, power_off, created_us "
-			       "FROM vms ORDER BY name",
-			       -1, &st, NULL) != SQLITE_OK)
-		return store_fail(h, "loading VMs");
+	rc = sqlite3_prepare_v2(db->db,
+				"SELECT name, channel, power_off, created_us "
+				"FROM vms ORDER BY name",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return load_fail(db, rc, "loading VMs");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		store_load_vm_row(h, st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return store_fail(h, "loading VMs");
+		return load_fail(db, rc, "loading VMs");
 	if (store_load_services(h) < 0)
 		return -EIO;
 	return store_load_settings(h);
 }
 
-int store_events_write(struct hostd *h, const struct event *first)
-{
-	sqlite3_stmt *st = h->store.ev_insert;
-	int r;
-
-	r = exec_sql(h, "BEGIN IMMEDIATE", "writing events");
-	if (r < 0)
-		return r;
-	for (const struct event *e = first; e && r == 0; e = e->next) {
-		sqlite3_bind_int64(st, 1, e->id);
-		sqlite3_bind_int64(st, 2, e->time_us);
-		bind_text_or_null(st, 3, e->vm);
-		bind_text_or_null(st, 4, e->service);
-		sqlite3_bind_text(st, 5, e->kind, -1, SQLITE_STATIC);
-		bind_text_or_null(st, 6, e->from);
-		bind_text_or_null(st, 7, e->to);
-		sqlite3_bind_text(st, 8, e->message, -1, SQLITE_STATIC);
-		r = step_done(h, st, "writing events");
-	}
-	if (r == 0)
-		return exec_sql(h, "COMMIT", "writing events");
-	sqlite3_exec(h->store.db, "ROLLBACK", NULL, NULL, NULL);
-	return r;
-}
-
-/* A text column as a JSON string (sanitised: the file may be edited). */
-static json_t *column_json(sqlite3_stmt *st, int i)
-{
-	const char *s = column_text(st, i);
-	char buf[4096];
-
-	if (!s)
-		return json_null();
-	vmic_utf8_sanitize(buf, sizeof(buf), s, strlen(s));
-	return json_string(buf);
-}
-
-static json_t *event_row_json(sqlite3_stmt *st)
-{
-	json_t *o = json_object();
-
-	json_object_set_new(o, "id", json_integer(sqlite3_column_int64(st, 0)));
-	json_object_set_new(o, "time_us",
-			    json_integer(sqlite3_column_int64(st, 1)));
-	json_object_set_new(o, "vm", column_json(st, 2));
-	json_object_set_new(o, "service", column_json(st, 3));
-	json_object_set_new(o, "kind", column_json(st, 4));
-	json_object_set_new(o, "from", column_json(st, 5));
-	json_object_set_new(o, "to", column_json(st, 6));
-	json_object_set_new(o, "message", column_json(st, 7));
-	return o;
-}
-
-int store_events_query(struct hostd *h, const char *vm, int64_t since_us,
-		       unsigned limit, json_t *arr)
-{
-	sqlite3_stmt *st = vm ? h->store.ev_query_vm : h->store.ev_query;
-	json_t *newest_first = json_array();
-	int rc;
-
-	sqlite3_bind_int64(st, 1, since_us);
-	sqlite3_bind_int64(st, 2, limit);
-	if (vm)
-		sqlite3_bind_text(st, 3, vm, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(newest_first, event_row_json(st));
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	for (size_t i = json_array_size(newest_first); i > 0; i--)
-		json_array_append(arr, json_array_get(newest_first, i - 1));
-	json_decref(newest_first);
-	return rc == SQLITE_DONE ? 0 : store_fail(h, "reading events");
-}
-
-int store_events_prune(struct hostd *h, unsigned keep)
-{
-	sqlite3_stmt *st = h->store.ev_prune;
-	int r;
-
-	sqlite3_bind_int64(st, 1, keep);
-	r = step_done(h, st, "pruning old events");
-	if (r == 0 && sqlite3_changes(h->store.db) > 0)
-		log_debug("pruned %d old events (keeping %u)",
-			  sqlite3_changes(h->store.db), keep);
-	return r;
-}
-
 int64_t store_events_max_id(struct hostd *h)
 {
-	sqlite3_stmt *st;
+	struct store_db *db = h->store.db;
 	int64_t id = 0;
 
-	if (sqlite3_prepare_v2(h->store.db, "SELECT MAX(id) FROM events", -1,
-			       &st, NULL) != SQLITE_OK)
-		return store_fail(h, "reading events");
-	if (sqlite3_step(st) == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (pragma_int(db, "SELECT COALESCE(MAX(id), 0) FROM events", &id) < 0)
+		log_error("%s", db->errmsg);
 	return id;
 }

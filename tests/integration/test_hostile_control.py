@@ -31,7 +31,9 @@ try:
             "[access]\n"
             f"group-channels = unix:{env.dir}/allowed-*.sock, vsock:*\n"
             "group-power-off = exec:echo off {vm}\n"
-            f"[control]\nmax-unread = {MAX_UNREAD}\n")
+            f"[control]\nmax-unread = {MAX_UNREAD}\n"
+            # The follower test below needs every toggle to be an event.
+            "[events]\nvm-rate = 1000\nvm-burst = 100000\n")
     env.start_hostd(conf=conf)
 
     def as_nobody(*args):

@@ -32,6 +32,24 @@ try:
               and env.status("vm1")["connection_detail"]["agent_nonce"] == nonce,
               env.status("vm1"))
 
+    # [events] limits apply at a reload too: a smaller keep prunes at once.
+    with open(env.hostd_conf, "w") as f:
+        f.write(base + "[heartbeat]\ninterval = 400ms\nthreshold = 6\n"
+                "[events]\nvm-rate = 1000\nvm-burst = 100000\n")
+    env.hostd_proc.signal(signal.SIGHUP)
+    wait_until(lambda: env.hostd_proc.output().count("configuration reloaded") >= 2, 5)
+    for _ in range(100):
+        for verb in ("disable", "enable"):
+            env.ctl({"cmd": verb, "vm": "vm1", "service": "shutdown"})
+    before = len(env.events())
+    with open(env.hostd_conf, "w") as f:
+        f.write(base + "[heartbeat]\ninterval = 400ms\nthreshold = 6\n"
+                "[events]\nkeep = 100\n")
+    env.hostd_proc.signal(signal.SIGHUP)
+    tap.check("SIGHUP: a smaller [events] keep prunes the log at once",
+              before > 200 and wait_until(lambda: len(env.events()) <= 100, 10),
+              (before, len(env.events())))
+
     with open(env.hostd_conf, "w") as f:
         f.write("[heartbeat]\ninterval = soon\n")
     env.hostd_proc.signal(signal.SIGHUP)

@@ -290,7 +290,8 @@ class Env:
     def close(self):
         for p in reversed(self.procs):
             p.stop()
-        if self.tap.failed:
+        # Also when an exception is on its way out (called from finally).
+        if self.tap.failed or sys.exc_info()[0] is not None:
             self.tap.note(self.logs())
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -370,7 +371,7 @@ def unix_dialer(path):
     return dial
 
 
-# --- a host made of Python: the real protocol, for hostile-peer tests -----
+# --- the real protocol in Python, for fake peers (docs/protocol.md) -------
 MAGIC = 0x43494D56
 HDR = 24
 F_REPLY = 1
@@ -379,26 +380,31 @@ T_ERROR = 0xFF
 ROLE_HOST, ROLE_GUEST = 1, 2
 HELLO_ESTABLISHED = 1
 E_BUSY = 9
+# (service, min, max, flags): heartbeat and shutdown 1..1, enabled.
+DEFAULT_OFFERS = ((1, 1, 1, 1), (2, 1, 1, 1))
 
 
 def vstr(b):
     return struct.pack("<H", len(b)) + b
 
 
-def hello_payload(nonce, echo, established, offers=((1, 1, 1), (2, 1, 1))):
-    """A host hello (docs/protocol.md "Session"): offers are (service,
-    min, max), all enabled."""
-    p = struct.pack("<HBBQQ", 1, ROLE_HOST, HELLO_ESTABLISHED if established else 0,
+def hello_payload(role, nonce, echo, established, software, offers=DEFAULT_OFFERS):
+    """A hello of `role` (docs/protocol.md "Session")."""
+    p = struct.pack("<HBBQQ", 1, role, HELLO_ESTABLISHED if established else 0,
                     nonce, echo)
-    p += vstr(b"vmictest fake host") + bytes([len(offers)])
-    for svc, lo, hi in offers:
-        p += bytes([svc, lo, hi, 1])
+    p += vstr(software) + bytes([len(offers)])
+    for o in offers:
+        p += bytes(o)
     return p
 
 
 def parse_hello(payload):
     _fw, role, flags, nonce, echo = struct.unpack_from("<HBBQQ", payload)
     return {"role": role, "flags": flags, "nonce": nonce, "echo": echo}
+
+
+def frame(service, type_, payload=b"", flags=0, request_id=0):
+    return frame_header(len(payload), service, type_, flags, request_id) + payload
 
 
 class FakeHost:
@@ -420,12 +426,12 @@ class FakeHost:
         return cls(s)
 
     def send(self, service, type_, payload=b"", flags=0, request_id=0):
-        self.sock.sendall(frame_header(len(payload), service, type_, flags, request_id)
-                          + payload)
+        self.sock.sendall(frame(service, type_, payload, flags, request_id))
 
     def send_hello(self, established):
-        self.send(SVC_CONTROL, CTL_HELLO, hello_payload(self.nonce, self.peer_nonce,
-                                                        established))
+        self.send(SVC_CONTROL, CTL_HELLO,
+                  hello_payload(ROLE_HOST, self.nonce, self.peer_nonce, established,
+                                b"vmictest fake host"))
 
     def recv_frame(self, timeout=10):
         """The next frame as (service, type, flags, request_id, payload);
@@ -518,3 +524,71 @@ def child_pids(pid):
         if int(fields[1]) == pid:
             out.append(int(d))
     return out
+
+
+class FakeGuest:
+    """Listens on `path` like vmic-guestd's unix-listen:, answers the host's
+    hello, and can then send whatever a hostile guest would. A thread reads
+    (and parses) everything the host sends, so the host never sees a guest
+    that stopped reading."""
+
+    def __init__(self, path):
+        self.path = path
+        if os.path.exists(path):
+            os.unlink(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.conn = None
+        self.host_nonce = 0
+        self.host_hellos = 0
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.srv.accept()
+        except OSError:
+            return
+        self.conn = conn
+        buf = b""
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            at = 0  # one slice per read, not per frame: a flood stays linear
+            while len(buf) - at >= HDR:
+                length, service, type_ = struct.unpack_from("<IBB", buf, at + 4)
+                if len(buf) - at < HDR + length:
+                    break
+                payload = buf[at + HDR:at + HDR + length]
+                at += HDR + length
+                if (service, type_) == (SVC_CONTROL, CTL_HELLO) and len(payload) >= 20:
+                    with self.lock:
+                        self.host_nonce = parse_hello(payload)["nonce"]
+                        self.host_hellos += 1
+                    self.ready.set()
+            buf = buf[at:]
+
+    def send(self, data):
+        self.conn.sendall(data)
+
+    def hello(self, nonce):
+        """A hello with `nonce` that echoes the host's: a session at once."""
+        with self.lock:
+            echo = self.host_nonce
+        self.send(frame(SVC_CONTROL, CTL_HELLO,
+                        hello_payload(ROLE_GUEST, nonce, echo, True, b"fake-guest 0")))
+
+    def close(self):
+        for s in (self.conn, self.srv):
+            if s:
+                try:
+                    s.close()
+                except OSError:
+                    pass

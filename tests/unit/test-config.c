@@ -391,6 +391,75 @@ static void test_dump_loads_back(void **state)
 	free(out);
 }
 
+/* Sizes and long durations: units, ranges, and the shortest spelling. */
+struct big_conf {
+	uint64_t size;
+	uint64_t age_s;
+};
+
+static const struct vmic_conf_key big_keys[] = {
+	{ "events", "max-size", VMIC_CONF_SIZE,
+	  offsetof(struct big_conf, size), 0, 1ull << 20, 1ull << 40, NULL,
+	  NULL, NULL },
+	{ "events", "max-age", VMIC_CONF_SECONDS,
+	  offsetof(struct big_conf, age_s), 0, 3600, 3650ull * 86400, NULL,
+	  NULL, NULL },
+};
+
+static void test_size_and_seconds(void **state)
+{
+	static const struct {
+		int key;
+		const char *in;
+		int r;
+		uint64_t value;
+		const char *out;
+	} cases[] = {
+		{ 0, "64M", 0, 64ull << 20, "64M" },
+		{ 0, "64MiB", 0, 64ull << 20, "64M" },
+		{ 0, "1g", 0, 1ull << 30, "1G" },
+		{ 0, "1536K", 0, 1536ull << 10, "1536K" },
+		{ 0, "1048576", 0, 1ull << 20, "1M" },
+		{ 0, "1T", 0, 1ull << 40, "1T" },
+		{ 0, "1025G", -EINVAL, 0, NULL },  /* over the maximum */
+		{ 0, "1048575", -EINVAL, 0, NULL }, /* under the minimum */
+		{ 0, "64 M", -EINVAL, 0, NULL },
+		{ 0, "M", -EINVAL, 0, NULL },
+		{ 0, "99999999999999999999", -EINVAL, 0, NULL },
+		{ 0, "18014398509481984K", -EINVAL, 0, NULL }, /* 2^64 */
+		{ 1, "90d", 0, 90ull * 86400, "90d" },
+		{ 1, "14d", 0, 14ull * 86400, "2w" },
+		{ 1, "36h", 0, 36ull * 3600, "36h" },
+		{ 1, "3600", 0, 3600, "1h" },
+		{ 1, "3650d", 0, 3650ull * 86400, "3650d" },
+		{ 1, "59m", -EINVAL, 0, NULL },
+		{ 1, "3651d", -EINVAL, 0, NULL },
+		{ 1, "1y", -EINVAL, 0, NULL },
+		{ 1, "500ms", -EINVAL, 0, NULL },
+	};
+	char err[256], out[64];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct big_conf c = { 7, 7 };
+		const struct vmic_conf_key *k = &big_keys[cases[i].key];
+		uint64_t *field = cases[i].key ? &c.age_s : &c.size;
+		int r = vmic_conf_apply(k, &c, cases[i].in, err, sizeof(err));
+
+		if (r != cases[i].r)
+			fail_msg("%s: %d, expected %d (%s)", cases[i].in, r,
+				 cases[i].r, err);
+		if (r < 0) {
+			assert_int_equal(*field, 7); /* left as it was */
+			assert_true(strlen(err) > 0);
+			continue;
+		}
+		assert_true(*field == cases[i].value);
+		vmic_conf_format(k, &c, out, sizeof(out));
+		assert_string_equal(out, cases[i].out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +481,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup,
 						teardown),
 		cmocka_unit_test(test_set_and_dump),
+		cmocka_unit_test(test_size_and_seconds),
 		cmocka_unit_test_setup_teardown(test_dump_loads_back, setup,
 						teardown),
 	};

@@ -609,6 +609,9 @@ static bool sync_on_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 					"the session with '%s' ended before "
 					"it answered the sync",
 					vm->name);
+		else if (vm->h->stopping)
+			ctl_reply_error(op->rq, "internal",
+					"vmic-hostd is stopping");
 		else
 			ctl_reply_error(op->rq, "unknown-vm",
 					"'%s' was removed during the sync",
