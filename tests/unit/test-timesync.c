@@ -342,7 +342,7 @@ static void test_disc_observe_backs_off(void **state)
 
 static void test_mode_choice(void **state)
 {
-	struct ts_env_paths p = { "/run/vmic/chrony.sock",
+	struct ts_env_paths p = { "/run/chrony/vmic.sock",
 				  "/run/chrony/chronyd.pid", "auto" };
 	struct ts_env none = { 0 }, ptp = { .ptp_present = true,
 					    .ptp_path = "/dev/ptp0" };
@@ -378,7 +378,7 @@ static void test_mode_choice(void **state)
 	assert_int_equal(ts_mode_choose(&chrony_nosock, VMIC_TS_POLICY_AUTO,
 					&p, why, sizeof(why)),
 			 VMIC_TS_MODE_REPORT);
-	assert_non_null(strstr(why, "refclock SOCK /run/vmic/chrony.sock"));
+	assert_non_null(strstr(why, "refclock SOCK /run/chrony/vmic.sock"));
 	assert_int_equal(ts_mode_choose(&phc, VMIC_TS_POLICY_AUTO, &p, why,
 					sizeof(why)),
 			 VMIC_TS_MODE_CHRONY_PHC);

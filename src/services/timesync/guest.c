@@ -105,7 +105,7 @@ static void ts_conf_defaults(void *p)
 	c->max_interval_ms = 32000;
 	c->burst = 4;
 	snprintf(c->chrony_socket, sizeof(c->chrony_socket), "%s",
-		 "/run/vmic/chrony.sock");
+		 "/run/chrony/vmic.sock");
 	snprintf(c->chrony_pid_file, sizeof(c->chrony_pid_file), "%s",
 		 "/run/chrony/chronyd.pid");
 	snprintf(c->ptp_device, sizeof(c->ptp_device), "%s", "auto");
