@@ -9,7 +9,7 @@ RELEASE_BUILD ?= build-release
 MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
 .PHONY: all deps build static release demo check test asan fuzz vm-check bench \
-	bench-heartbeat bench-floor bench-loop bench-stream clean
+	bench-heartbeat bench-floor bench-loop bench-stream bench-timesync clean
 
 all: build
 
@@ -71,7 +71,7 @@ demo: build static
 	scripts/demo.sh
 
 # Benchmarks (docs/benchmarks.md) on the release build; each takes minutes.
-bench: bench-heartbeat bench-floor bench-loop bench-stream
+bench: bench-heartbeat bench-floor bench-loop bench-stream bench-timesync
 
 bench-heartbeat: release
 	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD)
@@ -87,6 +87,9 @@ bench-loop: release
 # One vmic stream against a raw AF_UNIX copy, in the release build.
 bench-stream: release
 	$(RELEASE_BUILD)/bench/stream-bench
+
+bench-timesync: release
+	python3 bench/timesync/run.py --build $(RELEASE_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD) $(RELEASE_BUILD)

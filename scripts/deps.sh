@@ -19,6 +19,9 @@ packages=(
 	qemu-system-x86 busybox-static cpio e2fsprogs
 	# the agent builds on musl (tests/portability)
 	musl-tools
+	# a real chronyd as the time service's test peer (always run with -x:
+	# it never sets this machine's clock)
+	chrony
 )
 
 missing=()
@@ -37,6 +40,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Installing chrony must not start a chronyd that would set this machine's
+# clock: where no policy forbids starting services, forbid it meanwhile.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	trap 'rm -f "$policy"' EXIT
+fi
 # A fresh machine may have no package lists yet.
 if ! apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
 	apt-get update -q >/dev/null

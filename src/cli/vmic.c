@@ -37,6 +37,8 @@ const struct cli_command cli_commands[] = {
 	  "NAME [--reboot] [--reason TEXT] [--timeout DURATION] "
 	  "[--force | --turn-off]",
 	  "Shut a VM down (or reboot it) through its guest agent" },
+	{ "time", cmd_time, "NAME [--sync]",
+	  "Show a VM's clock offset and sync mode; --sync steps it now" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",
 	  "Show the event log (state changes, stops, settings)" },

@@ -18,6 +18,7 @@ struct options {
 	const char *config;
 	const char *channel;
 	const char *log_level;
+	const char *simulated_clock;
 	bool check_config;
 	bool use_syslog;
 	const char *enable[MAX_OVERRIDES];
@@ -43,6 +44,9 @@ static void usage(FILE *out)
 		"      --advertise SERVICE=MIN[-MAX]\n"
 		"                         offer other protocol versions "
 		"(compatibility tests)\n"
+		"      --simulated-clock OFFSET_S[,DRIFT_PPM]\n"
+		"                         run on a simulated clock, never the "
+		"real one (tests)\n"
 		"      --log-level LEVEL  err, warning, notice, info or debug\n"
 		"      --syslog           log to syslog instead of stderr\n"
 		"      --check-config     print the effective configuration "
@@ -64,7 +68,7 @@ static int add_override(const char **list, unsigned *n, const char *v)
 }
 
 enum { OPT_CHANNEL = 256, OPT_ENABLE, OPT_DISABLE, OPT_ADVERTISE,
-       OPT_LOG_LEVEL, OPT_SYSLOG, OPT_CHECK };
+       OPT_LOG_LEVEL, OPT_SYSLOG, OPT_CHECK, OPT_SIM_CLOCK };
 
 /* Returns 0, 1 when the program should exit 0 (help), or -EINVAL. */
 static int parse_args(int argc, char **argv, struct options *o)
@@ -78,6 +82,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "simulated-clock", required_argument, NULL, OPT_SIM_CLOCK },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -109,6 +114,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_CHECK:
 			o->check_config = true;
+			break;
+		case OPT_SIM_CLOCK:
+			o->simulated_clock = optarg;
 			break;
 		case 'V':
 			printf("vmic-guestd %s\n", VMIC_VERSION);
@@ -429,6 +437,18 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	log_set_max_level(g.cfg.log_level);
+	guest_clock_init_real(&g.clock);
+	if (o->simulated_clock &&
+	    guest_clock_parse_simulated(o->simulated_clock, &g.clock, err,
+					sizeof(err)) < 0) {
+		log_error("--simulated-clock %s", err);
+		guest_services_free(&g);
+		return 2;
+	}
+	if (o->simulated_clock)
+		log_notice("running on a simulated clock (%s): the machine's "
+			   "clock is never changed",
+			   o->simulated_clock);
 	if (vmic_channel_parse(g.cfg.channel, &g.channel, err, sizeof(err)) <
 	    0) {
 		log_error("channel %s: %s", g.cfg.channel, err);

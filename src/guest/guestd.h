@@ -13,6 +13,7 @@
 #include "common/config.h"
 #include "common/macro.h"
 #include "common/ratelimit.h"
+#include "guest/clock.h"
 #include "proto/hello.h"
 #include "proto/proto.h"
 #include "proto/session.h"
@@ -52,6 +53,9 @@ struct guestd {
 	struct vmic_ratelimit admit_log; /* lines about refused newcomers */
 	struct vmic_offer offers[VMIC_SVC_COUNT];
 	struct guest_slot svc[VMIC_SVC_COUNT];
+	/* The wall clock services read and set (clock.h): the real one, or
+	 * a simulated one for tests (--simulated-clock). */
+	struct guest_clock clock;
 	uv_signal_t sigterm, sigint, sighup;
 	bool stopping;
 };

@@ -1,12 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 #include "clock.h"
 
+#include <time.h>
+
 #include "common/duration.h"
 #include "hostd.h"
 
 uint64_t hostd_now_us(const struct hostd *h)
 {
 	return h->clock.fake ? h->clock.now_us : vmic_mono_us();
+}
+
+int64_t hostd_realtime_ns(const struct hostd *h)
+{
+	struct timespec ts;
+
+	if (h->clock.fake)
+		return (int64_t)h->clock.now_us * 1000;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void on_uv_timer(uv_timer_t *u)

@@ -43,6 +43,9 @@ struct hclock {
 
 /* Monotonic microseconds: the real clock, or the fake one. */
 uint64_t hostd_now_us(const struct hostd *h);
+/* Wall-clock nanoseconds since the epoch (CLOCK_REALTIME), the time the
+ * host gives its guests; on the fake clock, its microseconds * 1000. */
+int64_t hostd_realtime_ns(const struct hostd *h);
 
 /* Ready t (stopped); data is the caller's. */
 void htimer_init(struct hostd *h, struct htimer *t, htimer_cb cb, void *data);

@@ -274,6 +274,9 @@ enum notice_kind {
 				  service that will give it sets `claimed`,
 				  one that has it already sets `alive` */
 	NOTICE_ALIVE,          /* proof that the guest works (heartbeat OK) */
+	NOTICE_RESUMED,        /* the guest answered again after a silence
+				  of gap_us with the channel up: it was
+				  probably paused (heartbeat) */
 };
 
 struct notice {
@@ -281,6 +284,7 @@ struct notice {
 	int err;      /* NOTICE_CHANNEL_CLOSED, NOTICE_CONNECT_FAILED */
 	bool claimed; /* NOTICE_ALIVE_WANTED: proof will follow */
 	bool alive;   /* NOTICE_ALIVE_WANTED: proof is there already */
+	uint64_t gap_us; /* NOTICE_RESUMED: how long it was silent */
 };
 
 /* Why a VM's services are detached. */

@@ -20,6 +20,7 @@
 #include "proto/hello.h"
 #include "proto/session.h"
 #include "services/shutdown/shutdown.h"
+#include "services/timesync/timesync.h"
 
 static const char *outdir;
 
@@ -466,6 +467,48 @@ static void gen_text(void)
 		  "[other]\nlevel = extreme\nno equals sign\n");
 }
 
+/* fuzz-timesync: selector byte (its enum ts_kind), then the payload. */
+static void ts_seed(const char *name, uint8_t kind, const uint8_t *p, int n)
+{
+	uint8_t out[VMIC_TS_REPORT_MAX_LEN + 1];
+
+	if (n < 0 || (size_t)n >= sizeof(out))
+		abort();
+	out[0] = kind;
+	memcpy(out + 1, p, (size_t)n);
+	save("fuzz-timesync", name, out, (size_t)n + 1);
+}
+
+static void gen_timesync(void)
+{
+	uint8_t p[VMIC_TS_REPORT_MAX_LEN];
+	struct vmic_ts_reply r = { 1700000000000000000, 1700000010000100000,
+				   1700000010000102000 };
+	struct vmic_ts_settings s = { VMIC_TS_POLICY_AUTO,
+				      VMIC_TS_SET_STEP_BACKWARD, 128 };
+	struct vmic_ts_sync y = { VMIC_TS_REASON_RESUME, 0 };
+	struct vmic_ts_report m = { .mode = VMIC_TS_MODE_CHANNEL,
+				    .action = VMIC_TS_ACT_STEPPED,
+				    .source = VMIC_TS_SRC_CHANNEL,
+				    .reason = VMIC_TS_REASON_RESUME,
+				    .offset_ns = 30000000000,
+				    .delay_ns = 80000,
+				    .step_ns = 30000000000,
+				    .guest_ns = 1700000000000000000,
+				    .freq_ppb = -100000,
+				    .interval_ms = 2000,
+				    .detail = "chronyd runs without `refclock "
+					      "SOCK /run/vmic/chrony.sock`" };
+	int64_t t[4] = { 0, 10, 12, 30 };
+
+	ts_seed("sample", 0, p, vmic_ts_sample_encode(-1, p, sizeof(p)));
+	ts_seed("reply", 1, p, vmic_ts_reply_encode(&r, p, sizeof(p)));
+	ts_seed("settings", 2, p, vmic_ts_settings_encode(&s, p, sizeof(p)));
+	ts_seed("sync", 3, p, vmic_ts_sync_encode(&y, p, sizeof(p)));
+	ts_seed("report", 4, p, vmic_ts_report_encode(&m, p, sizeof(p)));
+	ts_seed("offset", 5, (const uint8_t *)t, sizeof(t));
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -482,5 +525,6 @@ int main(int argc, char **argv)
 	gen_hello();
 	gen_messages();
 	gen_text();
+	gen_timesync();
 	return 0;
 }

@@ -768,6 +768,35 @@ class VM:
                               f"{tail(self.console(), 30)}")
             time.sleep(0.2)
 
+    def qmp(self, command, timeout=10):
+        """Run one QMP command (stop, cont, ...) on the VM's QMP socket;
+        its "return" value. The socket takes one client at a time, so this
+        must not overlap a power-off through the same socket."""
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
+            sk.settimeout(timeout)
+            sk.connect(str(self.qmp_sock))
+            f = sk.makefile("rwb")
+
+            def reply():
+                while time.monotonic() < deadline:
+                    line = f.readline()
+                    if not line:
+                        raise VMError("QMP closed the connection")
+                    msg = json.loads(line)
+                    if "return" in msg:
+                        return msg["return"]
+                    if "error" in msg:
+                        raise VMError(f"QMP {command}: {msg['error']}")
+                raise VMError(f"QMP {command}: no answer in {timeout} s")
+
+            f.readline()  # the greeting
+            for cmd in ("qmp_capabilities", command):
+                f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+                f.flush()
+                out = reply()
+            return out
+
     def running(self):
         if self.proc is None:
             return False

@@ -280,6 +280,11 @@ static void hb_on_reply(struct vm *vm, const struct vmic_frame *f)
 		vm->conn.bad_frames++;
 		return;
 	}
+	/* Silent for whole intervals on a live channel, then back: the VM
+	 * was probably paused (or starved); whoever cares is told. */
+	if (hb->missed > 0)
+		vm_notify(vm, &(struct notice){ .kind = NOTICE_RESUMED,
+						.gap_us = rtt });
 	hb->missed = 0;
 	hb->rtt_us = (int64_t)rtt;
 	hb->last_reply_us = vmic_realtime_us();
