@@ -11,3 +11,4 @@
  */
 VMIC_SERVICE(heartbeat)
 VMIC_SERVICE(shutdown)
+VMIC_SERVICE(kvp)
