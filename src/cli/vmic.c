@@ -37,6 +37,10 @@ const struct cli_command cli_commands[] = {
 	  "NAME [--reboot] [--reason TEXT] [--timeout DURATION] "
 	  "[--force | --turn-off]",
 	  "Shut a VM down (or reboot it) through its guest agent" },
+	{ "kvp", cmd_kvp,
+	  "list|get|set|delete|watch NAME [KEY [VALUE]...] [--pool POOL]",
+	  "Read a VM's key-value pairs, set or delete its External ones, "
+	  "watch them" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",
 	  "Show the event log (state changes, stops, settings)" },

@@ -210,4 +210,7 @@ int cmd_check(struct cli *cli, int argc, char **argv);
 /* stop.c */
 int cmd_stop(struct cli *cli, int argc, char **argv);
 
+/* kvp.c */
+int cmd_kvp(struct cli *cli, int argc, char **argv);
+
 #endif
