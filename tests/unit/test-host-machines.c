@@ -159,12 +159,16 @@ static void guest_connect(struct world *w)
 	vmic_rx_free(&g->rx);
 	vmic_rx_init(&g->rx, false);
 	g->ngot = 0;
+	/* Every service is offered; this guest plays heartbeat and
+	 * shutdown, so the others are off in its configuration. */
 	for (size_t i = 0; i < vmic_service_count; i++) {
 		const struct vmic_service_desc *d = vmic_services[i];
+		bool plays = d->id == VMIC_SVC_HEARTBEAT ||
+			     d->id == VMIC_SVC_SHUTDOWN;
 
 		offers[d->id] = (struct vmic_offer){
 			d->id, d->min_version, d->max_version,
-			VMIC_OFFER_ENABLED
+			plays ? VMIC_OFFER_ENABLED : 0
 		};
 	}
 	vmic_session_start(&g->s, VMIC_ROLE_GUEST, 0x1234 + (uint64_t)g->fd,
