@@ -4,6 +4,7 @@ independent writer processes that append to them under either lock style,
 as other software in a guest does; and the KVP messages in Python, for
 fake guests (docs/protocol.md, "Key-Value Pair Exchange")."""
 import fcntl
+import json
 import os
 import struct
 import subprocess
@@ -59,19 +60,19 @@ def read_pool(directory, pool):
 # A writer of its own process: append records to a pool file under one
 # lock style, hold the lock a while when asked, then leave.
 WRITER = r"""
-import fcntl, sys, time
+import fcntl, json, sys, time
 path, style, hold = sys.argv[1], sys.argv[2], float(sys.argv[3])
-pairs = sys.argv[4:]
+pairs = json.load(sys.stdin)
 with open(path, "ab") as f:
     if style == "flock":
         fcntl.flock(f, fcntl.LOCK_EX)
     else:
         fcntl.lockf(f, fcntl.LOCK_EX)   # fcntl(F_SETLKW), as hv_kvp_daemon
-    for i in range(0, len(pairs), 2):
-        k, v = pairs[i].encode(), pairs[i + 1].encode()
-        f.write(k.ljust(512, b"\0") + v.ljust(2048, b"\0"))
-        f.flush()
-        time.sleep(hold)
+    for k, v in pairs:
+        f.write(k.encode().ljust(512, b"\0") + v.encode().ljust(2048, b"\0"))
+        if hold:
+            f.flush()
+            time.sleep(hold)
     # closing the file releases either lock
 """
 
@@ -81,9 +82,8 @@ def append_records(directory, pairs, style, hold=0.0):
     pool 1 under `style` ("flock" or "fcntl"), sleeping `hold` seconds
     after each record with the lock held. Returns its exit status."""
     args = [sys.executable, "-c", WRITER, pool_path(directory, 1), style, str(hold)]
-    for k, v in pairs:
-        args += [k, v]
-    return subprocess.run(args, timeout=120).returncode
+    return subprocess.run(args, input=json.dumps(list(pairs)), text=True,
+                          timeout=120).returncode
 
 
 def write_pool_file(directory, pool, pairs):

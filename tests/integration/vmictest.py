@@ -4,6 +4,7 @@ vmic processes over unix sockets in a private temporary directory.
 Each test file builds an Env, runs checks through TAP (`Tap.check`), and
 always tears down by PID. Binaries come from $VMIC_BUILD (meson sets it).
 """
+import collections
 import json
 import os
 import shutil
@@ -542,6 +543,9 @@ class FakeGuest:
         self.conn = None
         self.host_nonce = 0
         self.host_hellos = 0
+        # The other frames the host sent, newest last (bounded):
+        # (service, type, flags, request_id, payload).
+        self.frames = collections.deque(maxlen=10000)
         self.lock = threading.Lock()
         self.ready = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -573,17 +577,28 @@ class FakeGuest:
                         self.host_nonce = parse_hello(payload)["nonce"]
                         self.host_hellos += 1
                     self.ready.set()
+                elif service != SVC_CONTROL:
+                    flags, rid = struct.unpack_from("<HI", buf, at - length - HDR + 10)
+                    with self.lock:
+                        self.frames.append((service, type_, flags, rid, payload))
             buf = buf[at:]
 
     def send(self, data):
         self.conn.sendall(data)
 
-    def hello(self, nonce):
+    def hello(self, nonce, offers=DEFAULT_OFFERS):
         """A hello with `nonce` that echoes the host's: a session at once."""
         with self.lock:
             echo = self.host_nonce
         self.send(frame(SVC_CONTROL, CTL_HELLO,
-                        hello_payload(ROLE_GUEST, nonce, echo, True, b"fake-guest 0")))
+                        hello_payload(ROLE_GUEST, nonce, echo, True, b"fake-guest 0",
+                                      offers)))
+
+    def received(self, service=None, type_=None):
+        """The frames of (service, type) the host sent so far."""
+        with self.lock:
+            return [f for f in self.frames
+                    if (service is None or f[0] == service) and (type_ is None or f[1] == type_)]
 
     def close(self):
         for s in (self.conn, self.srv):

@@ -286,6 +286,17 @@ static void kvp_status_json(const struct vm *vm, json_t *o)
 	json_object_set_new(o, "vm_id", json_string(id));
 }
 
+/* New bounds: a guest whose records were kept out this session sends its
+ * pools again (a new IDENTITY starts its copies over), so what fits now
+ * arrives without waiting for its next session. */
+static void kvp_settings_changed(struct vm *vm)
+{
+	struct kvp_vm *kv = kvp_of(vm);
+
+	if (kv->active && kv->cap_noted)
+		kvp_sync_up(kv);
+}
+
 static void kvp_stats_json(struct hostd *h, json_t *o, bool reset UNUSED)
 {
 	const struct kvp_daemon *d = h->svc_state[KVP_ID];
@@ -312,6 +323,7 @@ const struct host_service kvp_host = {
 	.on_up = kvp_on_up,
 	.on_down = kvp_on_down,
 	.on_frame = kvp_on_frame,
+	.settings_changed = kvp_settings_changed,
 	.status = kvp_status,
 	.status_json = kvp_status_json,
 	.stats_json = kvp_stats_json,
