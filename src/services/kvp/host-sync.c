@@ -44,6 +44,7 @@ void kvp_sync_up(struct kvp_vm *kv)
 	kv->nwaits = 0;
 	kv->waits_storing = 0;
 	kv->guest_refused = false;
+	kv->timed_out = false;
 	kv->cap_noted = false;
 	kv->active = service_usable(vm, KVP_ID);
 	if (!kv->active)
@@ -61,6 +62,7 @@ void kvp_sync_down(struct kvp_vm *kv)
 {
 	kv->epoch++;
 	kv->active = false;
+	kv->timed_out = false;
 	kv->ninflight = 0;
 	kv->nwaits = 0;
 	kv->waits_storing = 0;
@@ -137,10 +139,15 @@ static bool on_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 	if (kv->ninflight)
 		kv->ninflight--;
 	if (!f) {
-		if (err == -ETIMEDOUT) {
-			log_debug("%s: a KVP batch was not answered in %ds; "
+		/* Once every batch that waited is given up, the pools go
+		 * again whole (once, not once per lost batch). */
+		if (err == -ETIMEDOUT)
+			kv->timed_out = true;
+		if (kv->timed_out && kv->ninflight == 0) {
+			log_debug("%s: KVP batches were not answered in %ds; "
 				  "sending the pools again",
 				  vm->name, KVP_ANSWER_TIMEOUT_MS / 1000);
+			kv->timed_out = false;
 			restart_copies(kv);
 		}
 	} else if (f->type == VMIC_T_ERROR) {
@@ -174,7 +181,7 @@ void kvp_sync_pump(struct kvp_vm *kv)
 	static const unsigned order[] = { VMIC_KVP_AUTO_EXTERNAL,
 					  VMIC_KVP_EXTERNAL };
 
-	while (kv->active && !kv->guest_refused &&
+	while (kv->active && !kv->guest_refused && !kv->timed_out &&
 	       kv->ninflight < VMIC_KVP_WINDOW) {
 		struct kvp_outbox *ob = NULL;
 		uint8_t type;

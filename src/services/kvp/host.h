@@ -65,6 +65,8 @@ struct kvp_vm {
 	bool active;        /* IDENTITY went out this session */
 	bool identity_due;
 	bool guest_refused; /* the guest answered an error: stop sending */
+	bool timed_out;     /* a batch went unanswered: start over once the
+			       others are given up too */
 	char refusal[200];  /* its text, sanitised */
 	uint32_t epoch;     /* new at every start and end of a session */
 	unsigned ninflight; /* our requests unanswered */
