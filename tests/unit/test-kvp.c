@@ -603,6 +603,30 @@ static void test_inbox_limits(void **state)
 	assert_int_equal(refused, 0);
 	assert_same(&src, &dst);
 	assert_int_equal(kvp_inbox_keys(&in, &dst), 3);
+	/* BEGINs that never END (a hostile sender) do not pile up earlier
+	 * copies: at most twice the bound is ever held. */
+	for (int i = 0; i < 50; i++) {
+		uint8_t buf[256];
+		struct vmic_kvp_builder bd;
+		struct vmic_kvp_batch b;
+		char k[16];
+		size_t len;
+
+		vmic_kvp_build_begin(&bd, buf, sizeof(buf), VMIC_KVP_SET, 1,
+				     VMIC_KVP_F_BEGIN);
+		for (int j = 0; j < 3; j++) {
+			snprintf(k, sizeof(k), "r%d-%d", i, j);
+			vmic_kvp_build_add(&bd, k, strlen(k), "v", 1);
+		}
+		len = vmic_kvp_build_end(&bd);
+		assert_int_equal(vmic_kvp_batch_decode(VMIC_KVP_SET, buf, len,
+						       &b),
+				 0);
+		assert_int_equal(kvp_inbox_apply(&in, &dst, &b, &lim, NULL,
+						 NULL, &refused),
+				 0);
+		assert_true(dst.n <= 2 * lim.max_keys);
+	}
 	kvp_outbox_free(&ob);
 	kvp_table_clear(&src);
 	kvp_table_clear(&dst);

@@ -231,6 +231,13 @@ int kvp_inbox_apply(struct kvp_inbox *in, struct kvp_table *t,
 
 	*refused = 0;
 	if (b->type == VMIC_KVP_SET && (b->flags & VMIC_KVP_F_BEGIN)) {
+		/* A copy that never ended: what it had not sent again goes
+		 * now, so repeated BEGINs cannot pile earlier records up. */
+		if (in->copying) {
+			struct end_ctx e = { cb, ud };
+
+			kvp_table_keep_gen(t, in->gen, end_drop, &e);
+		}
 		in->gen++;
 		in->copying = true;
 		in->stale_n = t->n;

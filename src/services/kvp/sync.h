@@ -19,7 +19,9 @@
  * keys and bytes count the records of the copy under way (and any set
  * outside a copy), not those of an earlier copy still waiting to be
  * dropped, so a pool at its bound can be replaced by a different one;
- * memory stays within twice the bound meanwhile.
+ * memory stays within twice the bound meanwhile. A BEGIN while a copy is
+ * still under way ends the earlier one first (its older records go), so
+ * BEGINs without END cannot pile records up either.
  */
 #ifndef VMIC_SERVICES_KVP_SYNC_H
 #define VMIC_SERVICES_KVP_SYNC_H
