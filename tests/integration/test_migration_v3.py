@@ -69,6 +69,7 @@ try:
     con.commit()
     con.close()
     env.start_hostd()
+    env.vmic_json("list")  # answered once start-up (and the upgrade) is done
     env.hostd_proc.stop()
     con = sqlite3.connect(db)
     version = con.execute("PRAGMA user_version").fetchone()[0]

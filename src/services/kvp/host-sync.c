@@ -136,6 +136,8 @@ static bool on_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 
 	if (!kv || (uint32_t)(uintptr_t)ud != kv->epoch)
 		return false; /* an earlier session's */
+	if (err == -ECANCELED || err == -ECONNRESET)
+		return false; /* the VM goes, the session ended */
 	if (kv->ninflight)
 		kv->ninflight--;
 	if (!f) {

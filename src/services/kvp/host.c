@@ -167,6 +167,7 @@ static void kvp_detach(struct vm *vm, enum detach_reason why)
 
 	if (!kv)
 		return;
+	kvp_sync_down(kv);
 	kvp_watch_end_all(kv, why == DETACH_REMOVED
 				      ? "the VM was removed"
 				      : "vmic-hostd is stopping");
