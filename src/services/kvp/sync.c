@@ -11,22 +11,31 @@ void kvp_outbox_init(struct kvp_outbox *ob, uint8_t pool)
 	kvp_table_init(&ob->dirty);
 }
 
+/* Forget the copy's place. */
+static void cursor_drop(struct kvp_outbox *ob)
+{
+	kvp_rec_unref(ob->cursor);
+	ob->cursor = NULL;
+}
+
 void kvp_outbox_free(struct kvp_outbox *ob)
 {
 	kvp_table_clear(&ob->dirty);
+	cursor_drop(ob);
 }
 
 void kvp_outbox_restart(struct kvp_outbox *ob)
 {
 	kvp_table_clear(&ob->dirty);
+	cursor_drop(ob);
 	ob->copy_due = true;
 	ob->copying = false;
-	ob->cursor_len = 0;
 }
 
 void kvp_outbox_stop(struct kvp_outbox *ob)
 {
 	kvp_table_clear(&ob->dirty);
+	cursor_drop(ob);
 	ob->copy_due = false;
 	ob->copying = false;
 }
@@ -36,7 +45,8 @@ int kvp_outbox_changed(struct kvp_outbox *ob, const char *key, size_t klen)
 	if (ob->copy_due)
 		return 0; /* the copy will carry the key as it is then */
 	if (ob->copying &&
-	    kvp_key_cmp(key, klen, ob->cursor, ob->cursor_len) > 0)
+	    (!ob->cursor || kvp_key_cmp(key, klen, kvp_rec_key(ob->cursor),
+					ob->cursor->klen) > 0))
 		return 0; /* still ahead of the cursor */
 	if (kvp_table_set(&ob->dirty, key, klen, "", 0, 0, NULL, NULL) < 0)
 		return -ENOMEM;
@@ -61,8 +71,11 @@ static size_t next_copy(struct kvp_outbox *ob, const struct kvp_table *src,
 		ob->copy_due = false;
 		ob->copying = true;
 		i = 0;
+	} else if (ob->cursor) {
+		i = kvp_table_after(src, kvp_rec_key(ob->cursor),
+				    ob->cursor->klen);
 	} else {
-		i = kvp_table_after(src, ob->cursor, ob->cursor_len);
+		i = 0;
 	}
 	vmic_kvp_build_begin(&bd, buf, cap, VMIC_KVP_SET, ob->pool, flags);
 	for (; i < src->n; i++) {
@@ -71,13 +84,14 @@ static size_t next_copy(struct kvp_outbox *ob, const struct kvp_table *src,
 		if (vmic_kvp_build_add(&bd, kvp_rec_key(r), r->klen,
 				       kvp_rec_value(r), r->vlen) < 0)
 			break;
-		memcpy(ob->cursor, kvp_rec_key(r), r->klen);
-		ob->cursor_len = r->klen;
+		cursor_drop(ob);
+		ob->cursor = kvp_rec_ref(r);
 	}
 	if (i >= src->n) {
 		flags |= VMIC_KVP_F_END;
 		vmic_kvp_build_flags(&bd, flags);
 		ob->copying = false;
+		cursor_drop(ob);
 	}
 	*records = bd.count;
 	return vmic_kvp_build_end(&bd);

@@ -37,8 +37,7 @@ struct kvp_outbox {
 	uint8_t pool;
 	bool copy_due;   /* a full copy is to start */
 	bool copying;    /* a full copy is under way: cursor is valid */
-	uint16_t cursor_len;
-	char cursor[VMIC_KVP_KEY_MAX + 1]; /* the last key the copy sent */
+	struct kvp_rec *cursor; /* the last record the copy sent (held) */
 	struct kvp_table dirty; /* keys to send after the copy (no values) */
 };
 

@@ -12,10 +12,23 @@ void kvp_table_init(struct kvp_table *t)
 	t->bytes = 0;
 }
 
+struct kvp_rec *kvp_rec_ref(const struct kvp_rec *r)
+{
+	struct kvp_rec *w = (struct kvp_rec *)r;
+
+	w->refs++;
+	return w;
+}
+
+void kvp_rec_unref(struct kvp_rec *r)
+{
+	if (r && --r->refs == 0)
+		free(r);
+}
+
 static void rec_unref(struct kvp_rec *r)
 {
-	if (--r->refs == 0)
-		free(r);
+	kvp_rec_unref(r);
 }
 
 void kvp_table_clear(struct kvp_table *t)

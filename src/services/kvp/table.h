@@ -55,6 +55,10 @@ enum kvp_change {
 	KVP_REPLACED,
 };
 
+/* Another holder of r (on the thread that owns it), and its release. */
+struct kvp_rec *kvp_rec_ref(const struct kvp_rec *r);
+void kvp_rec_unref(struct kvp_rec *r);
+
 void kvp_table_init(struct kvp_table *t);
 /* Free every record and the array; the table is empty and usable. */
 void kvp_table_clear(struct kvp_table *t);
