@@ -121,10 +121,10 @@ static void on_ack(struct kvp_vm *kv, const struct vmic_frame *f)
 		kv->copy_ms = (int64_t)(hostd_now_us(vm->h) -
 					kv->copy_start_us) / 1000;
 		kv->copy_records = kv->pools[VMIC_KVP_EXTERNAL].n;
-		events_emit(vm->h, vm->name, "kvp", "kvp", NULL, NULL,
-			    "the External pool (%zu records) reached the "
-			    "guest in %lld ms",
-			    kv->copy_records, (long long)kv->copy_ms);
+		/* Routine: the status shows it; no event per session. */
+		log_debug("%s: the External pool (%zu records) reached the "
+			  "guest in %lld ms",
+			  vm->name, kv->copy_records, (long long)kv->copy_ms);
 	}
 }
 
