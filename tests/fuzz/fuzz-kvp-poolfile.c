@@ -71,6 +71,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (t.n && strcmp(kvp_rec_key(t.recs[0]), "fuzz") != 0)
 		FUZZ_CHECK(kvp_table_get(&again, kvp_rec_key(t.recs[0]),
 					 t.recs[0]->klen) == NULL);
+	/* Changes applied record by record read as the table with them. */
+	{
+		struct kvp_table sets, dels;
+
+		kvp_table_init(&sets);
+		kvp_table_init(&dels);
+		kvp_table_set(&sets, "fuzz", 4, "v2", 2, 0, NULL, NULL);
+		kvp_table_set(&t, "fuzz", 4, "v2", 2, 0, NULL, NULL);
+		if (t.n > 1) {
+			const struct kvp_rec *d = t.recs[t.n / 2];
+
+			if (strcmp(kvp_rec_key(d), "fuzz") != 0) {
+				kvp_table_set(&dels, kvp_rec_key(d), d->klen,
+					      "", 0, 0, NULL, NULL);
+				kvp_table_delete(&t, kvp_rec_key(d), d->klen);
+			}
+		}
+		load(data, size);
+		FUZZ_CHECK(kvp_file_apply(fd, &sets, &dels) == 0);
+		FUZZ_CHECK(kvp_file_read(fd, &again, 0, &st) == 0);
+		check_same(&t, &again);
+		kvp_table_clear(&sets);
+		kvp_table_clear(&dels);
+	}
 	kvp_table_clear(&t);
 	kvp_table_clear(&again);
 	return 0;

@@ -210,6 +210,69 @@ static void test_set_delete(void **state)
 	kvp_table_clear(&t);
 }
 
+static void tset(struct kvp_table *t, const char *k, const char *v)
+{
+	assert_true(kvp_table_set(t, k, strlen(k), v, strlen(v), 0, NULL,
+				  NULL) >= 0);
+}
+
+/* Changes applied record by record: in place when nothing goes, the rest
+ * moved up when something does; the result is what a whole write of the
+ * new table would read as. */
+static void test_apply(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t rec[VMIC_KVP_RECORD];
+	struct kvp_table t, sets, dels;
+	struct kvp_file_stats st;
+
+	kvp_table_init(&t);
+	kvp_table_init(&sets);
+	kvp_table_init(&dels);
+	for (int i = 0; i < 200; i++) {
+		char k[16];
+
+		snprintf(k, sizeof(k), "k%03d", i);
+		append(f->fd, k, "old");
+	}
+	/* Sets only: in place and appended; the file only grows by the new
+	 * ones. */
+	tset(&sets, "k007", "seven");
+	tset(&sets, "k150", "one-fifty");
+	tset(&sets, "new", "n");
+	assert_int_equal(kvp_file_apply(f->fd, &sets, &dels), 0);
+	assert_int_equal(file_size(f->fd), 201 * VMIC_KVP_RECORD);
+	assert_int_equal(pread(f->fd, rec, sizeof(rec), 7 * VMIC_KVP_RECORD),
+			 (ssize_t)sizeof(rec));
+	assert_memory_equal(rec + 512, "seven", 6);
+	read_all(f->fd, &t, &st);
+	assert_int_equal(t.n, 201);
+	assert_string_equal(get(&t, "k150"), "one-fifty");
+	assert_string_equal(get(&t, "new"), "n");
+	/* Deletes and a duplicate: the rest moves up, one record per key. */
+	kvp_table_clear(&sets);
+	append(f->fd, "k020", "dup");
+	tset(&sets, "k020", "twenty");
+	tset(&dels, "k000", "");
+	tset(&dels, "k199", "");
+	tset(&dels, "missing", "");
+	assert_int_equal(kvp_file_apply(f->fd, &sets, &dels), 0);
+	read_all(f->fd, &t, &st);
+	assert_int_equal(st.records, 199);
+	assert_int_equal(t.n, 199);
+	assert_int_equal(file_size(f->fd), 199 * VMIC_KVP_RECORD);
+	assert_null(get(&t, "k000"));
+	assert_null(get(&t, "k199"));
+	assert_string_equal(get(&t, "k020"), "twenty");
+	assert_string_equal(get(&t, "k007"), "seven");
+	/* Nothing to do: nothing changes. */
+	kvp_table_clear(&sets);
+	kvp_table_clear(&dels);
+	assert_int_equal(kvp_file_apply(f->fd, &sets, &dels), 0);
+	assert_int_equal(file_size(f->fd), 199 * VMIC_KVP_RECORD);
+	kvp_table_clear(&t);
+}
+
 /* In a child: try the other lock styles on path without waiting. The
  * exit status says which got through: bit 0 flock, bit 1 fcntl. */
 static int try_locks(const char *path)
@@ -261,6 +324,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_delete, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locks_exclude_both_styles,
 						setup, teardown),
 	};

@@ -8,8 +8,11 @@
  * due while another runs is remembered as a flag, so a burst of changes
  * costs one more job, not one per change.
  *
- * A write takes a snapshot of the pool's table (shared records, see
- * table.h), so the loop goes on changing the pool meanwhile. Pool 1 is
+ * A whole write takes a snapshot of the pool's table (shared records,
+ * see table.h), so the loop goes on changing the pool meanwhile; it is
+ * done after a full copy from the host. Changes after that go into the
+ * file record by record (kvp_file_apply): a key set in a pool of 10,000
+ * costs a read of the file and one record's write, not 25 MB. Pool 1 is
  * read again whenever inotify reports a change of its file (another
  * program appended a record, or `vmic-guestd kvp set`); the difference
  * to what was read before is what goes to the host.
@@ -105,7 +108,8 @@ static int job_read(struct kvp_job *job, unsigned p)
 	return r;
 }
 
-static int job_write(struct kvp_job *job)
+/* A whole pool into its file, or only the keys that changed. */
+static int job_write(struct kvp_job *job, bool whole)
 {
 	int fd, r;
 
@@ -118,7 +122,8 @@ static int job_write(struct kvp_job *job)
 		return fd;
 	r = kvp_file_lock(fd, true);
 	if (r == 0) {
-		r = kvp_file_write(fd, &job->table);
+		r = whole ? kvp_file_write(fd, &job->table)
+			  : kvp_file_apply(fd, &job->table, &job->deletes);
 		kvp_file_unlock(fd);
 	}
 	close(fd);
@@ -161,7 +166,8 @@ static void job_work(uv_work_t *w)
 		job->err = write_id(job->dir, job->vm_id);
 		break;
 	case KVP_JOB_WRITE:
-		job->err = job_write(job);
+	case KVP_JOB_APPLY:
+		job->err = job_write(job, job->kind == KVP_JOB_WRITE);
 		break;
 	case KVP_JOB_READ:
 		job->err = job_read(job, VMIC_KVP_GUEST);
@@ -286,6 +292,7 @@ static void job_done(uv_work_t *w, int status UNUSED)
 		}
 	}
 	kvp_table_clear(&job->table);
+	kvp_table_clear(&job->deletes);
 	free(job);
 	if (!k->stopping)
 		kvp_files_kick(k);
@@ -310,9 +317,17 @@ static bool next_job(struct kvp_guest *k, enum kvp_job_kind *kind,
 	for (size_t i = 0; i < ARRAY_SIZE(write_order); i++) {
 		unsigned p = write_order[i];
 
-		if (k->write_due[p] && !k->in[p].copying) {
+		if (k->in[p].copying)
+			continue;
+		if (k->write_due[p]) {
 			k->write_due[p] = false;
+			kvp_table_clear(&k->file_dirty[p]);
 			*kind = KVP_JOB_WRITE;
+			*pool = p;
+			return true;
+		}
+		if (k->file_dirty[p].n) {
+			*kind = KVP_JOB_APPLY;
 			*pool = p;
 			return true;
 		}
@@ -328,6 +343,30 @@ static bool next_job(struct kvp_guest *k, enum kvp_job_kind *kind,
 		return true;
 	}
 	return false;
+}
+
+/* The keys of pool that changed, with their values (copies: the job's
+ * own), into sets and deletes; the noted keys are taken. */
+static int take_changes(struct kvp_guest *k, unsigned pool,
+			struct kvp_table *sets, struct kvp_table *deletes)
+{
+	struct kvp_table *d = &k->file_dirty[pool];
+
+	for (size_t i = 0; i < d->n; i++) {
+		const char *key = kvp_rec_key(d->recs[i]);
+		size_t klen = d->recs[i]->klen;
+		const struct kvp_rec *r = kvp_table_get(&k->pools[pool], key,
+							klen);
+		int ret = r ? kvp_table_set(sets, key, klen, kvp_rec_value(r),
+					    r->vlen, 0, NULL, NULL)
+			    : kvp_table_set(deletes, key, klen, "", 0, 0,
+					    NULL, NULL);
+
+		if (ret < 0)
+			return ret;
+	}
+	kvp_table_clear(d);
+	return 0;
 }
 
 static void job_queue(struct kvp_guest *k, enum kvp_job_kind kind,
@@ -347,9 +386,15 @@ static void job_queue(struct kvp_guest *k, enum kvp_job_kind kind,
 	snprintf(job->dir, sizeof(job->dir), "%s", k->conf->dir);
 	snprintf(job->vm_id, sizeof(job->vm_id), "%s", k->vm_id);
 	kvp_table_init(&job->table);
-	if (kind == KVP_JOB_WRITE &&
-	    kvp_table_snapshot(&k->pools[pool], &job->table) < 0) {
+	kvp_table_init(&job->deletes);
+	if ((kind == KVP_JOB_WRITE &&
+	     kvp_table_snapshot(&k->pools[pool], &job->table) < 0) ||
+	    (kind == KVP_JOB_APPLY &&
+	     take_changes(k, pool, &job->table, &job->deletes) < 0)) {
+		/* Without memory: the whole file, next time. */
 		k->write_due[pool] = true;
+		kvp_table_clear(&job->table);
+		kvp_table_clear(&job->deletes);
 		free(job);
 		return;
 	}
@@ -358,6 +403,7 @@ static void job_queue(struct kvp_guest *k, enum kvp_job_kind kind,
 		log_error("kvp: cannot start a pool file job: %s",
 			  uv_strerror(r));
 		kvp_table_clear(&job->table);
+		kvp_table_clear(&job->deletes);
 		free(job);
 		return;
 	}
@@ -372,12 +418,6 @@ void kvp_files_kick(struct kvp_guest *k)
 	if (k->stopping || k->job || !next_job(k, &kind, &pool))
 		return;
 	job_queue(k, kind, pool);
-}
-
-void kvp_files_write(struct kvp_guest *k, unsigned pool)
-{
-	k->write_due[pool] = true;
-	kvp_files_kick(k);
 }
 
 void kvp_files_start(struct kvp_guest *k)

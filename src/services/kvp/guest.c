@@ -72,6 +72,7 @@ static int kg_start(struct guestd *g)
 	k->file_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(10000);
 	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
 		kvp_table_init(&k->pools[p]);
+		kvp_table_init(&k->file_dirty[p]);
 		kvp_inbox_init(&k->in[p]);
 		kvp_outbox_init(&k->out[p], (uint8_t)p);
 	}
@@ -91,6 +92,7 @@ static void kg_stop(struct guestd *g)
 	kvp_auto_watch_stop(k);
 	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
 		kvp_table_clear(&k->pools[p]);
+		kvp_table_clear(&k->file_dirty[p]);
 		kvp_outbox_free(&k->out[p]);
 	}
 	free(k->buf);
@@ -189,6 +191,7 @@ static void kg_identity_apply(struct kvp_guest *k, struct guest_conn *c,
 			if (!vmic_kvp_pool_from_host(p))
 				continue;
 			kvp_table_clear(&k->pools[p]);
+			kvp_table_clear(&k->file_dirty[p]);
 			kvp_inbox_init(&k->in[p]);
 			k->write_due[p] = true;
 		}
@@ -236,14 +239,34 @@ void kvp_guest_initialised(struct kvp_guest *k)
 		kg_identity_apply(k, k->conn, k->identity_request, k->identity);
 }
 
-/* A batch of the host for pool 0 or 3. */
+struct file_note {
+	struct kvp_guest *k;
+	unsigned pool;
+};
+
+/* A key of the host's pools changed outside a copy: its record is to be
+ * changed in the file. */
+static void note_file_key(void *ud, const char *key, size_t klen,
+			  const struct kvp_rec *now UNUSED)
+{
+	struct file_note *n = ud;
+
+	if (kvp_table_set(&n->k->file_dirty[n->pool], key, klen, "", 0, 0,
+			  NULL, NULL) < 0)
+		n->k->write_due[n->pool] = true; /* the whole file, then */
+}
+
+/* A batch of the host for pool 0 or 3. A full copy is written once,
+ * whole, when it is complete; changes after it record by record. */
 static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
 		       const struct vmic_frame *f)
 {
 	const struct kvp_limits lim = { KVP_GUEST_MAX_RECORDS, 0 };
 	struct vmic_kvp_batch b;
+	struct file_note note = { k, 0 };
 	size_t refused = 0;
-	char note[VMIC_KVP_NOTE_MAX + 1] = "";
+	char text[VMIC_KVP_NOTE_MAX + 1] = "";
+	bool copy;
 
 	if (vmic_kvp_batch_decode(f->type, f->payload, f->length, &b) < 0)
 		return conn_reply_error(c, f, VMIC_E_MALFORMED,
@@ -259,23 +282,28 @@ static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
 		return conn_reply_error(c, f, VMIC_E_NOT_READY,
 					"kvp: no identity from the host yet "
 					"in this session");
+	note.pool = b.pool;
+	copy = k->in[b.pool].copying ||
+	       (b.type == VMIC_KVP_SET &&
+		(b.flags & (VMIC_KVP_F_BEGIN | VMIC_KVP_F_END)));
 	if (kvp_inbox_apply(&k->in[b.pool], &k->pools[b.pool], &b, &lim,
-			    NULL, NULL, &refused) < 0) {
+			    copy ? NULL : note_file_key, &note, &refused) < 0) {
 		k->write_due[b.pool] = true;
 		kvp_files_kick(k);
 		return conn_reply_error(c, f, VMIC_E_INTERNAL,
 					"kvp: out of memory");
 	}
 	if (refused)
-		snprintf(note, sizeof(note), "this guest keeps at most %d "
+		snprintf(text, sizeof(text), "this guest keeps at most %d "
 					     "records per pool",
 			 KVP_GUEST_MAX_RECORDS);
-	/* A full copy is written once, when it is complete. */
-	if (!k->in[b.pool].copying) {
+	if (copy && !k->in[b.pool].copying) {
+		/* The copy is complete: the whole file, once. */
+		kvp_table_clear(&k->file_dirty[b.pool]);
 		k->write_due[b.pool] = true;
-		kvp_files_kick(k);
 	}
-	return kg_ack(c, f, refused, note);
+	kvp_files_kick(k);
+	return kg_ack(c, f, refused, text);
 }
 
 static int kg_on_frame(struct guest_conn *c, const struct vmic_frame *f)

@@ -42,6 +42,7 @@ enum kvp_job_kind {
 	KVP_JOB_INIT,  /* make the directory and files, read id and pool 1 */
 	KVP_JOB_ID,    /* record the host's VM id */
 	KVP_JOB_WRITE, /* a snapshot of a pool into its file */
+	KVP_JOB_APPLY, /* the keys of a pool that changed, into its file */
 	KVP_JOB_READ,  /* pool 1's file into a table */
 	KVP_JOB_AUTO,  /* collect the Auto facts into a table */
 };
@@ -54,7 +55,8 @@ struct kvp_job {
 	unsigned pool;
 	char dir[KVP_DIR_MAX];
 	char vm_id[VMIC_KVP_ID_MAX + 1];
-	struct kvp_table table;
+	struct kvp_table table;   /* WRITE: the pool; APPLY: the keys set */
+	struct kvp_table deletes; /* APPLY: the keys deleted */
 	struct kvp_file_stats st;
 	size_t host_records; /* INIT: records in the files of pools 0, 3 */
 	int err;
@@ -84,7 +86,10 @@ struct kvp_guest {
 	char identity[VMIC_KVP_ID_MAX + 1];
 	/* guest-files.c */
 	struct kvp_job *job; /* running, or NULL */
-	bool write_due[VMIC_KVP_POOLS];
+	bool write_due[VMIC_KVP_POOLS]; /* the whole file is to be written */
+	/* keys of pools 0 and 3 changed outside a copy: their records are
+	 * to be changed in the file (not the whole file written) */
+	struct kvp_table file_dirty[VMIC_KVP_POOLS];
 	bool read_due, auto_due, id_due;
 	uv_fs_event_t watch;
 	bool watching;
@@ -115,8 +120,6 @@ void kvp_files_start(struct kvp_guest *k);
 void kvp_files_stop(struct kvp_guest *k);
 /* Start the next due job unless one runs. */
 void kvp_files_kick(struct kvp_guest *k);
-/* Schedule a write of pool's file with the table as it is then. */
-void kvp_files_write(struct kvp_guest *k, unsigned pool);
 
 /* guest-auto.c */
 /*

@@ -354,3 +354,163 @@ int kvp_file_delete(int fd, const char *key, size_t klen)
 	r = compact_without(fd, key, klen);
 	return r < 0 ? r : 1;
 }
+
+struct apply_ctx {
+	const struct kvp_table *sets, *deletes;
+	size_t *pos;   /* per key of sets: its last record, or SIZE_MAX */
+	size_t removals; /* records that go (deleted keys, duplicates) */
+};
+
+/* The key of a record as (pointer, length), or false without a NUL. */
+static bool record_key(const uint8_t *rec, const char **key, size_t *klen)
+{
+	const uint8_t *kend = memchr(rec, '\0', VMIC_KVP_FILE_KEY);
+
+	if (!kend)
+		return false;
+	*key = (const char *)rec;
+	*klen = (size_t)(kend - rec);
+	return true;
+}
+
+static int apply_scan(void *ud, const uint8_t *rec, size_t i)
+{
+	struct apply_ctx *c = ud;
+	const char *key;
+	size_t klen, at;
+	bool found;
+
+	if (!record_key(rec, &key, &klen) || klen == 0)
+		return 0;
+	if (kvp_table_get(c->deletes, key, klen)) {
+		c->removals++;
+		return 0;
+	}
+	at = kvp_table_find(c->sets, key, klen, &found);
+	if (!found)
+		return 0;
+	if (c->pos[at] != SIZE_MAX)
+		c->removals++; /* an earlier record of the key goes */
+	c->pos[at] = i;
+	return 0;
+}
+
+/* Does record i (of key) stay? (keys of deletes go; of a set key only
+ * its last record stays) */
+static bool apply_keeps(const struct apply_ctx *c, const uint8_t *rec,
+			size_t i, size_t *set_at)
+{
+	const char *key;
+	size_t klen;
+	bool found;
+
+	*set_at = SIZE_MAX;
+	if (!record_key(rec, &key, &klen) || klen == 0)
+		return true;
+	if (kvp_table_get(c->deletes, key, klen))
+		return false;
+	*set_at = kvp_table_find(c->sets, key, klen, &found);
+	if (!found) {
+		*set_at = SIZE_MAX;
+		return true;
+	}
+	return c->pos[*set_at] == i;
+}
+
+/* Records go: copy the kept ones up, the set ones with their new value;
+ * the file's end afterwards in *end. */
+static int apply_compact(int fd, const struct apply_ctx *c, off_t *end)
+{
+	_cleanup_free_ uint8_t *buf = malloc(CHUNK_BYTES);
+	off_t rd = 0, wr = 0;
+	size_t i = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read_full(fd, buf, CHUNK_BYTES, rd);
+		size_t keep = 0;
+		int r;
+
+		if (n < 0)
+			return (int)n;
+		n -= n % VMIC_KVP_RECORD;
+		for (size_t at = 0; at < (size_t)n; at += VMIC_KVP_RECORD, i++) {
+			const struct kvp_rec *s;
+			size_t set_at;
+
+			if (!apply_keeps(c, buf + at, i, &set_at))
+				continue;
+			if (keep != at)
+				memmove(buf + keep, buf + at, VMIC_KVP_RECORD);
+			if (set_at != SIZE_MAX) {
+				s = c->sets->recs[set_at];
+				kvp_file_record(buf + keep, kvp_rec_key(s),
+						s->klen, kvp_rec_value(s),
+						s->vlen);
+			}
+			keep += VMIC_KVP_RECORD;
+		}
+		r = write_full(fd, buf, keep, wr);
+		if (r < 0)
+			return r;
+		wr += (off_t)keep;
+		rd += n;
+		if ((size_t)n < CHUNK_BYTES)
+			break;
+	}
+	*end = wr;
+	return 0;
+}
+
+int kvp_file_apply(int fd, const struct kvp_table *sets,
+		   const struct kvp_table *deletes)
+{
+	uint8_t rec[VMIC_KVP_RECORD];
+	struct apply_ctx c = { sets, deletes, NULL, 0 };
+	size_t records = 0;
+	bool partial, appended = false;
+	off_t end;
+	int r;
+
+	c.pos = malloc((sets->n ? sets->n : 1) * sizeof(*c.pos));
+	if (!c.pos)
+		return -ENOMEM;
+	for (size_t k = 0; k < sets->n; k++)
+		c.pos[k] = SIZE_MAX;
+	r = scan(fd, apply_scan, &c, &records, &partial);
+	if (r < 0)
+		goto out;
+	end = (off_t)records * VMIC_KVP_RECORD;
+	if (c.removals) {
+		r = apply_compact(fd, &c, &end);
+	} else {
+		for (size_t k = 0; r == 0 && k < sets->n; k++) {
+			const struct kvp_rec *s = sets->recs[k];
+
+			if (c.pos[k] == SIZE_MAX)
+				continue;
+			kvp_file_record(rec, kvp_rec_key(s), s->klen,
+					kvp_rec_value(s), s->vlen);
+			r = write_full(fd, rec, sizeof(rec),
+				       (off_t)c.pos[k] * VMIC_KVP_RECORD);
+		}
+	}
+	/* New keys at the end (over a half record a writer left). */
+	for (size_t k = 0; r == 0 && k < sets->n; k++) {
+		const struct kvp_rec *s = sets->recs[k];
+
+		if (c.pos[k] != SIZE_MAX)
+			continue;
+		kvp_file_record(rec, kvp_rec_key(s), s->klen, kvp_rec_value(s),
+				s->vlen);
+		r = write_full(fd, rec, sizeof(rec), end);
+		end += VMIC_KVP_RECORD;
+		appended = true;
+	}
+	if (r == 0 && (c.removals || appended) && ftruncate(fd, end) < 0)
+		r = -errno;
+out:
+	free(c.pos);
+	return r;
+}

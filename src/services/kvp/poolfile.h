@@ -80,5 +80,16 @@ int kvp_file_set(int fd, const char *key, size_t klen, const char *value,
 /* Remove every record of key from the locked file: 1 when there was
  * one, 0 when not, or -errno. */
 int kvp_file_delete(int fd, const char *key, size_t klen);
+/*
+ * Apply changes to the locked file in one pass over it: each key of sets
+ * gets its value (its record rewritten in place, or appended when new),
+ * the records of each key of deletes go, and a key that appears more
+ * than once is left once. Only the changed records are written unless
+ * records go, in which case the rest of the file moves up. The changes
+ * of a few keys to a pool of 10,000 records cost a read of the file and
+ * a few writes, not a rewrite. -errno.
+ */
+int kvp_file_apply(int fd, const struct kvp_table *sets,
+		   const struct kvp_table *deletes);
 
 #endif
