@@ -35,12 +35,22 @@
 /* One batch being built; the loop is the only thread that builds. */
 static uint8_t batch_buf[VMIC_KVP_BATCH_MAX];
 
+/* Stop waiting for the requests of the session that ends: their slots
+ * in the core's tracker (shared with the heartbeat) are free again. */
+static void cancel_inflight(struct kvp_vm *kv)
+{
+	for (unsigned i = 0; i < kv->nids; i++)
+		request_cancel(kv->vm, kv->ids[i]);
+	kv->nids = 0;
+	kv->ninflight = 0;
+}
+
 void kvp_sync_up(struct kvp_vm *kv)
 {
 	struct vm *vm = kv->vm;
 
+	cancel_inflight(kv);
 	kv->epoch++;
-	kv->ninflight = 0;
 	kv->nwaits = 0;
 	kv->waits_storing = 0;
 	kv->guest_refused = false;
@@ -60,10 +70,10 @@ void kvp_sync_up(struct kvp_vm *kv)
 
 void kvp_sync_down(struct kvp_vm *kv)
 {
+	cancel_inflight(kv);
 	kv->epoch++;
 	kv->active = false;
 	kv->timed_out = false;
-	kv->ninflight = 0;
 	kv->nwaits = 0;
 	kv->waits_storing = 0;
 	kv->copy_end_id = 0;
@@ -128,6 +138,15 @@ static void on_ack(struct kvp_vm *kv, const struct vmic_frame *f)
 	}
 }
 
+static void forget_id(struct kvp_vm *kv, uint32_t id)
+{
+	for (unsigned i = 0; i < kv->nids; i++)
+		if (kv->ids[i] == id) {
+			kv->ids[i] = kv->ids[--kv->nids];
+			return;
+		}
+}
+
 /* Every answer to a batch of ours; ud is the epoch it was sent in. */
 static bool on_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 		      int err)
@@ -140,6 +159,10 @@ static bool on_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 		return false; /* the VM goes, the session ended */
 	if (kv->ninflight)
 		kv->ninflight--;
+	if (f)
+		forget_id(kv, f->request_id);
+	if (kv->ninflight == 0)
+		kv->nids = 0; /* the rest timed out: the tracker dropped them */
 	if (!f) {
 		/* Once every batch that waited is given up, the pools go
 		 * again whole (once, not once per lost batch). */
@@ -175,6 +198,8 @@ static bool send_request(struct kvp_vm *kv, uint8_t type, const void *payload,
 		return false;
 	}
 	kv->ninflight++;
+	if (kv->nids < ARRAY_SIZE(kv->ids))
+		kv->ids[kv->nids++] = *id;
 	return true;
 }
 

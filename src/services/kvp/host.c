@@ -236,7 +236,7 @@ static void kvp_status(const struct vm *vm, struct svc_status *st)
 		snprintf(st->secondary, sizeof(st->secondary),
 			 "the guest refused the host's records: %s",
 			 kv->refusal);
-	else if (kv->refused)
+	else if (kv->cap_noted)
 		snprintf(st->secondary, sizeof(st->secondary),
 			 "the guest's pools are at their limit (guest-max-keys "
 			 "%u, guest-max-bytes %llu): %llu records kept out",

@@ -70,6 +70,8 @@ struct kvp_vm {
 	char refusal[200];  /* its text, sanitised */
 	uint32_t epoch;     /* new at every start and end of a session */
 	unsigned ninflight; /* our requests unanswered */
+	uint32_t ids[2 * VMIC_KVP_WINDOW]; /* their ids, to cancel them */
+	unsigned nids;
 	uint32_t copy_end_id;  /* the request that ends pool 0's copy */
 	uint64_t copy_start_us;
 	int64_t copy_ms;       /* how long the last one took, -1: none */
