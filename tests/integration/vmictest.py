@@ -215,8 +215,12 @@ class Env:
         path = channel or self.guest_socket(name)
         if os.path.exists(path):
             os.unlink(path)
+        # The KVP pool files stay in the test's directory, never the
+        # machine's /var/lib/hyperv (a --kvp-dir in extra comes later and
+        # wins).
         p = Proc(f"guest-{name}", [GUESTD, "--config", conf_path, "--channel",
-                                   f"unix-listen:{path}", "--log-level", "debug", *extra],
+                                   f"unix-listen:{path}", "--log-level", "debug",
+                                   "--kvp-dir", os.path.join(self.dir, f"{name}-kvp"), *extra],
                  os.path.join(self.dir, f"guest-{name}.log"))
         self.procs.append(p)
         if not wait_until(lambda: os.path.exists(path) or not p.alive(), 10) or not p.alive():
