@@ -76,7 +76,7 @@ try:
     tap.check("the good VM's heartbeat is OK", env.heartbeat("good") == "OK")
 
     # 2. A fake guest that speaks kvp, badly.
-    fake = FakeGuest(env.guest_socket("bad"))
+    fake = FakeGuest(env.guest_socket("bad"), record=True)
     env.add("bad")
     tap.check("the fake guest got the host's hello", fake.ready.wait(10))
     fake.hello(random.getrandbits(63) | 1, OFFERS_KVP)
