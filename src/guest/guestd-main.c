@@ -41,7 +41,7 @@ static void usage_services(FILE *out)
 	char name[64];
 
 	for (size_t i = 0; guest_service_option(i, &s, &opt); i++) {
-		snprintf(name, sizeof(name), "--%s VALUE", opt->name);
+		snprintf(name, sizeof(name), "--%s %s", opt->name, opt->arg);
 		fprintf(out, "      %-19s%s\n", name, opt->help);
 	}
 	fprintf(out, "\nCommands (instead of running the agent):\n");

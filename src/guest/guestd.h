@@ -76,6 +76,7 @@ struct guest_conn {
  * KEY for this run (`--kvp-dir DIR` is [kvp] dir). */
 struct guest_option {
 	const char *name;
+	const char *arg;  /* its value in --help: "DIR" */
 	const char *key;
 	const char *help; /* one line for --help */
 };

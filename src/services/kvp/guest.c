@@ -40,7 +40,8 @@ static const struct vmic_conf_key keys[] = {
 static const struct vmic_conf_table conf_table = { keys, ARRAY_SIZE(keys) };
 
 static const struct guest_option options[] = {
-	{ "kvp-dir", "dir", "[kvp] dir: where the KVP pool files are" },
+	{ "kvp-dir", "DIR", "dir", "override [kvp] dir: where the KVP pool "
+				   "files are" },
 };
 
 static void kg_conf_defaults(void *p)
