@@ -6,7 +6,8 @@
  * One file, state_dir/vmic.db, WAL with synchronous=FULL, mode 0640 like
  * its -wal and -shm (SQLite gives those the database's mode): it holds
  * the VM registry, per-VM service switches and settings, the services'
- * own data of each VM (service_data: the KVP pools), and the event log. The writer thread owns the one read-write connection
+ * own data of each VM (service_data: the KVP pools), and the event log.
+ * The writer thread owns the one read-write connection
  * (store-writer.c); `events` queries use read-only ones (store-read.c),
  * which WAL lets read while the writer writes. The schema version lives
  * in PRAGMA user_version. Start-up runs here, on the loop, before the
