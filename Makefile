@@ -9,7 +9,8 @@ RELEASE_BUILD ?= build-release
 MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
 .PHONY: all deps build static release demo check test asan fuzz vm-check bench \
-	bench-heartbeat bench-floor bench-loop bench-stream bench-timesync clean
+	bench-heartbeat bench-floor bench-loop bench-stream bench-timesync \
+	bench-kvp clean
 
 all: build
 
@@ -71,7 +72,8 @@ demo: build static
 	scripts/demo.sh
 
 # Benchmarks (docs/benchmarks.md) on the release build; each takes minutes.
-bench: bench-heartbeat bench-floor bench-loop bench-stream bench-timesync
+bench: bench-heartbeat bench-floor bench-loop bench-stream bench-timesync \
+	bench-kvp
 
 bench-heartbeat: release
 	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD)
@@ -90,6 +92,12 @@ bench-stream: release
 
 bench-timesync: release
 	python3 bench/timesync/run.py --build $(RELEASE_BUILD)
+
+# KVP: set/get latency and rate through the control API and the CLI, and
+# 10,000 records to a guest after a reconnect with the heartbeat's p99
+# (docs/benchmarks.md): release build, state under /var/tmp.
+bench-kvp: release
+	python3 bench/kvp/run.py --build $(RELEASE_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD) $(RELEASE_BUILD)

@@ -8,6 +8,9 @@
  *
  *   guest-sim DIR FIRST COUNT [FLAP_MS]
  *
+ * Its KVP pools are empty: the host's requests of that service are
+ * acknowledged and nothing is sent back.
+ *
  * prints "ready" on stdout once every socket listens, and runs until
  * SIGTERM. With FLAP_MS, each guest starts a new session (a hello with a
  * new nonce, as an agent restart would) every FLAP_MS: the loop-latency
@@ -24,6 +27,7 @@
 #include "proto/control.h"
 #include "proto/frame.h"
 #include "services/heartbeat/heartbeat.h"
+#include "services/kvp/kvp.h"
 #include "proto/services.h"
 #include "proto/session.h"
 #include "transport/link.h"
@@ -107,6 +111,23 @@ static void sim_on_heartbeat(struct simvm *vm, const struct vmic_frame *f)
 					 (size_t)n));
 }
 
+/* A KVP request of the host: taken, nothing kept. */
+static void sim_on_kvp(struct simvm *vm, const struct vmic_frame *f)
+{
+	uint8_t buf[VMIC_HDR_SIZE + VMIC_KVP_ACK_MAX_LEN];
+	struct vmic_kvp_ack a = { .status = VMIC_KVP_OK };
+	int n;
+
+	if (!vmic_frame_is_request(f))
+		return;
+	n = vmic_kvp_ack_encode(&a, buf + VMIC_HDR_SIZE, VMIC_KVP_ACK_MAX_LEN);
+	if (n > 0)
+		sim_send(vm, buf,
+			 vmic_frame_seal(buf, VMIC_SVC_KVP, VMIC_KVP_ACK,
+					 VMIC_F_REPLY, f->request_id, 0,
+					 (size_t)n));
+}
+
 static int sim_on_frame(void *ud, const struct vmic_frame *f)
 {
 	struct simvm *vm = ud;
@@ -118,6 +139,8 @@ static int sim_on_frame(void *ud, const struct vmic_frame *f)
 	else if (vm->session.established && f->service == VMIC_SVC_HEARTBEAT &&
 		 f->type == VMIC_HB_REQUEST)
 		sim_on_heartbeat(vm, f);
+	else if (vm->session.established && f->service == VMIC_SVC_KVP)
+		sim_on_kvp(vm, f);
 	return 0;
 }
 

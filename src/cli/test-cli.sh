@@ -63,7 +63,8 @@ run --help
 expect "--help lists the commands" 0 out "  status   Show a VM and its integration services"
 run help
 expect "help lists check" 0 out "  check    Monitoring plugin"
-expect_not "help does not list unimplemented commands" out "kvp"
+expect "help lists kvp" 0 out "  kvp      Read a VM's key-value pairs"
+expect_not "help does not list unimplemented commands" out "copy"
 run --version
 expect "--version" 0 out "vmic 0."
 run help add
@@ -80,9 +81,21 @@ expect "an ambiguous prefix names the candidates" 2 err \
 run frobnicate
 expect "unknown command lists the valid ones" 2 err \
 	"unknown command 'frobnicate'; valid commands: list, add, set, remove, status"
-run kvp list web1
+run copy web1 a b
 expect "a later service's command is unknown for now" 2 err \
-	"unknown command 'kvp'"
+	"unknown command 'copy'"
+run kvp
+expect "kvp without a verb" 2 err "missing list, get, set, delete or watch"
+run kvp list
+expect "kvp without a VM" 2 err "missing the VM's name"
+run kvp frob web1
+expect "kvp with an unknown verb" 2 err "unknown kvp command 'frob'"
+run kvp set web1 key
+expect "kvp set without a value" 2 err "takes VM KEY VALUE"
+run kvp get web1
+expect "kvp get without a key" 2 err "takes VM KEY"
+run kvp delete web1
+expect "kvp delete without a key" 2 err "takes VM KEY..."
 run help frobnicate
 expect "help of an unknown command" 2 err "unknown command 'frobnicate'"
 run --frob list
@@ -108,7 +121,7 @@ expect "set with a word that is not KEY=VALUE" 2 err "'interval' is not KEY=VALU
 run set web1 heartbeat =2s
 expect "set with an empty KEY" 2 err "'=2s' is not KEY=VALUE"
 run set web1 bogus interval=2s
-expect "set of an unknown service" 1 err "unknown service 'bogus'; valid services: heartbeat, shutdown"
+expect "set of an unknown service" 1 err "unknown service 'bogus'; valid services: heartbeat, shutdown, timesync, kvp"
 run set web1 --channel unix:/x heartbeat interval=2s
 expect "set of the VM and a service at once" 2 err "not both"
 run status web1 bogus
@@ -145,7 +158,7 @@ expect "check with bad usage is UNKNOWN (3)" 3 out \
 # Service names are checked before anything is sent
 run --socket "$SOCK" enable web1 bogus
 expect "unknown service rejected locally" 1 err \
-	"vmic: unknown service 'bogus'; valid services: heartbeat, shutdown"
+	"vmic: unknown service 'bogus'; valid services: heartbeat, shutdown, timesync, kvp"
 expect_not "unknown service: no connection attempted" err "not running"
 run --socket "$SOCK" disable web1 SHUTDOWN
 expect "service names are case-insensitive (then no daemon)" 1 err \

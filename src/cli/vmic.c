@@ -39,6 +39,10 @@ const struct cli_command cli_commands[] = {
 	  "Shut a VM down (or reboot it) through its guest agent" },
 	{ "time", cmd_time, "NAME [--sync]",
 	  "Show a VM's clock offset and sync mode; --sync steps it now" },
+	{ "kvp", cmd_kvp,
+	  "list|get|set|delete|watch NAME [KEY [VALUE]...] [--pool POOL]",
+	  "Read a VM's key-value pairs, set or delete its External ones, "
+	  "watch them" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",
 	  "Show the event log (state changes, stops, settings)" },

@@ -212,5 +212,7 @@ int cmd_stop(struct cli *cli, int argc, char **argv);
 
 /* time.c */
 int cmd_time(struct cli *cli, int argc, char **argv);
+/* kvp.c */
+int cmd_kvp(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -235,11 +235,16 @@ static int conn_on_frame(void *ud, const struct vmic_frame *f)
 	}
 	if (f->service == VMIC_SVC_CONTROL)
 		return conn_on_control(c, f);
+	s = guest_service_find(f->service);
+	if ((f->flags & VMIC_F_REPLY) && s && s->on_reply &&
+	    c->g->cfg.enabled[f->service])
+		return s->on_reply(c, f);
 	if (f->type == VMIC_T_ERROR) {
 		log_peer_error(f);
 		return 0;
 	}
-	s = guest_service_find(f->service);
+	if (f->flags & VMIC_F_REPLY)
+		return 0; /* an answer nobody asked for */
 	why = guest_service_refusal(c, f->service, &code);
 	if (!s || why) {
 		if (vmic_frame_is_request(f))

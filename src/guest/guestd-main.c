@@ -13,6 +13,8 @@
 #include "proto/services.h"
 
 #define MAX_OVERRIDES 32
+/* Options services add (struct guest_option), at most this many. */
+#define MAX_SERVICE_OPTIONS 16
 
 struct options {
 	const char *config;
@@ -25,7 +27,32 @@ struct options {
 	const char *disable[MAX_OVERRIDES];
 	const char *advertise[MAX_OVERRIDES];
 	unsigned nenable, ndisable, nadvertise;
+	/* A service's option i given with this value (NULL: not given). */
+	const char *service_opt[MAX_SERVICE_OPTIONS];
+	/* A service's command: `vmic-guestd NAME ARGS...`. */
+	int cmd_argc;
+	char **cmd_argv;
 };
+
+/* The options and commands the services add. */
+static void usage_services(FILE *out)
+{
+	const struct guest_service *s;
+	const struct guest_option *opt;
+	char name[64];
+
+	for (size_t i = 0; guest_service_option(i, &s, &opt); i++) {
+		snprintf(name, sizeof(name), "--%s %s", opt->name, opt->arg);
+		fprintf(out, "      %-19s%s\n", name, opt->help);
+	}
+	fprintf(out, "\nCommands (instead of running the agent):\n");
+	for (size_t i = 0; i < vmic_service_count; i++) {
+		s = guest_service_find(vmic_services[i]->id);
+		if (s && s->command)
+			fprintf(out, "  vmic-guestd [OPTIONS] %s %s\n", s->command,
+				s->command_usage);
+	}
+}
 
 static void usage(FILE *out)
 {
@@ -52,9 +79,10 @@ static void usage(FILE *out)
 		"      --check-config     print the effective configuration "
 		"and exit\n"
 		"  -V, --version          print the version and exit\n"
-		"  -h, --help             print this help and exit\n\n"
-		"Services: %s\n",
-		GUESTD_CONFIG_PATH, vmic_service_names());
+		"  -h, --help             print this help and exit\n",
+		GUESTD_CONFIG_PATH);
+	usage_services(out);
+	fprintf(out, "\nServices: %s\n", vmic_service_names());
 }
 
 static int add_override(const char **list, unsigned *n, const char *v)
@@ -68,12 +96,31 @@ static int add_override(const char **list, unsigned *n, const char *v)
 }
 
 enum { OPT_CHANNEL = 256, OPT_ENABLE, OPT_DISABLE, OPT_ADVERTISE,
-       OPT_LOG_LEVEL, OPT_SYSLOG, OPT_CHECK, OPT_SIM_CLOCK };
+       OPT_LOG_LEVEL, OPT_SYSLOG, OPT_CHECK, OPT_SIM_CLOCK,
+       OPT_SERVICE = 512 };
+
+/* The fixed options, then every service's, then the end. */
+static void build_longopts(const struct option *fixed, size_t nfixed,
+			   struct option *out)
+{
+	const struct guest_service *s;
+	const struct guest_option *opt;
+	size_t n = nfixed;
+
+	memcpy(out, fixed, nfixed * sizeof(*fixed));
+	for (size_t i = 0; i < MAX_SERVICE_OPTIONS &&
+			   guest_service_option(i, &s, &opt);
+	     i++)
+		out[n++] = (struct option){ opt->name, required_argument, NULL,
+					    OPT_SERVICE + (int)i };
+	out[n] = (struct option){ NULL, 0, NULL, 0 };
+}
 
 /* Returns 0, 1 when the program should exit 0 (help), or -EINVAL. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	static const struct option longopts[] = {
+	struct option longopts[16 + MAX_SERVICE_OPTIONS + 1];
+	static const struct option fixed[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "channel", required_argument, NULL, OPT_CHANNEL },
 		{ "enable", required_argument, NULL, OPT_ENABLE },
@@ -85,11 +132,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "simulated-clock", required_argument, NULL, OPT_SIM_CLOCK },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
 	};
 	int c, r = 0;
 
-	while ((c = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
+	build_longopts(fixed, ARRAY_SIZE(fixed), longopts);
+	/* "+": a command's own options follow its name. */
+	while ((c = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
+		if (c >= OPT_SERVICE && c < OPT_SERVICE + MAX_SERVICE_OPTIONS) {
+			o->service_opt[c - OPT_SERVICE] = optarg;
+			continue;
+		}
 		switch (c) {
 		case 'c':
 			o->config = optarg;
@@ -132,8 +184,35 @@ static int parse_args(int argc, char **argv, struct options *o)
 			return r;
 	}
 	if (optind < argc) {
-		log_error("unexpected argument '%s'; see --help", argv[optind]);
-		return -EINVAL;
+		if (!guest_service_command(argv[optind])) {
+			log_error("unexpected argument '%s'; see --help",
+				  argv[optind]);
+			return -EINVAL;
+		}
+		o->cmd_argc = argc - optind;
+		o->cmd_argv = argv + optind;
+	}
+	return 0;
+}
+
+/* The services' options given on the command line, into their confs. */
+static int apply_service_options(struct guestd *g, const struct options *o)
+{
+	const struct guest_service *s;
+	const struct guest_option *opt;
+	char err[256];
+
+	for (size_t i = 0; i < MAX_SERVICE_OPTIONS &&
+			   guest_service_option(i, &s, &opt);
+	     i++) {
+		if (!o->service_opt[i])
+			continue;
+		if (vmic_conf_set(s->conf, g->svc[s->desc->id].conf,
+				  s->desc->name, opt->key, o->service_opt[i],
+				  err, sizeof(err)) < 0) {
+			log_error("--%s: %s", opt->name, err);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -223,7 +302,7 @@ static int apply_overrides(struct guestd *g, const struct options *o)
 	for (unsigned i = 0; i < o->ndisable; i++)
 		if ((r = set_service(&g->cfg, o->disable[i], false)) < 0)
 			return r;
-	return 0;
+	return apply_service_options(g, o);
 }
 
 static int build_offers(struct guestd *g, const struct options *o)
@@ -419,7 +498,7 @@ int main(int argc, char **argv)
 	r = parse_args(argc, argv, o);
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : 2;
-	if (o->check_config)
+	if (o->check_config || o->cmd_argc)
 		log_init("vmic-guestd", LOG_TARGET_STDERR);
 	else if (o->use_syslog)
 		log_init("vmic-guestd", LOG_TARGET_SYSLOG);
@@ -430,6 +509,15 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		guest_services_free(&g);
 		return EXIT_FAILURE;
+	}
+	if (o->cmd_argc) {
+		const struct guest_service *s =
+			guest_service_command(o->cmd_argv[0]);
+
+		optind = 0; /* the command parses its own options */
+		r = s->command_run(&g, o->cmd_argc, o->cmd_argv);
+		guest_services_free(&g);
+		return r;
 	}
 	if (o->check_config) {
 		vmic_conf_dump_parts(parts, nparts, stdout);

@@ -76,6 +76,15 @@ struct guest_conn {
 	bool closing;
 };
 
+/* A command line option of a service: `--NAME VALUE` sets [SERVICE]
+ * KEY for this run (`--kvp-dir DIR` is [kvp] dir). */
+struct guest_option {
+	const char *name;
+	const char *arg;  /* its value in --help: "DIR" */
+	const char *key;
+	const char *help; /* one line for --help */
+};
+
 /*
  * A service as the agent runs it (src/services/NAME/guest.c). Every hook
  * but on_frame is optional.
@@ -101,6 +110,18 @@ struct guest_service {
 	void (*on_session)(struct guest_conn *c, bool up);
 	/* A request for the service; the gate (enabled, version) passed. */
 	int (*on_frame)(struct guest_conn *c, const struct vmic_frame *f);
+	/* An answer of the host (REPLY flag: a reply or an error frame) to
+	 * a request the service sent. Without the hook, error answers are
+	 * logged and replies dropped. */
+	int (*on_reply)(struct guest_conn *c, const struct vmic_frame *f);
+	/* Command line options that set keys of the service's conf. */
+	const struct guest_option *options;
+	size_t noptions;
+	/* `vmic-guestd NAME ARGS...` runs this instead of the agent, with
+	 * the configuration loaded (argv[0] is NAME); the exit status. */
+	const char *command;
+	const char *command_usage; /* one line for --help */
+	int (*command_run)(struct guestd *g, int argc, char **argv);
 };
 
 /* Each service's entry: NAME_guest, from its guest.c. */
@@ -144,6 +165,12 @@ int conn_reply_error(struct guest_conn *c, const struct vmic_frame *f,
 
 /* services.c */
 const struct guest_service *guest_service_find(uint8_t id);
+/* The service whose command is `name`, or NULL. */
+const struct guest_service *guest_service_command(const char *name);
+/* Every service's options, in table order: the i-th one and its
+ * service; false past the last. */
+bool guest_service_option(size_t i, const struct guest_service **s,
+			  const struct guest_option **o);
 /* Why the service cannot answer now, or NULL when it can. */
 const char *guest_service_refusal(const struct guest_conn *c, uint8_t id,
 				  uint16_t *code);

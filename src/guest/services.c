@@ -35,6 +35,28 @@ const struct guest_service *guest_service_find(uint8_t id)
 	return NULL;
 }
 
+const struct guest_service *guest_service_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++)
+		if (services[i]->command && strcmp(services[i]->command, name) == 0)
+			return services[i];
+	return NULL;
+}
+
+bool guest_service_option(size_t i, const struct guest_service **s,
+			  const struct guest_option **o)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(services); k++) {
+		if (i < services[k]->noptions) {
+			*s = services[k];
+			*o = &services[k]->options[i];
+			return true;
+		}
+		i -= services[k]->noptions;
+	}
+	return false;
+}
+
 int guest_services_init(struct guestd *g)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(services); i++) {

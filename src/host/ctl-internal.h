@@ -16,6 +16,7 @@
 #define CTL_STALL_MS 60000
 
 struct ctl_stream;
+struct ctl_watch;
 
 struct ctl_client {
 	struct ctl_client *prev, *next;
@@ -31,6 +32,7 @@ struct ctl_client {
 	struct ctl_request *pending;
 	struct ctl_stream *stream; /* a streamed reply in progress */
 	int64_t last_event_id;     /* followers: the last event sent */
+	struct ctl_watch *watch;   /* watching a service's changes */
 	bool follow;
 	bool eof;
 	bool closing;
@@ -58,6 +60,13 @@ struct ctl {
 	int handles; /* left to close before the struct is freed */
 };
 
+/* The client only listens now (events --follow, a service's watch): its
+ * input is read only to notice that it left. */
+static inline bool ctl_client_listens(const struct ctl_client *c)
+{
+	return c->follow || c->watch;
+}
+
 /* ctl.c */
 /* Close now: pending output is dropped, a running command's reply too. */
 void ctl_client_close(struct ctl_client *c);
@@ -76,6 +85,8 @@ void ctl_client_later(struct ctl_client *c);
 /* Send one JSON object as a line; a client that leaves more than
  * [control] max-unread bytes unread is dropped (a follower told why). */
 void ctl_client_send_json(struct ctl_client *c, json_t *o);
+/* The client goes away: its watch ends (the service hears of it). */
+void ctl_watch_gone(struct ctl_client *c);
 /* The client goes away: end a streamed reply without its tail. */
 void ctl_stream_abort(struct ctl_client *c);
 /* Output drained below the low water mark: continue a streamed reply. */

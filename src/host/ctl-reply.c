@@ -160,6 +160,29 @@ static void follower_overrun(struct ctl_client *c)
 	ctl_client_finish(c);
 }
 
+/* A watcher that fell behind: a last line, then it is dropped. */
+static void watcher_overrun(struct ctl_client *c)
+{
+	char msg[256];
+	json_t *o;
+	size_t len;
+	char *line;
+
+	snprintf(msg, sizeof(msg),
+		 "this client read the changes too slowly (%zu bytes unread); "
+		 "later ones were not sent",
+		 c->out_bytes);
+	log_warning("dropping a watching client that fell %zu bytes behind",
+		    c->out_bytes);
+	o = json_pack("{s:{s:s, s:s}}", "dropped", "code", "overrun",
+		      "message", msg);
+	line = o ? json_line(o, &len) : NULL;
+	json_decref(o);
+	if (line)
+		queue_write(c, line, len);
+	ctl_client_finish(c);
+}
+
 /* Send one line (data ends with '\n'), taking ownership, within the cap. */
 static void ctl_client_write(struct ctl_client *c, char *data, size_t len)
 {
@@ -168,6 +191,10 @@ static void ctl_client_write(struct ctl_client *c, char *data, size_t len)
 		free(data);
 		if (c->follow) {
 			follower_overrun(c);
+			return;
+		}
+		if (c->watch) {
+			watcher_overrun(c);
 			return;
 		}
 		log_warning("dropping a control client that stopped reading "
@@ -474,4 +501,68 @@ void ctl_broadcast_event(struct hostd *h, json_t *event)
 		c->last_event_id = id;
 	}
 	json_decref(line);
+}
+
+/* ---- a service's watch (kvp-watch) ---- */
+
+struct ctl_watch {
+	struct ctl_client *c;
+	void (*gone)(void *ud);
+	void *ud;
+};
+
+struct ctl_watch *ctl_watch_start(struct ctl_request *rq, json_t *result,
+				  void (*gone)(void *ud), void *ud)
+{
+	struct ctl_client *c = rq->c;
+	struct ctl_watch *w;
+
+	if (!c || c->follow || c->watch) {
+		ctl_reply_ok(rq, result);
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		json_decref(result);
+		ctl_reply_error(rq, "internal", "out of memory");
+		return NULL;
+	}
+	w->c = c;
+	w->gone = gone;
+	w->ud = ud;
+	/* Before the reply, which would read the client's next line. */
+	c->watch = w;
+	ctl_reply_ok(rq, result);
+	return w;
+}
+
+void ctl_watch_send(struct ctl_watch *w, json_t *line)
+{
+	struct ctl_client *c = w->c;
+
+	if (c->closing || c->finish_after_write)
+		return;
+	ctl_client_send_json(c, line);
+}
+
+void ctl_watch_end(struct ctl_watch *w, json_t *last)
+{
+	struct ctl_client *c = w->c;
+
+	c->watch = NULL;
+	free(w);
+	if (last && !c->closing && !c->finish_after_write)
+		ctl_client_send_json(c, last);
+	ctl_client_finish(c);
+}
+
+void ctl_watch_gone(struct ctl_client *c)
+{
+	struct ctl_watch *w = c->watch;
+
+	if (!w)
+		return;
+	c->watch = NULL;
+	w->gone(w->ud);
+	free(w);
 }

@@ -78,6 +78,7 @@ void ctl_client_close(struct ctl_client *c)
 	c->closing = true;
 	if (c->follow)
 		ctl->followers--;
+	ctl_watch_gone(c);
 	ctl_stream_abort(c);
 	if (c->pending) {
 		/* The command goes on (a stop); its reply is dropped. */
@@ -268,7 +269,8 @@ void ctl_client_process(struct ctl_client *c)
 	unsigned handled = 0;
 	char *nl;
 
-	while (!c->closing && !c->pending && !c->follow && c->inlen > 0) {
+	while (!c->closing && !c->pending && !ctl_client_listens(c) &&
+	       c->inlen > 0) {
 		if (handled++ == CTL_BATCH) {
 			uv_read_stop((uv_stream_t *)&c->pipe);
 			ctl_client_later(c);
@@ -288,9 +290,9 @@ void ctl_client_process(struct ctl_client *c)
 	}
 	if (c->closing || c->pending)
 		return;
-	if (c->follow)
+	if (ctl_client_listens(c))
 		c->inlen = 0;
-	if (c->eof && c->follow)
+	if (c->eof && ctl_client_listens(c))
 		ctl_client_close(c);
 	else if (c->eof)
 		ctl_client_finish(c);
@@ -305,7 +307,7 @@ static void ctl_on_alloc(uv_handle_t *handle, size_t suggested UNUSED,
 {
 	struct ctl_client *c = handle->data;
 
-	if (c->follow) {
+	if (ctl_client_listens(c)) {
 		/* Input after --follow is read only to notice EOF. */
 		c->inlen = 0;
 	} else if (c->incap - c->inlen < 1024 && c->incap < CTL_IN_MAX) {
@@ -358,7 +360,7 @@ static void ctl_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf UNUSED)
 		uv_read_stop(s);
 		return;
 	}
-	if (!c->follow && c->inlen >= CTL_IN_MAX)
+	if (!ctl_client_listens(c) && c->inlen >= CTL_IN_MAX)
 		ctl_line_too_long(c);
 }
 

@@ -329,6 +329,11 @@ struct host_service {
 	/* At start-up, once the VM's stored switches and settings are in:
 	 * align the state with them, without events. */
 	void (*loaded)(struct vm *vm);
+	/* At start-up, before loaded: one row of the data the service
+	 * stored for the VM (store_txn_data_set), in (space, key) order.
+	 * The strings are terminated; their lengths are given too. */
+	void (*data_load)(struct vm *vm, unsigned space, const char *key,
+			  size_t klen, const char *value, size_t vlen);
 	/* The session came up with the service enabled on the host, or the
 	 * host enabled it during a session; on_down: the reverse, and any
 	 * change of the host setting while there is no session. */
@@ -420,6 +425,14 @@ int store_txn_service_set(struct store_txn *t, const char *vm,
 int store_txn_settings_set(struct store_txn *t, const char *vm,
 			   uint8_t service, const void *settings,
 			   uint32_t mask);
+/*
+ * A service's own data of a VM (the service_data table: space, key ->
+ * value; value NULL deletes the row). Rows go with their VM; a VM
+ * already removed makes the transaction fail. At start-up the rows come
+ * back through the service's data_load hook.
+ */
+int store_txn_data_set(struct store_txn *t, const char *vm, uint8_t service,
+		       unsigned space, const char *key, const char *value);
 /* Append events (a list, taking the caller's reference of each). */
 void store_txn_add_events(struct store_txn *t, struct event *list);
 /* Take the events back (a list; the caller owns the references). */
@@ -772,6 +785,24 @@ void ctl_reply_error(struct ctl_request *rq, const char *code,
 		     const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* The request turns the connection into an event stream. */
 void ctl_request_follow(struct ctl_request *rq);
+/*
+ * A client that watches something of a service (`kvp-watch`): rq is
+ * answered with result (taken), then its connection carries the lines
+ * the service sends with ctl_watch_send, and no further requests. gone
+ * runs once the client leaves or is dropped, never after ctl_watch_end.
+ * NULL, after replying, when the client is gone already or memory is
+ * short: nothing to watch for.
+ */
+struct ctl_watch;
+struct ctl_watch *ctl_watch_start(struct ctl_request *rq, json_t *result,
+				  void (*gone)(void *ud), void *ud);
+/* One line to the watcher (not taken). One that left [control]
+ * max-unread bytes unread is sent a last line {"dropped": ...} and
+ * dropped (gone runs when it is closed). */
+void ctl_watch_send(struct ctl_watch *w, json_t *line);
+/* The service ends the watch (its VM was removed): an optional last
+ * line (not taken), then the client is closed once it has read it. */
+void ctl_watch_end(struct ctl_watch *w, json_t *last);
 /* The daemon a request belongs to. */
 struct hostd *ctl_request_hostd(const struct ctl_request *rq);
 /* The request comes from root or the daemon's own user (not merely a

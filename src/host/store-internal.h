@@ -26,6 +26,7 @@ struct store_db {
 	bool readonly;
 	sqlite3_stmt *vm_insert, *vm_update, *vm_delete;
 	sqlite3_stmt *svc_set, *svc_delete, *setting_set;
+	sqlite3_stmt *data_set, *data_delete;
 	sqlite3_stmt *ev_insert, *ev_select, *ev_select_vm;
 	sqlite3_stmt *ev_start, *ev_start_vm, *ev_page, *ev_page_vm;
 	char errmsg[256]; /* last failure, a sentence */

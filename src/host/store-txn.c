@@ -23,6 +23,8 @@ enum op_kind {
 	OP_VM_DELETE,  /* vm */
 	OP_SERVICE,    /* vm, a service, n enabled */
 	OP_SETTING,    /* vm, a service, b key, c value */
+	OP_DATA_SET,   /* vm, a service, b key, c value, n space */
+	OP_DATA_DELETE, /* vm, a service, b key, n space */
 };
 
 /* One change; its strings live in the same allocation. */
@@ -134,6 +136,17 @@ int store_txn_settings_set(struct store_txn *t, const char *vm,
 	return r;
 }
 
+int store_txn_data_set(struct store_txn *t, const char *vm, uint8_t service,
+		       unsigned space, const char *key, const char *value)
+{
+	const struct vmic_service_desc *d = vmic_service_by_id(service);
+
+	if (!d)
+		return -EINVAL;
+	return op_add(t, value ? OP_DATA_SET : OP_DATA_DELETE, vm, d->name,
+		      key, value, space);
+}
+
 void store_txn_add_events(struct store_txn *t, struct event *list)
 {
 	for (struct event *e = list, *next; e; e = next) {
@@ -238,6 +251,16 @@ static int op_run(struct store_db *db, const struct txn_op *op)
 		sqlite3_bind_text(st, 3, op->b, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, op->c, -1, SQLITE_STATIC);
 		return store_db_step(db, st, "saving settings");
+	case OP_DATA_SET:
+	case OP_DATA_DELETE:
+		st = op->kind == OP_DATA_SET ? db->data_set : db->data_delete;
+		sqlite3_bind_text(st, 1, op->vm, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, op->a, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, op->n);
+		sqlite3_bind_text(st, 4, op->b, -1, SQLITE_STATIC);
+		if (op->kind == OP_DATA_SET)
+			sqlite3_bind_text(st, 5, op->c, -1, SQLITE_STATIC);
+		return store_db_step(db, st, "saving a service's data");
 	}
 	return -EINVAL;
 }

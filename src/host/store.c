@@ -5,8 +5,9 @@
  *
  * One file, state_dir/vmic.db, WAL with synchronous=FULL, mode 0640 like
  * its -wal and -shm (SQLite gives those the database's mode): it holds
- * the VM registry, per-VM service switches and settings, and the event
- * log. The writer thread owns the one read-write connection
+ * the VM registry, per-VM service switches and settings, the services'
+ * own data of each VM (service_data: the KVP pools), and the event log.
+ * The writer thread owns the one read-write connection
  * (store-writer.c); `events` queries use read-only ones (store-read.c),
  * which WAL lets read while the writer writes. The schema version lives
  * in PRAGMA user_version. Start-up runs here, on the loop, before the
@@ -28,7 +29,7 @@
 #include "proto/services.h"
 #include "store-internal.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define DB_MODE 0640
 /* A checkpointed WAL is cut back to this size, so the event log's
  * churn does not leave a large -wal file behind. */
@@ -65,6 +66,21 @@ static const char schema_create[] =
 	"CREATE INDEX events_time ON events (time_us);";
 
 /*
+ * Version 3 to 4: a table where each service keeps data of its own per
+ * VM, (space, key) -> value (the KVP service: a space per pool). It
+ * goes with its VM (ON DELETE CASCADE). IF NOT EXISTS: a new file gets
+ * it the same way, after the steps that make version 3.
+ */
+static const char migrate_v3_v4[] =
+	"CREATE TABLE IF NOT EXISTS service_data ("
+	" vm TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,"
+	" service TEXT NOT NULL,"
+	" space INTEGER NOT NULL,"
+	" key TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" PRIMARY KEY (vm, service, space, key)) WITHOUT ROWID;";
+
+/*
  * Version 1 (vmic 0.1.0) to 2: heartbeat's interval and threshold move
  * from columns of vms to the generic per-service settings, each VM's
  * values kept as its own (they were copied from the defaults at `add`).
@@ -93,6 +109,7 @@ static const char migrate_v1_v2[] =
  */
 static const char *const migrations[SCHEMA_VERSION] = {
 	[1] = migrate_v1_v2,
+	[3] = migrate_v3_v4,
 };
 
 void store_thread_background(int nice)
@@ -171,8 +188,8 @@ static int migrate_steps(struct store_db *db, int version)
 
 /* Version 2 to 3: incremental auto-vacuum, so pruned events give their
  * pages back. On failure (a full disk: VACUUM writes a copy) the file
- * stays at version 2, which this build runs as well, and the next start
- * tries again. */
+ * stays at version 2, which this build runs as well (with the tables of
+ * version 4, see store_migrate), and the next start tries again. */
 static void store_switch_vacuum(struct store_db *db, bool quiet)
 {
 	if (!quiet)
@@ -189,6 +206,34 @@ static void store_switch_vacuum(struct store_db *db, bool quiet)
 	}
 	if (!quiet)
 		log_notice("database upgraded from schema version 2 to 3");
+}
+
+/*
+ * Version 3 to 4 in one transaction. A file still at version 2 (its
+ * VACUUM failed) gets the new table as well, and keeps its version so
+ * that the next start tries the VACUUM again.
+ */
+static int store_migrate_v4(struct store_db *db, bool quiet)
+{
+	int64_t version;
+	int r = pragma_int(db, "PRAGMA user_version", &version);
+
+	if (r < 0 || version >= 4)
+		return r;
+	r = store_db_exec(db, "BEGIN IMMEDIATE", "upgrading the schema");
+	if (r < 0)
+		return r;
+	if (store_db_exec(db, migrations[3], "upgrading the schema from "
+					     "version 3") < 0 ||
+	    (version == 3 && store_db_exec(db, "PRAGMA user_version = 4",
+					   "upgrading the schema") < 0)) {
+		sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
+		return -EIO;
+	}
+	r = store_db_exec(db, "COMMIT", "upgrading the schema");
+	if (r == 0 && version == 3 && !quiet)
+		log_notice("database upgraded from schema version 3 to 4");
+	return r;
 }
 
 static int store_migrate(struct store_db *db, char *err, size_t errsz)
@@ -231,7 +276,7 @@ static int store_migrate(struct store_db *db, char *err, size_t errsz)
 	}
 	if (version == 2)
 		store_switch_vacuum(db, created);
-	return 0;
+	return store_migrate_v4(db, created);
 }
 
 static int prepare(struct store_db *db, sqlite3_stmt **st, const char *sql)
@@ -283,6 +328,13 @@ static int store_prepare_writer(struct store_db *db)
 		     "INSERT INTO service_settings (vm, service, key, value) "
 		     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (vm, service, key) "
 		     "DO UPDATE SET value = excluded.value");
+	r |= prepare(db, &db->data_set,
+		     "INSERT INTO service_data (vm, service, space, key, value) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (vm, service, "
+		     "space, key) DO UPDATE SET value = excluded.value");
+	r |= prepare(db, &db->data_delete,
+		     "DELETE FROM service_data WHERE vm = ?1 AND service = ?2 "
+		     "AND space = ?3 AND key = ?4");
 	r |= prepare(db, &db->ev_insert,
 		     "INSERT INTO events (id, time_us, vm, service, kind, "
 		     "from_state, to_state, message) "
@@ -416,6 +468,8 @@ void store_db_close(struct store_db *db)
 	sqlite3_finalize(db->svc_set);
 	sqlite3_finalize(db->svc_delete);
 	sqlite3_finalize(db->setting_set);
+	sqlite3_finalize(db->data_set);
+	sqlite3_finalize(db->data_delete);
 	sqlite3_finalize(db->ev_insert);
 	sqlite3_finalize(db->ev_select);
 	sqlite3_finalize(db->ev_select_vm);
@@ -560,6 +614,40 @@ static void store_load_vm_row(struct hostd *h, sqlite3_stmt *st)
 		vm_destroy(vm, DETACH_REMOVED);
 }
 
+/* Hand each VM's service data to its service (rows in key order). */
+static int store_load_data(struct hostd *h)
+{
+	struct store_db *db = h->store.db;
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->db,
+				"SELECT vm, service, space, key, value FROM "
+				"service_data ORDER BY vm, service, space, key",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return load_fail(db, rc, "loading service data");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct vm *vm = vm_find(h, column_text(st, 0));
+		const struct vmic_service_desc *d =
+			vmic_service_by_name(column_text(st, 1) ?: "");
+		const struct host_service *s = d ? host_service_get(d->id)
+						 : NULL;
+		const char *key = column_text(st, 3);
+		const char *value = column_text(st, 4);
+
+		/* A service of a newer build: its data waits for it. */
+		if (!vm || !s || !s->data_load || !key || !value)
+			continue;
+		s->data_load(vm, (unsigned)sqlite3_column_int(st, 2), key,
+			     (size_t)sqlite3_column_bytes(st, 3), value,
+			     (size_t)sqlite3_column_bytes(st, 4));
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0
+				 : load_fail(db, rc, "loading service data");
+}
+
 int store_load_vms(struct hostd *h)
 {
 	struct store_db *db = h->store.db;
@@ -577,9 +665,9 @@ int store_load_vms(struct hostd *h)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return load_fail(db, rc, "loading VMs");
-	if (store_load_services(h) < 0)
+	if (store_load_services(h) < 0 || store_load_settings(h) < 0)
 		return -EIO;
-	return store_load_settings(h);
+	return store_load_data(h);
 }
 
 int64_t store_events_max_id(struct hostd *h)

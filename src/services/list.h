@@ -12,3 +12,4 @@
 VMIC_SERVICE(heartbeat)
 VMIC_SERVICE(shutdown)
 VMIC_SERVICE(timesync)
+VMIC_SERVICE(kvp)

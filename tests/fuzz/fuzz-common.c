@@ -13,6 +13,7 @@
 #include "proto/control.h"
 #include "proto/frame.h"
 #include "services/heartbeat/heartbeat.h"
+#include "services/kvp/kvp.h"
 #include "proto/hello.h"
 #include "proto/services.h"
 #include "services/shutdown/shutdown.h"
@@ -275,6 +276,66 @@ static int duration_kind(const uint8_t *p, size_t n)
 	return r == 0;
 }
 
+/* A SET or DELETE: every record checked, and the batch built again from
+ * its records is the input, byte for byte. */
+static int kvp_batch_kind(uint8_t type, const uint8_t *p, size_t n)
+{
+	static uint8_t enc[VMIC_KVP_BATCH_MAX];
+	struct vmic_kvp_builder bd;
+	struct vmic_kvp_batch b;
+	struct vmic_kvp_item it;
+	struct vmic_rd r;
+	unsigned count = 0;
+
+	if (vmic_kvp_batch_decode(type, p, n, &b) < 0)
+		return 0;
+	FUZZ_CHECK(b.pool < VMIC_KVP_POOLS);
+	vmic_kvp_build_begin(&bd, enc, sizeof(enc), type, b.pool, b.flags);
+	vmic_kvp_items_init(&b, &r);
+	while (vmic_kvp_items_next(&b, &r, &it)) {
+		FUZZ_CHECK(vmic_kvp_check(it.key, it.klen, it.value,
+					  it.vlen) == NULL);
+		FUZZ_CHECK((it.value != NULL) == (type == VMIC_KVP_SET));
+		if (n <= VMIC_KVP_BATCH_MAX)
+			FUZZ_CHECK(vmic_kvp_build_add(&bd, it.key, it.klen,
+						      it.value, it.vlen) == 0);
+		count++;
+	}
+	FUZZ_CHECK(!r.err);
+	FUZZ_CHECK(count == b.count);
+	if (n <= VMIC_KVP_BATCH_MAX) {
+		FUZZ_CHECK(vmic_kvp_build_end(&bd) == n);
+		FUZZ_CHECK(memcmp(enc, p, n) == 0);
+	}
+	return 1;
+}
+
+static int kvp_identity_kind(const uint8_t *p, size_t n)
+{
+	char id[VMIC_KVP_ID_MAX + 1];
+	uint8_t enc[VMIC_KVP_IDENTITY_MAX_LEN];
+
+	if (vmic_kvp_identity_decode(p, n, id) < 0)
+		return 0;
+	FUZZ_CHECK(valid_text(id, VMIC_KVP_ID_MAX));
+	check_prefix(enc, vmic_kvp_identity_encode(id, enc, sizeof(enc)), p,
+		     n);
+	return 1;
+}
+
+static int kvp_ack_kind(const uint8_t *p, size_t n)
+{
+	static struct vmic_kvp_ack a;
+	uint8_t enc[VMIC_KVP_ACK_MAX_LEN];
+
+	if (vmic_kvp_ack_decode(p, n, &a) < 0)
+		return 0;
+	FUZZ_CHECK(a.status <= VMIC_KVP_CAP);
+	FUZZ_CHECK(valid_text(a.note, VMIC_KVP_NOTE_MAX));
+	check_prefix(enc, vmic_kvp_ack_encode(&a, enc, sizeof(enc)), p, n);
+	return 1;
+}
+
 int fuzz_decode_kind(enum fuzz_msg kind, const uint8_t *p, size_t n)
 {
 	switch (kind) {
@@ -301,6 +362,14 @@ int fuzz_decode_kind(enum fuzz_msg kind, const uint8_t *p, size_t n)
 		return error_frame_kind(p, n);
 	case FUZZ_MSG_DURATION:
 		return duration_kind(p, n);
+	case FUZZ_MSG_KVP_SET:
+		return kvp_batch_kind(VMIC_KVP_SET, p, n);
+	case FUZZ_MSG_KVP_DELETE:
+		return kvp_batch_kind(VMIC_KVP_DELETE, p, n);
+	case FUZZ_MSG_KVP_IDENTITY:
+		return kvp_identity_kind(p, n);
+	case FUZZ_MSG_KVP_ACK:
+		return kvp_ack_kind(p, n);
 	case FUZZ_MSG_COUNT:
 		break;
 	}
@@ -338,6 +407,16 @@ int fuzz_kind_of(uint8_t service, uint8_t type)
 			return FUZZ_MSG_SD_REQUEST;
 		if (type == VMIC_SD_REPLY)
 			return FUZZ_MSG_SD_REPLY;
+		break;
+	case VMIC_SVC_KVP:
+		if (type == VMIC_KVP_SET)
+			return FUZZ_MSG_KVP_SET;
+		if (type == VMIC_KVP_DELETE)
+			return FUZZ_MSG_KVP_DELETE;
+		if (type == VMIC_KVP_IDENTITY)
+			return FUZZ_MSG_KVP_IDENTITY;
+		if (type == VMIC_KVP_ACK)
+			return FUZZ_MSG_KVP_ACK;
 		break;
 	}
 	return -1;

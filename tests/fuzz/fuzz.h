@@ -27,6 +27,10 @@ enum fuzz_msg {
 	FUZZ_MSG_SANITIZE,    /* vmic_utf8_sanitize, byte 1 = capacity */
 	FUZZ_MSG_ERROR_FRAME, /* vmic_error_frame with the bytes as text */
 	FUZZ_MSG_DURATION,    /* vmic_parse_duration_ms on the text */
+	FUZZ_MSG_KVP_SET,     /* kvp batches, identity, ack */
+	FUZZ_MSG_KVP_DELETE,
+	FUZZ_MSG_KVP_IDENTITY,
+	FUZZ_MSG_KVP_ACK,
 	FUZZ_MSG_COUNT
 };
 

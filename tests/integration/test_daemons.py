@@ -20,7 +20,8 @@ try:
     ns, child_env = notify_socket("notify-guest.sock")
 
     g = Proc("guest-notify", [GUESTD, "--config", "/dev/null", "--channel",
-                              f"unix-listen:{env.dir}/n.sock"],
+                              f"unix-listen:{env.dir}/n.sock", "--kvp-dir",
+                              f"{env.dir}/n-kvp"],
              os.path.join(env.dir, "gn.log"), env=child_env)
     env.procs.append(g)
     try:

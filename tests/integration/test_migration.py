@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Schema migration: a registry written by vmic-hostd 0.1.0 (schema 1, with
 heartbeat's interval and threshold as columns of vms) opens in this build
-with every VM, switch, setting and event kept, and ends at schema 3
-(incremental auto-vacuum, switched by one VACUUM); a database newer than
-the build is refused with a clear message, and left untouched."""
+with every VM, switch, setting and event kept, and ends at schema 4
+(incremental auto-vacuum, switched by one VACUUM at 3; the services' own
+data at 4); a database newer than the build is refused with a clear
+message, and left untouched."""
 import os
 import shutil
 import sqlite3
@@ -58,17 +59,20 @@ try:
     cols = [c[1] for c in con.execute("PRAGMA table_info(vms)")]
     rows = con.execute("SELECT vm, key, value FROM service_settings WHERE service = 'heartbeat' "
                        "ORDER BY vm, key").fetchall()
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     con.close()
-    tap.check("the file is at schema version 3", version == 3, version)
+    tap.check("the file is at schema version 4", version == 4, version)
     tap.check("in incremental auto-vacuum mode (pruned events give pages back)",
               vacuum == 2, vacuum)
+    tap.check("the services' data table is there", "service_data" in tables, tables)
     tap.check("the heartbeat columns are gone from vms",
               cols == ["name", "channel", "power_off", "created_us"], cols)
     tap.check("service_settings holds the values",
               ("web1", "interval", "3s") in rows and ("db2", "threshold", "4") in rows, rows)
     tap.check("the upgrades were logged",
               "upgraded from schema version 1 to 2" in env.hostd_proc.output()
-              and "upgraded from schema version 2 to 3" in env.hostd_proc.output(),
+              and "upgraded from schema version 2 to 3" in env.hostd_proc.output()
+              and "upgraded from schema version 3 to 4" in env.hostd_proc.output(),
               env.hostd_proc.output()[-2000:])
 
     # A database from a newer vmic: refused, not touched.

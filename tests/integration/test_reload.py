@@ -132,7 +132,9 @@ try:
     priv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
     gsock, hsock = f"{env.dir}/nobody-g.sock", f"{env.dir}/nobody-h.sock"
     g = Proc("guest-nobody", priv + [GUESTD, "--config", "/dev/null", "--channel",
-                                     f"unix-listen:{gsock}"], os.path.join(env.dir, "gn.log"))
+                                     f"unix-listen:{gsock}", "--kvp-dir",
+                                     f"{env.dir}/nobody-kvp"],
+             os.path.join(env.dir, "gn.log"))
     h = Proc("hostd-nobody", priv + [HOSTD, "--config", "/dev/null", "--state-dir",
                                      f"{env.dir}/st5", "--socket", hsock],
              os.path.join(env.dir, "hn.log"))

@@ -28,7 +28,7 @@ fake = None
 try:
     # The host's side, against a fake guest.
     env.start_hostd()
-    fake = FakeGuest(env.guest_socket("g"))
+    fake = FakeGuest(env.guest_socket("g"), record=True)
     env.add("g")
     tap.check("the fake guest got the host's hello", fake.ready.wait(10))
     fake.hello(12345)
@@ -37,9 +37,9 @@ try:
     fake.send(frame(HEARTBEAT, T_STREAM_CREDIT, struct.pack("<I", 4096), stream_id=5))
     fake.send(frame(HEARTBEAT, T_STREAM_RESET, struct.pack("<H", 3) + b"\0\0", stream_id=6))
     fake.send(frame(HEARTBEAT, T_STREAM_DATA, b"x" * 100, stream_id=7))
-    got = wait_until(lambda: resets(list(fake.frames)), 10)
+    got = wait_until(lambda: resets(fake.received()), 10)
     time.sleep(0.3)  # anything else the host would answer comes now
-    r = resets(list(fake.frames))
+    r = resets(fake.received())
     tap.check("host: data on an unknown stream is reset with code 14 on its id",
               got and r[0].stream_id == 7 and code_of(r[0]) == E_NO_STREAM,
               [(f.stream_id, code_of(f)) for f in r])

@@ -215,8 +215,12 @@ class Env:
         path = channel or self.guest_socket(name)
         if os.path.exists(path):
             os.unlink(path)
+        # The KVP pool files stay in the test's directory, never the
+        # machine's /var/lib/hyperv (a --kvp-dir in extra comes later and
+        # wins).
         p = Proc(f"guest-{name}", [GUESTD, "--config", conf_path, "--channel",
-                                   f"unix-listen:{path}", "--log-level", "debug", *extra],
+                                   f"unix-listen:{path}", "--log-level", "debug",
+                                   "--kvp-dir", os.path.join(self.dir, f"{name}-kvp"), *extra],
                  os.path.join(self.dir, f"guest-{name}.log"))
         self.procs.append(p)
         if not wait_until(lambda: os.path.exists(path) or not p.alive(), 10) or not p.alive():
@@ -583,8 +587,11 @@ class FakeGuest:
     (and parses) everything the host sends, so the host never sees a guest
     that stopped reading."""
 
-    def __init__(self, path):
+    def __init__(self, path, record=False):
         self.path = path
+        # Keep the host's frames (received()) only when asked: a flood
+        # test needs the reader as fast as it can be.
+        self.record = record
         if os.path.exists(path):
             os.unlink(path)
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -593,7 +600,10 @@ class FakeGuest:
         self.conn = None
         self.host_nonce = 0
         self.host_hellos = 0
-        self.frames = collections.deque(maxlen=1000)  # the latest received
+        # The other frames the host sent, newest last (bounded), when
+        # recording: Frame (service, type, flags, request_id, payload),
+        # with .stream_id.
+        self.frames = collections.deque(maxlen=10000)
         self.lock = threading.Lock()
         self.ready = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -621,23 +631,33 @@ class FakeGuest:
                     break
                 payload = buf[at + HDR:at + HDR + length]
                 at += HDR + length
-                self.frames.append(received(service, type_, flags, rid, sid, payload))
                 if (service, type_) == (SVC_CONTROL, CTL_HELLO) and len(payload) >= 20:
                     with self.lock:
                         self.host_nonce = parse_hello(payload)["nonce"]
                         self.host_hellos += 1
                     self.ready.set()
+                elif self.record and service != SVC_CONTROL:
+                    with self.lock:
+                        self.frames.append(received(service, type_, flags, rid, sid,
+                                                    payload))
             buf = buf[at:]
 
     def send(self, data):
         self.conn.sendall(data)
 
-    def hello(self, nonce):
+    def hello(self, nonce, offers=DEFAULT_OFFERS):
         """A hello with `nonce` that echoes the host's: a session at once."""
         with self.lock:
             echo = self.host_nonce
         self.send(frame(SVC_CONTROL, CTL_HELLO,
-                        hello_payload(ROLE_GUEST, nonce, echo, True, b"fake-guest 0")))
+                        hello_payload(ROLE_GUEST, nonce, echo, True, b"fake-guest 0",
+                                      offers)))
+
+    def received(self, service=None, type_=None):
+        """The frames of (service, type) the host sent so far."""
+        with self.lock:
+            return [f for f in self.frames
+                    if (service is None or f[0] == service) and (type_ is None or f[1] == type_)]
 
     def close(self):
         for s in (self.conn, self.srv):

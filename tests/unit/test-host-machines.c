@@ -26,6 +26,8 @@
 #include "proto/services.h"
 #include "proto/session.h"
 #include "services/heartbeat/heartbeat.h"
+#include "services/kvp/host.h"
+#include "services/kvp/kvp.h"
 #include "services/shutdown/shutdown.h"
 #include "services/timesync/timesync.h"
 
@@ -36,8 +38,12 @@
 /* A frame the fake guest received (payload copied). */
 struct rframe {
 	struct vmic_frame f;
-	uint8_t payload[1024];
+	uint8_t payload[VMIC_KVP_BATCH_MAX];
 };
+
+/* The fake guest plays kvp too (setup_kvp), not only heartbeat and
+ * shutdown. */
+static bool guest_plays_kvp;
 
 struct guest {
 	int listen_fd, fd;
@@ -160,12 +166,19 @@ static void guest_connect(struct world *w)
 	vmic_rx_free(&g->rx);
 	vmic_rx_init(&g->rx, false);
 	g->ngot = 0;
+	/* Every service is offered; this guest plays heartbeat, shutdown
+	 * and time sync (and KVP when a test asks), so the others are off
+	 * in its configuration. */
 	for (size_t i = 0; i < vmic_service_count; i++) {
 		const struct vmic_service_desc *d = vmic_services[i];
+		bool plays = d->id == VMIC_SVC_HEARTBEAT ||
+			     d->id == VMIC_SVC_SHUTDOWN ||
+			     d->id == VMIC_SVC_TIMESYNC ||
+			     (d->id == VMIC_SVC_KVP && guest_plays_kvp);
 
 		offers[d->id] = (struct vmic_offer){
 			d->id, d->min_version, d->max_version,
-			VMIC_OFFER_ENABLED
+			plays ? VMIC_OFFER_ENABLED : 0
 		};
 	}
 	vmic_session_start(&g->s, VMIC_ROLE_GUEST, 0x1234 + (uint64_t)g->fd,
@@ -334,10 +347,17 @@ static int setup(void **state)
 	return 0;
 }
 
+static int setup_kvp(void **state)
+{
+	guest_plays_kvp = true;
+	return setup(state);
+}
+
 static int teardown(void **state)
 {
 	struct world *w = *state;
 
+	guest_plays_kvp = false;
 	w->h.stopping = true;
 	while (w->h.nvms > 0)
 		vm_destroy(w->h.vms[w->h.nvms - 1], DETACH_STOPPING);
@@ -703,6 +723,137 @@ static void test_ts_resume_asks_sync(void **state)
 	assert_true(has_event(w, "timesync", "paused?"));
 }
 
+/* ---- kvp ---- */
+
+/* Answer a KVP request with an ACK. */
+static void guest_kvp_ack(struct world *w, const struct rframe *req)
+{
+	uint8_t buf[VMIC_HDR_SIZE + VMIC_KVP_ACK_MAX_LEN];
+	struct vmic_kvp_ack a = { .status = VMIC_KVP_OK };
+	int n = vmic_kvp_ack_encode(&a, buf + VMIC_HDR_SIZE,
+				    VMIC_KVP_ACK_MAX_LEN);
+
+	guest_send(w, buf,
+		   vmic_frame_seal(buf, VMIC_SVC_KVP, VMIC_KVP_ACK,
+				   VMIC_F_REPLY, req->f.request_id, 0,
+				   (size_t)n));
+}
+
+/* Take the next KVP request (IDENTITY or a batch); false when none. */
+static bool guest_take_kvp(struct world *w, struct rframe *r)
+{
+	return guest_take(w, VMIC_SVC_KVP, VMIC_KVP_IDENTITY, r) ||
+	       guest_take(w, VMIC_SVC_KVP, VMIC_KVP_SET, r) ||
+	       guest_take(w, VMIC_SVC_KVP, VMIC_KVP_DELETE, r);
+}
+
+/* 1,000 records of 2 KiB in the VM's External pool. */
+static void fill_external(struct world *w)
+{
+	struct kvp_vm *kv = kvp_of(w->vm);
+	char key[16], value[2000];
+
+	memset(value, 'v', sizeof(value));
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "key-%04d", i);
+		assert_true(kvp_table_set(&kv->pools[VMIC_KVP_EXTERNAL], key,
+					  strlen(key), value, sizeof(value), 0,
+					  NULL, NULL) >= 0);
+	}
+}
+
+/*
+ * A copy of 2 MB goes out a window at a time: never more than
+ * VMIC_KVP_WINDOW requests unanswered, the next only after an answer,
+ * and the heartbeat keeps its interval throughout.
+ */
+static void test_kvp_copy_is_paced(void **state)
+{
+	struct world *w = *state;
+	struct kvp_vm *kv = kvp_of(w->vm);
+	size_t records = 0;
+	bool ended = false;
+	struct rframe r;
+	int rounds = 0;
+
+	fill_external(w);
+	guest_answer_heartbeats(w);
+	while (guest_take_kvp(w, &r))
+		guest_kvp_ack(w, &r); /* the session's start, pools empty */
+	kvp_sync_up(kv);
+	while (!ended) {
+		struct rframe got[VMIC_KVP_WINDOW + 1];
+		unsigned n = 0;
+
+		assert_true(++rounds < 1000);
+		while (n < ARRAY_SIZE(got) && guest_take_kvp(w, &got[n]))
+			n++;
+		assert_true(n > 0);
+		assert_true(n <= VMIC_KVP_WINDOW);
+		/* Nothing more comes until one is answered. */
+		assert_false(guest_take_kvp(w, &r));
+		for (unsigned i = 0; i < n; i++) {
+			struct vmic_kvp_batch b;
+
+			if (got[i].f.type != VMIC_KVP_IDENTITY) {
+				assert_int_equal(vmic_kvp_batch_decode(
+							 got[i].f.type,
+							 got[i].payload,
+							 got[i].f.length, &b),
+						 0);
+				if (b.pool == VMIC_KVP_EXTERNAL) {
+					records += b.count;
+					ended = ended ||
+						(b.flags & VMIC_KVP_F_END);
+				}
+			}
+			guest_kvp_ack(w, &got[i]);
+		}
+		/* The heartbeat goes on while the copy runs. */
+		advance(w, 100000);
+		guest_answer_heartbeats(w);
+		assert_string_equal(hb_state(w), "OK");
+	}
+	assert_int_equal(records, 1000);
+	assert_true(kv->copy_ms >= 0);
+	assert_int_equal(kv->copy_records, 1000);
+}
+
+/* Batches the guest leaves unanswered make the copy start over once
+ * their deadline passed, and no more than the window ever waits. */
+static void test_kvp_unanswered_starts_over(void **state)
+{
+	struct world *w = *state;
+	struct rframe r;
+	unsigned first = 0, again = 0;
+
+	fill_external(w);
+	guest_answer_heartbeats(w);
+	while (guest_take_kvp(w, &r))
+		guest_kvp_ack(w, &r);
+	kvp_sync_up(kvp_of(w->vm));
+	while (guest_take_kvp(w, &r))
+		first++;
+	assert_int_equal(first, VMIC_KVP_WINDOW);
+	for (int i = 0; i < 59; i++) {
+		advance(w, SEC);
+		guest_answer_heartbeats(w);
+	}
+	assert_false(guest_take_kvp(w, &r));
+	advance(w, 2 * SEC);
+	while (guest_take_kvp(w, &r)) {
+		struct vmic_kvp_batch b;
+
+		if (r.f.type == VMIC_KVP_SET &&
+		    vmic_kvp_batch_decode(r.f.type, r.payload, r.f.length,
+					  &b) == 0 &&
+		    (b.flags & VMIC_KVP_F_BEGIN))
+			again++;
+	}
+	/* One new copy of each pool (3 and 0), not one per lost batch. */
+	assert_int_equal(again, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -720,6 +871,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stop_is_never_lost, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_kvp_copy_is_paced,
+						setup_kvp, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_kvp_unanswered_starts_over, setup_kvp, teardown),
 		cmocka_unit_test_setup_teardown(test_power_off_keeps_its_path,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ts_settings_at_start,

@@ -268,13 +268,17 @@ def _install_file(src, dest):
     tmp.replace(dest)
 
 
-def ensure_kernel(refresh=False):
+def ensure_kernel(refresh=False, extra_modules=()):
     """The cached kernel, fetched first when missing (or when refresh).
 
-    Idempotent and safe to run twice at once (a lock file). Needs apt-get's
-    package lists; runs `apt-get update` itself when they lack the package
-    and we are root.
+    extra_modules: modules a run needs beyond KERNEL_MODULES (the KVP test's
+    virtio_net); a cache without them is fetched again with them, and keeps
+    them for every later run. Idempotent and safe to run twice at once (a
+    lock file). Needs apt-get's package lists; runs `apt-get update` itself
+    when they lack the package and we are root.
     """
+    wanted = tuple(KERNEL_MODULES) + tuple(m for m in extra_modules
+                                           if m not in KERNEL_MODULES)
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     meta_file = root / "kernel.json"
@@ -285,7 +289,7 @@ def ensure_kernel(refresh=False):
                 k = Kernel(root, json.loads(meta_file.read_text()))
                 if k.vmlinuz.exists() and all(
                         k.module_path(m).exists() for m in k.modules) and all(
-                        m in k.modules for m in KERNEL_MODULES):
+                        m in k.modules for m in wanted):
                     return k
             except (ValueError, KeyError):
                 pass
@@ -307,7 +311,7 @@ def ensure_kernel(refresh=False):
                 raise VMError(f"{deb.name} has no boot/vmlinuz-* or "
                               f"lib/modules/*: not a kernel image package?")
             release = mods[0].name
-            order, files = _module_order(mods[0], KERNEL_MODULES)
+            order, files = _module_order(mods[0], wanted)
             # Replace file by file (copy, then rename): another run that
             # reads the cache without the lock never sees half a file.
             (root / "modules").mkdir(exist_ok=True)
@@ -986,11 +990,13 @@ class Lab:
         # VMIC_VM_KEEP=1 keeps it)
 
     extra_files go into the initramfs (see build_initramfs); bins overrides
-    binaries(); setup errors raise VMError or Skip after cleaning up.
+    binaries(); extra_modules are kernel modules beyond KERNEL_MODULES
+    (loaded at boot, like those), extra_args more QEMU arguments (a NIC);
+    setup errors raise VMError or Skip after cleaning up.
     """
 
     def __init__(self, name="vm1", extra_files=None, keep=None, bins=None,
-                 memory="256M", disk_mb=32):
+                 memory="256M", disk_mb=32, extra_modules=(), extra_args=()):
         self.name = name
         self.extra_files = extra_files
         self.keep = (bool(os.environ.get("VMIC_VM_KEEP")) if keep is None
@@ -998,6 +1004,8 @@ class Lab:
         self.bins = bins or binaries()
         self.memory = memory
         self.disk_mb = disk_mb
+        self.extra_modules = tuple(extra_modules)
+        self.extra_args = tuple(extra_args)
         self.rundir = make_rundir()
         self.kernel = self.vm = self.host = None
         self.initramfs_size = 0
@@ -1009,13 +1017,14 @@ class Lab:
             raise VMError(f"{guestd} is missing: the VM needs the statically "
                           f"linked agent; run `make static` (or set "
                           f"VMIC_GUESTD)")
-        self.kernel = ensure_kernel()
+        self.kernel = ensure_kernel(extra_modules=self.extra_modules)
         initrd = self.rundir / "initramfs.cpio"
         self.initramfs_size = build_initramfs(initrd, self.kernel, guestd,
                                               self.extra_files)
         disk = self.rundir / "disk.img"
         make_disk(disk, self.disk_mb)
         self.vm = VM(self.rundir, self.kernel, initrd, disk, self.name,
+                     extra_args=self.extra_args,
                      memory=self.memory)
         self.host = HostDaemon(self.rundir, self.bins["hostd"],
                                self.bins["cli"])

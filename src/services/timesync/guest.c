@@ -530,13 +530,29 @@ static int on_reply(struct ts_state *st, const struct vmic_frame *f)
 	return 0;
 }
 
+/*
+ * The host's answers to our SAMPLEs. An error answer (the host turned the
+ * service off, or is stopping) is only logged: the cycle's timer notes the
+ * missing sample and reports it.
+ */
+static int ts_on_reply(struct guest_conn *c, const struct vmic_frame *f)
+{
+	struct vmic_error e;
+
+	if (f->type == VMIC_TS_SAMPLE_REPLY)
+		return on_reply(state_of(c->g), f);
+	if (f->type == VMIC_T_ERROR &&
+	    vmic_error_decode(f->payload, f->length, &e) == 0)
+		log_debug("timesync: the host answered %s: %s",
+			  vmic_error_name(e.code), e.message);
+	return 0;
+}
+
 static int ts_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 {
 	struct ts_state *st = state_of(c->g);
 
 	switch (f->type) {
-	case VMIC_TS_SAMPLE_REPLY:
-		return (f->flags & VMIC_F_REPLY) ? on_reply(st, f) : 0;
 	case VMIC_TS_SETTINGS:
 		return on_settings(st, c, f);
 	case VMIC_TS_SYNC:
@@ -678,4 +694,5 @@ const struct guest_service timesync_guest = {
 	.stop = ts_stop,
 	.on_session = ts_on_session,
 	.on_frame = ts_on_frame,
+	.on_reply = ts_on_reply,
 };

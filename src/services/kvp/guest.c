@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * KVP, guest half: the service entry and the exchange with the host.
+ *
+ * Every session of the service starts with the host's IDENTITY (its id
+ * of this VM). A pool directory recorded for another id (an image cloned
+ * from another VM, whose pool 3 still names the old host) has the host's
+ * pools 0 and 3 cleared first, with a log line. Then the host sends
+ * pools 3 and 0 whole and changes after that; the guest sends pools 1
+ * (from its file, which other software writes too) and 2 (the facts it
+ * collects) the same way, in batches of at most 64 KiB with at most
+ * VMIC_KVP_WINDOW of them unanswered. The files are written and read by
+ * the worker (guest-files.c), never on the loop; a full copy from the
+ * host is written once, when it is complete.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "common/utf8.h"
+#include "proto/control.h"
+#include "proto/services.h"
+#include "services/kvp/guest.h"
+
+#define ID VMIC_SVC_KVP
+#define FRAME_MAX (VMIC_HDR_SIZE + VMIC_KVP_BATCH_MAX)
+
+static const struct vmic_conf_key keys[] = {
+	{ .section = "kvp", .key = "dir", .type = VMIC_CONF_STRING,
+	  .offset = offsetof(struct kvp_guest_conf, dir),
+	  .size = sizeof(((struct kvp_guest_conf *)0)->dir),
+	  .help = "directory of the pool files .kvp_pool_0 .. 4 "
+		  "(hv_kvp_daemon's layout)" },
+};
+
+static const struct vmic_conf_table conf_table = { keys, ARRAY_SIZE(keys) };
+
+static const struct guest_option options[] = {
+	{ "kvp-dir", "DIR", "dir", "override [kvp] dir: where the KVP pool "
+				   "files are" },
+};
+
+static void kg_conf_defaults(void *p)
+{
+	struct kvp_guest_conf *conf = p;
+
+	snprintf(conf->dir, sizeof(conf->dir), "%s", KVP_DEFAULT_DIR);
+}
+
+static struct kvp_guest *kg_of(struct guestd *g)
+{
+	return g->svc[ID].state;
+}
+
+static int kg_start(struct guestd *g)
+{
+	struct kvp_guest *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return -ENOMEM;
+	k->buf = malloc(FRAME_MAX);
+	if (!k->buf) {
+		free(k);
+		return -ENOMEM;
+	}
+	k->g = g;
+	k->conf = g->svc[ID].conf;
+	k->nl_fd = k->host_fd = -1;
+	k->file_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(10000);
+	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
+		kvp_table_init(&k->pools[p]);
+		kvp_table_init(&k->file_dirty[p]);
+		kvp_inbox_init(&k->in[p]);
+		kvp_outbox_init(&k->out[p], (uint8_t)p);
+	}
+	g->svc[ID].state = k;
+	kvp_files_start(k);
+	kvp_auto_watch_start(k);
+	return 0;
+}
+
+static void kg_stop(struct guestd *g)
+{
+	struct kvp_guest *k = kg_of(g);
+
+	k->stopping = true;
+	k->conn = NULL;
+	kvp_files_stop(k);
+	kvp_auto_watch_stop(k);
+	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
+		kvp_table_clear(&k->pools[p]);
+		kvp_table_clear(&k->file_dirty[p]);
+		kvp_outbox_free(&k->out[p]);
+	}
+	free(k->buf);
+	k->buf = NULL;
+}
+
+/* A request id of ours (the connection's counter, never 0). */
+static uint32_t kg_request_id(struct guest_conn *c)
+{
+	if (++c->next_request_id == 0)
+		c->next_request_id = 1;
+	return c->next_request_id;
+}
+
+void kvp_guest_pump(struct kvp_guest *k)
+{
+	static const unsigned order[] = { VMIC_KVP_AUTO, VMIC_KVP_GUEST };
+
+	if (!k->conn || !k->identified || k->host_refused || !k->buf)
+		return;
+	while (k->ninflight < VMIC_KVP_WINDOW) {
+		struct kvp_outbox *ob = NULL;
+		uint8_t type;
+		size_t len, n;
+		uint32_t id;
+
+		for (size_t i = 0; i < ARRAY_SIZE(order) && !ob; i++)
+			if (kvp_outbox_pending(&k->out[order[i]]))
+				ob = &k->out[order[i]];
+		if (!ob)
+			return;
+		len = kvp_outbox_next(ob, &k->pools[ob->pool],
+				      k->buf + VMIC_HDR_SIZE, VMIC_KVP_BATCH_MAX,
+				      &type, &n);
+		if (len == 0)
+			return;
+		id = kg_request_id(k->conn);
+		if (conn_send(k->conn, k->buf,
+			      vmic_frame_seal(k->buf, ID, type, 0, id, 0, len)) <
+		    0)
+			return; /* the connection is going; a new session
+				   starts over */
+		k->inflight[k->ninflight++] = id;
+	}
+}
+
+void kvp_guest_pool_changed(struct kvp_guest *k, unsigned pool,
+			    const char *key, size_t klen)
+{
+	if (!k->conn || !k->identified || k->host_refused)
+		return;
+	if (kvp_outbox_changed(&k->out[pool], key, klen) < 0) {
+		/* Without memory for the key, send the pool again whole. */
+		kvp_outbox_restart(&k->out[pool]);
+	}
+}
+
+static int kg_ack(struct guest_conn *c, const struct vmic_frame *f,
+		  size_t refused, const char *note)
+{
+	uint8_t buf[VMIC_HDR_SIZE + VMIC_KVP_ACK_MAX_LEN];
+	struct vmic_kvp_ack a = {
+		.status = refused ? VMIC_KVP_CAP : VMIC_KVP_OK,
+		.refused = (uint16_t)MIN(refused, (size_t)UINT16_MAX),
+	};
+	int n;
+
+	snprintf(a.note, sizeof(a.note), "%s", note ? note : "");
+	n = vmic_kvp_ack_encode(&a, buf + VMIC_HDR_SIZE, VMIC_KVP_ACK_MAX_LEN);
+	if (n < 0)
+		return 0;
+	return conn_reply(c, f, VMIC_KVP_ACK, buf, (size_t)n);
+}
+
+/* The host's VM id: clear its pools when they were another VM's, then
+ * answer request_id and start sending pools 1 and 2. */
+static void kg_identity_apply(struct kvp_guest *k, struct guest_conn *c,
+			      uint32_t request_id, const char *id)
+{
+	struct vmic_frame f = { .service = ID, .request_id = request_id };
+
+	if (strcmp(id, k->vm_id) != 0) {
+		if (k->vm_id[0] || k->host_records ||
+		    k->pools[VMIC_KVP_EXTERNAL].n ||
+		    k->pools[VMIC_KVP_AUTO_EXTERNAL].n)
+			log_notice("kvp: the host's id of this VM is %s, but "
+				   "the pools in %s were written for %s: "
+				   "clearing the host's pools 0 (External) "
+				   "and 3 (AutoExternal) before its copy "
+				   "(an image cloned from another VM?)",
+				   id, k->conf->dir,
+				   k->vm_id[0] ? k->vm_id
+					       : "a VM whose id is not "
+						 "recorded");
+		for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
+			if (!vmic_kvp_pool_from_host(p))
+				continue;
+			kvp_table_clear(&k->pools[p]);
+			kvp_table_clear(&k->file_dirty[p]);
+			kvp_inbox_init(&k->in[p]);
+			k->write_due[p] = true;
+		}
+		k->host_records = 0;
+		snprintf(k->vm_id, sizeof(k->vm_id), "%s", id);
+		k->id_due = true;
+	}
+	k->identified = true;
+	k->host_refused = false;
+	k->cap_logged = false;
+	kvp_outbox_restart(&k->out[VMIC_KVP_GUEST]);
+	kvp_outbox_restart(&k->out[VMIC_KVP_AUTO]);
+	/* The facts may have changed since the last session. */
+	k->auto_due = true;
+	kvp_files_kick(k);
+	kg_ack(c, &f, 0, NULL);
+	kvp_guest_pump(k);
+}
+
+static int kg_on_identity(struct kvp_guest *k, struct guest_conn *c,
+			  const struct vmic_frame *f)
+{
+	char id[VMIC_KVP_ID_MAX + 1];
+
+	if (vmic_kvp_identity_decode(f->payload, f->length, id) < 0)
+		return conn_reply_error(c, f, VMIC_E_MALFORMED,
+					"kvp identity does not decode");
+	if (!k->initialised) {
+		/* The recorded id is still being read: answer after. */
+		k->identity_waiting = true;
+		k->identity_request = f->request_id;
+		snprintf(k->identity, sizeof(k->identity), "%s", id);
+		return 0;
+	}
+	kg_identity_apply(k, c, f->request_id, id);
+	return 0;
+}
+
+void kvp_guest_initialised(struct kvp_guest *k)
+{
+	if (!k->identity_waiting)
+		return;
+	k->identity_waiting = false;
+	if (k->conn)
+		kg_identity_apply(k, k->conn, k->identity_request, k->identity);
+}
+
+struct file_note {
+	struct kvp_guest *k;
+	unsigned pool;
+};
+
+/* A key of the host's pools changed outside a copy: its record is to be
+ * changed in the file. */
+static void note_file_key(void *ud, const char *key, size_t klen,
+			  const struct kvp_rec *now UNUSED)
+{
+	struct file_note *n = ud;
+
+	if (kvp_table_set(&n->k->file_dirty[n->pool], key, klen, "", 0, 0,
+			  NULL, NULL) < 0)
+		n->k->write_due[n->pool] = true; /* the whole file, then */
+}
+
+/* A batch of the host for pool 0 or 3. A full copy is written once,
+ * whole, when it is complete; changes after it record by record. */
+static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
+		       const struct vmic_frame *f)
+{
+	const struct kvp_limits lim = { KVP_GUEST_MAX_RECORDS, 0 };
+	struct vmic_kvp_batch b;
+	struct file_note note = { k, 0 };
+	size_t refused = 0;
+	char text[VMIC_KVP_NOTE_MAX + 1] = "";
+	bool copy;
+
+	if (vmic_kvp_batch_decode(f->type, f->payload, f->length, &b) < 0)
+		return conn_reply_error(c, f, VMIC_E_MALFORMED,
+					"kvp batch does not decode: a length, "
+					"a string or the pool is invalid");
+	if (!vmic_kvp_pool_from_host(b.pool))
+		return conn_reply_error(c, f, VMIC_E_REFUSED,
+					"pool %u (%s) is written in the guest; "
+					"the host writes pools 0 (External) "
+					"and 3 (AutoExternal)",
+					b.pool, vmic_kvp_pool_display(b.pool));
+	if (!k->identified)
+		return conn_reply_error(c, f, VMIC_E_NOT_READY,
+					"kvp: no identity from the host yet "
+					"in this session");
+	note.pool = b.pool;
+	copy = k->in[b.pool].copying ||
+	       (b.type == VMIC_KVP_SET &&
+		(b.flags & (VMIC_KVP_F_BEGIN | VMIC_KVP_F_END)));
+	if (kvp_inbox_apply(&k->in[b.pool], &k->pools[b.pool], &b, &lim,
+			    copy ? NULL : note_file_key, &note, &refused) < 0) {
+		k->write_due[b.pool] = true;
+		kvp_files_kick(k);
+		return conn_reply_error(c, f, VMIC_E_INTERNAL,
+					"kvp: out of memory");
+	}
+	if (refused)
+		snprintf(text, sizeof(text), "this guest keeps at most %d "
+					     "records per pool",
+			 KVP_GUEST_MAX_RECORDS);
+	if (copy && !k->in[b.pool].copying) {
+		/* The copy is complete: the whole file, once. */
+		kvp_table_clear(&k->file_dirty[b.pool]);
+		k->write_due[b.pool] = true;
+	}
+	kvp_files_kick(k);
+	return kg_ack(c, f, refused, text);
+}
+
+static int kg_on_frame(struct guest_conn *c, const struct vmic_frame *f)
+{
+	struct kvp_guest *k = kg_of(c->g);
+
+	if (!k || k->stopping)
+		return 0;
+	switch (f->type) {
+	case VMIC_KVP_IDENTITY:
+		return kg_on_identity(k, c, f);
+	case VMIC_KVP_SET:
+	case VMIC_KVP_DELETE:
+		return kg_on_batch(k, c, f);
+	default:
+		return 0; /* an ACK without REPLY: nothing to answer */
+	}
+}
+
+/* Take request id out of the window; false when it is not ours. */
+static bool kg_take_inflight(struct kvp_guest *k, uint32_t id)
+{
+	for (unsigned i = 0; i < k->ninflight; i++) {
+		if (k->inflight[i] != id)
+			continue;
+		k->inflight[i] = k->inflight[--k->ninflight];
+		return true;
+	}
+	return false;
+}
+
+static void kg_on_error(struct kvp_guest *k, const struct vmic_frame *f)
+{
+	struct vmic_error e;
+
+	if (vmic_error_decode(f->payload, f->length, &e) < 0)
+		e = (struct vmic_error){ .code = VMIC_E_MALFORMED };
+	if (!k->host_refused)
+		log_warning("kvp: the host answered '%s'%s%s; pools 1 and 2 "
+			    "are not sent until its next session of the "
+			    "service",
+			    vmic_error_name(e.code), e.message[0] ? ": " : "",
+			    e.message);
+	k->host_refused = true;
+	kvp_outbox_stop(&k->out[VMIC_KVP_GUEST]);
+	kvp_outbox_stop(&k->out[VMIC_KVP_AUTO]);
+}
+
+static int kg_on_reply(struct guest_conn *c, const struct vmic_frame *f)
+{
+	struct kvp_guest *k = kg_of(c->g);
+	struct vmic_kvp_ack a;
+
+	if (!k || k->stopping || c != k->conn ||
+	    !kg_take_inflight(k, f->request_id))
+		return 0;
+	if (f->type == VMIC_T_ERROR) {
+		kg_on_error(k, f);
+		return 0;
+	}
+	if (f->type == VMIC_KVP_ACK &&
+	    vmic_kvp_ack_decode(f->payload, f->length, &a) == 0 &&
+	    a.status == VMIC_KVP_CAP && !k->cap_logged) {
+		k->cap_logged = true;
+		log_warning("kvp: the host keeps %u records of a batch out: "
+			    "%s (further ones this session are not logged)",
+			    a.refused, a.note[0] ? a.note : "its limit");
+	}
+	kvp_guest_pump(k);
+	return 0;
+}
+
+static void kg_on_session(struct guest_conn *c, bool up)
+{
+	struct kvp_guest *k = kg_of(c->g);
+
+	if (!k || k->stopping)
+		return;
+	k->conn = up ? c : NULL;
+	k->identified = false;
+	k->identity_waiting = false;
+	k->host_refused = false;
+	k->ninflight = 0;
+	kvp_outbox_stop(&k->out[VMIC_KVP_GUEST]);
+	kvp_outbox_stop(&k->out[VMIC_KVP_AUTO]);
+	/* A copy from the host that did not end stays as it was: the next
+	 * one starts over. Write what arrived of it. */
+	for (unsigned p = 0; !up && p < VMIC_KVP_POOLS; p++) {
+		if (vmic_kvp_pool_from_host(p) && k->in[p].copying) {
+			k->in[p].copying = false;
+			k->write_due[p] = true;
+		}
+	}
+	kvp_files_kick(k);
+}
+
+const struct guest_service kvp_guest = {
+	.desc = &vmic_kvp_service,
+	.enabled_help = "exchange key-value pairs with the host through the "
+			"pool files",
+	.conf = &conf_table,
+	.conf_size = sizeof(struct kvp_guest_conf),
+	.conf_defaults = kg_conf_defaults,
+	.start = kg_start,
+	.stop = kg_stop,
+	.on_session = kg_on_session,
+	.on_frame = kg_on_frame,
+	.on_reply = kg_on_reply,
+	.options = options,
+	.noptions = ARRAY_SIZE(options),
+	.command = "kvp",
+	.command_usage = "list|get|set|delete ...  (the KVP pools; "
+			 "`vmic-guestd kvp --help`)",
+	.command_run = kvp_cli_run,
+};

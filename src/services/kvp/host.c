@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * KVP, host half: the service entry, its settings and state, its status,
+ * and the host's facts about each VM (pool 3, AutoExternal), under the
+ * names a Hyper-V guest finds there: VirtualMachineName,
+ * VirtualMachineId, HostName, PhysicalHostName and
+ * PhysicalHostNameFullyQualified.
+ *
+ * The VM id is a UUID derived from the VM's name and the time it was
+ * registered, so it is the same across restarts of the daemon without
+ * being stored, and a VM removed and added again under the same name is
+ * a new VM (its guest clears what the old one was given).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/log.h"
+#include "common/strbuf.h"
+#include "proto/services.h"
+#include "services/kvp/host.h"
+
+#define FIELD(f) offsetof(struct kvp_settings, f)
+
+static const struct vmic_conf_key keys[] = {
+	{ .section = "kvp", .key = "external-max-keys", .type = VMIC_CONF_UINT,
+	  .offset = FIELD(external_max_keys), .min = 1, .max = 100000,
+	  .help = "keys the host may give a VM in its External pool "
+		  "(1..100000)" },
+	{ .section = "kvp", .key = "guest-max-keys", .type = VMIC_CONF_UINT,
+	  .offset = FIELD(guest_max_keys), .min = 1, .max = 100000,
+	  .help = "keys of the guest's Guest pool the host keeps "
+		  "(1..100000)" },
+	{ .section = "kvp", .key = "guest-max-bytes", .type = VMIC_CONF_SIZE,
+	  .offset = FIELD(guest_max_bytes), .min = 4096,
+	  .max = 256ull << 20,
+	  .help = "bytes of keys and values of the guest's Guest pool the "
+		  "host keeps (4K..256M)" },
+};
+
+static const struct vmic_conf_table settings_table = { keys,
+						       ARRAY_SIZE(keys) };
+
+static void kvp_settings_defaults(void *p)
+{
+	struct kvp_settings *s = p;
+
+	s->external_max_keys = 16384;
+	s->guest_max_keys = 1024;
+	s->guest_max_bytes = 1 << 20;
+}
+
+struct kvp_vm *kvp_of(const struct vm *vm)
+{
+	return vm_state(vm, KVP_ID);
+}
+
+const struct kvp_settings *kvp_settings_of(const struct vm *vm)
+{
+	return vm_settings(vm, KVP_ID);
+}
+
+struct kvp_daemon *kvp_daemon_of(const struct vm *vm)
+{
+	return vm->h->svc_state[KVP_ID];
+}
+
+static int kvp_daemon_start(struct hostd *h)
+{
+	struct kvp_daemon *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	if (gethostname(d->host, sizeof(d->host)) < 0)
+		snprintf(d->host, sizeof(d->host), "localhost");
+	d->host[sizeof(d->host) - 1] = '\0';
+	h->svc_state[KVP_ID] = d;
+	return 0;
+}
+
+static void kvp_daemon_stop(struct hostd *h)
+{
+	free(h->svc_state[KVP_ID]);
+	h->svc_state[KVP_ID] = NULL;
+}
+
+void kvp_vm_id(const struct vm *vm, char *buf)
+{
+	struct {
+		char tag[8];
+		int64_t created_us;
+		char name[VM_NAME_MAX + 1];
+	} seed;
+	XXH128_hash_t h;
+	uint8_t b[16];
+
+	memset(&seed, 0, sizeof(seed));
+	memcpy(seed.tag, "vmic-vm", 7);
+	seed.created_us = vm->created_us;
+	snprintf(seed.name, sizeof(seed.name), "%s", vm->name);
+	h = XXH3_128bits(&seed, sizeof(seed));
+	for (int i = 0; i < 8; i++) {
+		b[i] = (uint8_t)(h.high64 >> (56 - 8 * i));
+		b[8 + i] = (uint8_t)(h.low64 >> (56 - 8 * i));
+	}
+	/* RFC 9562 version 8 (custom), variant 10. */
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x80);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	snprintf(buf, KVP_VM_ID_LEN + 1,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static void fact(struct kvp_table *t, const char *key, const char *value)
+{
+	kvp_table_set(t, key, strlen(key), value, strlen(value), 0, NULL,
+		      NULL);
+}
+
+void kvp_facts_refresh(struct kvp_vm *kv)
+{
+	const struct kvp_daemon *d = kvp_daemon_of(kv->vm);
+	struct kvp_table *t = &kv->pools[VMIC_KVP_AUTO_EXTERNAL];
+	char id[KVP_VM_ID_LEN + 1], shortname[256];
+
+	kvp_vm_id(kv->vm, id);
+	snprintf(shortname, sizeof(shortname), "%.*s",
+		 (int)strcspn(d->host, "."), d->host);
+	kvp_table_clear(t);
+	fact(t, "HostName", d->host);
+	fact(t, "PhysicalHostName", shortname);
+	fact(t, "PhysicalHostNameFullyQualified", d->host);
+	fact(t, "VirtualMachineId", id);
+	fact(t, "VirtualMachineName", kv->vm->name);
+}
+
+static int kvp_attach(struct vm *vm)
+{
+	struct kvp_vm *kv = calloc(1, sizeof(*kv));
+
+	if (!kv)
+		return -ENOMEM;
+	kv->vm = vm;
+	kv->copy_ms = -1;
+	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
+		kvp_table_init(&kv->pools[p]);
+		kvp_outbox_init(&kv->out[p], (uint8_t)p);
+		kvp_inbox_init(&kv->in[p]);
+	}
+	kvp_store_init(kv);
+	vm->svc[KVP_ID].state = kv;
+	kvp_facts_refresh(kv);
+	return 0;
+}
+
+static void kvp_detach(struct vm *vm, enum detach_reason why)
+{
+	struct kvp_vm *kv = kvp_of(vm);
+
+	if (!kv)
+		return;
+	kvp_sync_down(kv);
+	kvp_watch_end_all(kv, why == DETACH_REMOVED
+				      ? "the VM was removed"
+				      : "vmic-hostd is stopping");
+	kvp_store_close(kv);
+}
+
+static void kvp_release(struct vm *vm)
+{
+	struct kvp_vm *kv = kvp_of(vm);
+
+	if (!kv)
+		return;
+	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
+		kvp_table_clear(&kv->pools[p]);
+		kvp_outbox_free(&kv->out[p]);
+	}
+	kvp_store_free(kv);
+	free(kv);
+	vm->svc[KVP_ID].state = NULL;
+}
+
+/* The registration is loaded now: its time of `add` makes the id. */
+static void kvp_loaded(struct vm *vm)
+{
+	kvp_facts_refresh(kvp_of(vm));
+}
+
+static void kvp_data_load(struct vm *vm, unsigned space, const char *key,
+			  size_t klen, const char *value, size_t vlen)
+{
+	struct kvp_vm *kv = kvp_of(vm);
+
+	/* Pool 3 is made, not stored; a row that breaks the limits was
+	 * not written by this daemon. */
+	if (space > VMIC_KVP_AUTO || vmic_kvp_check(key, klen, value, vlen))
+		return;
+	if (kvp_table_set(&kv->pools[space], key, klen, value, vlen, 0, NULL,
+			  NULL) < 0)
+		log_error("%s: out of memory loading its KVP pools", vm->name);
+}
+
+static void kvp_on_up(struct vm *vm)
+{
+	kvp_sync_up(kvp_of(vm));
+}
+
+static void kvp_on_down(struct vm *vm)
+{
+	kvp_sync_down(kvp_of(vm));
+}
+
+static int kvp_on_frame(struct vm *vm, const struct vmic_frame *f)
+{
+	return kvp_sync_on_frame(kvp_of(vm), f);
+}
+
+/* Secondary status: why records are not going through. */
+static void kvp_status(const struct vm *vm, struct svc_status *st)
+{
+	const struct kvp_vm *kv = kvp_of(vm);
+	const struct kvp_settings *s = kvp_settings_of(vm);
+
+	if (st->primary != SVC_OK)
+		return;
+	if (kv->guest_refused)
+		snprintf(st->secondary, sizeof(st->secondary),
+			 "the guest refused the host's records: %s",
+			 kv->refusal);
+	else if (kv->cap_noted)
+		snprintf(st->secondary, sizeof(st->secondary),
+			 "the guest's pools are at their limit (guest-max-keys "
+			 "%u, guest-max-bytes %llu): %llu records kept out",
+			 s->guest_max_keys,
+			 (unsigned long long)s->guest_max_bytes,
+			 (unsigned long long)kv->refused);
+}
+
+/* "auto_external_keys": a pool's name and what, as a JSON member. */
+static void member_name(unsigned pool, const char *what, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s_%s", vmic_kvp_pool_name(pool), what);
+	for (char *c = buf; *c; c++)
+		if (*c == '-')
+			*c = '_';
+}
+
+static void kvp_status_json(const struct vm *vm, json_t *o)
+{
+	const struct kvp_vm *kv = kvp_of(vm);
+	char id[KVP_VM_ID_LEN + 1], name[40];
+	bool stale = !kv->active;
+
+	for (unsigned p = 0; p < VMIC_KVP_AUTO_INTERNAL; p++) {
+		member_name(p, "keys", name, sizeof(name));
+		json_object_set_new(o, name,
+				    json_integer((json_int_t)kv->pools[p].n));
+		member_name(p, "bytes", name, sizeof(name));
+		json_object_set_new(o, name,
+				    json_integer((json_int_t)kv->pools[p]
+							 .bytes));
+	}
+	json_object_set_new(o, "stale", json_boolean(stale));
+	json_object_set_new(o, "external_synced",
+			    json_boolean(kv->active &&
+					 !kvp_outbox_copying(
+						 &kv->out[VMIC_KVP_EXTERNAL]) &&
+					 kv->ninflight == 0));
+	json_object_set_new(o, "external_copy_ms",
+			    kv->copy_ms >= 0 ? json_integer(kv->copy_ms)
+					     : json_null());
+	json_object_set_new(o, "guest_copy_us",
+			    kv->guest_copy_us ? json_integer(kv->guest_copy_us)
+					      : json_null());
+	json_object_set_new(o, "refused",
+			    json_integer((json_int_t)kv->refused));
+	kvp_vm_id(vm, id);
+	json_object_set_new(o, "vm_id", json_string(id));
+}
+
+/* New bounds: a guest whose records were kept out this session sends its
+ * pools again (a new IDENTITY starts its copies over), so what fits now
+ * arrives without waiting for its next session. */
+static void kvp_settings_changed(struct vm *vm)
+{
+	struct kvp_vm *kv = kvp_of(vm);
+
+	if (kv->active && kv->cap_noted)
+		kvp_sync_up(kv);
+}
+
+static void kvp_stats_json(struct hostd *h, json_t *o, bool reset UNUSED)
+{
+	const struct kvp_daemon *d = h->svc_state[KVP_ID];
+
+	json_object_set_new(o, "kvp",
+			    json_pack("{s:I, s:I, s:I}", "records_sent",
+				      (json_int_t)d->sent, "records_received",
+				      (json_int_t)d->received, "refused",
+				      (json_int_t)d->refused));
+}
+
+const struct host_service kvp_host = {
+	.desc = &vmic_kvp_service,
+	.settings = &settings_table,
+	.settings_size = sizeof(struct kvp_settings),
+	.settings_defaults = kvp_settings_defaults,
+	.daemon_start = kvp_daemon_start,
+	.daemon_stop = kvp_daemon_stop,
+	.attach = kvp_attach,
+	.detach = kvp_detach,
+	.release = kvp_release,
+	.loaded = kvp_loaded,
+	.data_load = kvp_data_load,
+	.on_up = kvp_on_up,
+	.on_down = kvp_on_down,
+	.on_frame = kvp_on_frame,
+	.settings_changed = kvp_settings_changed,
+	.status = kvp_status,
+	.status_json = kvp_status_json,
+	.stats_json = kvp_stats_json,
+	.commands = kvp_commands,
+	.ncommands = KVP_NCOMMANDS,
+};
