@@ -53,6 +53,16 @@ class Shell:
             sys.stdout.flush()
         return r
 
+    def wait_time_report(self, vm, timeout):
+        """Until the time service has a report from the guest."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.vmic("time", vm, "--json", show=False)
+            if r.returncode == 0 and json.loads(r.stdout).get("report_us"):
+                return True
+            time.sleep(0.2)
+        return False
+
     def wait_heartbeat(self, vm, state, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -93,6 +103,21 @@ def tour(sh, name, guest_run=None):
         guest_run("kill -CONT $(pidof vmic-guestd)")
         sh.wait_heartbeat(name, "OK", 15)
         sh.vmic("check", name)
+
+    say("Time synchronization")
+    explain("""The agent measures its clock against the host's over the channel
+               (four timestamps, a burst of samples) and steps a large offset,
+               slews a small one; with chronyd in the guest it feeds chronyd
+               instead. `vmic time` shows what it found and did.""")
+    sh.wait_time_report(name, 20)
+    sh.vmic("time", name)
+
+    say("Key-value pairs (Hyper-V KVP)")
+    explain("""The host's pool reaches the guest's /var/lib/hyperv/.kvp_pool_0
+               (hv_kvp_daemon's file layout); the guest's facts come back in
+               the Auto pool.""")
+    sh.vmic("kvp", "set", name, "owner", "vmic-demo")
+    sh.vmic("kvp", "list", name, "--pool", "auto")
 
     say("vmic events: every state change, also in the journal/syslog")
     sh.vmic("events", "--vm", name, "--limit", "12")
@@ -140,10 +165,14 @@ def demo_local(reason):
     procs = []
     try:
         conf = rundir / "guest.conf"
-        # "Powering off" this pretend guest ends the agent process.
-        conf.write_text("[shutdown]\npoweroff-command = kill -TERM $PPID\n")
+        # "Powering off" this pretend guest ends the agent process; its
+        # clock is a simulated one, 2 s behind (this machine's is never
+        # set), and its KVP pool files live in the run directory.
+        conf.write_text("[shutdown]\npoweroff-command = kill -TERM $PPID\n"
+                        f"[kvp]\ndir = {rundir}/kvp\n")
         guest = subprocess.Popen([str(guestd), "--config", str(conf), "--channel",
-                                  f"unix-listen:{rundir}/guest.sock"],
+                                  f"unix-listen:{rundir}/guest.sock",
+                                  "--simulated-clock", "-2"],
                                  stderr=open(rundir / "guest.log", "w"))
         procs.append(guest)
         host = vmlib.HostDaemon(rundir, bins["hostd"], bins["cli"])
