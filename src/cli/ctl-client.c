@@ -253,6 +253,27 @@ bool ctl_has_line(const struct ctl *c)
 }
 
 /*
+ * Wait for the daemon's next bytes, watching stdout too: when the reader
+ * of a pipe went away (`| head`), a follower stops now rather than at the
+ * next line, which may be hours away. poll reports POLLERR/POLLHUP on
+ * stdout without asking. True when stdout's reader left.
+ */
+bool ctl_wait_or_reader_left(const struct ctl *c)
+{
+	struct pollfd p[2] = {
+		{ .fd = c->fd, .events = POLLIN },
+		{ .fd = STDOUT_FILENO, .events = 0 },
+	};
+
+	if (ctl_has_line(c))
+		return false;
+	while (poll(p, 2, -1) < 0)
+		if (errno != EINTR)
+			return false;
+	return (p[1].revents & (POLLERR | POLLHUP)) != 0;
+}
+
+/*
  * Read the next line and parse it into a JSON object (a new reference in
  * *line). timeout_ms bounds the wait (CTL_NO_TIMEOUT: wait for ever).
  * Fails with CLI_ERR_TIMEOUT, CLI_ERR_IO (hang-up) or CLI_ERR_PROTOCOL.

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,26 +112,6 @@ static int print_batch(struct events_printer *p, json_t *result,
 }
 
 /*
- * Wait for the daemon's next bytes, watching stdout too: when the reader
- * of a pipe went away (`| head`), stop now rather than at the next event,
- * which may be hours away. poll reports POLLERR/POLLHUP without asking.
- */
-static bool reader_left(const struct ctl *c)
-{
-	struct pollfd p[2] = {
-		{ .fd = c->fd, .events = POLLIN },
-		{ .fd = STDOUT_FILENO, .events = 0 },
-	};
-
-	if (ctl_has_line(c))
-		return false;
-	while (poll(p, 2, -1) < 0)
-		if (errno != EINTR)
-			return false;
-	return (p[1].revents & (POLLERR | POLLHUP)) != 0;
-}
-
-/*
  * The daemon's last line to a follower it drops for reading too slowly:
  * {"dropped": {"code": "overrun", "message": ...}}. Fills e; -ECONNABORTED.
  */
@@ -158,7 +137,7 @@ static int follow_events(struct events_printer *p, struct ctl *c,
 		json_t *line = NULL, *ev;
 		int r;
 
-		if (reader_left(c))
+		if (ctl_wait_or_reader_left(c))
 			return -EPIPE;
 		r = ctl_recv(c, CTL_NO_TIMEOUT, &line, e);
 		if (r == -ECONNRESET && e->kind == CLI_ERR_IO)

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -258,22 +257,6 @@ static void print_change(json_t *ch)
 	}
 }
 
-/* Wait for the daemon, or notice that stdout's reader left. */
-static bool reader_left(const struct ctl *c)
-{
-	struct pollfd p[2] = {
-		{ .fd = c->fd, .events = POLLIN },
-		{ .fd = STDOUT_FILENO, .events = 0 },
-	};
-
-	if (ctl_has_line(c))
-		return false;
-	while (poll(p, 2, -1) < 0)
-		if (errno != EINTR)
-			return false;
-	return (p[1].revents & (POLLERR | POLLHUP)) != 0;
-}
-
 /* Print the stream's lines until it ends; 0 or -errno (e filled). */
 static int watch_lines(struct cli *cli, struct ctl *c, struct cli_error *e)
 {
@@ -281,7 +264,7 @@ static int watch_lines(struct cli *cli, struct ctl *c, struct cli_error *e)
 		json_t *line = NULL, *ch, *end;
 		int r;
 
-		if (reader_left(c))
+		if (ctl_wait_or_reader_left(c))
 			return -EPIPE;
 		r = ctl_recv(c, CTL_NO_TIMEOUT, &line, e);
 		if (r == -ECONNRESET && e->kind == CLI_ERR_IO)

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/macro.h"
+#include "common/os-release.h"
 #include "common/strbuf.h"
 #include "common/utf8.h"
 #include "services/kvp/guest.h"
@@ -49,39 +49,16 @@ static void put(struct kvp_table *t, const char *key, const char *value)
 		      NULL);
 }
 
-/* KEY=value or KEY="value" of an os-release line into out. */
-static bool os_release_value(const char *line, const char *key, char *out,
-			     size_t n)
-{
-	size_t klen = strlen(key), len;
-	const char *v;
-
-	if (strncmp(line, key, klen) != 0 || line[klen] != '=')
-		return false;
-	v = line + klen + 1;
-	len = strcspn(v, "\n");
-	if (len >= 2 && (v[0] == '"' || v[0] == '\'') && v[len - 1] == v[0]) {
-		v++;
-		len -= 2;
-	}
-	snprintf(out, n, "%.*s", (int)len, v);
-	return true;
-}
-
 static void os_release(char *name, size_t nn, char *version, size_t vn)
 {
-	static const char *const paths[] = { "/etc/os-release",
-					     "/usr/lib/os-release" };
 	char line[512];
-	FILE *f = NULL;
+	FILE *f = vmic_os_release_open();
 
-	for (size_t i = 0; i < ARRAY_SIZE(paths) && !f; i++)
-		f = fopen(paths[i], "re");
 	if (!f)
 		return;
 	while (fgets(line, sizeof(line), f)) {
-		if (!os_release_value(line, "NAME", name, nn))
-			os_release_value(line, "VERSION_ID", version, vn);
+		if (!vmic_os_release_value(line, "NAME", name, nn))
+			vmic_os_release_value(line, "VERSION_ID", version, vn);
 	}
 	fclose(f);
 }
