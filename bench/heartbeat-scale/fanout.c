@@ -176,30 +176,35 @@ static void ping_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		rtt[nrtt++] = (uint32_t)((now_ns() - l->sent_ns) / 1000);
 }
 
+/* A connected socket, or -1 (errno set). */
 static int connect_to(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		perror("fanout: connect");
-		exit(1);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		fd = -1;
 	}
 	return fd;
 }
 
-static void start_links(const char *path, unsigned count)
+/* COUNT connections, each with its first tick at a random phase. */
+static int start_links(const char *path, unsigned count)
 {
 	struct link *links = calloc(count, sizeof(*links));
 
 	if (!links)
-		abort();
+		return -1;
 	for (unsigned i = 0; i < count; i++) {
 		struct link *l = &links[i];
+		int fd = connect_to(path);
 
+		if (fd < 0)
+			return -1;
 		uv_pipe_init(loop, &l->pipe, 0);
-		uv_pipe_open(&l->pipe, connect_to(path));
+		uv_pipe_open(&l->pipe, fd);
 		l->pipe.data = l;
 		uv_read_start((uv_stream_t *)&l->pipe, on_alloc, ping_read);
 		uv_timer_init(loop, &l->tick);
@@ -207,6 +212,7 @@ static void start_links(const char *path, unsigned count)
 		l->due_ms = uv_now(loop) + 1 + (uint64_t)rand() % 1000;
 		uv_timer_start(&l->tick, on_tick, l->due_ms - uv_now(loop), 0);
 	}
+	return 0;
 }
 
 static double cpu_seconds(void)
@@ -293,7 +299,11 @@ int main(int argc, char **argv)
 	rtt = calloc(rtt_cap, sizeof(*rtt));
 	if (!rtt)
 		return 1;
-	start_links(path, count);
+	if (start_links(path, count) < 0) {
+		perror("fanout: connecting to the echo process");
+		kill(pid, SIGTERM);
+		return 1;
+	}
 	uv_timer_init(loop, &start);
 	uv_timer_init(loop, &end);
 	uv_timer_start(&start, on_measure_start, WARMUP_MS, 0);

@@ -21,9 +21,9 @@ one 32-byte write and one read per connection per second, one libuv timer
 each. Its CPU is what this machine charges for the bare traffic; the ratio
 hostd / fanout is comparable across machines, the absolute figure is not.
 
-On a machine with 2 CPUs or more, vmic-hostd runs on CPU 0 and everything
+With 2 CPUs or more to use, vmic-hostd runs on the first and everything
 else (simulators, `vmic list` at nice 19, this script, the echo side of
-fanout) on CPU 1, apart as a host's daemon and its guests' vCPUs are:
+fanout) on the second, apart as a host's daemon and its guests' vCPUs are:
 busy processes sharing two CPUs preempt each other thousands of times a
 second, and the run then measures the scheduler (p99 grew from 1 ms to
 20 ms within three minutes when they shared). --no-pin turns that off.
@@ -63,7 +63,7 @@ TARGET_KIB_PER_VM = 32.0
 TARGET_FLOOR_RATIO = 1.5
 TARGET_FANOUT_RATIO = 1.5
 TARGET_STEADY = 1.5
-HOSTD_CPU, OTHERS_CPU = 0, 1
+HOSTD_CPU, OTHERS_CPU = 0, 1  # the first two CPUs this script may use
 
 
 def all_ok(ctl, count):
@@ -187,9 +187,12 @@ def mmm_rows(rows, key, fmt):
 
 
 def scale(args):
+    global HOSTD_CPU, OTHERS_CPU
     btype = build_type(args.build)
-    pinned = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = not args.no_pin and len(cpus) >= 2
     if pinned:
+        HOSTD_CPU, OTHERS_CPU = cpus[0], cpus[1]
         os.sched_setaffinity(0, {OTHERS_CPU})  # children inherit it
     where = (f"hostd pinned to CPU {HOSTD_CPU}, the rest to CPU {OTHERS_CPU}"
              if pinned else "not pinned")
