@@ -267,7 +267,9 @@ def hostd_p50_one_vm(build, seconds):
         sock = os.path.join(rundir, "ctl.sock")
         procs.append(subprocess.Popen(
             [os.path.join(build, "src", "guest", "vmic-guestd"), "--config", "/dev/null",
-             "--channel", f"unix-listen:{gsock}", "--log-level", "warning"],
+             "--channel", f"unix-listen:{gsock}", "--log-level", "warning",
+             # Never this machine's clock or its /var/lib/hyperv.
+             "--simulated-clock", "0", "--kvp-dir", os.path.join(rundir, "kvp")],
             stderr=subprocess.DEVNULL))
         procs.append(subprocess.Popen(
             [os.path.join(build, "src", "host", "vmic-hostd"), "--config", "/dev/null",

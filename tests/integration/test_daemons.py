@@ -5,7 +5,7 @@ import os
 import socket
 import subprocess
 
-from vmictest import GUESTD, HOSTD, CHILD_ENV, Env, Proc, Tap
+from vmictest import GUESTD, GUEST_CLOCK_ARGS, HOSTD, CHILD_ENV, Env, Proc, Tap
 
 tap = Tap()
 env = Env(tap)
@@ -21,7 +21,7 @@ try:
 
     g = Proc("guest-notify", [GUESTD, "--config", "/dev/null", "--channel",
                               f"unix-listen:{env.dir}/n.sock", "--kvp-dir",
-                              f"{env.dir}/n-kvp"],
+                              f"{env.dir}/n-kvp", *GUEST_CLOCK_ARGS],
              os.path.join(env.dir, "gn.log"), env=child_env)
     env.procs.append(g)
     try:

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import time
 
-from vmictest import GUESTD, HOSTD, VMIC, CHILD_ENV, Env, Proc, Tap, wait_until
+from vmictest import (GUESTD, GUEST_CLOCK_ARGS, HOSTD, VMIC, CHILD_ENV, Env, Proc, Tap,
+                      wait_until)
 
 tap = Tap()
 env = Env(tap)
@@ -133,7 +134,7 @@ try:
     gsock, hsock = f"{env.dir}/nobody-g.sock", f"{env.dir}/nobody-h.sock"
     g = Proc("guest-nobody", priv + [GUESTD, "--config", "/dev/null", "--channel",
                                      f"unix-listen:{gsock}", "--kvp-dir",
-                                     f"{env.dir}/nobody-kvp"],
+                                     f"{env.dir}/nobody-kvp", *GUEST_CLOCK_ARGS],
              os.path.join(env.dir, "gn.log"))
     h = Proc("hostd-nobody", priv + [HOSTD, "--config", "/dev/null", "--state-dir",
                                      f"{env.dir}/st5", "--socket", hsock],

@@ -263,6 +263,15 @@ def check_backward(tap, env, p):
               steps and abs(float(steps[0][0]) + 30) < 0.01, steps)
 
 
+def check_harness_default(tap, env):
+    """An agent started with no clock option of the test's own runs on the
+    harness's simulated clock: tests never slew or step this machine's."""
+    t = wait_until(lambda: (lambda x: x if x["report_us"] else None)(
+        time_of(env, "plain")), 20)
+    tap.check("an agent with the harness's defaults measures on a simulated "
+              "clock, never this machine's", t and t["simulated"] is True, t)
+
+
 def check_ptp(tap, env, p_ptp, p_phc):
     t = wait_until(lambda: (lambda x: x if x["mode"] == "ptp" and
                             x["last_step_ns"] else None)(
@@ -389,6 +398,7 @@ def main():
         p_pause = start(env, "pause", "--simulated-clock", "0")
         p_rep = start(env, "report", "--simulated-clock", "-30", add=False)
         p_ahead = start(env, "ahead", "--simulated-clock", "30")
+        start(env, "plain")
         p_ptp = start(env, "ptp", "--simulated-clock", "-5",
                       conf=f"[timesync]\nptp-device = {d}/ptp0\n")
         # A stand-in for chronyd holding the PTP device open as a PHC
@@ -412,6 +422,7 @@ def main():
                        f"chrony-pid-file = {cdir}/chronyd.pid\n")
 
         check_step_30s(tap, env, p_behind)
+        check_harness_default(tap, env)
         check_flood(tap, env, fg)
         check_disabled(tap, env, p_dis)
         check_guest_disabled(tap, env, p_gdis)

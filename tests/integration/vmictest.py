@@ -20,6 +20,11 @@ import time
 BUILD = os.environ.get("VMIC_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 HOSTD = os.path.join(BUILD, "src", "host", "vmic-hostd")
 GUESTD = os.path.join(BUILD, "src", "guest", "vmic-guestd")
+# Every agent the tests start on this machine runs its time service on a
+# simulated clock: a real one would slew (adjtimex) and could step the
+# clock of the machine the tests run on. Tests that want another offset
+# pass their own --simulated-clock after these; the last one wins.
+GUEST_CLOCK_ARGS = ["--simulated-clock", "0"]
 VMIC = os.path.join(BUILD, "src", "cli", "vmic")
 
 # Environment of the processes under test (sanitizer options pass through).
@@ -216,11 +221,12 @@ class Env:
         if os.path.exists(path):
             os.unlink(path)
         # The KVP pool files stay in the test's directory, never the
-        # machine's /var/lib/hyperv (a --kvp-dir in extra comes later and
-        # wins).
+        # machine's /var/lib/hyperv, and the clock is simulated (a
+        # --kvp-dir or --simulated-clock in extra comes later and wins).
         p = Proc(f"guest-{name}", [GUESTD, "--config", conf_path, "--channel",
                                    f"unix-listen:{path}", "--log-level", "debug",
-                                   "--kvp-dir", os.path.join(self.dir, f"{name}-kvp"), *extra],
+                                   "--kvp-dir", os.path.join(self.dir, f"{name}-kvp"),
+                                   *GUEST_CLOCK_ARGS, *extra],
                  os.path.join(self.dir, f"guest-{name}.log"))
         self.procs.append(p)
         if not wait_until(lambda: os.path.exists(path) or not p.alive(), 10) or not p.alive():
