@@ -78,24 +78,30 @@ static void on_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
 	*b = uv_buf_init(l->buf + l->have, (unsigned)(MSG - l->have));
 }
 
+/* n more bytes read into l->buf: true once a whole message is there. */
+static bool message_done(uv_stream_t *s, struct link *l, ssize_t n)
+{
+	if (n < 0) {
+		uv_read_stop(s);
+		return false;
+	}
+	l->have += (size_t)n;
+	if (l->have < MSG)
+		return false;
+	l->have = 0;
+	return true;
+}
+
 /* ---- the echo process ---- */
 
 static void echo_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
 	struct link *l = s->data;
-	uv_buf_t out;
+	uv_buf_t out = uv_buf_init(l->buf, MSG);
 
 	(void)b;
-	if (n < 0) {
-		uv_read_stop(s);
-		return;
-	}
-	l->have += (size_t)n;
-	if (l->have < MSG)
-		return;
-	l->have = 0;
-	out = uv_buf_init(l->buf, MSG);
-	uv_try_write(s, &out, 1);
+	if (message_done(s, l, n))
+		uv_try_write(s, &out, 1);
 }
 
 static void echo_accept(uv_stream_t *server, int status)
@@ -164,15 +170,7 @@ static void ping_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	struct link *l = s->data;
 
 	(void)b;
-	if (n < 0) {
-		uv_read_stop(s);
-		return;
-	}
-	l->have += (size_t)n;
-	if (l->have < MSG)
-		return;
-	l->have = 0;
-	if (measuring && nrtt < rtt_cap)
+	if (message_done(s, l, n) && measuring && nrtt < rtt_cap)
 		rtt[nrtt++] = (uint32_t)((now_ns() - l->sent_ns) / 1000);
 }
 
