@@ -150,6 +150,28 @@ static int write_full(int fd, const uint8_t *buf, size_t n, off_t off)
 	return 0;
 }
 
+/* The key of a record as (pointer, length), or false without a NUL. */
+static bool record_key(const uint8_t *rec, const char **key, size_t *klen)
+{
+	const uint8_t *kend = memchr(rec, '\0', VMIC_KVP_FILE_KEY);
+
+	if (!kend)
+		return false;
+	*key = (const char *)rec;
+	*klen = (size_t)(kend - rec);
+	return true;
+}
+
+/* Is the record's key exactly key[0..klen)? */
+static bool record_has_key(const uint8_t *rec, const char *key, size_t klen)
+{
+	const char *k;
+	size_t kl;
+
+	return record_key(rec, &k, &kl) && kl == klen &&
+	       memcmp(k, key, klen) == 0;
+}
+
 /* Call fn for every whole record, in order, with its index; a partial
  * record at the end sets *partial. fn returns < 0 to stop with it. */
 static int scan(int fd, int (*fn)(void *ud, const uint8_t *rec, size_t i),
@@ -181,6 +203,48 @@ static int scan(int fd, int (*fn)(void *ud, const uint8_t *rec, size_t i),
 		off += n;
 	}
 	*count = i;
+	return 0;
+}
+
+/*
+ * Move the records keep() keeps to the front of the file, in order,
+ * chunk by chunk (what is written was read already); the file's new end
+ * in *end. keep gets each whole record with its index and may rewrite it
+ * in place. A partial record at the end goes.
+ */
+static int compact(int fd, bool (*keep)(void *ud, uint8_t *rec, size_t i),
+		   void *ud, off_t *end)
+{
+	_cleanup_free_ uint8_t *buf = malloc(CHUNK_BYTES);
+	off_t rd = 0, wr = 0;
+	size_t i = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = read_full(fd, buf, CHUNK_BYTES, rd);
+		size_t kept = 0;
+		int r;
+
+		if (n < 0)
+			return (int)n;
+		n -= n % VMIC_KVP_RECORD;
+		for (size_t at = 0; at < (size_t)n; at += VMIC_KVP_RECORD, i++) {
+			if (!keep(ud, buf + at, i))
+				continue;
+			if (kept != at)
+				memmove(buf + kept, buf + at, VMIC_KVP_RECORD);
+			kept += VMIC_KVP_RECORD;
+		}
+		r = write_full(fd, buf, kept, wr);
+		if (r < 0)
+			return r;
+		wr += (off_t)kept;
+		rd += n;
+		if ((size_t)n < CHUNK_BYTES)
+			break;
+	}
+	*end = wr;
 	return 0;
 }
 
@@ -254,13 +318,9 @@ struct find_ctx {
 static int find_one(void *ud, const uint8_t *rec, size_t i)
 {
 	struct find_ctx *c = ud;
-	const uint8_t *kend = memchr(rec, '\0', VMIC_KVP_FILE_KEY);
 
-	if (kend && (size_t)(kend - rec) == c->klen &&
-	    memcmp(rec, c->key, c->klen) == 0) {
-		if (c->matches++ == 0)
-			c->first = i;
-	}
+	if (record_has_key(rec, c->key, c->klen) && c->matches++ == 0)
+		c->first = i;
 	return 0;
 }
 
@@ -274,43 +334,24 @@ static int find_key(int fd, const char *key, size_t klen,
 	return scan(fd, find_one, c, records, &partial);
 }
 
+/* Keep every record but those of the find_ctx's key. */
+static bool keep_other_keys(void *ud, uint8_t *rec, size_t i UNUSED)
+{
+	const struct find_ctx *c = ud;
+
+	return !record_has_key(rec, c->key, c->klen);
+}
+
 /* Copy every record but those of key to the front; cut the file. */
 static int compact_without(int fd, const char *key, size_t klen)
 {
-	_cleanup_free_ uint8_t *buf = malloc(CHUNK_BYTES);
-	off_t rd = 0, wr = 0;
+	struct find_ctx c = { .key = key, .klen = klen };
+	off_t end;
+	int r = compact(fd, keep_other_keys, &c, &end);
 
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n = read_full(fd, buf, CHUNK_BYTES, rd);
-		size_t keep = 0;
-		int r;
-
-		if (n < 0)
-			return (int)n;
-		n -= n % VMIC_KVP_RECORD;
-		for (size_t at = 0; at < (size_t)n; at += VMIC_KVP_RECORD) {
-			const uint8_t *kend =
-				memchr(buf + at, '\0', VMIC_KVP_FILE_KEY);
-
-			if (kend && (size_t)(kend - (buf + at)) == klen &&
-			    memcmp(buf + at, key, klen) == 0)
-				continue;
-			if (keep != at)
-				memmove(buf + keep, buf + at, VMIC_KVP_RECORD);
-			keep += VMIC_KVP_RECORD;
-		}
-		/* wr <= rd: what is written was read already. */
-		r = write_full(fd, buf, keep, wr);
-		if (r < 0)
-			return r;
-		wr += (off_t)keep;
-		rd += n;
-		if ((size_t)n < CHUNK_BYTES)
-			break;
-	}
-	return ftruncate(fd, wr) < 0 ? -errno : 0;
+	if (r < 0)
+		return r;
+	return ftruncate(fd, end) < 0 ? -errno : 0;
 }
 
 int kvp_file_set(int fd, const char *key, size_t klen, const char *value,
@@ -361,18 +402,6 @@ struct apply_ctx {
 	size_t removals; /* records that go (deleted keys, duplicates) */
 };
 
-/* The key of a record as (pointer, length), or false without a NUL. */
-static bool record_key(const uint8_t *rec, const char **key, size_t *klen)
-{
-	const uint8_t *kend = memchr(rec, '\0', VMIC_KVP_FILE_KEY);
-
-	if (!kend)
-		return false;
-	*key = (const char *)rec;
-	*klen = (size_t)(kend - rec);
-	return true;
-}
-
 static int apply_scan(void *ud, const uint8_t *rec, size_t i)
 {
 	struct apply_ctx *c = ud;
@@ -417,50 +446,22 @@ static bool apply_keeps(const struct apply_ctx *c, const uint8_t *rec,
 	return c->pos[*set_at] == i;
 }
 
-/* Records go: copy the kept ones up, the set ones with their new value;
- * the file's end afterwards in *end. */
-static int apply_compact(int fd, const struct apply_ctx *c, off_t *end)
+/* compact()'s keep for an apply: the records that stay, a set key's
+ * last record rewritten with its new value. */
+static bool apply_keep(void *ud, uint8_t *rec, size_t i)
 {
-	_cleanup_free_ uint8_t *buf = malloc(CHUNK_BYTES);
-	off_t rd = 0, wr = 0;
-	size_t i = 0;
+	const struct apply_ctx *c = ud;
+	const struct kvp_rec *s;
+	size_t set_at;
 
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n = read_full(fd, buf, CHUNK_BYTES, rd);
-		size_t keep = 0;
-		int r;
-
-		if (n < 0)
-			return (int)n;
-		n -= n % VMIC_KVP_RECORD;
-		for (size_t at = 0; at < (size_t)n; at += VMIC_KVP_RECORD, i++) {
-			const struct kvp_rec *s;
-			size_t set_at;
-
-			if (!apply_keeps(c, buf + at, i, &set_at))
-				continue;
-			if (keep != at)
-				memmove(buf + keep, buf + at, VMIC_KVP_RECORD);
-			if (set_at != SIZE_MAX) {
-				s = c->sets->recs[set_at];
-				kvp_file_record(buf + keep, kvp_rec_key(s),
-						s->klen, kvp_rec_value(s),
-						s->vlen);
-			}
-			keep += VMIC_KVP_RECORD;
-		}
-		r = write_full(fd, buf, keep, wr);
-		if (r < 0)
-			return r;
-		wr += (off_t)keep;
-		rd += n;
-		if ((size_t)n < CHUNK_BYTES)
-			break;
+	if (!apply_keeps(c, rec, i, &set_at))
+		return false;
+	if (set_at != SIZE_MAX) {
+		s = c->sets->recs[set_at];
+		kvp_file_record(rec, kvp_rec_key(s), s->klen,
+				kvp_rec_value(s), s->vlen);
 	}
-	*end = wr;
-	return 0;
+	return true;
 }
 
 int kvp_file_apply(int fd, const struct kvp_table *sets,
@@ -483,7 +484,7 @@ int kvp_file_apply(int fd, const struct kvp_table *sets,
 		goto out;
 	end = (off_t)records * VMIC_KVP_RECORD;
 	if (c.removals) {
-		r = apply_compact(fd, &c, &end);
+		r = compact(fd, apply_keep, &c, &end);
 	} else {
 		for (size_t k = 0; r == 0 && k < sets->n; k++) {
 			const struct kvp_rec *s = sets->recs[k];
