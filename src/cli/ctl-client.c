@@ -258,7 +258,7 @@ bool ctl_has_line(const struct ctl *c)
  * next line, which may be hours away. poll reports POLLERR/POLLHUP on
  * stdout without asking. True when stdout's reader left.
  */
-bool ctl_wait_or_reader_left(const struct ctl *c)
+static bool wait_or_reader_left(const struct ctl *c)
 {
 	struct pollfd p[2] = {
 		{ .fd = c->fd, .events = POLLIN },
@@ -271,6 +271,27 @@ bool ctl_wait_or_reader_left(const struct ctl *c)
 		if (errno != EINTR)
 			return false;
 	return (p[1].revents & (POLLERR | POLLHUP)) != 0;
+}
+
+/*
+ * The next line of a stream that runs until the user ends it (`events
+ * --follow`, `kvp watch`): -EPIPE when stdout's reader left, otherwise
+ * ctl_recv's answer with no time limit; a daemon that hung up is named
+ * as having closed `what`.
+ */
+int ctl_follow_next(struct ctl *c, const char *what, json_t **line,
+		    struct cli_error *e)
+{
+	int r;
+
+	if (wait_or_reader_left(c))
+		return -EPIPE;
+	r = ctl_recv(c, CTL_NO_TIMEOUT, line, e);
+	if (r == -ECONNRESET && e->kind == CLI_ERR_IO)
+		cli_error_set(e, CLI_ERR_IO,
+			      "vmic-hostd closed %s (stopped or restarted?)",
+			      what);
+	return r;
 }
 
 /*

@@ -137,13 +137,7 @@ static int follow_events(struct events_printer *p, struct ctl *c,
 		json_t *line = NULL, *ev;
 		int r;
 
-		if (ctl_wait_or_reader_left(c))
-			return -EPIPE;
-		r = ctl_recv(c, CTL_NO_TIMEOUT, &line, e);
-		if (r == -ECONNRESET && e->kind == CLI_ERR_IO)
-			cli_error_set(e, CLI_ERR_IO,
-				      "vmic-hostd closed the event stream "
-				      "(stopped or restarted?)");
+		r = ctl_follow_next(c, "the event stream", &line, e);
 		if (r < 0)
 			return r;
 		ev = json_object_get(line, "event");

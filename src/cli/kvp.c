@@ -264,13 +264,7 @@ static int watch_lines(struct cli *cli, struct ctl *c, struct cli_error *e)
 		json_t *line = NULL, *ch, *end;
 		int r;
 
-		if (ctl_wait_or_reader_left(c))
-			return -EPIPE;
-		r = ctl_recv(c, CTL_NO_TIMEOUT, &line, e);
-		if (r == -ECONNRESET && e->kind == CLI_ERR_IO)
-			cli_error_set(e, CLI_ERR_IO,
-				      "vmic-hostd closed the stream (stopped "
-				      "or restarted?)");
+		r = ctl_follow_next(c, "the stream", &line, e);
 		if (r < 0)
 			return r;
 		ch = json_object_get(line, "kvp");

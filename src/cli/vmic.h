@@ -112,7 +112,8 @@ struct ctl {
 int ctl_open(struct ctl *c, const char *path, struct cli_error *e);
 void ctl_close(struct ctl *c);
 bool ctl_has_line(const struct ctl *c);
-bool ctl_wait_or_reader_left(const struct ctl *c);
+int ctl_follow_next(struct ctl *c, const char *what, json_t **line,
+		    struct cli_error *e);
 int ctl_recv(struct ctl *c, int timeout_ms, json_t **line,
 	     struct cli_error *e);
 int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
