@@ -72,34 +72,37 @@ bool vmic_kvp_pool_exchanged(unsigned pool)
 	return pool < VMIC_KVP_AUTO_INTERNAL;
 }
 
+/* The key's or the value's problem as a sentence in why, or NULL. */
+static const char *check_part(const char *what, const char *s, size_t n,
+			      size_t max, char *why, size_t whysz)
+{
+	if (n > max)
+		snprintf(why, whysz,
+			 "the %s is %zu bytes; a KVP %s holds at most %zu "
+			 "bytes of UTF-8",
+			 what, n, what, max);
+	else if (memchr(s, '\0', n) || !vmic_utf8_valid(s, n))
+		snprintf(why, whysz,
+			 "the %s is not valid UTF-8 (or holds a NUL byte)",
+			 what);
+	else
+		return NULL;
+	return why;
+}
+
 const char *vmic_kvp_check(const char *key, size_t klen, const char *value,
 			   size_t vlen)
 {
 	static char why[160];
+	const char *bad;
 
 	if (klen == 0)
 		return "the key is empty";
-	if (klen > VMIC_KVP_KEY_MAX) {
-		snprintf(why, sizeof(why),
-			 "the key is %zu bytes; a KVP key holds at most %d "
-			 "bytes of UTF-8",
-			 klen, VMIC_KVP_KEY_MAX);
-		return why;
-	}
-	if (memchr(key, '\0', klen) || !vmic_utf8_valid(key, klen))
-		return "the key is not valid UTF-8 (or holds a NUL byte)";
-	if (!value)
-		return NULL;
-	if (vlen > VMIC_KVP_VALUE_MAX) {
-		snprintf(why, sizeof(why),
-			 "the value is %zu bytes; a KVP value holds at most %d "
-			 "bytes of UTF-8",
-			 vlen, VMIC_KVP_VALUE_MAX);
-		return why;
-	}
-	if (memchr(value, '\0', vlen) || !vmic_utf8_valid(value, vlen))
-		return "the value is not valid UTF-8 (or holds a NUL byte)";
-	return NULL;
+	bad = check_part("key", key, klen, VMIC_KVP_KEY_MAX, why, sizeof(why));
+	if (bad || !value)
+		return bad;
+	return check_part("value", value, vlen, VMIC_KVP_VALUE_MAX, why,
+			  sizeof(why));
 }
 
 /* Read one record of a batch of `type`; false (and r->err) when bad. */
