@@ -346,7 +346,7 @@ static bool keep_other_keys(void *ud, uint8_t *rec, size_t i UNUSED)
 static int compact_without(int fd, const char *key, size_t klen)
 {
 	struct find_ctx c = { .key = key, .klen = klen };
-	off_t end;
+	off_t end = 0;
 	int r = compact(fd, keep_other_keys, &c, &end);
 
 	if (r < 0)
