@@ -128,21 +128,31 @@ try:
         recs = [(f"f{i:04d}-{j:03d}", "y" * 50) for j in range(100)]
         blob += frame(SVC_KVP, KVP_SET, batch(1, recs, flags=F_BEGIN if i == 0 else 0),
                       request_id=rid)
-    t0 = time.monotonic()
     fake.send(blob)
-    busy = wait_until(lambda: [r for r, c in errors_for(100001).items() if c == E_BUSY], 5)
-    tap.check("batches sent without waiting: the host answers busy past its window",
-              busy and len(busy) >= 150, len(busy or []))
-    kvp = env.service("bad", "kvp")
-    tap.check("what it kept stays within guest-max-keys",
-              kvp["guest_keys"] <= 1024 and kvp["guest_bytes"] <= 1 << 20, kvp)
+
     def answers():
         acks = [parse_ack(p) for s, t, f, r, p in fake.received(SVC_KVP, 4)
                 if 100000 < r <= 100200 and f & 1]
         return acks if len(acks) + len(errors_for(100001)) >= 200 else None
 
-    acks = wait_until(answers, 10)
-    tap.check("every batch is answered, an ACK or busy; ACKs past the bound say so",
+    # How many are told busy depends on how fast the writer commits while the
+    # blob arrives; that some are, and why, does not.
+    acks = wait_until(answers, 20)
+    busy = [r for r, c in errors_for(100001).items() if c == E_BUSY]
+    texts = {bytes(p[4:]).decode(errors="replace") for s, t, f, r, p in
+             fake.received(SVC_KVP, T_ERROR) if r > 100000 and
+             struct.unpack_from("<H", p)[0] == E_BUSY}
+    tap.note(f"{len(busy)} of 200 batches told busy")
+    tap.check("batches sent without waiting: every one is answered, an ACK or busy",
+              acks is not None and len(acks) + len(busy) == 200,
+              (len(acks or []), len(busy)))
+    tap.check("past its window of 16 unanswered batches the host answers busy",
+              busy and all("more than 16 batches unanswered" in t for t in texts),
+              (len(busy), texts))
+    kvp = env.service("bad", "kvp")
+    tap.check("what it kept stays within guest-max-keys",
+              kvp["guest_keys"] <= 1024 and kvp["guest_bytes"] <= 1 << 20, kvp)
+    tap.check("ACKs past the bound say so",
               acks and len(acks) >= 16
               and any(a["status"] == 1 and "guest-max-keys" in a["note"] for a in acks),
               acks and (len(acks), acks[-1]))
