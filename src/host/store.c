@@ -525,63 +525,53 @@ static int load_fail(struct store_db *db, int rc, const char *doing)
 	return -EIO;
 }
 
-/* Apply the stored service switches to the VMs just loaded. */
-static int store_load_services(struct hostd *h)
+/* Run a start-up query and hand each row to row(); -EIO (logged) when
+ * SQLite fails, "doing" naming the step. */
+static int load_rows(struct hostd *h, const char *sql, const char *doing,
+		     void (*row)(struct hostd *h, sqlite3_stmt *st))
 {
 	struct store_db *db = h->store.db;
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(db->db,
-				"SELECT vm, service, enabled FROM vm_services",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return load_fail(db, rc, "loading service settings");
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vm *vm = vm_find(h, column_text(st, 0));
-		const struct vmic_service_desc *d =
-			vmic_service_by_name(column_text(st, 1) ?: "");
-
-		/* A service of a newer build: its setting waits for it. */
-		if (!vm || !d)
-			continue;
-		if (sqlite3_column_int(st, 2))
-			vm->enabled_mask |= 1u << d->id;
-		else
-			vm->enabled_mask &= ~(1u << d->id);
-	}
+		return load_fail(db, rc, doing);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		row(h, st);
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0
-				 : load_fail(db, rc, "loading service settings");
+	return rc == SQLITE_DONE ? 0 : load_fail(db, rc, doing);
 }
 
-/* Apply each VM's own settings to the VMs just loaded. */
-static int store_load_settings(struct hostd *h)
+/* One row of vm_services: a stored service switch of a loaded VM. */
+static void load_service_row(struct hostd *h, sqlite3_stmt *st)
 {
-	struct store_db *db = h->store.db;
-	sqlite3_stmt *st;
-	int rc;
+	struct vm *vm = vm_find(h, column_text(st, 0));
+	const struct vmic_service_desc *d =
+		vmic_service_by_name(column_text(st, 1) ?: "");
 
-	rc = sqlite3_prepare_v2(db->db,
-				"SELECT vm, service, key, value FROM "
-				"service_settings",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return load_fail(db, rc, "loading settings");
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vm *vm = vm_find(h, column_text(st, 0));
+	/* A service of a newer build: its setting waits for it. */
+	if (!vm || !d)
+		return;
+	if (sqlite3_column_int(st, 2))
+		vm->enabled_mask |= 1u << d->id;
+	else
+		vm->enabled_mask &= ~(1u << d->id);
+}
 
-		if (vm)
-			settings_load(vm, column_text(st, 1) ?: "",
-				      column_text(st, 2) ?: "",
-				      column_text(st, 3) ?: "");
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : load_fail(db, rc, "loading settings");
+/* One row of service_settings: a VM's own value of a service setting. */
+static void load_setting_row(struct hostd *h, sqlite3_stmt *st)
+{
+	struct vm *vm = vm_find(h, column_text(st, 0));
+
+	if (vm)
+		settings_load(vm, column_text(st, 1) ?: "",
+			      column_text(st, 2) ?: "",
+			      column_text(st, 3) ?: "");
 }
 
 /* One row of vms into a registered struct vm; a bad row is skipped. */
-static void store_load_vm_row(struct hostd *h, sqlite3_stmt *st)
+static void load_vm_row(struct hostd *h, sqlite3_stmt *st)
 {
 	const char *name = column_text(st, 0), *channel = column_text(st, 1);
 	const char *power = column_text(st, 2);
@@ -614,60 +604,40 @@ static void store_load_vm_row(struct hostd *h, sqlite3_stmt *st)
 		vm_destroy(vm, DETACH_REMOVED);
 }
 
-/* Hand each VM's service data to its service (rows in key order). */
-static int store_load_data(struct hostd *h)
+/* One row of service_data, handed to its service (rows in key order). */
+static void load_data_row(struct hostd *h, sqlite3_stmt *st)
 {
-	struct store_db *db = h->store.db;
-	sqlite3_stmt *st;
-	int rc;
+	struct vm *vm = vm_find(h, column_text(st, 0));
+	const struct vmic_service_desc *d =
+		vmic_service_by_name(column_text(st, 1) ?: "");
+	const struct host_service *s = d ? host_service_get(d->id) : NULL;
+	const char *key = column_text(st, 3);
+	const char *value = column_text(st, 4);
 
-	rc = sqlite3_prepare_v2(db->db,
-				"SELECT vm, service, space, key, value FROM "
-				"service_data ORDER BY vm, service, space, key",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return load_fail(db, rc, "loading service data");
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vm *vm = vm_find(h, column_text(st, 0));
-		const struct vmic_service_desc *d =
-			vmic_service_by_name(column_text(st, 1) ?: "");
-		const struct host_service *s = d ? host_service_get(d->id)
-						 : NULL;
-		const char *key = column_text(st, 3);
-		const char *value = column_text(st, 4);
-
-		/* A service of a newer build: its data waits for it. */
-		if (!vm || !s || !s->data_load || !key || !value)
-			continue;
-		s->data_load(vm, (unsigned)sqlite3_column_int(st, 2), key,
-			     (size_t)sqlite3_column_bytes(st, 3), value,
-			     (size_t)sqlite3_column_bytes(st, 4));
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0
-				 : load_fail(db, rc, "loading service data");
+	/* A service of a newer build: its data waits for it. */
+	if (!vm || !s || !s->data_load || !key || !value)
+		return;
+	s->data_load(vm, (unsigned)sqlite3_column_int(st, 2), key,
+		     (size_t)sqlite3_column_bytes(st, 3), value,
+		     (size_t)sqlite3_column_bytes(st, 4));
 }
 
 int store_load_vms(struct hostd *h)
 {
-	struct store_db *db = h->store.db;
-	sqlite3_stmt *st;
-	int rc;
-
-	rc = sqlite3_prepare_v2(db->db,
-				"SELECT name, channel, power_off, created_us "
-				"FROM vms ORDER BY name",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return load_fail(db, rc, "loading VMs");
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		store_load_vm_row(h, st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return load_fail(db, rc, "loading VMs");
-	if (store_load_services(h) < 0 || store_load_settings(h) < 0)
+	if (load_rows(h,
+		      "SELECT name, channel, power_off, created_us FROM vms "
+		      "ORDER BY name",
+		      "loading VMs", load_vm_row) < 0 ||
+	    load_rows(h, "SELECT vm, service, enabled FROM vm_services",
+		      "loading service settings", load_service_row) < 0 ||
+	    load_rows(h,
+		      "SELECT vm, service, key, value FROM service_settings",
+		      "loading settings", load_setting_row) < 0)
 		return -EIO;
-	return store_load_data(h);
+	return load_rows(h,
+			 "SELECT vm, service, space, key, value FROM "
+			 "service_data ORDER BY vm, service, space, key",
+			 "loading service data", load_data_row);
 }
 
 int64_t store_events_max_id(struct hostd *h)
