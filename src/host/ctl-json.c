@@ -142,6 +142,14 @@ static json_t *connection_detail(const struct vm *vm)
 	return o;
 }
 
+void svc_status_json(json_t *o, const struct svc_status *st)
+{
+	json_object_set_new(o, "enabled", json_boolean(st->enabled));
+	json_object_set_new(o, "primary_status",
+			    json_string(svc_primary_name(st->primary)));
+	json_object_set_new(o, "secondary_status", json_string(st->secondary));
+}
+
 json_t *service_json(const struct vm *vm, uint8_t id)
 {
 	const struct vmic_service_desc *d = vmic_service_by_id(id);
@@ -152,10 +160,7 @@ json_t *service_json(const struct vm *vm, uint8_t id)
 	service_status(vm, id, &st);
 	json_object_set_new(o, "name", json_string(d->name));
 	json_object_set_new(o, "display", json_string(d->display));
-	json_object_set_new(o, "enabled", json_boolean(st.enabled));
-	json_object_set_new(o, "primary_status",
-			    json_string(svc_primary_name(st.primary)));
-	json_object_set_new(o, "secondary_status", json_string(st.secondary));
+	svc_status_json(o, &st);
 	json_object_set_new(o, "version",
 			    int_or_null(st.version, st.version >= 0));
 	json_object_set_new(o, "guest_enabled",

@@ -864,5 +864,8 @@ void vm_summary_text(struct vm *vm, struct ctl_text *out);
 json_t *vm_status_json(const struct vm *vm);
 /* One Get-VMIntegrationService entry, with settings and details. */
 json_t *service_json(const struct vm *vm, uint8_t id);
+/* Add a service status's enabled, primary_status and secondary_status
+ * members to o (every reply that shows a service's status uses these). */
+void svc_status_json(json_t *o, const struct svc_status *st);
 
 #endif

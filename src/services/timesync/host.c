@@ -559,10 +559,7 @@ static json_t *time_json(const struct vm *vm)
 
 	service_status(vm, ID, &st);
 	json_object_set_new(o, "vm", json_string(vm->name));
-	json_object_set_new(o, "enabled", json_boolean(st.enabled));
-	json_object_set_new(o, "primary_status",
-			    json_string(svc_primary_name(st.primary)));
-	json_object_set_new(o, "secondary_status", json_string(st.secondary));
+	svc_status_json(o, &st);
 	json_object_set_new(o, "connection",
 			    json_string(conn_state_name(vm->conn.state)));
 	json_object_set_new(o, "policy",
