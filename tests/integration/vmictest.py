@@ -59,6 +59,15 @@ class Tap:
         sys.exit(1 if self.failed else 0)
 
 
+def ready_lines(log_path):
+    """How many times an agent logging to log_path said it was ready."""
+    try:
+        with open(log_path, "rb") as f:
+            return f.read().count(b" ready on ")
+    except FileNotFoundError:
+        return 0
+
+
 def wait_until(predicate, timeout, interval=0.05):
     """Poll predicate until it returns a truthy value; return it, or None."""
     deadline = time.monotonic() + timeout
@@ -220,6 +229,8 @@ class Env:
         path = channel or self.guest_socket(name)
         if os.path.exists(path):
             os.unlink(path)
+        log_path = os.path.join(self.dir, f"guest-{name}.log")
+        readies = ready_lines(log_path)
         # The KVP pool files stay in the test's directory, never the
         # machine's /var/lib/hyperv, and the clock is simulated (a
         # --kvp-dir or --simulated-clock in extra comes later and wins).
@@ -227,9 +238,12 @@ class Env:
                                    f"unix-listen:{path}", "--log-level", "debug",
                                    "--kvp-dir", os.path.join(self.dir, f"{name}-kvp"),
                                    *GUEST_CLOCK_ARGS, *extra],
-                 os.path.join(self.dir, f"guest-{name}.log"))
+                 log_path)
         self.procs.append(p)
-        if not wait_until(lambda: os.path.exists(path) or not p.alive(), 10) or not p.alive():
+        # The socket file appears at bind(), a moment before listen(): a
+        # connect then is refused. The agent's "ready on" line comes after.
+        if not wait_until(lambda: ready_lines(log_path) > readies or not p.alive(), 10) \
+                or not p.alive():
             raise RuntimeError(f"vmic-guestd {name} did not start:\n" + p.output())
         return p
 
