@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from vmictest import (GUESTD, GUEST_CLOCK_ARGS, HOSTD, VMIC, CHILD_ENV, Env, Proc, Tap,
-                      wait_until)
+                      ready_lines, wait_until)
 
 tap = Tap()
 env = Env(tap)
@@ -140,7 +140,9 @@ try:
                                      f"{env.dir}/st5", "--socket", hsock],
              os.path.join(env.dir, "hn.log"))
     env.procs += [g, h]
-    up = wait_until(lambda: os.path.exists(gsock) and os.path.exists(hsock), 10)
+    # Ready means listening: the agent's log says so, and the control
+    # socket accepts (either file exists a moment before that).
+    up = wait_until(lambda: ready_lines(g.log_path) and env._connectable(hsock), 10)
     run = lambda *a: subprocess.run(priv + [VMIC, "--socket", hsock, *a], capture_output=True,
                                     text=True, env=CHILD_ENV)
     r = run("add", "vm9", "--channel", f"unix:{gsock}") if up else None
