@@ -7,9 +7,11 @@ bounce resets), and the session goes on."""
 import struct
 import time
 
-from vmictest import (Env, FakeGuest, FakeHost, Tap, frame, wait_until)
+from vmictest import (T_ERROR, Env, FakeGuest, FakeHost, Tap, frame, wait_until)
 
 HEARTBEAT = 1
+T_UNKNOWN = 0x7E  # no service has this type: answered with an error frame
+BARRIER_ID = 4242
 T_STREAM_RESET, T_STREAM_CREDIT, T_STREAM_DATA = 0xFC, 0xFD, 0xFE
 E_NO_STREAM = 14
 
@@ -38,7 +40,13 @@ try:
     fake.send(frame(HEARTBEAT, T_STREAM_RESET, struct.pack("<H", 3) + b"\0\0", stream_id=6))
     fake.send(frame(HEARTBEAT, T_STREAM_DATA, b"x" * 100, stream_id=7))
     got = wait_until(lambda: resets(fake.received()), 10)
-    time.sleep(0.3)  # anything else the host would answer comes now
+    # A barrier: the host handles its frames in order and answers a
+    # request of an unknown type with an error frame, so once that answer
+    # is here, any answer to the three frames above is here too.
+    fake.send(frame(HEARTBEAT, T_UNKNOWN, request_id=BARRIER_ID))
+    tap.check("host: the barrier request is answered",
+              wait_until(lambda: any(f[3] == BARRIER_ID for f in
+                                     fake.received(HEARTBEAT, T_ERROR)), 10))
     r = resets(fake.received())
     tap.check("host: data on an unknown stream is reset with code 14 on its id",
               got and r[0].stream_id == 7 and code_of(r[0]) == E_NO_STREAM,
