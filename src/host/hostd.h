@@ -68,11 +68,14 @@ struct hostd_config {
 	/* [access]: what members of the socket group may name */
 	char group_channels[1024];
 	char group_power_off[1024];
+	unsigned group_max_vms; /* they may add VMs while fewer are there */
 	/* [control] */
 	unsigned max_unread; /* bytes a client may leave unread */
 	/* Each service's settings as hostd.conf's [NAME] sections give
 	 * them: the defaults of a VM without its own (NULL: no settings). */
 	void *svc_defaults[VMIC_SVC_COUNT];
+	/* Each service's daemon-wide keys of [NAME] (NULL: none). */
+	void *svc_daemon[VMIC_SVC_COUNT];
 };
 
 /* docs/control.md connection states, in this order. */
@@ -316,6 +319,14 @@ struct host_service {
 	const struct vmic_conf_table *settings;
 	size_t settings_size;
 	void (*settings_defaults)(void *settings);
+	/* Daemon-wide keys of the same [NAME] section that are no per-VM
+	 * setting (a bound on the sum over all VMs, a rate per client): a
+	 * struct of daemon_settings_size bytes, filled by
+	 * daemon_settings_defaults, read from hostd.conf and taken again at
+	 * a reload; svc_daemon_settings() is the current one. */
+	const struct vmic_conf_table *daemon_settings;
+	size_t daemon_settings_size;
+	void (*daemon_settings_defaults)(void *conf);
 	/* Daemon-wide state (h->svc_state[id]): at start-up, at exit. */
 	int (*daemon_start)(struct hostd *h);
 	void (*daemon_stop)(struct hostd *h);
@@ -373,9 +384,18 @@ int hostd_config_defaults(struct hostd_config *c);
 /* Free the service defaults hostd_config_defaults allocated. */
 void hostd_config_free(struct hostd_config *c);
 /* The config file's parts: the daemon's keys, then each service's
- * settings (their defaults). At most VMIC_SVC_COUNT + 1; the count. */
+ * settings (their defaults) and daemon-wide keys. At most
+ * HOSTD_CONF_PARTS; the count. */
+#define HOSTD_CONF_PARTS (2 * VMIC_SVC_COUNT + 1)
 size_t hostd_config_parts(struct hostd_config *c,
 			  struct vmic_conf_part *parts);
+/* A service's daemon-wide keys as configured now (its
+ * daemon_settings struct), NULL when it has none. */
+static inline const void *svc_daemon_settings(const struct hostd *h,
+					      uint8_t id)
+{
+	return h->cfg.svc_daemon[id];
+}
 /* "[section] key" -> field of struct hostd_config, for config.h. */
 extern const struct vmic_conf_table hostd_conf_table;
 /* Checks across keys; logs and returns -EINVAL when they conflict. */
@@ -629,6 +649,10 @@ bool access_pattern_match(const char *patterns, const char *vm,
 bool access_check_channel(struct ctl_request *rq, const char *uri);
 bool access_check_power(struct ctl_request *rq, const char *vm,
 			const char *uri);
+/* May the request's peer register one more VM ([access] group-max-vms
+ * for members of the socket group)? When not, replies `limit` and
+ * returns false. */
+bool access_check_vm_count(struct ctl_request *rq);
 
 /* guest-info.c */
 /* VMIC_CTL_INFO from the guest; 0, or < 0 to close the link. */
@@ -683,10 +707,13 @@ json_t *settings_json(const struct vm *vm, uint8_t id, json_t **inherited);
 /*
  * Apply {"key": value, ...} to a copy of the service's settings: on
  * success *out is the new struct (caller frees) and *mask the keys set.
- * -EINVAL with a sentence in err naming the key and what it accepts.
+ * -EINVAL with a sentence in err naming the key and what it accepts;
+ * -EPERM when a client that is not privileged asks for more than
+ * hostd.conf allows of a key with a cost (the sentence says how much).
  */
 int settings_parse(const struct vm *vm, uint8_t id, json_t *values,
-		   void **out, uint32_t *mask, char *err, size_t errsz);
+		   bool privileged, void **out, uint32_t *mask, char *err,
+		   size_t errsz);
 /* "interval 1s -> 2s; threshold 3 -> 5" of the keys in mask. */
 void settings_describe(uint8_t id, const void *old, const void *now,
 		       uint32_t mask, char *buf, size_t n);
