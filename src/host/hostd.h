@@ -340,11 +340,12 @@ struct host_service {
 	/* At start-up, once the VM's stored switches and settings are in:
 	 * align the state with them, without events. */
 	void (*loaded)(struct vm *vm);
-	/* At start-up, before loaded: one row of the data the service
-	 * stored for the VM (store_txn_data_set), in (space, key) order.
-	 * The strings are terminated; their lengths are given too. */
-	void (*data_load)(struct vm *vm, unsigned space, const char *key,
-			  size_t klen, const char *value, size_t vlen);
+	/* At start-up, before loaded: how much data the service stored for
+	 * the VM (store_txn_data_set) in one space: rows, and bytes of
+	 * their keys and values. The rows themselves stay in the store
+	 * until the service reads them (store_read_data). */
+	void (*data_sizes)(struct vm *vm, unsigned space, uint64_t rows,
+			   uint64_t bytes);
 	/* The session came up with the service enabled on the host, or the
 	 * host enabled it during a session; on_down: the reverse, and any
 	 * change of the host setting while there is no session. */
@@ -448,8 +449,9 @@ int store_txn_settings_set(struct store_txn *t, const char *vm,
 /*
  * A service's own data of a VM (the service_data table: space, key ->
  * value; value NULL deletes the row). Rows go with their VM; a VM
- * already removed makes the transaction fail. At start-up the rows come
- * back through the service's data_load hook.
+ * already removed makes the transaction fail. At start-up the service
+ * hears how much it stored (its data_sizes hook); store_read_data reads
+ * the rows.
  */
 int store_txn_data_set(struct store_txn *t, const char *vm, uint8_t service,
 		       unsigned space, const char *key, const char *value);
@@ -514,6 +516,48 @@ void store_read_events(struct hostd *h, struct events_read *r,
 		       events_read_fn done, void *ud);
 /* Append n bytes to r->text, growing it; -ENOMEM. */
 int events_read_append(struct events_read *r, const char *s, size_t n);
+
+/* A read of a service's data of one VM (the rows of store_txn_data_set),
+ * in (space, key) order, keys compared bytewise (a shorter key first). */
+struct data_read {
+	/* in: what to read */
+	char vm[VM_NAME_MAX + 1];
+	uint8_t service;
+	unsigned space_min, space_max; /* the spaces, inclusive */
+	/* One key: its row in the first space that has it. NULL: rows in
+	 * order, after the cursor when there is one. */
+	const char *key;
+	size_t klen;
+	bool after; /* start after (after_space, after_key) */
+	unsigned after_space;
+	const char *after_key;
+	size_t after_klen;
+	unsigned limit; /* rows at most; 0: all */
+	/*
+	 * Each row, on a thread of the pool: it may touch only what ud
+	 * owns. The strings are terminated; their lengths are given. 0 goes
+	 * on, 1 stops after this row (more to read), < 0 ends the read
+	 * with that error.
+	 */
+	int (*row)(void *ud, unsigned space, const char *key, size_t klen,
+		   const char *value, size_t vlen);
+	void *ud;
+	/* out */
+	size_t count;
+	bool more; /* stopped at limit or by row(): rows may follow */
+	int err;
+	char errmsg[256];
+};
+typedef void (*data_read_fn)(struct hostd *h, struct data_read *d,
+			     void *ud);
+/*
+ * Run d on the thread pool with a read-only connection (with the reads
+ * of events: at most two at a time, the others wait in order); done on
+ * the loop. d (and the strings it points to) stay the caller's until
+ * then. It sees what is committed.
+ */
+void store_read_data(struct hostd *h, struct data_read *d,
+		     data_read_fn done, void *ud);
 
 /* vm.c */
 /* A new VM with its services attached (not registered yet); NULL. */
@@ -835,6 +879,9 @@ struct hostd *ctl_request_hostd(const struct ctl_request *rq);
 /* The request comes from root or the daemon's own user (not merely a
  * member of the socket group). */
 bool ctl_request_privileged(const struct ctl_request *rq);
+/* The user the request comes from (SO_PEERCRED): the unit of the limits
+ * a client meets, since connections are cheap to open again. */
+uid_t ctl_request_uid(const struct ctl_request *rq);
 
 /* JSON text being built (a batch of a streamed reply). */
 struct ctl_text {
