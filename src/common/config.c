@@ -461,6 +461,42 @@ void vmic_conf_format(const struct vmic_conf_key *k, const void *target,
 	}
 }
 
+int vmic_conf_number(const struct vmic_conf_key *k, const void *target,
+		     uint64_t *out)
+{
+	const void *field = (const char *)target + k->offset;
+
+	switch (k->type) {
+	case VMIC_CONF_UINT:
+	case VMIC_CONF_DURATION:
+		*out = *(const unsigned *)field;
+		return 0;
+	case VMIC_CONF_SIZE:
+	case VMIC_CONF_SECONDS:
+		*out = *(const uint64_t *)field;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+void vmic_conf_format_number(const struct vmic_conf_key *k, uint64_t v,
+			     char *buf, size_t n)
+{
+	switch (k->type) {
+	case VMIC_CONF_DURATION:
+		vmic_format_duration_ms(v, buf, n);
+		break;
+	case VMIC_CONF_SIZE:
+	case VMIC_CONF_SECONDS:
+		vmic_conf_format_u64(k->type, v, buf, n);
+		break;
+	default:
+		snprintf(buf, n, "%" PRIu64, v);
+		break;
+	}
+}
+
 void vmic_conf_dump(const struct vmic_conf_table *t, const void *target,
 		    FILE *out)
 {

@@ -30,6 +30,18 @@ enum vmic_conf_type {
 	VMIC_CONF_CUSTOM,   /* parse/format callbacks */
 };
 
+/*
+ * A key that bounds what something costs (the host's per-VM service
+ * settings): which way a value costs the daemon more. Members of the
+ * host's socket group may move such a key that way no further than the
+ * daemon's configured value; root may (settings.c).
+ */
+enum vmic_conf_cost {
+	VMIC_CONF_COST_NONE,
+	VMIC_CONF_COST_UP,   /* larger costs more: a bound on keys, bytes */
+	VMIC_CONF_COST_DOWN, /* smaller costs more: an interval */
+};
+
 struct vmic_conf_key {
 	const char *section;
 	const char *key;
@@ -41,6 +53,7 @@ struct vmic_conf_key {
 	int (*parse)(const char *value, void *field, char *err, size_t errsz);
 	void (*format)(const void *field, char *buf, size_t n);
 	const char *help; /* one line, printed by --check-config */
+	enum vmic_conf_cost cost;
 };
 
 struct vmic_conf_table {
@@ -82,6 +95,15 @@ int vmic_conf_apply(const struct vmic_conf_key *k, void *target,
 /* k's field of target as the config file would spell it. */
 void vmic_conf_format(const struct vmic_conf_key *k, const void *target,
 		      char *buf, size_t n);
+
+/* The value of a numeric key (UINT, DURATION, SIZE, SECONDS) of target
+ * into *out; -EINVAL for a key of another type. */
+int vmic_conf_number(const struct vmic_conf_key *k, const void *target,
+		     uint64_t *out);
+
+/* A numeric value of k's type as the config file would spell it. */
+void vmic_conf_format_number(const struct vmic_conf_key *k, uint64_t v,
+			     char *buf, size_t n);
 
 /* A VMIC_CONF_SIZE or VMIC_CONF_SECONDS value as the file spells it. */
 void vmic_conf_format_u64(enum vmic_conf_type type, uint64_t v, char *buf,

@@ -10,6 +10,10 @@
  * subdirectory). An exec: pattern is no glob, since a star would let a
  * shell command through: it matches exactly, with {vm} standing for the
  * VM's name (which the name rules keep to A-Z a-z 0-9 . _ -).
+ *
+ * What a member may make the daemon keep is bounded too: VMs by [access]
+ * group-max-vms here; the services' settings that bound a VM's cost
+ * (settings.c) no further than hostd.conf's values.
  */
 #include <fnmatch.h>
 #include <stdio.h>
@@ -94,5 +98,20 @@ bool access_check_power(struct ctl_request *rq, const char *vm,
 			"group-power-off of vmic-hostd.conf allows (now: %s)",
 			uri, cfg->group_power_off[0] ? cfg->group_power_off
 						     : "none");
+	return false;
+}
+
+bool access_check_vm_count(struct ctl_request *rq)
+{
+	const struct hostd *h = ctl_request_hostd(rq);
+
+	if (ctl_request_privileged(rq) || h->nvms < h->cfg.group_max_vms)
+		return true;
+	ctl_reply_error(rq, "limit",
+			"%zu VMs are registered; members of the socket group "
+			"may add VMs only while fewer than [access] "
+			"group-max-vms (%u) are: remove one, or ask root to add "
+			"the VM or to raise group-max-vms in vmic-hostd.conf",
+			h->nvms, h->cfg.group_max_vms);
 	return false;
 }

@@ -380,6 +380,8 @@ static bool add_run(struct ctl_request *rq, struct vm *unused UNUSED,
 				h->nvms);
 		return false;
 	}
+	if (!access_check_vm_count(rq))
+		return false;
 	if (!check_channel(rq, channel, &ch, NULL) ||
 	    !check_power(rq, name, power))
 		return false;
@@ -534,12 +536,16 @@ static bool set_service(struct ctl_request *rq, struct vm *vm,
 	struct event *e;
 	uint32_t mask;
 	void *now;
+	int r;
 
 	if (!d)
 		return false;
-	if (settings_parse(vm, d->id, values, &now, &mask, err,
-			   sizeof(err)) < 0) {
-		ctl_reply_error(rq, "invalid-argument", "%s", err);
+	r = settings_parse(vm, d->id, values, ctl_request_privileged(rq),
+			   &now, &mask, err, sizeof(err));
+	if (r < 0) {
+		ctl_reply_error(rq, r == -EPERM ? "forbidden"
+						: "invalid-argument",
+				"%s", err);
 		return false;
 	}
 	cc = commit_new(rq, vm, &t);

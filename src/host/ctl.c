@@ -57,6 +57,11 @@ bool ctl_request_privileged(const struct ctl_request *rq)
 	return rq->uid == 0 || rq->uid == geteuid();
 }
 
+uid_t ctl_request_uid(const struct ctl_request *rq)
+{
+	return rq->uid;
+}
+
 /* ---- client lifetime ---- */
 
 static void ctl_client_closed(uv_handle_t *handle)

@@ -67,6 +67,10 @@ static const struct vmic_conf_key keys[] = {
 	       "power backends members of the socket group may set (they run "
 	       "as root): globs; exec: ones exact, {vm} for the VM's name; "
 	       "empty for none"),
+	RANGED("access", "group-max-vms", VMIC_CONF_UINT, group_max_vms, 0,
+	       1000000,
+	       "members of the socket group may add VMs while fewer than this "
+	       "are registered (0..1000000; root: up to max-vms)"),
 	RANGED("control", "max-unread", VMIC_CONF_UINT, max_unread, 262144,
 	       1073741824,
 	       "bytes of replies or events a client may leave unread before "
@@ -96,18 +100,28 @@ int hostd_config_defaults(struct hostd_config *c)
 	c->events_vm_burst = 50;
 	snprintf(c->group_channels, sizeof(c->group_channels),
 		 "vsock:*, unix:/run/vmic/*, hvsock:/run/vmic/*");
+	c->group_max_vms = 1000;
 	c->max_unread = 4u * 1024 * 1024;
 	for (size_t i = 0; i < vmic_service_count; i++) {
 		uint8_t id = vmic_services[i]->id;
 		const struct host_service *s = host_service_get(id);
 
-		if (!s || !s->settings_size)
+		if (!s)
 			continue;
-		c->svc_defaults[id] = calloc(1, s->settings_size);
-		if (!c->svc_defaults[id])
-			return -ENOMEM;
-		if (s->settings_defaults)
-			s->settings_defaults(c->svc_defaults[id]);
+		if (s->settings_size) {
+			c->svc_defaults[id] = calloc(1, s->settings_size);
+			if (!c->svc_defaults[id])
+				return -ENOMEM;
+			if (s->settings_defaults)
+				s->settings_defaults(c->svc_defaults[id]);
+		}
+		if (s->daemon_settings_size) {
+			c->svc_daemon[id] = calloc(1, s->daemon_settings_size);
+			if (!c->svc_daemon[id])
+				return -ENOMEM;
+			if (s->daemon_settings_defaults)
+				s->daemon_settings_defaults(c->svc_daemon[id]);
+		}
 	}
 	return 0;
 }
@@ -117,6 +131,8 @@ void hostd_config_free(struct hostd_config *c)
 	for (size_t i = 0; i < VMIC_SVC_COUNT; i++) {
 		free(c->svc_defaults[i]);
 		c->svc_defaults[i] = NULL;
+		free(c->svc_daemon[i]);
+		c->svc_daemon[i] = NULL;
 	}
 }
 
@@ -133,6 +149,11 @@ size_t hostd_config_parts(struct hostd_config *c,
 		if (s && s->settings && c->svc_defaults[id])
 			parts[n++] = (struct vmic_conf_part){
 				s->settings, c->svc_defaults[id]
+			};
+		/* Next to the settings: one [NAME] section in the dump. */
+		if (s && s->daemon_settings && c->svc_daemon[id])
+			parts[n++] = (struct vmic_conf_part){
+				s->daemon_settings, c->svc_daemon[id]
 			};
 	}
 	return n;
@@ -182,6 +203,7 @@ void hostd_config_apply(struct hostd *h, struct hostd_config *next)
 	hostd_config_free(cur);
 	*cur = *next; /* takes over next's service defaults */
 	memset(next->svc_defaults, 0, sizeof(next->svc_defaults));
+	memset(next->svc_daemon, 0, sizeof(next->svc_daemon));
 	rebase_vms(h);
 	/* [events] bounds: the writer prunes to the new ones at once. */
 	store_set_limits(h);

@@ -133,7 +133,7 @@ static int apply_overrides(struct hostd_config *cfg, const struct options *o)
 
 static int load_config(struct hostd_config *cfg, const struct options *o)
 {
-	struct vmic_conf_part parts[VMIC_SVC_COUNT + 1];
+	struct vmic_conf_part parts[HOSTD_CONF_PARTS];
 	size_t nparts;
 	int r;
 
@@ -356,7 +356,7 @@ int main(int argc, char **argv)
 		 o->check_config ? LOG_TARGET_STDERR : LOG_TARGET_AUTO);
 	r = load_config(&h.cfg, o);
 	if (o->check_config) {
-		struct vmic_conf_part parts[VMIC_SVC_COUNT + 1];
+		struct vmic_conf_part parts[HOSTD_CONF_PARTS];
 
 		if (r == 0)
 			vmic_conf_dump_parts(parts,

@@ -68,11 +68,14 @@ struct hostd_config {
 	/* [access]: what members of the socket group may name */
 	char group_channels[1024];
 	char group_power_off[1024];
+	unsigned group_max_vms; /* they may add VMs while fewer are there */
 	/* [control] */
 	unsigned max_unread; /* bytes a client may leave unread */
 	/* Each service's settings as hostd.conf's [NAME] sections give
 	 * them: the defaults of a VM without its own (NULL: no settings). */
 	void *svc_defaults[VMIC_SVC_COUNT];
+	/* Each service's daemon-wide keys of [NAME] (NULL: none). */
+	void *svc_daemon[VMIC_SVC_COUNT];
 };
 
 /* docs/control.md connection states, in this order. */
@@ -316,6 +319,14 @@ struct host_service {
 	const struct vmic_conf_table *settings;
 	size_t settings_size;
 	void (*settings_defaults)(void *settings);
+	/* Daemon-wide keys of the same [NAME] section that are no per-VM
+	 * setting (a bound on the sum over all VMs, a rate per client): a
+	 * struct of daemon_settings_size bytes, filled by
+	 * daemon_settings_defaults, read from hostd.conf and taken again at
+	 * a reload; svc_daemon_settings() is the current one. */
+	const struct vmic_conf_table *daemon_settings;
+	size_t daemon_settings_size;
+	void (*daemon_settings_defaults)(void *conf);
 	/* Daemon-wide state (h->svc_state[id]): at start-up, at exit. */
 	int (*daemon_start)(struct hostd *h);
 	void (*daemon_stop)(struct hostd *h);
@@ -329,11 +340,12 @@ struct host_service {
 	/* At start-up, once the VM's stored switches and settings are in:
 	 * align the state with them, without events. */
 	void (*loaded)(struct vm *vm);
-	/* At start-up, before loaded: one row of the data the service
-	 * stored for the VM (store_txn_data_set), in (space, key) order.
-	 * The strings are terminated; their lengths are given too. */
-	void (*data_load)(struct vm *vm, unsigned space, const char *key,
-			  size_t klen, const char *value, size_t vlen);
+	/* At start-up, before loaded: how much data the service stored for
+	 * the VM (store_txn_data_set) in one space: rows, and bytes of
+	 * their keys and values. The rows themselves stay in the store
+	 * until the service reads them (store_read_data). */
+	void (*data_sizes)(struct vm *vm, unsigned space, uint64_t rows,
+			   uint64_t bytes);
 	/* The session came up with the service enabled on the host, or the
 	 * host enabled it during a session; on_down: the reverse, and any
 	 * change of the host setting while there is no session. */
@@ -373,9 +385,18 @@ int hostd_config_defaults(struct hostd_config *c);
 /* Free the service defaults hostd_config_defaults allocated. */
 void hostd_config_free(struct hostd_config *c);
 /* The config file's parts: the daemon's keys, then each service's
- * settings (their defaults). At most VMIC_SVC_COUNT + 1; the count. */
+ * settings (their defaults) and daemon-wide keys. At most
+ * HOSTD_CONF_PARTS; the count. */
+#define HOSTD_CONF_PARTS (2 * VMIC_SVC_COUNT + 1)
 size_t hostd_config_parts(struct hostd_config *c,
 			  struct vmic_conf_part *parts);
+/* A service's daemon-wide keys as configured now (its
+ * daemon_settings struct), NULL when it has none. */
+static inline const void *svc_daemon_settings(const struct hostd *h,
+					      uint8_t id)
+{
+	return h->cfg.svc_daemon[id];
+}
 /* "[section] key" -> field of struct hostd_config, for config.h. */
 extern const struct vmic_conf_table hostd_conf_table;
 /* Checks across keys; logs and returns -EINVAL when they conflict. */
@@ -428,8 +449,9 @@ int store_txn_settings_set(struct store_txn *t, const char *vm,
 /*
  * A service's own data of a VM (the service_data table: space, key ->
  * value; value NULL deletes the row). Rows go with their VM; a VM
- * already removed makes the transaction fail. At start-up the rows come
- * back through the service's data_load hook.
+ * already removed makes the transaction fail. At start-up the service
+ * hears how much it stored (its data_sizes hook); store_read_data reads
+ * the rows.
  */
 int store_txn_data_set(struct store_txn *t, const char *vm, uint8_t service,
 		       unsigned space, const char *key, const char *value);
@@ -494,6 +516,48 @@ void store_read_events(struct hostd *h, struct events_read *r,
 		       events_read_fn done, void *ud);
 /* Append n bytes to r->text, growing it; -ENOMEM. */
 int events_read_append(struct events_read *r, const char *s, size_t n);
+
+/* A read of a service's data of one VM (the rows of store_txn_data_set),
+ * in (space, key) order, keys compared bytewise (a shorter key first). */
+struct data_read {
+	/* in: what to read */
+	char vm[VM_NAME_MAX + 1];
+	uint8_t service;
+	unsigned space_min, space_max; /* the spaces, inclusive */
+	/* One key: its row in the first space that has it. NULL: rows in
+	 * order, after the cursor when there is one. */
+	const char *key;
+	size_t klen;
+	bool after; /* start after (after_space, after_key) */
+	unsigned after_space;
+	const char *after_key;
+	size_t after_klen;
+	unsigned limit; /* rows at most; 0: all */
+	/*
+	 * Each row, on a thread of the pool: it may touch only what ud
+	 * owns. The strings are terminated; their lengths are given. 0 goes
+	 * on, 1 stops after this row (more to read), < 0 ends the read
+	 * with that error.
+	 */
+	int (*row)(void *ud, unsigned space, const char *key, size_t klen,
+		   const char *value, size_t vlen);
+	void *ud;
+	/* out */
+	size_t count;
+	bool more; /* stopped at limit or by row(): rows may follow */
+	int err;
+	char errmsg[256];
+};
+typedef void (*data_read_fn)(struct hostd *h, struct data_read *d,
+			     void *ud);
+/*
+ * Run d on the thread pool with a read-only connection (with the reads
+ * of events: at most two at a time, the others wait in order); done on
+ * the loop. d (and the strings it points to) stay the caller's until
+ * then. It sees what is committed.
+ */
+void store_read_data(struct hostd *h, struct data_read *d,
+		     data_read_fn done, void *ud);
 
 /* vm.c */
 /* A new VM with its services attached (not registered yet); NULL. */
@@ -629,6 +693,10 @@ bool access_pattern_match(const char *patterns, const char *vm,
 bool access_check_channel(struct ctl_request *rq, const char *uri);
 bool access_check_power(struct ctl_request *rq, const char *vm,
 			const char *uri);
+/* May the request's peer register one more VM ([access] group-max-vms
+ * for members of the socket group)? When not, replies `limit` and
+ * returns false. */
+bool access_check_vm_count(struct ctl_request *rq);
 
 /* guest-info.c */
 /* VMIC_CTL_INFO from the guest; 0, or < 0 to close the link. */
@@ -683,10 +751,13 @@ json_t *settings_json(const struct vm *vm, uint8_t id, json_t **inherited);
 /*
  * Apply {"key": value, ...} to a copy of the service's settings: on
  * success *out is the new struct (caller frees) and *mask the keys set.
- * -EINVAL with a sentence in err naming the key and what it accepts.
+ * -EINVAL with a sentence in err naming the key and what it accepts;
+ * -EPERM when a client that is not privileged asks for more than
+ * hostd.conf allows of a key with a cost (the sentence says how much).
  */
 int settings_parse(const struct vm *vm, uint8_t id, json_t *values,
-		   void **out, uint32_t *mask, char *err, size_t errsz);
+		   bool privileged, void **out, uint32_t *mask, char *err,
+		   size_t errsz);
 /* "interval 1s -> 2s; threshold 3 -> 5" of the keys in mask. */
 void settings_describe(uint8_t id, const void *old, const void *now,
 		       uint32_t mask, char *buf, size_t n);
@@ -808,6 +879,9 @@ struct hostd *ctl_request_hostd(const struct ctl_request *rq);
 /* The request comes from root or the daemon's own user (not merely a
  * member of the socket group). */
 bool ctl_request_privileged(const struct ctl_request *rq);
+/* The user the request comes from (SO_PEERCRED): the unit of the limits
+ * a client meets, since connections are cheap to open again. */
+uid_t ctl_request_uid(const struct ctl_request *rq);
 
 /* JSON text being built (a batch of a streamed reply). */
 struct ctl_text {

@@ -8,6 +8,12 @@
  * [NAME] sections, else the service's own). Keys set for the VM with
  * `vmic set VM NAME KEY=VALUE` are stored in the service_settings table
  * and marked in own_keys; the others follow the daemon's default.
+ *
+ * Keys that bound what a VM costs the daemon (marked with a cost in the
+ * key table: a bound on stored keys and bytes, an interval) are given by
+ * members of the socket group only within what hostd.conf allows: up to
+ * the daemon's value (down to it, for an interval), or the VM's current
+ * one when root gave it more. Root may use the key's whole range.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -76,8 +82,42 @@ static int value_text(json_t *v, char *buf, size_t n)
 	return 0;
 }
 
+/*
+ * May a member of the socket group give key k the value it has in now?
+ * When not, a sentence in err saying the range it may use.
+ */
+static bool within_group_bound(const struct vm *vm, uint8_t id,
+			       const struct vmic_conf_key *k, const void *now,
+			       char *err, size_t errsz)
+{
+	const void *daemon = vm->h->cfg.svc_defaults[id];
+	uint64_t want, conf, cur, edge;
+	char lo[32], hi[32], root[32];
+	bool up = k->cost == VMIC_CONF_COST_UP;
+
+	if (k->cost == VMIC_CONF_COST_NONE || !daemon ||
+	    vmic_conf_number(k, now, &want) < 0 ||
+	    vmic_conf_number(k, daemon, &conf) < 0 ||
+	    vmic_conf_number(k, vm->svc[id].settings, &cur) < 0)
+		return true;
+	edge = up ? MAX(conf, cur) : MIN(conf, cur);
+	if (up ? want <= edge : want >= edge)
+		return true;
+	vmic_conf_format_number(k, up ? k->min : edge, lo, sizeof(lo));
+	vmic_conf_format_number(k, up ? edge : k->max, hi, sizeof(hi));
+	vmic_conf_format_number(k, up ? k->max : k->min, root, sizeof(root));
+	snprintf(err, errsz,
+		 "%s %s: members of the socket group may set %s..%s (%s the "
+		 "daemon's value, [%s] %s in vmic-hostd.conf, or the VM's "
+		 "current one); root may set it %s %s",
+		 k->section, k->key, lo, hi, up ? "up to" : "down to",
+		 k->section, k->key, up ? "up to" : "down to", root);
+	return false;
+}
+
 int settings_parse(const struct vm *vm, uint8_t id, json_t *values,
-		   void **out, uint32_t *mask, char *err, size_t errsz)
+		   bool privileged, void **out, uint32_t *mask, char *err,
+		   size_t errsz)
 {
 	const struct host_service *s = host_service_get(id);
 	const struct vmic_conf_table *t = keys_of(id);
@@ -126,6 +166,12 @@ int settings_parse(const struct vm *vm, uint8_t id, json_t *values,
 			snprintf(err, errsz, "%s %s: %s", s->desc->name,
 				 k->key, why);
 			goto fail;
+		}
+		if (!privileged &&
+		    !within_group_bound(vm, id, k, copy, err, errsz)) {
+			free(copy);
+			*mask = 0;
+			return -EPERM;
 		}
 		*mask |= 1u << (k - t->keys);
 	}

@@ -29,6 +29,7 @@ struct store_db {
 	sqlite3_stmt *data_set, *data_delete;
 	sqlite3_stmt *ev_insert, *ev_select, *ev_select_vm;
 	sqlite3_stmt *ev_start, *ev_start_vm, *ev_page, *ev_page_vm;
+	sqlite3_stmt *data_first, *data_after, *data_key;
 	char errmsg[256]; /* last failure, a sentence */
 };
 
@@ -109,6 +110,11 @@ int store_events_prune_step(struct store_db *db, const struct store_limits *l,
 			    struct store_prune *p);
 /* Read what r asks for (store-read.c, on a read-only connection). */
 int store_events_select(struct store_db *db, struct events_read *r);
+
+/* store-data.c */
+/* Read what d asks for (store-read.c, on a read-only connection); the
+ * result in d->err and d->errmsg. */
+void store_data_select(struct store_db *db, struct data_read *d);
 
 /* store-read.c */
 /* Close the idle read connections; at exit, after the loop ended. */

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Reads of the event log off the loop: a query of 100,000 events takes
+ * Reads off the loop: of the event log (a query of 100,000 events takes
  * a good part of a second to read and serialise, which on the loop would
- * delay every VM's heartbeat by as much.
+ * delay every VM's heartbeat by as much), and of the services' data (a
+ * VM's KVP pools, loaded when its session comes up, or read for
+ * `kvp-get` and `kvp-list` while they are not in memory).
  *
  * Each read runs on libuv's thread pool (uv_queue_work) with a read-only
  * connection; WAL lets it read while the writer writes. At most
@@ -23,14 +25,21 @@
 #define READERS_MAX 2
 #define READER_NICE 10
 
+/* One read: of events (r) or of a service's data (d). */
 struct read_job {
 	uv_work_t work;
 	struct read_job *next;
 	struct store_readers *rd;
 	struct events_read *r;
 	events_read_fn done;
+	struct data_read *d;
+	data_read_fn data_done;
 	void *ud;
+	int *err;     /* the result of either */
+	char *errmsg; /* READ_ERRMSG bytes */
 };
+
+#define READ_ERRMSG sizeof(((struct events_read *)0)->errmsg)
 
 struct store_readers {
 	struct hostd *h;
@@ -45,7 +54,7 @@ struct store_readers {
 
 /* Pool thread: a connection of our own for this read. */
 static struct store_db *reader_take(struct store_readers *rd,
-				    struct events_read *r)
+				    struct read_job *j)
 {
 	struct store_db *db = NULL;
 
@@ -54,9 +63,9 @@ static struct store_db *reader_take(struct store_readers *rd,
 		db = rd->idle[--rd->nidle];
 	uv_mutex_unlock(&rd->lock);
 	if (!db) {
-		r->err = store_db_open(rd->path, true, &db, r->errmsg,
-				       sizeof(r->errmsg));
-		if (r->err < 0)
+		*j->err = store_db_open(rd->path, true, &db, j->errmsg,
+					READ_ERRMSG);
+		if (*j->err < 0)
 			return NULL;
 	}
 	return db;
@@ -82,13 +91,17 @@ static void on_read_work(uv_work_t *work)
 	 * pool threads are libuv's, shared; none of its other users in
 	 * vmic-hostd is in a hurry either. */
 	store_thread_background(READER_NICE);
-	db = reader_take(j->rd, j->r);
+	db = reader_take(j->rd, j);
 
 	if (!db)
 		return;
-	j->r->err = store_events_select(db, j->r);
-	if (j->r->err < 0)
-		snprintf(j->r->errmsg, sizeof(j->r->errmsg), "%s", db->errmsg);
+	if (j->d) {
+		store_data_select(db, j->d); /* sets its err, errmsg */
+	} else {
+		*j->err = store_events_select(db, j->r);
+		if (*j->err < 0)
+			snprintf(j->errmsg, READ_ERRMSG, "%s", db->errmsg);
+	}
 	reader_give_back(j->rd, db);
 }
 
@@ -99,15 +112,17 @@ static void on_read_done(uv_work_t *work, int status)
 	struct read_job *j = work->data;
 	struct store_readers *rd = j->rd;
 
-	if (status < 0 && j->r->err == 0) {
-		j->r->err = -ECANCELED;
-		snprintf(j->r->errmsg, sizeof(j->r->errmsg),
-			 "the read was cancelled");
+	if (status < 0 && *j->err == 0) {
+		*j->err = -ECANCELED;
+		snprintf(j->errmsg, READ_ERRMSG, "the read was cancelled");
 	}
-	if (j->r->err < 0)
-		log_error("%s", j->r->errmsg);
+	if (*j->err < 0)
+		log_error("%s", j->errmsg);
 	rd->running--;
-	j->done(rd->h, j->r, j->ud);
+	if (j->r)
+		j->done(rd->h, j->r, j->ud);
+	else
+		j->data_done(rd->h, j->d, j->ud);
 	free(j);
 	if (rd->waiting && rd->running < READERS_MAX) {
 		struct read_job *next = rd->waiting;
@@ -128,9 +143,9 @@ static void read_start(struct read_job *j)
 	rd->running++;
 	r = uv_queue_work(rd->h->loop, &j->work, on_read_work, on_read_done);
 	if (r < 0) {
-		j->r->err = -EIO;
-		snprintf(j->r->errmsg, sizeof(j->r->errmsg),
-			 "cannot start a read: %s", uv_strerror(r));
+		*j->err = -EIO;
+		snprintf(j->errmsg, READ_ERRMSG, "cannot start a read: %s",
+			 uv_strerror(r));
 		on_read_done(&j->work, 0);
 	}
 }
@@ -154,6 +169,21 @@ static struct store_readers *readers_get(struct hostd *h)
 	return rd;
 }
 
+/* Start j now, or once a reader is free (in order). */
+static void read_submit(struct store_readers *rd, struct read_job *j)
+{
+	j->rd = rd;
+	if (rd->running < READERS_MAX) {
+		read_start(j);
+		return;
+	}
+	if (rd->waiting_tail)
+		rd->waiting_tail->next = j;
+	else
+		rd->waiting = j;
+	rd->waiting_tail = j;
+}
+
 void store_read_events(struct hostd *h, struct events_read *r,
 		       events_read_fn done, void *ud)
 {
@@ -166,19 +196,36 @@ void store_read_events(struct hostd *h, struct events_read *r,
 		done(h, r, ud);
 		return;
 	}
-	j->rd = rd;
 	j->r = r;
 	j->done = done;
 	j->ud = ud;
-	if (rd->running < READERS_MAX) {
-		read_start(j);
+	j->err = &r->err;
+	j->errmsg = r->errmsg;
+	read_submit(rd, j);
+}
+
+void store_read_data(struct hostd *h, struct data_read *d,
+		     data_read_fn done, void *ud)
+{
+	struct store_readers *rd = readers_get(h);
+	struct read_job *j = rd ? calloc(1, sizeof(*j)) : NULL;
+
+	d->err = 0;
+	d->errmsg[0] = '\0';
+	d->count = 0;
+	d->more = false;
+	if (!j) {
+		d->err = -ENOMEM;
+		snprintf(d->errmsg, sizeof(d->errmsg), "out of memory");
+		done(h, d, ud);
 		return;
 	}
-	if (rd->waiting_tail)
-		rd->waiting_tail->next = j;
-	else
-		rd->waiting = j;
-	rd->waiting_tail = j;
+	j->d = d;
+	j->data_done = done;
+	j->ud = ud;
+	j->err = &d->err;
+	j->errmsg = d->errmsg;
+	read_submit(rd, j);
 }
 
 /* At exit, after the loop ended (no read runs). */

@@ -6,7 +6,8 @@
  * One file, state_dir/vmic.db, WAL with synchronous=FULL, mode 0640 like
  * its -wal and -shm (SQLite gives those the database's mode): it holds
  * the VM registry, per-VM service switches and settings, the services'
- * own data of each VM (service_data: the KVP pools), and the event log.
+ * own data of each VM (service_data: the KVP pools, of which only the
+ * sizes are read at start-up), and the event log.
  * The writer thread owns the one read-write connection
  * (store-writer.c); `events` queries use read-only ones (store-read.c),
  * which WAL lets read while the writer writes. The schema version lives
@@ -352,6 +353,20 @@ static int store_prepare_reader(struct store_db *db)
 	r |= prepare(db, &db->ev_start_vm, EV_START("vm = ?5"));
 	r |= prepare(db, &db->ev_page, EV_PAGE("1"));
 	r |= prepare(db, &db->ev_page_vm, EV_PAGE("vm = ?5"));
+	/* A service's rows in (space, key) order: from the first space, or
+	 * after a cursor (a row value, which the primary key's order
+	 * serves); one key, space by space. */
+	r |= prepare(db, &db->data_first,
+		     "SELECT space, key, value FROM service_data WHERE vm = ?1 "
+		     "AND service = ?2 AND space >= ?3 AND space <= ?5 "
+		     "ORDER BY space, key LIMIT ?6");
+	r |= prepare(db, &db->data_after,
+		     "SELECT space, key, value FROM service_data WHERE vm = ?1 "
+		     "AND service = ?2 AND (space, key) > (?3, ?4) AND "
+		     "space <= ?5 ORDER BY space, key LIMIT ?6");
+	r |= prepare(db, &db->data_key,
+		     "SELECT space, key, value FROM service_data WHERE vm = ?1 "
+		     "AND service = ?2 AND space = ?3 AND key = ?4");
 	return r ? -EIO : 0;
 }
 
@@ -477,6 +492,9 @@ void store_db_close(struct store_db *db)
 	sqlite3_finalize(db->ev_start_vm);
 	sqlite3_finalize(db->ev_page);
 	sqlite3_finalize(db->ev_page_vm);
+	sqlite3_finalize(db->data_first);
+	sqlite3_finalize(db->data_after);
+	sqlite3_finalize(db->data_key);
 	sqlite3_close(db->db);
 	free(db);
 }
@@ -604,22 +622,21 @@ static void load_vm_row(struct hostd *h, sqlite3_stmt *st)
 		vm_destroy(vm, DETACH_REMOVED);
 }
 
-/* One row of service_data, handed to its service (rows in key order). */
-static void load_data_row(struct hostd *h, sqlite3_stmt *st)
+/* The size of one VM's data in one space of a service, to its service. */
+static void load_sizes_row(struct hostd *h, sqlite3_stmt *st)
 {
 	struct vm *vm = vm_find(h, column_text(st, 0));
 	const struct vmic_service_desc *d =
 		vmic_service_by_name(column_text(st, 1) ?: "");
 	const struct host_service *s = d ? host_service_get(d->id) : NULL;
-	const char *key = column_text(st, 3);
-	const char *value = column_text(st, 4);
+	int64_t space = sqlite3_column_int64(st, 2);
 
 	/* A service of a newer build: its data waits for it. */
-	if (!vm || !s || !s->data_load || !key || !value)
+	if (!vm || !s || !s->data_sizes || space < 0 || space > UINT_MAX)
 		return;
-	s->data_load(vm, (unsigned)sqlite3_column_int(st, 2), key,
-		     (size_t)sqlite3_column_bytes(st, 3), value,
-		     (size_t)sqlite3_column_bytes(st, 4));
+	s->data_sizes(vm, (unsigned)space,
+		      (uint64_t)sqlite3_column_int64(st, 3),
+		      (uint64_t)sqlite3_column_int64(st, 4));
 }
 
 int store_load_vms(struct hostd *h)
@@ -634,10 +651,14 @@ int store_load_vms(struct hostd *h)
 		      "SELECT vm, service, key, value FROM service_settings",
 		      "loading settings", load_setting_row) < 0)
 		return -EIO;
+	/* Sizes only: a service reads its rows when it needs them, so
+	 * what the VMs stored costs the daemon no memory at start-up. */
 	return load_rows(h,
-			 "SELECT vm, service, space, key, value FROM "
-			 "service_data ORDER BY vm, service, space, key",
-			 "loading service data", load_data_row);
+			 "SELECT vm, service, space, COUNT(*), "
+			 "SUM(LENGTH(CAST(key AS BLOB)) + "
+			 "LENGTH(CAST(value AS BLOB))) FROM service_data "
+			 "GROUP BY vm, service, space",
+			 "summing the services' data", load_sizes_row);
 }
 
 int64_t store_events_max_id(struct hostd *h)

@@ -80,8 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	lim.max_keys = data[0] & 0x0f;                   /* 0: no bound */
-	lim.max_bytes = (uint64_t)(data[0] >> 4) * 256; /* 0: no bound */
+	/* A nibble each; 15: no bound. */
+	lim.max_keys = (data[0] & 0x0f) == 0x0f ? SIZE_MAX : data[0] & 0x0f;
+	lim.max_bytes = (data[0] >> 4) == 0x0f ? UINT64_MAX
+					       : (uint64_t)(data[0] >> 4) * 256;
 	kvp_inbox_init(&in);
 	kvp_table_init(&t);
 	vmic_rd_init(&r, data + 1, size - 1);
@@ -102,9 +104,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(refused <= b.count);
 		check_table(&t);
 		FUZZ_CHECK(kvp_inbox_keys(&in, &t) <= t.n);
-		if (lim.max_keys)
-			FUZZ_CHECK(kvp_inbox_keys(&in, &t) <= lim.max_keys);
-		if (lim.max_keys)
+		FUZZ_CHECK(kvp_inbox_keys(&in, &t) <= lim.max_keys);
+		FUZZ_CHECK(kvp_inbox_bytes(&in, &t) <= lim.max_bytes);
+		if (lim.max_keys != SIZE_MAX)
 			FUZZ_CHECK(t.n <= 2 * lim.max_keys);
 	}
 	check_copy(&t);

@@ -478,7 +478,7 @@ static void test_interval_setting(void **state)
 
 	guest_answer_heartbeats(w);
 	assert_int_equal(settings_parse(w->vm, VMIC_SVC_HEARTBEAT, values,
-					&now, &mask, err, sizeof(err)),
+					true, &now, &mask, err, sizeof(err)),
 			 0);
 	json_decref(values);
 	free(w->vm->svc[VMIC_SVC_HEARTBEAT].settings);
@@ -488,6 +488,35 @@ static void test_interval_setting(void **state)
 	guest_answer_heartbeats(w);
 	t2 = next_request_time(w);
 	assert_int_equal(t2 - t1, 250000);
+}
+
+/* A member of the socket group may lengthen the interval, but shorten
+ * it (more load) only down to the daemon's value; root may go lower. */
+static void test_interval_group_floor(void **state)
+{
+	struct world *w = *state;
+	json_t *fast = json_pack("{s:s}", "interval", "250ms");
+	json_t *slow = json_pack("{s:s}", "interval", "2s");
+	uint32_t mask;
+	void *now;
+	char err[512];
+
+	assert_int_equal(settings_parse(w->vm, VMIC_SVC_HEARTBEAT, fast,
+					false, &now, &mask, err, sizeof(err)),
+			 -EPERM);
+	assert_null(now);
+	assert_non_null(strstr(err, "1s..1h"));
+	assert_non_null(strstr(err, "[heartbeat] interval"));
+	assert_int_equal(settings_parse(w->vm, VMIC_SVC_HEARTBEAT, slow,
+					false, &now, &mask, err, sizeof(err)),
+			 0);
+	free(now);
+	assert_int_equal(settings_parse(w->vm, VMIC_SVC_HEARTBEAT, fast,
+					true, &now, &mask, err, sizeof(err)),
+			 0);
+	free(now);
+	json_decref(fast);
+	json_decref(slow);
 }
 
 /* ---- stop ---- */
@@ -865,6 +894,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interval_setting, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_interval_group_floor,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_request_times_out,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_late_error, setup,

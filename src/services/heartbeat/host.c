@@ -80,9 +80,11 @@ struct hb_daemon {
 #define FIELD(f) offsetof(struct hb_settings, f)
 
 static const struct vmic_conf_key keys[] = {
+	/* Shorter is more requests: a group member goes no lower than
+	 * hostd.conf's value (settings.c). */
 	{ .section = "heartbeat", .key = "interval",
 	  .type = VMIC_CONF_DURATION, .offset = FIELD(interval_ms),
-	  .min = 100, .max = 3600000,
+	  .min = 100, .max = 3600000, .cost = VMIC_CONF_COST_DOWN,
 	  .help = "how often the host asks (100ms..1h)" },
 	{ .section = "heartbeat", .key = "threshold", .type = VMIC_CONF_UINT,
 	  .offset = FIELD(threshold), .min = 1, .max = 100,

@@ -262,7 +262,7 @@ static void note_file_key(void *ud, const char *key, size_t klen,
 static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
 		       const struct vmic_frame *f)
 {
-	const struct kvp_limits lim = { KVP_GUEST_MAX_RECORDS, 0 };
+	const struct kvp_limits lim = { KVP_GUEST_MAX_RECORDS, UINT64_MAX };
 	struct vmic_kvp_batch b;
 	struct file_note note = { k, 0 };
 	size_t refused = 0;

@@ -59,9 +59,8 @@ static int request_pool(struct ctl_request *rq, const char *name)
 
 static json_t *record_json(unsigned pool, const struct kvp_rec *r)
 {
-	return json_pack("{s:s, s:s%, s:s%}", "pool", vmic_kvp_pool_name(pool),
-			 "key", kvp_rec_key(r), (size_t)r->klen, "value",
-			 kvp_rec_value(r), (size_t)r->vlen);
+	return kvp_record_json(pool, kvp_rec_key(r), r->klen, kvp_rec_value(r),
+			       r->vlen);
 }
 
 /* ---- watchers ---- */
@@ -176,6 +175,10 @@ static void cmd_get(struct ctl_request *rq, struct vm *vm, json_t *args)
 	pool = request_pool(rq, pool_name);
 	if (pool == -2)
 		return;
+	if (pool != VMIC_KVP_AUTO_EXTERNAL && !kvp_pools_in_memory(kv)) {
+		kvp_read_get(rq, vm, key, klen, pool);
+		return;
+	}
 	for (unsigned p = 0; p < VMIC_KVP_AUTO_INTERNAL; p++) {
 		const struct kvp_rec *r;
 
@@ -191,14 +194,7 @@ static void cmd_get(struct ctl_request *rq, struct vm *vm, json_t *args)
 		ctl_reply_ok(rq, res);
 		return;
 	}
-	if (pool >= 0)
-		ctl_reply_error(rq, "not-found", "%s has no key '%.200s' in its "
-						 "%s pool",
-				vm->name, key, vmic_kvp_pool_name((unsigned)pool));
-	else
-		ctl_reply_error(rq, "not-found", "%s has no key '%.200s' in any "
-						 "pool",
-				vm->name, key);
+	kvp_reply_not_found(rq, vm, key, pool);
 }
 
 /* Where a streamed `kvp-list` is. */
@@ -209,6 +205,10 @@ struct list_cursor {
 	bool started;
 	uint16_t klen;
 	char last[VMIC_KVP_KEY_MAX + 1];
+	/* Pools 0..2 from the store (first), when they were not in memory
+	 * as the list began; else held there until it ends. */
+	struct kvp_store_list *stored;
+	bool held;
 };
 
 static enum ctl_stream_next list_next(void *ud, struct ctl_text *out,
@@ -220,6 +220,16 @@ static enum ctl_stream_next list_next(void *ud, struct ctl_text *out,
 
 	if (lc->vm->removed)
 		return CTL_STREAM_DONE;
+	if (lc->stored) {
+		enum ctl_stream_next r = kvp_store_list_next(lc->stored, out);
+
+		if (r != CTL_STREAM_DONE)
+			return r;
+		kvp_store_list_free(lc->stored);
+		lc->stored = NULL;
+		lc->pool = KVP_STORED_POOLS; /* then pool 3, from memory */
+		return CTL_STREAM_MORE;
+	}
 	kv = kvp_of(lc->vm);
 	for (; lc->pool < VMIC_KVP_AUTO_INTERNAL && n < max; lc->pool++) {
 		const struct kvp_table *t = &kv->pools[lc->pool];
@@ -250,6 +260,9 @@ static void list_done(void *ud)
 {
 	struct list_cursor *lc = ud;
 
+	kvp_store_list_free(lc->stored);
+	if (lc->held)
+		kvp_pools_release(kvp_of(lc->vm));
 	vm_unref(lc->vm);
 	free(lc);
 }
@@ -277,6 +290,15 @@ static void cmd_list(struct ctl_request *rq, struct vm *vm, json_t *args)
 	lc->vm = vm;
 	lc->only = pool;
 	vm_ref(vm);
+	if (kvp_pools_in_memory(kv)) {
+		kvp_pools_hold(kv);
+		lc->held = true;
+	} else if (pool < KVP_STORED_POOLS &&
+		   !(lc->stored = kvp_store_list_new(rq, vm, pool))) {
+		list_done(lc);
+		ctl_reply_error(rq, "internal", "out of memory");
+		return;
+	}
 	ctl_reply_stream(rq,
 			 json_pack("{s:s, s:b, s:o}", "vm", vm->name, "stale",
 				   stale(kv), "guest_copy_us",
@@ -334,14 +356,47 @@ static bool writable(struct ctl_request *rq, struct vm *vm,
 	return true;
 }
 
-/* A set or delete waiting for its commit. */
+/*
+ * A set or delete: checked as it comes (and charged to its client's
+ * rate), then, once the VM's pools are in memory (host-pools.c), held
+ * to the pool's and the daemon's bounds, committed, applied.
+ */
 struct write_op {
 	struct ctl_request *rq;
 	struct vm *vm;   /* referenced */
 	json_t *items;   /* {"key": "value"}, or {"key": null} to delete */
 	size_t new_keys; /* counted in sets_pending */
+	uint64_t growth; /* counted in the daemon's total_pending */
 	bool set;
+	bool held;       /* holds the VM's pools in memory */
 };
+
+static struct write_op *write_op_new(struct ctl_request *rq, struct vm *vm,
+				     json_t *items, bool set)
+{
+	struct write_op *op = calloc(1, sizeof(*op));
+
+	if (!op) {
+		json_decref(items);
+		ctl_reply_error(rq, "internal", "out of memory");
+		return NULL;
+	}
+	op->rq = rq;
+	op->vm = vm;
+	op->items = items;
+	op->set = set;
+	vm_ref(vm);
+	return op;
+}
+
+static void write_op_free(struct write_op *op)
+{
+	if (op->held)
+		kvp_pools_release(kvp_of(op->vm));
+	json_decref(op->items);
+	vm_unref(op->vm);
+	free(op);
+}
 
 static void write_apply(struct write_op *op)
 {
@@ -371,6 +426,7 @@ static void write_apply(struct write_op *op)
 			    kvp_table_get(t, key, klen));
 		kvp_sync_external_changed(kv, key, klen);
 	}
+	kvp_account(kv);
 	log_debug("%s: kvp %s of %zu keys committed, %zu changed", op->vm->name,
 		  op->set ? "set" : "delete", json_object_size(op->items), n);
 	ctl_reply_ok(op->rq, json_pack("{s:s, s:I, s:b}", "pool", "external",
@@ -382,10 +438,13 @@ static void write_apply(struct write_op *op)
 static void on_write_done(struct hostd *h, struct store_txn *t, void *ud)
 {
 	struct write_op *op = ud;
+	struct kvp_daemon *d = h->svc_state[KVP_ID];
 	const char *msg;
 	int r = store_txn_result(t, &msg);
 
 	kvp_of(op->vm)->sets_pending -= op->new_keys;
+	if (d)
+		d->total_pending -= op->growth;
 	if (op->vm->removed)
 		ctl_reply_error(op->rq, "unknown-vm",
 				"no VM named '%s' any more: it was removed",
@@ -399,43 +458,55 @@ static void on_write_done(struct hostd *h, struct store_txn *t, void *ud)
 	if (r < 0 && !op->vm->removed)
 		log_error("%s: kvp %s failed: %s", op->vm->name,
 			  op->set ? "set" : "delete", msg);
-	json_decref(op->items);
-	vm_unref(op->vm);
-	free(op);
+	write_op_free(op);
 }
 
-/* Commit items (taken) as rows of the External pool, then apply. */
-static void write_commit(struct ctl_request *rq, struct vm *vm,
-			 json_t *items, size_t new_keys, bool set)
+/* Commit op's items as rows of the External pool, then apply. */
+static void write_commit(struct write_op *op)
 {
-	struct hostd *h = ctl_request_hostd(rq);
+	struct hostd *h = op->vm->h;
+	struct kvp_daemon *d = h->svc_state[KVP_ID];
 	struct store_txn *t = store_txn_new(true);
-	struct write_op *op = calloc(1, sizeof(*op));
 	const char *key;
 	json_t *v;
-	int r = t && op ? 0 : -ENOMEM;
+	int r = t ? 0 : -ENOMEM;
 
-	json_object_foreach(items, key, v) {
+	json_object_foreach(op->items, key, v) {
 		if (r == 0)
-			r = store_txn_data_set(t, vm->name, KVP_ID,
+			r = store_txn_data_set(t, op->vm->name, KVP_ID,
 					       VMIC_KVP_EXTERNAL, key,
 					       json_string_value(v));
 	}
 	if (r < 0) {
 		store_txn_free(t);
-		free(op);
-		json_decref(items);
-		ctl_reply_error(rq, "internal", "out of memory");
+		ctl_reply_error(op->rq, "internal", "out of memory");
+		write_op_free(op);
 		return;
 	}
-	op->rq = rq;
-	op->vm = vm;
-	op->items = items;
-	op->new_keys = new_keys;
-	op->set = set;
-	kvp_of(vm)->sets_pending += new_keys;
-	vm_ref(vm);
+	kvp_of(op->vm)->sets_pending += op->new_keys;
+	d->total_pending += op->growth;
 	store_commit(h, t, on_write_done, op);
+}
+
+/* The pools are in memory (err 0) or could not be read: false, after
+ * replying and freeing op, when the write cannot go on. */
+static bool write_ready(struct write_op *op, int err)
+{
+	if (err == 0)
+		return true;
+	if (op->vm->removed)
+		ctl_reply_error(op->rq, "unknown-vm",
+				"no VM named '%s' any more: it was removed",
+				op->vm->name);
+	else if (op->vm->h->stopping)
+		ctl_reply_error(op->rq, "internal", "vmic-hostd is stopping");
+	else
+		ctl_reply_error(op->rq, "internal",
+				"cannot read the KVP pools of %s from the "
+				"database (%s); vmic-hostd's log says why",
+				op->vm->name, strerror(-err));
+	write_op_free(op);
+	return false;
 }
 
 /* Check one key (and value) for a write; replies when it is bad. */
@@ -460,13 +531,98 @@ static bool item_valid(struct ctl_request *rq, const char *key,
 	return true;
 }
 
-static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
+/* Every item of a set (values) or delete (keys alone) valid: their
+ * bytes of keys and values in *bytes. */
+static bool items_valid(struct ctl_request *rq, json_t *items, bool set,
+			uint64_t *bytes)
 {
+	const char *key;
+	json_t *v;
+
+	*bytes = 0;
+	json_object_foreach(items, key, v) {
+		if (!item_valid(rq, key, set ? v : NULL))
+			return false;
+		*bytes += strlen(key) + (json_is_string(v)
+						 ? json_string_length(v)
+						 : 0);
+	}
+	return true;
+}
+
+/* The pool's and the daemon's bounds; replies `limit` when passed. */
+static bool set_within_bounds(struct write_op *op)
+{
+	struct vm *vm = op->vm;
 	struct kvp_vm *kv = kvp_of(vm);
 	const struct kvp_settings *s = kvp_settings_of(vm);
+	const struct kvp_table *t = &kv->pools[VMIC_KVP_EXTERNAL];
+	struct kvp_daemon *d = kvp_daemon_of(vm);
+	int64_t growth = 0;
+	const char *key;
+	char total[32];
+	json_t *v;
+
+	json_object_foreach(op->items, key, v) {
+		size_t klen = strlen(key);
+		const struct kvp_rec *r = kvp_table_get(t, key, klen);
+
+		growth += (int64_t)(klen + json_string_length(v));
+		if (r)
+			growth -= (int64_t)kvp_rec_size(r);
+		else
+			op->new_keys++;
+	}
+	if (op->new_keys &&
+	    t->n + kv->sets_pending + op->new_keys > s->external_max_keys) {
+		ctl_reply_error(op->rq, "limit",
+				"%s's external pool has %zu keys; %zu more "
+				"would pass its limit of %u; `vmic set %s kvp "
+				"external-max-keys=N` raises it",
+				vm->name, t->n + kv->sets_pending,
+				op->new_keys, s->external_max_keys, vm->name);
+		return false;
+	}
+	if (growth > 0 && (uint64_t)growth > kvp_total_room(vm->h)) {
+		d->total_refused++;
+		vmic_conf_format_u64(VMIC_CONF_SIZE,
+				     kvp_conf(vm->h)->max_total_bytes, total,
+				     sizeof(total));
+		ctl_reply_error(op->rq, "limit",
+				"this set adds %lld bytes of keys and values, "
+				"and the KVP data of all VMs holds %llu of the "
+				"%s that [kvp] max-total-bytes allows; delete "
+				"records, or ask root to raise max-total-bytes "
+				"in vmic-hostd.conf",
+				(long long)growth,
+				(unsigned long long)(d->total +
+						     d->total_pending),
+				total);
+		return false;
+	}
+	op->growth = growth > 0 ? (uint64_t)growth : 0;
+	return true;
+}
+
+static void set_ready(struct kvp_vm *kv UNUSED, void *ud, int err)
+{
+	struct write_op *op = ud;
+
+	if (!write_ready(op, err))
+		return;
+	if (!set_within_bounds(op)) {
+		write_op_free(op);
+		return;
+	}
+	write_commit(op);
+}
+
+static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
 	const char *key = NULL, *pool_name = NULL;
-	json_t *value = NULL, *items = NULL, *v;
-	size_t new_keys = 0;
+	json_t *value = NULL, *items = NULL;
+	struct write_op *op;
+	uint64_t bytes;
 
 	if (!ctl_args_unpack(rq, "kvp-set", args, "{s?s, s?o, s?o, s?s}",
 			     "key", &key, "value", &value, "items", &items,
@@ -492,36 +648,46 @@ static void cmd_set(struct ctl_request *rq, struct vm *vm, json_t *args)
 		items = json_object();
 		json_object_set(items, key, value);
 	}
-	json_object_foreach(items, key, v) {
-		if (!item_valid(rq, key, v)) {
-			json_decref(items);
-			return;
-		}
-		if (!kvp_table_get(&kv->pools[VMIC_KVP_EXTERNAL], key,
-				   strlen(key)))
-			new_keys++;
-	}
-	if (new_keys && kv->pools[VMIC_KVP_EXTERNAL].n + kv->sets_pending +
-				new_keys > s->external_max_keys) {
-		ctl_reply_error(rq, "limit",
-				"%s's external pool has %zu keys; %zu more "
-				"would pass its limit of %u; `vmic set %s kvp "
-				"external-max-keys=N` raises it",
-				vm->name,
-				kv->pools[VMIC_KVP_EXTERNAL].n +
-					kv->sets_pending,
-				new_keys, s->external_max_keys, vm->name);
+	if (!items_valid(rq, items, true, &bytes) ||
+	    !kvp_rate_take(rq, json_object_size(items), bytes)) {
 		json_decref(items);
 		return;
 	}
-	write_commit(rq, vm, items, new_keys, true);
+	op = write_op_new(rq, vm, items, true);
+	if (!op)
+		return;
+	op->held = true;
+	kvp_pools_need(kvp_of(vm), set_ready, op);
+}
+
+static void delete_ready(struct kvp_vm *kv, void *ud, int err)
+{
+	struct write_op *op = ud;
+	const char *key;
+	json_t *k;
+
+	if (!write_ready(op, err))
+		return;
+	json_object_foreach(op->items, key, k) {
+		if (!kvp_table_get(&kv->pools[VMIC_KVP_EXTERNAL], key,
+				   strlen(key))) {
+			ctl_reply_error(op->rq, "not-found",
+					"%s has no key '%.200s' in its "
+					"external pool",
+					op->vm->name, key);
+			write_op_free(op);
+			return;
+		}
+	}
+	write_commit(op);
 }
 
 static void cmd_delete(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
-	struct kvp_vm *kv = kvp_of(vm);
 	const char *key = NULL, *pool_name = NULL;
 	json_t *keys = NULL, *items, *k;
+	struct write_op *op;
+	uint64_t bytes;
 	size_t i;
 
 	if (!ctl_args_unpack(rq, "kvp-delete", args, "{s?s, s?o, s?s}", "key",
@@ -548,22 +714,16 @@ static void cmd_delete(struct ctl_request *rq, struct vm *vm, json_t *args)
 		}
 		json_object_set_new(items, json_string_value(k), json_null());
 	}
-	json_object_foreach(items, key, k) {
-		if (!item_valid(rq, key, NULL)) {
-			json_decref(items);
-			return;
-		}
-		if (!kvp_table_get(&kv->pools[VMIC_KVP_EXTERNAL], key,
-				   strlen(key))) {
-			ctl_reply_error(rq, "not-found",
-					"%s has no key '%.200s' in its "
-					"external pool",
-					vm->name, key);
-			json_decref(items);
-			return;
-		}
+	if (!items_valid(rq, items, false, &bytes) ||
+	    !kvp_rate_take(rq, json_object_size(items), bytes)) {
+		json_decref(items);
+		return;
 	}
-	write_commit(rq, vm, items, 0, false);
+	op = write_op_new(rq, vm, items, false);
+	if (!op)
+		return;
+	op->held = true;
+	kvp_pools_need(kvp_of(vm), delete_ready, op);
 }
 
 const struct ctl_command kvp_commands[KVP_NCOMMANDS] = {

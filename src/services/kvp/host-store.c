@@ -106,6 +106,8 @@ static void on_store_done(struct hostd *h, struct store_txn *t, void *ud)
 	kvp_sync_answer(kv, kv->waits_storing);
 	kv->waits_storing = 0;
 	kvp_store_flush(kv);
+	/* Stored: the pools may leave memory once nothing needs them. */
+	kvp_pools_idle_check(kv);
 	vm_unref(vm);
 }
 

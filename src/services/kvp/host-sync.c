@@ -278,7 +278,7 @@ static void on_guest_change(void *ud, const char *key, size_t klen,
 	kvp_changed(c->kv, c->pool, key, klen, now);
 }
 
-/* The bounds of a pool the guest writes. */
+/* The bounds of a pool the guest writes, as its own. */
 static struct kvp_limits guest_limits(const struct kvp_vm *kv, unsigned pool)
 {
 	const struct kvp_settings *s = kvp_settings_of(kv->vm);
@@ -289,18 +289,50 @@ static struct kvp_limits guest_limits(const struct kvp_vm *kv, unsigned pool)
 	return (struct kvp_limits){ s->guest_max_keys, s->guest_max_bytes };
 }
 
+/* Its own bounds, with the bytes the daemon's total still has room for
+ * (*by_total: that is the tighter one). */
+static struct kvp_limits batch_limits(const struct kvp_vm *kv, unsigned pool,
+				      bool *by_total)
+{
+	struct kvp_limits lim = guest_limits(kv, pool);
+	uint64_t room = kvp_total_room(kv->vm->h);
+	uint64_t now = kvp_inbox_bytes(&kv->in[pool], &kv->pools[pool]);
+
+	*by_total = now + room < lim.max_bytes;
+	if (*by_total)
+		lim.max_bytes = now + room;
+	return lim;
+}
+
 /* Records kept out: counted, and one event per session. */
-static void note_refused(struct kvp_vm *kv, unsigned pool, size_t refused)
+static void note_refused(struct kvp_vm *kv, unsigned pool, size_t refused,
+			 bool by_total)
 {
 	const struct kvp_limits lim = guest_limits(kv, pool);
+	struct kvp_daemon *d = kvp_daemon_of(kv->vm);
 	struct vm *vm = kv->vm;
 	char size[32];
 
 	kv->refused += refused;
-	kvp_daemon_of(vm)->refused += refused;
+	d->refused += refused;
+	if (by_total)
+		d->total_refused += refused;
 	if (kv->cap_noted)
 		return;
 	kv->cap_noted = true;
+	if (by_total) {
+		vmic_conf_format_u64(VMIC_CONF_SIZE,
+				     kvp_conf(vm->h)->max_total_bytes, size,
+				     sizeof(size));
+		events_emit(vm->h, vm->name, "kvp", "kvp", NULL, NULL,
+			    "the host keeps no more KVP data: all VMs "
+			    "together are at [kvp] max-total-bytes (%s); %zu "
+			    "records of the guest's %s pool kept out; "
+			    "deleting records or raising max-total-bytes in "
+			    "vmic-hostd.conf makes room",
+			    size, refused, vmic_kvp_pool_display(pool));
+		return;
+	}
 	vmic_conf_format_u64(VMIC_CONF_SIZE, lim.max_bytes, size, sizeof(size));
 	events_emit(vm->h, vm->name, "kvp", "kvp", NULL, NULL,
 		    "the guest's %s pool is at its limit (%zu keys, %s): %zu "
@@ -357,6 +389,8 @@ int kvp_sync_on_frame(struct kvp_vm *kv, const struct vmic_frame *f)
 	struct change_ctx ctx = { kv, 0 };
 	struct kvp_limits lim;
 	size_t refused = 0;
+	bool by_total;
+	int r;
 
 	if (!vmic_frame_is_request(f) ||
 	    (f->type != VMIC_KVP_SET && f->type != VMIC_KVP_DELETE))
@@ -364,22 +398,25 @@ int kvp_sync_on_frame(struct kvp_vm *kv, const struct vmic_frame *f)
 	if (!batch_acceptable(kv, f, &b))
 		return 0;
 	ctx.pool = b.pool;
-	lim = guest_limits(kv, b.pool);
-	if (kvp_inbox_apply(&kv->in[b.pool], &kv->pools[b.pool], &b, &lim,
-			    on_guest_change, &ctx, &refused) < 0) {
+	lim = batch_limits(kv, b.pool, &by_total);
+	r = kvp_inbox_apply(&kv->in[b.pool], &kv->pools[b.pool], &b, &lim,
+			    on_guest_change, &ctx, &refused);
+	kvp_account(kv);
+	if (r < 0) {
 		conn_send_error(kv->vm, f, VMIC_E_INTERNAL,
 				"kvp: the host is out of memory");
 		return 0;
 	}
 	kvp_daemon_of(kv->vm)->received += b.count;
 	if (refused)
-		note_refused(kv, b.pool, refused);
+		note_refused(kv, b.pool, refused, by_total);
 	if (b.type == VMIC_KVP_SET && (b.flags & VMIC_KVP_F_END))
 		kv->guest_copy_us = vmic_realtime_us();
 	kv->waits[kv->nwaits++] = (struct kvp_wait){
 		.request_id = f->request_id,
 		.refused = (uint16_t)MIN(refused, (size_t)UINT16_MAX),
 		.pool = b.pool,
+		.by_total = refused && by_total,
 	};
 	kvp_store_flush(kv);
 	return 0;
@@ -399,7 +436,11 @@ void kvp_sync_answer(struct kvp_vm *kv, unsigned n)
 		};
 		int len;
 
-		if (w->refused && w->pool == VMIC_KVP_AUTO)
+		if (w->by_total)
+			snprintf(a.note, sizeof(a.note),
+				 "the host keeps no more KVP data for all its "
+				 "VMs together ([kvp] max-total-bytes)");
+		else if (w->refused && w->pool == VMIC_KVP_AUTO)
 			snprintf(a.note, sizeof(a.note),
 				 "the host keeps at most %d Auto records",
 				 KVP_AUTO_MAX_KEYS);

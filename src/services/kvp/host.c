@@ -28,24 +28,65 @@
 
 #define FIELD(f) offsetof(struct kvp_settings, f)
 
+/* Each bounds what a VM makes the host keep: members of the socket
+ * group may raise none above hostd.conf's value (settings.c). */
 static const struct vmic_conf_key keys[] = {
 	{ .section = "kvp", .key = "external-max-keys", .type = VMIC_CONF_UINT,
 	  .offset = FIELD(external_max_keys), .min = 1, .max = 100000,
+	  .cost = VMIC_CONF_COST_UP,
 	  .help = "keys the host may give a VM in its External pool "
 		  "(1..100000)" },
 	{ .section = "kvp", .key = "guest-max-keys", .type = VMIC_CONF_UINT,
 	  .offset = FIELD(guest_max_keys), .min = 1, .max = 100000,
+	  .cost = VMIC_CONF_COST_UP,
 	  .help = "keys of the guest's Guest pool the host keeps "
 		  "(1..100000)" },
 	{ .section = "kvp", .key = "guest-max-bytes", .type = VMIC_CONF_SIZE,
 	  .offset = FIELD(guest_max_bytes), .min = 4096,
-	  .max = 256ull << 20,
+	  .max = 256ull << 20, .cost = VMIC_CONF_COST_UP,
 	  .help = "bytes of keys and values of the guest's Guest pool the "
 		  "host keeps (4K..256M)" },
 };
 
 static const struct vmic_conf_table settings_table = { keys,
 						       ARRAY_SIZE(keys) };
+
+#define DFIELD(f) offsetof(struct kvp_daemon_conf, f)
+
+/* [kvp] keys for the whole daemon (hostd.conf only). */
+static const struct vmic_conf_key daemon_keys[] = {
+	{ .section = "kvp", .key = "max-total-bytes", .type = VMIC_CONF_SIZE,
+	  .offset = DFIELD(max_total_bytes), .min = 1ull << 20,
+	  .max = 1ull << 40,
+	  .help = "bytes of keys and values the host keeps for all VMs "
+		  "together, External and guests' pools (1M..1T)" },
+	{ .section = "kvp", .key = "client-write-rate", .type = VMIC_CONF_UINT,
+	  .offset = DFIELD(client_write_rate), .min = 1, .max = 1000000,
+	  .help = "records a client user other than root may set or delete "
+		  "a second, 10 s of them at once (1..1000000)" },
+	{ .section = "kvp", .key = "client-write-bytes",
+	  .type = VMIC_CONF_SIZE, .offset = DFIELD(client_write_bytes),
+	  .min = 1024, .max = 1ull << 30,
+	  .help = "bytes of keys and values a client user other than root "
+		  "may write a second, 10 s of them at once (1K..1G)" },
+};
+
+static const struct vmic_conf_table daemon_table = { daemon_keys,
+						     ARRAY_SIZE(daemon_keys) };
+
+static void kvp_daemon_defaults(void *p)
+{
+	struct kvp_daemon_conf *c = p;
+
+	c->max_total_bytes = 256ull << 20;
+	c->client_write_rate = 1000;
+	c->client_write_bytes = 1ull << 20;
+}
+
+const struct kvp_daemon_conf *kvp_conf(const struct hostd *h)
+{
+	return svc_daemon_settings(h, KVP_ID);
+}
 
 static void kvp_settings_defaults(void *p)
 {
@@ -86,7 +127,11 @@ static int kvp_daemon_start(struct hostd *h)
 
 static void kvp_daemon_stop(struct hostd *h)
 {
-	free(h->svc_state[KVP_ID]);
+	struct kvp_daemon *d = h->svc_state[KVP_ID];
+
+	if (d)
+		kvp_rate_free(d);
+	free(d);
 	h->svc_state[KVP_ID] = NULL;
 }
 
@@ -156,6 +201,7 @@ static int kvp_attach(struct vm *vm)
 		kvp_inbox_init(&kv->in[p]);
 	}
 	kvp_store_init(kv);
+	kvp_pools_init(kv);
 	vm->svc[KVP_ID].state = kv;
 	kvp_facts_refresh(kv);
 	return 0;
@@ -172,6 +218,7 @@ static void kvp_detach(struct vm *vm, enum detach_reason why)
 				      ? "the VM was removed"
 				      : "vmic-hostd is stopping");
 	kvp_store_close(kv);
+	kvp_pools_close(kv);
 }
 
 static void kvp_release(struct vm *vm)
@@ -195,28 +242,22 @@ static void kvp_loaded(struct vm *vm)
 	kvp_facts_refresh(kvp_of(vm));
 }
 
-static void kvp_data_load(struct vm *vm, unsigned space, const char *key,
-			  size_t klen, const char *value, size_t vlen)
+/* Start-up: what the store holds of a pool (pool 3 is made, not
+ * stored); the records stay there until needed (host-pools.c). */
+static void kvp_data_sizes(struct vm *vm, unsigned space, uint64_t rows,
+			   uint64_t bytes)
 {
-	struct kvp_vm *kv = kvp_of(vm);
-
-	/* Pool 3 is made, not stored; a row that breaks the limits was
-	 * not written by this daemon. */
-	if (space > VMIC_KVP_AUTO || vmic_kvp_check(key, klen, value, vlen))
-		return;
-	if (kvp_table_set(&kv->pools[space], key, klen, value, vlen, 0, NULL,
-			  NULL) < 0)
-		log_error("%s: out of memory loading its KVP pools", vm->name);
+	kvp_pools_sizes(kvp_of(vm), space, rows, bytes);
 }
 
 static void kvp_on_up(struct vm *vm)
 {
-	kvp_sync_up(kvp_of(vm));
+	kvp_pools_session_up(kvp_of(vm));
 }
 
 static void kvp_on_down(struct vm *vm)
 {
-	kvp_sync_down(kvp_of(vm));
+	kvp_pools_session_down(kvp_of(vm));
 }
 
 static int kvp_on_frame(struct vm *vm, const struct vmic_frame *f)
@@ -263,12 +304,15 @@ static void kvp_status_json(const struct vm *vm, json_t *o)
 	for (unsigned p = 0; p < VMIC_KVP_AUTO_INTERNAL; p++) {
 		member_name(p, "keys", name, sizeof(name));
 		json_object_set_new(o, name,
-				    json_integer((json_int_t)kv->pools[p].n));
+				    json_integer((json_int_t)kvp_pool_keys(kv,
+									   p)));
 		member_name(p, "bytes", name, sizeof(name));
 		json_object_set_new(o, name,
-				    json_integer((json_int_t)kv->pools[p]
-							 .bytes));
+				    json_integer((json_int_t)kvp_pool_bytes(kv,
+									    p)));
 	}
+	json_object_set_new(o, "pools_in_memory",
+			    json_boolean(kvp_pools_in_memory(kv)));
 	json_object_set_new(o, "stale", json_boolean(stale));
 	json_object_set_new(o, "external_synced",
 			    json_boolean(kv->active &&
@@ -302,11 +346,16 @@ static void kvp_stats_json(struct hostd *h, json_t *o, bool reset UNUSED)
 {
 	const struct kvp_daemon *d = h->svc_state[KVP_ID];
 
-	json_object_set_new(o, "kvp",
-			    json_pack("{s:I, s:I, s:I}", "records_sent",
-				      (json_int_t)d->sent, "records_received",
-				      (json_int_t)d->received, "refused",
-				      (json_int_t)d->refused));
+	json_object_set_new(
+		o, "kvp",
+		json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			  "records_sent", (json_int_t)d->sent,
+			  "records_received", (json_int_t)d->received,
+			  "refused", (json_int_t)d->refused, "stored_bytes",
+			  (json_int_t)d->total, "total_refused",
+			  (json_int_t)d->total_refused, "rate_refused",
+			  (json_int_t)d->rate_refused, "pools_in_memory",
+			  (json_int_t)kvp_pools_resident(h)));
 }
 
 const struct host_service kvp_host = {
@@ -314,13 +363,16 @@ const struct host_service kvp_host = {
 	.settings = &settings_table,
 	.settings_size = sizeof(struct kvp_settings),
 	.settings_defaults = kvp_settings_defaults,
+	.daemon_settings = &daemon_table,
+	.daemon_settings_size = sizeof(struct kvp_daemon_conf),
+	.daemon_settings_defaults = kvp_daemon_defaults,
 	.daemon_start = kvp_daemon_start,
 	.daemon_stop = kvp_daemon_stop,
 	.attach = kvp_attach,
 	.detach = kvp_detach,
 	.release = kvp_release,
 	.loaded = kvp_loaded,
-	.data_load = kvp_data_load,
+	.data_sizes = kvp_data_sizes,
 	.on_up = kvp_on_up,
 	.on_down = kvp_on_down,
 	.on_frame = kvp_on_frame,

@@ -172,8 +172,7 @@ static bool over_limits(const struct kvp_inbox *in, const struct kvp_table *t,
 		keys++;
 	}
 	bytes += size;
-	return (lim->max_keys && keys > lim->max_keys) ||
-	       (lim->max_bytes && bytes > lim->max_bytes);
+	return keys > lim->max_keys || bytes > lim->max_bytes;
 }
 
 struct end_ctx {

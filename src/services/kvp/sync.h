@@ -73,7 +73,8 @@ struct kvp_inbox {
 	uint64_t stale_bytes; /* and their bytes */
 };
 
-/* Bounds of a pool; 0: none. */
+/* Bounds of a pool, inclusive (0 keys: none may be added); SIZE_MAX
+ * and UINT64_MAX for no bound. */
 struct kvp_limits {
 	size_t max_keys;
 	uint64_t max_bytes;

@@ -52,10 +52,12 @@ static const struct vmic_conf_key keys[] = {
 	  .max = STOP_TIMEOUT_MAX_MS,
 	  .help = "how long a stop waits for the guest without --timeout "
 		  "(1s..24h)" },
+	/* How long a command run as root may live: a group member goes
+	 * no higher than hostd.conf's value (settings.c). */
 	{ .section = "shutdown", .key = "power-timeout",
 	  .type = VMIC_CONF_DURATION,
 	  .offset = offsetof(struct sd_settings, power_timeout_ms),
-	  .min = 1000, .max = 600000,
+	  .min = 1000, .max = 600000, .cost = VMIC_CONF_COST_UP,
 	  .help = "how long the power backend may take before it is killed "
 		  "(1s..10m)" },
 };
