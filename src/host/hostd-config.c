@@ -50,8 +50,9 @@ static const struct vmic_conf_key keys[] = {
 	       "events kept in the database; older ones are pruned"),
 	RANGED("events", "max-size", VMIC_CONF_SIZE, events_max_size,
 	       1ull << 20, 1ull << 40,
-	       "size vmic.db may reach before the oldest events are pruned "
-	       "(1M..1T)"),
+	       "bytes the stored events may take (their text and 64 per "
+	       "event; other data in vmic.db does not count) before the "
+	       "oldest are pruned (1M..1T)"),
 	RANGED("events", "max-age", VMIC_CONF_SECONDS, events_max_age_s, 3600,
 	       3650ull * 86400,
 	       "events older than this are pruned (1h..3650d)"),
