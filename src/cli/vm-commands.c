@@ -399,6 +399,12 @@ static void print_connection(struct cli *cli, const struct conn_detail *d)
 		snprintf(buf, sizeof(buf), "in %s", span);
 		print_field(cli, "Next retry:", buf, COLOR_NONE);
 	}
+	if (d->hold_ms >= 0) {
+		cli_format_span_ms(d->hold_ms, span, sizeof(span));
+		snprintf(buf, sizeof(buf), "the guest's hellos are answered "
+					   "again in %s", span);
+		print_field(cli, "Held:", buf, COLOR_WARN);
+	}
 }
 
 /*

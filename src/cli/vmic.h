@@ -144,6 +144,7 @@ struct conn_detail {
 	const char *last_error;
 	int64_t attempts;
 	int64_t next_retry_ms; /* -1 when none */
+	int64_t hold_ms;       /* -1 unless the guest's hellos are held */
 };
 struct hb_detail {
 	const char *state;

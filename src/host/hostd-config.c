@@ -46,6 +46,13 @@ static const struct vmic_conf_key keys[] = {
 	       10, 3600000, "first delay before a reconnect (10ms..1h)"),
 	RANGED("connection", "retry-max", VMIC_CONF_DURATION, retry_max_ms,
 	       10, 3600000, "longest delay between reconnects (10ms..1h)"),
+	RANGED("connection", "session-burst", VMIC_CONF_UINT, session_burst,
+	       1, 1000000,
+	       "sessions a guest may start at once before its hellos are "
+	       "held (1..1000000)"),
+	RANGED("connection", "session-interval", VMIC_CONF_DURATION,
+	       session_interval_ms, 10, 3600000,
+	       "then one session per this long (10ms..1h)"),
 	RANGED("events", "keep", VMIC_CONF_UINT, events_keep, 100, 100000000,
 	       "events kept in the database; older ones are pruned"),
 	RANGED("events", "max-size", VMIC_CONF_SIZE, events_max_size,
@@ -90,6 +97,8 @@ int hostd_config_defaults(struct hostd_config *c)
 	c->connect_timeout_ms = 5000;
 	c->retry_min_ms = 250;
 	c->retry_max_ms = 30000;
+	c->session_burst = 10;
+	c->session_interval_ms = 6000;
 	c->events_keep = 100000;
 	c->events_max_size = 64ull << 20;
 	c->events_max_age_s = 90ull * 86400;
