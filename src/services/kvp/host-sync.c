@@ -297,6 +297,10 @@ void kvp_sync_pump(struct kvp_vm *kv)
 		if (!ob)
 			return;
 		copying = kvp_outbox_copying(ob);
+		/* The copy's time starts with its first batch, after any
+		 * wait. */
+		if (ob->pool == VMIC_KVP_EXTERNAL && ob->copy_due)
+			kv->copy_start_us = hostd_now_us(kv->vm->h);
 		len = kvp_outbox_next(ob, &kv->pools[ob->pool], batch_buf,
 				      sizeof(batch_buf), &type, &n);
 		if (len == 0)
