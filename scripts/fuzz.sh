@@ -20,7 +20,7 @@ time_per=${FUZZ_TIME:-6}
 artifacts=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
 fuzzers=(fuzz-frame fuzz-stream fuzz-hello fuzz-messages fuzz-channel
 	fuzz-config fuzz-hvsock-reply fuzz-qmp fuzz-control fuzz-timesync
-	fuzz-kvp fuzz-kvp-poolfile)
+	fuzz-kvp fuzz-kvp-poolfile fuzz-cli-text)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vmic-fuzz-XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -3,28 +3,33 @@
  * `vmic kvp`: a VM's key-value pairs (Msvm_KvpExchangeComponent).
  *
  *   vmic kvp list VM [--pool P]             every record, or one pool's
- *   vmic kvp get VM KEY [--pool P]          the value, as it is
+ *   vmic kvp get VM KEY [--pool P] [--raw]  the value
  *   vmic kvp set VM KEY VALUE [KEY VALUE]... keys of the External pool
  *   vmic kvp delete VM KEY...               from the External pool
  *   vmic kvp watch VM [--pool P]            changes as they happen
  *
  * With --json the daemon's result is printed; `watch` prints its lines.
+ * Keys and values are the guest's (or anybody's with `kvp set`): as text
+ * they go through safe-text.c, so an escape sequence in a value cannot
+ * act on the terminal; `get --raw` prints the exact bytes for scripts.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/duration.h"
 #include "vmic.h"
 
-enum { OPT_POOL = 0x200 };
+enum { OPT_POOL = 0x200, OPT_RAW };
 
 struct kvp_args {
 	const char *verb;
 	const char *vm;
 	const char *pool;
+	bool raw;    /* --raw: `get` prints the value's exact bytes */
 	char **rest; /* operands after VM */
 	int nrest;
 };
@@ -33,6 +38,7 @@ static int parse(struct cli *cli, int argc, char **argv, struct kvp_args *a)
 {
 	static const struct option opts[] = {
 		{ "pool", required_argument, NULL, OPT_POOL },
+		{ "raw", no_argument, NULL, OPT_RAW },
 		CLI_COMMON_OPTIONS,
 		{},
 	};
@@ -41,6 +47,10 @@ static int parse(struct cli *cli, int argc, char **argv, struct kvp_args *a)
 	while ((c = getopt_long(argc, argv, ":hp:", opts, NULL)) != -1) {
 		if (c == OPT_POOL || c == 'p') {
 			a->pool = optarg;
+			continue;
+		}
+		if (c == OPT_RAW) {
+			a->raw = true;
 			continue;
 		}
 		if ((r = cli_common_option(cli, c, argv)) != CLI_NEXT)
@@ -55,6 +65,10 @@ static int parse(struct cli *cli, int argc, char **argv, struct kvp_args *a)
 	a->vm = argv[optind++];
 	a->rest = argv + optind;
 	a->nrest = argc - optind;
+	if (a->raw && strcmp(a->verb, "get") != 0)
+		return cli_usage_error(cli, "--raw is for `kvp get`; --json "
+					    "gives the exact keys and values "
+					    "of the other commands");
 	return CLI_NEXT;
 }
 
@@ -143,10 +157,29 @@ static int kvp_list(struct cli *cli, const struct kvp_args *a)
 	return r < 0 ? 1 : 0;
 }
 
+/* The value as text: made safe, or its exact bytes with --raw. */
+static int print_value(const struct kvp_args *a, json_t *value)
+{
+	const char *s = json_string_value(value);
+	size_t len = json_string_length(value);
+	char *safe;
+
+	if (a->raw) {
+		fwrite(s, 1, len, stdout);
+	} else {
+		safe = cli_safe_dup(s, len);
+		if (!safe)
+			return -ENOMEM;
+		fputs(safe, stdout);
+		free(safe);
+	}
+	putchar('\n');
+	return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
 static int kvp_get(struct cli *cli, const struct kvp_args *a)
 {
-	json_t *req, *result = NULL;
-	const char *value;
+	json_t *req, *result = NULL, *value;
 	int r;
 
 	if (a->nrest != 1)
@@ -160,17 +193,14 @@ static int kvp_get(struct cli *cli, const struct kvp_args *a)
 		json_decref(result);
 		return r < 0 ? 1 : 0;
 	}
-	value = member(result, "value");
-	if (!value) {
+	value = json_object_get(result, "value");
+	if (!json_is_string(value)) {
 		json_decref(result);
 		return protocol_error(cli, "the kvp-get reply has no 'value'");
 	}
-	/* As it is: scripts read it. */
-	fwrite(value, 1, json_string_length(json_object_get(result, "value")),
-	       stdout);
-	putchar('\n');
+	r = print_value(a, value);
 	json_decref(result);
-	return 0;
+	return r < 0 ? 1 : 0;
 }
 
 static int kvp_set(struct cli *cli, const struct kvp_args *a)
@@ -237,24 +267,38 @@ static int kvp_delete(struct cli *cli, const struct kvp_args *a)
 	return r;
 }
 
+/* s made safe for the terminal, or "?" without memory; free it. */
+static char *safe_member(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	char *p = json_is_string(v) ? cli_safe_dup(json_string_value(v),
+						   json_string_length(v))
+				    : strdup("?");
+
+	return p ? p : strdup("?");
+}
+
 /* One change line as text: TIME POOL KEY = VALUE, or KEY deleted. */
 static void print_change(json_t *ch)
 {
-	char when[64], key[1024], value[4096];
-	json_t *v = json_object_get(ch, "value");
+	char when[64];
 	json_t *t = json_object_get(ch, "time_us");
+	char *pool = safe_member(ch, "pool"), *key = safe_member(ch, "key");
+	char *value = json_is_string(json_object_get(ch, "value"))
+			      ? safe_member(ch, "value")
+			      : NULL;
 
 	cli_format_local_time(json_is_integer(t) ? json_integer_value(t) : 0,
 			      when, sizeof(when));
-	cli_clean_text(member(ch, "key"), key, sizeof(key));
-	if (json_is_string(v)) {
-		cli_clean_text(json_string_value(v), value, sizeof(value));
-		printf("%s  %-13s %s = %s\n", when, member(ch, "pool") ?: "?",
-		       key, value);
-	} else {
-		printf("%s  %-13s %s deleted\n", when,
-		       member(ch, "pool") ?: "?", key);
-	}
+	if (value)
+		printf("%s  %-13s %s = %s\n", when, pool ?: "?", key ?: "?",
+		       value);
+	else
+		printf("%s  %-13s %s deleted\n", when, pool ?: "?",
+		       key ?: "?");
+	free(pool);
+	free(key);
+	free(value);
 }
 
 /* Print the stream's lines until it ends; 0 or -errno (e filled). */

@@ -3,9 +3,9 @@
  * Output for people and for programs: aligned tables whose column widths
  * come from their content, status colours on a terminal, and JSON.
  *
- * Strings from the daemon are printed as they are (the daemon already
- * replaced control characters), but a tab or newline that slipped through
- * would break a table, so every cell is cleaned once more here.
+ * Every cell goes through safe-text.c: much of what the daemon sends
+ * came from a guest, and an escape sequence, a newline or a bidi
+ * override in a cell would act on the terminal or break the table.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,22 +21,6 @@ struct table {
 	enum cli_color *colors;  /* nrows * ncols */
 	size_t *width;           /* per column, in characters; only grows */
 };
-
-/*
- * Copy s into buf (size n >= 1), replacing control characters with '?'
- * so one value stays on one line and in its column.
- */
-void cli_clean_text(const char *s, char *buf, size_t n)
-{
-	size_t i = 0;
-
-	for (; s && *s && i + 1 < n; s++, i++) {
-		unsigned char ch = (unsigned char)*s;
-
-		buf[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-	}
-	buf[i] = '\0';
-}
 
 /* "-" for a value the daemon does not know yet. */
 const char *cli_or_dash(const char *s)
@@ -57,12 +41,7 @@ static size_t text_width(const char *s)
 
 static char *clean_dup(const char *s)
 {
-	size_t n = (s ? strlen(s) : 0) + 1;
-	char *p = malloc(n);
-
-	if (p)
-		cli_clean_text(s, p, n);
-	return p;
+	return cli_safe_dup(s ? s : "", s ? strlen(s) : 0);
 }
 
 /* A table of ncols columns; NULL when out of memory. */
@@ -122,8 +101,8 @@ static int table_reserve(struct table *t)
 }
 
 /*
- * Append a row of ncols cells (NULL prints as empty), each cleaned of
- * control characters; colors may be NULL. -ENOMEM on failure.
+ * Append a row of ncols cells (NULL prints as empty), each made safe
+ * for a terminal (cli_safe_text); colors may be NULL. -ENOMEM on failure.
  */
 int table_add(struct table *t, const char *const *cells,
 	      const enum cli_color *colors)
@@ -229,14 +208,24 @@ const char *cli_unpaint(const struct cli *cli, enum cli_color c)
 
 /*
  * Print a JSON value on stdout: indented for people, or compact on one
- * line (one object per line for streams). -EIO when stdout fails.
+ * line (one object per line for streams). The text is exact, and safe on
+ * a terminal too: JSON escapes C0 controls, cli_safe_json the C1 and
+ * invisible characters jansson leaves as they are. -EIO when stdout
+ * fails, -ENOMEM.
  */
 int cli_print_json(json_t *v, bool compact)
 {
 	size_t flags = compact ? JSON_COMPACT : JSON_INDENT(2);
+	char *text = v ? json_dumps(v, flags) : NULL;
+	char *safe = text ? cli_safe_json(text) : NULL;
+	int r = 0;
 
-	if (!v || json_dumpf(v, stdout, flags) < 0 || fputc('\n', stdout) < 0 ||
-	    fflush(stdout) != 0)
-		return -EIO;
-	return 0;
+	if (!safe)
+		r = -ENOMEM;
+	else if (fputs(safe, stdout) < 0 || fputc('\n', stdout) < 0 ||
+		 fflush(stdout) != 0)
+		r = -EIO;
+	free(safe);
+	free(text);
+	return r;
 }

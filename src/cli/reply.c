@@ -133,6 +133,7 @@ int reply_conn_detail(json_t *o, struct conn_detail *d, struct cli_error *e)
 		FIELD(struct conn_detail, "attempts", F_INT, attempts),
 		FIELD(struct conn_detail, "next_retry_ms", F_INT_NULL,
 		      next_retry_ms),
+		FIELD(struct conn_detail, "hold_ms", F_INT_NULL, hold_ms),
 	};
 
 	return unpack(o, "connection_detail", f, ARRAY_SIZE(f), d, e);

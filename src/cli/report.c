@@ -78,8 +78,11 @@ const char *cli_error_text(const struct cli *cli, const struct cli_error *e,
 /* Print e to stderr as "vmic: ..." and return the exit status (1). */
 int cli_report(const struct cli *cli, const struct cli_error *e)
 {
-	char buf[2048];
+	char buf[2048], safe[4096];
 
-	fprintf(stderr, "vmic: %s\n", cli_error_text(cli, e, buf, sizeof(buf)));
+	/* The daemon's messages may quote what a guest sent. */
+	cli_clean_text(cli_error_text(cli, e, buf, sizeof(buf)), safe,
+		       sizeof(safe));
+	fprintf(stderr, "vmic: %s\n", safe);
 	return 1;
 }

@@ -90,6 +90,9 @@ run kvp list
 expect "kvp without a VM" 2 err "missing the VM's name"
 run kvp frob web1
 expect "kvp with an unknown verb" 2 err "unknown kvp command 'frob'"
+run kvp list web1 --raw
+expect "--raw is only for kvp get, and says what to use" 2 err \
+	"--raw is for \`kvp get\`; --json gives the exact keys and values"
 run kvp set web1 key
 expect "kvp set without a value" 2 err "takes VM KEY VALUE"
 run kvp get web1

@@ -221,6 +221,7 @@ static int print_added(struct cli *cli, json_t *result, const char *vm,
 		       struct cli_error *e)
 {
 	struct vm_summary s;
+	char name[256], channel[1024];
 
 	(void)cli;
 	if (reply_vm_summary(result, &s, e) < 0) {
@@ -228,9 +229,11 @@ static int print_added(struct cli *cli, json_t *result, const char *vm,
 		printf("%s: registered\n", vm);
 		return 0;
 	}
+	cli_clean_text(s.name, name, sizeof(name));
+	cli_clean_text(s.channel, channel, sizeof(channel));
 	printf("%s: registered; vmic-hostd is connecting to %s "
 	       "(`vmic status %s` shows how it goes)\n",
-	       s.name, s.channel, s.name);
+	       name, channel, name);
 	return 0;
 }
 
@@ -270,6 +273,7 @@ static int print_service_updated(struct cli *cli, json_t *result,
 	struct service_entry s;
 	json_t *settings;
 	const char *key;
+	char display[256], k[256], value[1024];
 	json_t *v;
 	int r;
 
@@ -277,9 +281,14 @@ static int print_service_updated(struct cli *cli, json_t *result,
 	if ((r = reply_service(result, &s, e)) < 0 ||
 	    (r = reply_object(result, "settings", &settings, e)) < 0)
 		return r;
-	printf("%s: %s settings:", vm, s.display);
-	json_object_foreach(settings, key, v)
-		printf(" %s=%s", key, json_string_value(v) ?: "?");
+	cli_clean_text(s.display, display, sizeof(display));
+	printf("%s: %s settings:", vm, display);
+	json_object_foreach(settings, key, v) {
+		cli_clean_text(key, k, sizeof(k));
+		cli_clean_text(json_string_value(v) ?: "?", value,
+			       sizeof(value));
+		printf(" %s=%s", k, value);
+	}
 	putchar('\n');
 	return 0;
 }
@@ -350,14 +359,16 @@ int cmd_remove(struct cli *cli, int argc, char **argv)
 
 /* status */
 
-/* "Label:       value", the value cleaned and optionally coloured. */
+/* "Label:       value", both made safe, the value optionally coloured
+ * (a service's own members are labelled with their names). */
 static void print_field(struct cli *cli, const char *label,
 			const char *value, enum cli_color color)
 {
-	char clean[1024];
+	char clean[1024], name[256];
 
+	cli_clean_text(label, name, sizeof(name));
 	cli_clean_text(value, clean, sizeof(clean));
-	printf("%-12s %s%s%s\n", label, cli_paint(cli, color), clean,
+	printf("%-12s %s%s%s\n", name, cli_paint(cli, color), clean,
 	       cli_unpaint(cli, color));
 }
 
@@ -387,6 +398,12 @@ static void print_connection(struct cli *cli, const struct conn_detail *d)
 		cli_format_span_ms(d->next_retry_ms, span, sizeof(span));
 		snprintf(buf, sizeof(buf), "in %s", span);
 		print_field(cli, "Next retry:", buf, COLOR_NONE);
+	}
+	if (d->hold_ms >= 0) {
+		cli_format_span_ms(d->hold_ms, span, sizeof(span));
+		snprintf(buf, sizeof(buf), "the guest's hellos are answered "
+					   "again in %s", span);
+		print_field(cli, "Held:", buf, COLOR_WARN);
 	}
 }
 
@@ -560,13 +577,15 @@ static void print_settings(struct cli *cli, json_t *entry)
 	json_t *settings = json_object_get(entry, "settings");
 	json_t *inherited = json_object_get(entry, "inherited"), *v, *x;
 	const char *key;
-	char value[1024], line[1200];
+	char value[1024], line[1200], name[256];
 	size_t i;
 
 	if (!json_is_object(settings))
 		return;
-	printf("\nSettings (`vmic set VM %s KEY=VALUE`):\n",
-	       json_string_value(json_object_get(entry, "name")) ?: "SERVICE");
+	cli_clean_text(json_string_value(json_object_get(entry, "name"))
+			       ?: "SERVICE",
+		       name, sizeof(name));
+	printf("\nSettings (`vmic set VM %s KEY=VALUE`):\n", name);
 	json_object_foreach(settings, key, v) {
 		bool dflt = false;
 
@@ -645,14 +664,15 @@ static int print_switched(struct cli *cli, json_t *result, const char *vm,
 			  struct cli_error *e)
 {
 	struct service_entry s;
-	char primary[256];
+	char primary[256], display[256];
 	int r;
 
 	(void)cli;
 	if ((r = reply_service(result, &s, e)) < 0)
 		return r;
 	cli_clean_text(s.primary, primary, sizeof(primary));
-	printf("%s: %s %s%s%s\n", vm, s.display,
+	cli_clean_text(s.display, display, sizeof(display));
+	printf("%s: %s %s%s%s\n", vm, display,
 	       s.enabled ? "enabled" : "disabled", *primary ? ", status " : "",
 	       primary);
 	return 0;

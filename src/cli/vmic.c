@@ -40,7 +40,8 @@ const struct cli_command cli_commands[] = {
 	{ "time", cmd_time, "NAME [--sync]",
 	  "Show a VM's clock offset and sync mode; --sync steps it now" },
 	{ "kvp", cmd_kvp,
-	  "list|get|set|delete|watch NAME [KEY [VALUE]...] [--pool POOL]",
+	  "list|get|set|delete|watch NAME [KEY [VALUE]...] [--pool POOL] "
+	  "[--raw]",
 	  "Read a VM's key-value pairs, set or delete its External ones, "
 	  "watch them" },
 	{ "events", cmd_events,
@@ -162,6 +163,7 @@ int cmd_version(struct cli *cli, int argc, char **argv)
 	struct cli_error e = { 0 };
 	json_t *result = NULL, *out;
 	const char *version = NULL;
+	char clean[256];
 	json_int_t protocol = 0;
 	int c, r;
 	static const struct option opts[] = { CLI_COMMON_OPTIONS, {} };
@@ -195,7 +197,8 @@ int cmd_version(struct cli *cli, int argc, char **argv)
 			      "'protocol' (integer)");
 		return cli_report(cli, &e);
 	}
-	printf("vmic-hostd %s (control protocol %lld)\n", version,
+	cli_clean_text(version, clean, sizeof(clean));
+	printf("vmic-hostd %s (control protocol %lld)\n", clean,
 	       (long long)protocol);
 	json_decref(result);
 	return 0;

@@ -144,6 +144,7 @@ struct conn_detail {
 	const char *last_error;
 	int64_t attempts;
 	int64_t next_retry_ms; /* -1 when none */
+	int64_t hold_ms;       /* -1 unless the guest's hellos are held */
 };
 struct hb_detail {
 	const char *state;
@@ -190,9 +191,29 @@ void table_min_width(struct table *t, size_t col, size_t w);
 enum cli_color cli_status_color(const char *status);
 const char *cli_paint(const struct cli *cli, enum cli_color c);
 const char *cli_unpaint(const struct cli *cli, enum cli_color c);
-void cli_clean_text(const char *s, char *buf, size_t n);
 int cli_print_json(json_t *v, bool compact);
 const char *cli_or_dash(const char *s);
+
+/* safe-text.c — strings from the daemon as a terminal may show them. */
+/*
+ * Write s[0..len) into buf (cap bytes, always terminated when cap > 0)
+ * with every control character, invalid byte and invisible formatting
+ * character written as an escape (\\, \t, \xHH, \uHHHH); cut between
+ * characters or escapes when it does not fit. Returns the length of the
+ * whole escaped text, like snprintf.
+ */
+size_t cli_safe_text(const char *s, size_t len, char *buf, size_t cap);
+/* The escaped text of s[0..len) in a new string; NULL without memory. */
+char *cli_safe_dup(const char *s, size_t len);
+/* cli_safe_text of a C string (NULL reads as ""), into buf of n >= 1. */
+void cli_clean_text(const char *s, char *buf, size_t n);
+/*
+ * JSON text (jansson's, valid UTF-8) with the characters cli_safe_text
+ * escapes but JSON leaves as they are (DEL, C1, invisible formatting)
+ * written as \uXXXX escapes: the same JSON value, safe on a terminal.
+ * A new string; NULL without memory.
+ */
+char *cli_safe_json(const char *json);
 
 /* vm-commands.c */
 int cmd_list(struct cli *cli, int argc, char **argv);

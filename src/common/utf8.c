@@ -55,6 +55,22 @@ bool vmic_utf8_valid(const char *s, size_t n)
 	return true;
 }
 
+size_t vmic_utf8_decode(const char *s, size_t n, uint32_t *cp)
+{
+	static const uint8_t lead_mask[] = { 0x7F, 0x1F, 0x0F, 0x07 };
+	const uint8_t *p = (const uint8_t *)s;
+	size_t l = n ? utf8_seq_len(p, n) : 0;
+	uint32_t c;
+
+	if (l == 0)
+		return 0;
+	c = p[0] & lead_mask[l - 1];
+	for (size_t i = 1; i < l; i++)
+		c = c << 6 | (p[i] & 0x3F);
+	*cp = c;
+	return l;
+}
+
 static bool is_control(const uint8_t *p, size_t l)
 {
 	if (l == 1)

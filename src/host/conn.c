@@ -22,6 +22,16 @@
  * makes the agent answer with one. Everything a VM's peer does (garbage,
  * silence, a stalled reader) ends at most in a new session or in closing
  * this VM's link; no other VM notices.
+ *
+ * A new session costs the host more than the guest (each service starts
+ * over: KVP copies its pools), so the sessions a guest starts are
+ * rate-limited: every hello with a new nonce (an agent restart, a
+ * resynchronisation, a reconnect) takes a token of a bucket of
+ * [connection] session-burst, refilled one per session-interval. Without
+ * a token the guest is held: its session (if up) ends, and its hellos go
+ * unanswered until the bucket has one again, and at least HOLD_MIN_MS,
+ * doubling up to HOLD_MAX_MS while it goes on; then our hello asks for a
+ * new session. One event says so per run of holds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +49,10 @@
 #include "proto/services.h"
 
 #define HELLO_RESEND_MAX_MS 30000
+/* A guest out of session tokens: its hellos wait this long, doubling per
+ * hold until the bucket is full again. */
+#define HOLD_MIN_MS 1000
+#define HOLD_MAX_MS 60000
 /* Our hello is at most this big (software string + offers). */
 #define HELLO_FRAME_MAX (VMIC_HDR_SIZE + 64 + VMIC_SOFTWARE_MAX + \
 			 4 * VMIC_HELLO_MAX_OFFERS)
@@ -110,6 +124,15 @@ int64_t conn_next_retry_ms(const struct vm *vm)
 	return vm->conn.retry_at_us > now
 		       ? (int64_t)((vm->conn.retry_at_us - now + 999) / 1000)
 		       : 0;
+}
+
+int64_t conn_hold_ms(const struct vm *vm)
+{
+	uint64_t now = vmic_mono_us(), until = vm->conn.hold_until_us;
+
+	if (!until)
+		return -1;
+	return until > now ? (int64_t)((until - now + 999) / 1000) : 0;
 }
 
 int conn_send(struct vm *vm, const uint8_t *frame, size_t len)
@@ -208,6 +231,7 @@ static void conn_established(struct vm *vm)
 	c->retry_ms = vm->h->cfg.retry_min_ms;
 	c->last_error[0] = '\0';
 	c->contact = true;
+	c->sessions++;
 	vm_touch(vm);
 	c->bad_frame_reported = false;
 	c->resyncs = 0;
@@ -259,17 +283,134 @@ static void conn_note_peer(struct vm *vm, const struct vmic_hello *h)
 	vm_touch(vm);
 }
 
+/*
+ * May the guest start another session? Takes a token and returns 0, or
+ * returns the microseconds until the bucket has one. The bucket is kept
+ * as the time it is full again (session_tat_us): a session moves it one
+ * session-interval on; it may run burst - 1 intervals ahead of now.
+ */
+static uint64_t conn_session_wait_us(struct vm *vm)
+{
+	struct conn *c = &vm->conn;
+	const struct hostd_config *cfg = &vm->h->cfg;
+	uint64_t now = vmic_mono_us();
+	uint64_t step = (uint64_t)cfg->session_interval_ms * 1000;
+	uint64_t ahead = (uint64_t)(MAX(cfg->session_burst, 1u) - 1) * step;
+	uint64_t tat = MAX(c->session_tat_us, now);
+
+	if (c->session_tat_us <= now) {
+		/* Full again: the guest calmed down. */
+		c->hold_ms = 0;
+		c->hold_noted = false;
+	}
+	if (tat - now > ahead)
+		return tat - now - ahead;
+	c->session_tat_us = tat + step;
+	return 0;
+}
+
+static void on_hold_timer(uv_timer_t *t)
+{
+	struct vm *vm = t->data;
+	struct conn *c = &vm->conn;
+
+	c->hold_until_us = 0;
+	vm_touch(vm);
+	log_debug("%s: the hold is over; asking the guest for a session",
+		  vm->name);
+	conn_send_hello(vm);
+	c->hello_ms = VMIC_HELLO_RETRY_MS;
+	uv_timer_start(&c->timer, on_hello_timer, c->hello_ms, 0);
+}
+
+/*
+ * The event of a run of holds. A flood of sessions has used up the VM's
+ * event budget by then, so it goes past the rate limit (events-limit.c);
+ * at most one per HOLD_MAX_MS keeps it bounded. True when it went out.
+ */
+static bool conn_hold_note(struct vm *vm, const char *every,
+			   const char *span)
+{
+	struct conn *c = &vm->conn;
+	uint64_t now = vmic_mono_us();
+	struct event *e;
+
+	if (c->hold_noted ||
+	    (c->hold_noted_us && now - c->hold_noted_us < HOLD_MAX_MS * 1000ull))
+		return false;
+	c->hold_noted = true;
+	c->hold_noted_us = now;
+	e = events_prepare(vm->h, vm->name, NULL, "connection", NULL, NULL,
+			   "the guest starts sessions faster than [connection] "
+			   "session-burst (%u) and session-interval (%s) "
+			   "allow: its hellos are answered only after a delay "
+			   "(%s now, doubling up to %ds) until it calms down",
+			   vm->h->cfg.session_burst, every, span,
+			   HOLD_MAX_MS / 1000);
+	if (e)
+		events_emit_event(vm->h, e);
+	return e != NULL;
+}
+
+/*
+ * The guest starts sessions faster than the bucket allows: end its
+ * session, start ours anew (a fresh nonce, so only an answer to our next
+ * hello makes one) and answer nothing until the hold is over.
+ */
+static void conn_hold(struct vm *vm, uint64_t wait_us)
+{
+	struct conn *c = &vm->conn;
+	const struct hostd_config *cfg = &vm->h->cfg;
+	bool was_up = c->state == CONN_CONNECTED;
+	char every[32], span[32];
+	uint64_t ms;
+
+	c->hold_ms = c->hold_ms ? MIN(c->hold_ms * 2, HOLD_MAX_MS)
+				: HOLD_MIN_MS;
+	ms = MAX((wait_us + 999) / 1000, (uint64_t)c->hold_ms);
+	c->hold_until_us = vmic_mono_us() + ms * 1000;
+	vmic_format_duration_ms(cfg->session_interval_ms, every,
+				sizeof(every));
+	vmic_format_duration_ms(ms, span, sizeof(span));
+	if (was_up)
+		conn_session_down(vm);
+	conn_set_state(vm, CONN_HANDSHAKE);
+	conn_session_start(vm);
+	conn_set_error(vm, "the guest starts sessions faster than %u at once "
+			   "and then one per %s; its hellos are answered "
+			   "again in %s",
+		       cfg->session_burst, every, span);
+	if (was_up)
+		events_emit(vm->h, vm->name, NULL, "connection", "connected",
+			    "handshake", "the guest agent restarted (new "
+					 "session), held for %s",
+			    span);
+	if (!conn_hold_note(vm, every, span))
+		log_debug("%s: %s", vm->name, c->last_error);
+	if (was_up)
+		services_refresh(vm);
+	uv_timer_start(&c->timer, on_hold_timer, ms, 0);
+}
+
 static int conn_on_hello(struct vm *vm, const struct vmic_frame *f)
 {
 	struct conn *c = &vm->conn;
 	struct vmic_hello h;
 	bool was_up = c->state == CONN_CONNECTED;
+	uint64_t wait;
 	int res;
 
 	if (vmic_hello_decode(f->payload, f->length, &h) < 0) {
 		conn_send_error(vm, f, VMIC_E_MALFORMED,
 				"hello does not decode: a field is missing, a "
 				"string is not UTF-8 or an offer is invalid");
+		return 0;
+	}
+	if (c->hold_until_us)
+		return 0; /* held: answered once the hold is over */
+	if (h.role == VMIC_ROLE_GUEST && h.nonce != c->session.peer_nonce &&
+	    (wait = conn_session_wait_us(vm)) > 0) {
+		conn_hold(vm, wait);
 		return 0;
 	}
 	res = vmic_session_on_hello(&c->session, &h);
@@ -453,6 +594,7 @@ static void conn_on_close(void *ud, int reason)
 	if (from == CONN_CONNECTED)
 		conn_session_down(vm);
 	uv_timer_stop(&c->timer);
+	c->hold_until_us = 0;
 	conn_set_state(vm, CONN_RETRYING);
 	if (from == CONN_CONNECTED || c->attempts == 0)
 		events_emit(vm->h, vm->name, NULL, "connection",
@@ -477,6 +619,11 @@ static void conn_on_resync(void *ud, uint64_t dropped)
 	struct conn *c = &vm->conn;
 	bool was_up = c->state == CONN_CONNECTED;
 
+	if (c->hold_until_us) {
+		/* Held: the hold's end starts the next session. */
+		c->resyncs++;
+		return;
+	}
 	if (++c->resyncs == 1)
 		events_emit(vm->h, vm->name, NULL, "protocol-error", NULL,
 			    NULL,
@@ -627,6 +774,7 @@ static void conn_drop(struct vm *vm)
 	struct conn *c = &vm->conn;
 
 	uv_timer_stop(&c->timer);
+	c->hold_until_us = 0;
 	if (c->connector) {
 		vmic_connect_cancel(c->connector);
 		c->connector = NULL;

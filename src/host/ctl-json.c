@@ -114,6 +114,7 @@ static json_t *connection_detail(const struct vm *vm)
 {
 	const struct conn *c = &vm->conn;
 	int64_t next = conn_next_retry_ms(vm);
+	int64_t hold = conn_hold_ms(vm);
 	uint64_t in = c->link ? c->link->bytes_in : c->bytes_in;
 	uint64_t out = c->link ? c->link->bytes_out : c->bytes_out;
 	char nonce[17] = "";
@@ -127,6 +128,8 @@ static json_t *connection_detail(const struct vm *vm)
 	json_object_set_new(o, "last_error", str_or_null(c->last_error));
 	json_object_set_new(o, "attempts", json_integer(c->attempts));
 	json_object_set_new(o, "next_retry_ms", int_or_null(next, next >= 0));
+	json_object_set_new(o, "hold_ms", int_or_null(hold, hold >= 0));
+	json_object_set_new(o, "sessions", json_integer((json_int_t)c->sessions));
 	json_object_set_new(o, "agent_nonce",
 			    str_or_null(c->link ? nonce : NULL));
 	json_object_set_new(o, "bytes_in", json_integer((json_int_t)in));

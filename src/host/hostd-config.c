@@ -46,12 +46,20 @@ static const struct vmic_conf_key keys[] = {
 	       10, 3600000, "first delay before a reconnect (10ms..1h)"),
 	RANGED("connection", "retry-max", VMIC_CONF_DURATION, retry_max_ms,
 	       10, 3600000, "longest delay between reconnects (10ms..1h)"),
+	RANGED("connection", "session-burst", VMIC_CONF_UINT, session_burst,
+	       1, 1000000,
+	       "sessions a guest may start at once before its hellos are "
+	       "held (1..1000000)"),
+	RANGED("connection", "session-interval", VMIC_CONF_DURATION,
+	       session_interval_ms, 10, 3600000,
+	       "then one session per this long (10ms..1h)"),
 	RANGED("events", "keep", VMIC_CONF_UINT, events_keep, 100, 100000000,
 	       "events kept in the database; older ones are pruned"),
 	RANGED("events", "max-size", VMIC_CONF_SIZE, events_max_size,
 	       1ull << 20, 1ull << 40,
-	       "size vmic.db may reach before the oldest events are pruned "
-	       "(1M..1T)"),
+	       "bytes the stored events may take (their text and 64 per "
+	       "event; other data in vmic.db does not count) before the "
+	       "oldest are pruned (1M..1T)"),
 	RANGED("events", "max-age", VMIC_CONF_SECONDS, events_max_age_s, 3600,
 	       3650ull * 86400,
 	       "events older than this are pruned (1h..3650d)"),
@@ -93,6 +101,8 @@ int hostd_config_defaults(struct hostd_config *c)
 	c->connect_timeout_ms = 5000;
 	c->retry_min_ms = 250;
 	c->retry_max_ms = 30000;
+	c->session_burst = 10;
+	c->session_interval_ms = 6000;
 	c->events_keep = 100000;
 	c->events_max_size = 64ull << 20;
 	c->events_max_age_s = 90ull * 86400;

@@ -60,6 +60,8 @@ struct hostd_config {
 	unsigned connect_timeout_ms;
 	unsigned retry_min_ms;
 	unsigned retry_max_ms;
+	unsigned session_burst;       /* sessions a guest may start at once */
+	unsigned session_interval_ms; /* and then one per this */
 	unsigned events_keep;
 	uint64_t events_max_size;  /* bytes of vmic.db; 0: no bound */
 	uint64_t events_max_age_s; /* seconds; 0: no bound */
@@ -126,6 +128,15 @@ struct conn {
 	bool contact;          /* a session was up since add or start */
 	bool bad_frame_reported;
 	unsigned resyncs; /* decoder hunts since the last session */
+	uint64_t sessions; /* established since the VM was added or loaded */
+	/* The sessions a guest starts (new nonces): a token bucket kept as
+	 * the time it is full again, and the hold beyond it, during which
+	 * its hellos go unanswered. */
+	uint64_t session_tat_us;
+	uint64_t hold_until_us; /* monotonic; 0 while not held */
+	unsigned hold_ms;       /* the last hold; doubles while it goes on */
+	bool hold_noted;        /* this run of holds has its event */
+	uint64_t hold_noted_us; /* when the last such event went out */
 };
 
 struct guest_info {
@@ -648,6 +659,9 @@ void conn_send_error(struct vm *vm, const struct vmic_frame *f, int code,
 uint16_t conn_peer_error(const struct vmic_frame *f, char *text, size_t n);
 /* Milliseconds until the next attempt, -1 when none is scheduled. */
 int64_t conn_next_retry_ms(const struct vm *vm);
+/* Milliseconds until the guest's hellos are answered again, -1 when they
+ * are not held. */
+int64_t conn_hold_ms(const struct vm *vm);
 /* A stop finished with the VM off: the next silence is No Contact. */
 void conn_forget_contact(struct vm *vm);
 

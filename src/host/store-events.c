@@ -8,6 +8,13 @@
  * with PRAGMA incremental_vacuum (the file is in auto_vacuum=INCREMENTAL
  * mode since schema version 3), so a table that was filled once does not
  * keep its size on disk.
+ *
+ * The size bound measures the events themselves, not the file: other
+ * tables (a guest's KVP pools) may take any part of vmic.db, and must
+ * not make the log delete itself. The writer keeps the events' size as
+ * a running sum (measured once at start-up, added on insert, taken off
+ * with every row a prune deletes), since SQLite's own per-table page
+ * counts (dbstat) are not always built in and walk every page.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +27,43 @@
 #include "store-internal.h"
 
 #define PRUNE_STEP 1000
+
+/*
+ * What one event counts against [events] max-size: its text, the VM's
+ * name twice (the row and the index on (vm, time_us)), plus
+ * EVENT_OVERHEAD for what SQLite adds to each row: id and time, the
+ * record header, cell pointers and the entries of both indexes. With
+ * dbstat that is within a few per cent of the pages events of usual
+ * length take; long ones (messages of 2 KiB) leave pages partly empty,
+ * up to a quarter more. store_event_size (insert) and EVENT_SIZE_SQL
+ * (start-up, prune) compute the same.
+ */
+#define EVENT_OVERHEAD 64
+#define SQL_NUMBER_(n) #n
+#define SQL_NUMBER(n) SQL_NUMBER_(n)
+#define TEXT_BYTES(col) "IFNULL(LENGTH(CAST(" col " AS BLOB)), 0)"
+#define EVENT_SIZE_SQL                                                 \
+	"(" SQL_NUMBER(EVENT_OVERHEAD) " + 2 * " TEXT_BYTES("vm") " + " \
+	TEXT_BYTES("service") " + " TEXT_BYTES("kind") " + "            \
+	TEXT_BYTES("from_state") " + " TEXT_BYTES("to_state") " + "     \
+	TEXT_BYTES("message") ")"
+
+static uint64_t text_bytes(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+uint64_t store_events_size(const struct event *list)
+{
+	uint64_t n = 0;
+
+	for (const struct event *e = list; e; e = e->next)
+		n += EVENT_OVERHEAD + 2 * text_bytes(e->vm) +
+		     text_bytes(e->service) + text_bytes(e->kind) +
+		     text_bytes(e->from) + text_bytes(e->to) +
+		     text_bytes(e->message);
+	return n;
+}
 
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 {
@@ -64,10 +108,19 @@ static int query_int(struct store_db *db, const char *sql, int64_t *out,
 	return rc == SQLITE_ROW ? 0 : store_db_fail(db, rc, doing);
 }
 
-int store_events_count(struct store_db *db, int64_t *rows)
+int store_events_measure(struct store_db *db, int64_t *rows,
+			 uint64_t *bytes)
 {
-	return query_int(db, "SELECT COUNT(*) FROM events", rows,
-			 "counting events");
+	int64_t size = 0;
+	int r = query_int(db, "SELECT COUNT(*) FROM events", rows,
+			  "counting events");
+
+	if (r == 0)
+		r = query_int(db, "SELECT IFNULL(SUM(" EVENT_SIZE_SQL "), 0) "
+				  "FROM events",
+			      &size, "measuring events");
+	*bytes = r == 0 ? (uint64_t)MAX(size, 0) : 0;
+	return r;
 }
 
 int store_db_used(struct store_db *db, uint64_t *bytes)
@@ -86,28 +139,32 @@ int store_db_used(struct store_db *db, uint64_t *bytes)
 	return r;
 }
 
-/* Delete up to n of the events matching `where` (oldest first). */
+/* Delete up to n of the events matching `where` (oldest first); count
+ * them and their size. */
 static int delete_oldest(struct store_db *db, const char *where,
-			 int64_t cutoff_us, int64_t n, int64_t *deleted)
+			 int64_t cutoff_us, int64_t n, int64_t *deleted,
+			 uint64_t *bytes)
 {
-	char sql[256];
+	char sql[1024];
 	sqlite3_stmt *st;
 	int rc;
 
 	snprintf(sql, sizeof(sql),
 		 "DELETE FROM events WHERE id IN (SELECT id FROM events "
-		 "WHERE %s ORDER BY id LIMIT ?2)",
+		 "WHERE %s ORDER BY id LIMIT ?2) RETURNING " EVENT_SIZE_SQL,
 		 where);
 	rc = sqlite3_prepare_v2(db->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_db_fail(db, rc, "pruning events");
 	sqlite3_bind_int64(st, 1, cutoff_us);
 	sqlite3_bind_int64(st, 2, n);
-	rc = sqlite3_step(st);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*bytes += (uint64_t)MAX(sqlite3_column_int64(st, 0), 0);
+		(*deleted)++;
+	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return store_db_fail(db, rc, "pruning events");
-	*deleted += sqlite3_changes(db->db);
 	return 0;
 }
 
@@ -127,10 +184,10 @@ static int64_t prune_wanted(const struct store_limits *l,
 		else
 			p->trimming = false;
 	}
-	if (l->max_size && p->used > l->max_size)
+	if (l->max_size && p->bytes > l->max_size)
 		p->shrinking = true;
 	if (p->shrinking) {
-		if (p->used > l->max_size / 10 * 9 && p->rows > 0)
+		if (p->bytes > l->max_size / 10 * 9 && p->rows > 0)
 			want = PRUNE_STEP;
 		else
 			p->shrinking = false;
@@ -142,6 +199,7 @@ int store_events_prune_step(struct store_db *db, const struct store_limits *l,
 			    struct store_prune *p)
 {
 	int64_t cutoff = INT64_MIN, oldest = 0, n, deleted = 0;
+	uint64_t bytes = 0;
 	int r;
 
 	r = store_db_used(db, &p->used);
@@ -157,10 +215,10 @@ int store_events_prune_step(struct store_db *db, const struct store_limits *l,
 		return 0;
 	r = store_db_exec(db, "BEGIN IMMEDIATE", "pruning events");
 	if (r == 0 && n > 0)
-		r = delete_oldest(db, "1", 0, n, &deleted);
+		r = delete_oldest(db, "1", 0, n, &deleted, &bytes);
 	if (r == 0 && oldest < cutoff && deleted < PRUNE_STEP)
 		r = delete_oldest(db, "time_us < ?1", cutoff,
-				  PRUNE_STEP - deleted, &deleted);
+				  PRUNE_STEP - deleted, &deleted, &bytes);
 	/* The pages the rows held go back to the file system. */
 	if (r == 0)
 		r = store_db_exec(db, "PRAGMA incremental_vacuum",
@@ -173,6 +231,9 @@ int store_events_prune_step(struct store_db *db, const struct store_limits *l,
 	}
 	p->rows -= deleted;
 	p->deleted += (uint64_t)deleted;
+	/* Rows another program added (the sqlite3 shell) were not counted
+	 * in; an empty table holds nothing either way. */
+	p->bytes = p->rows > 0 && p->bytes > bytes ? p->bytes - bytes : 0;
 	/* The file itself shrinks when the WAL is written back; do that now
 	 * (PASSIVE: never waits for a reader) rather than at the next
 	 * automatic checkpoint. */

@@ -86,8 +86,12 @@ void store_txn_set_result(struct store_txn *t, int err, const char *msg);
 /* store-events.c */
 /* Insert a list of events; inside a transaction. */
 int store_events_insert(struct store_db *db, const struct event *list);
-/* Rows in the events table. */
-int store_events_count(struct store_db *db, int64_t *rows);
+/* Rows in the events table and their size as max-size counts it (one
+ * pass over the table, at start-up). */
+int store_events_measure(struct store_db *db, int64_t *rows,
+			 uint64_t *bytes);
+/* The size of a list of events as max-size counts it. */
+uint64_t store_events_size(const struct event *list);
 /* Bytes of the database in use (pages not on the free list). */
 int store_db_used(struct store_db *db, uint64_t *bytes);
 /* Where pruning stands (the writer's). */
@@ -96,12 +100,14 @@ struct store_prune {
 	bool trimming;    /* over keep: going down to 99 % of it */
 	bool shrinking;   /* over max_size: going down to 90 % of it */
 	uint64_t deleted; /* since start */
-	uint64_t used;    /* bytes in use, as of the last step */
+	uint64_t bytes;   /* the events' size (store_events_size), kept as
+			     rows are stored and deleted */
+	uint64_t used;    /* bytes of vmic.db in use, as of the last step */
 };
 /*
  * One step towards the bounds, in one transaction: delete at most a
  * thousand of the oldest events beyond keep, older than max_age, or
- * while the database is over max_size, and give the freed pages back to
+ * while the events' size is over max_size, and give the freed pages back to
  * the file system. The count and size bounds go a little below the
  * bound (99 %, 90 %), so that a full table is not pruned after every
  * batch. 1 when more remains to do, 0 when within the bounds, -errno.

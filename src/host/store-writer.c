@@ -47,7 +47,7 @@
 
 struct writer_stats {
 	bool disk_full;
-	uint64_t rows, used, pruned, dropped;
+	uint64_t rows, bytes, used, pruned, dropped;
 };
 
 struct store_writer {
@@ -85,6 +85,7 @@ static void writer_publish_stats(struct store_writer *w)
 	uv_mutex_lock(&w->lock);
 	w->stats.disk_full = w->full;
 	w->stats.rows = (uint64_t)MAX(w->prune.rows, 0);
+	w->stats.bytes = w->prune.bytes;
 	w->stats.used = w->prune.used;
 	w->stats.pruned = w->prune.deleted;
 	uv_mutex_unlock(&w->lock);
@@ -166,6 +167,7 @@ static void writer_run(struct store_writer *w, struct store_txn *t)
 	}
 	if (r == 0) {
 		w->prune.rows += (int64_t)store_txn_event_count(t);
+		w->prune.bytes += store_events_size(t->events);
 	} else if (r == -EBUSY) {
 		store_txn_set_result(t, r,
 				     "the database is locked by another "
@@ -246,7 +248,7 @@ static void writer_main(void *arg)
 	bool maintain;
 
 	store_thread_background(WRITER_NICE);
-	if (store_events_count(w->db, &w->prune.rows) < 0)
+	if (store_events_measure(w->db, &w->prune.rows, &w->prune.bytes) < 0)
 		log_error("%s", w->db->errmsg);
 	writer_publish_stats(w);
 	for (;;) {
@@ -406,6 +408,8 @@ void store_stats_json(struct hostd *h, json_t *obj)
 		uv_mutex_unlock(&w->lock);
 	}
 	json_object_set_new(obj, "stored", json_integer((json_int_t)s.rows));
+	json_object_set_new(obj, "events_bytes",
+			    json_integer((json_int_t)s.bytes));
 	json_object_set_new(obj, "db_bytes", json_integer((json_int_t)s.used));
 	json_object_set_new(obj, "pruned", json_integer((json_int_t)s.pruned));
 	json_object_set_new(obj, "disk_full", json_boolean(s.disk_full));

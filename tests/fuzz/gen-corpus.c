@@ -623,6 +623,14 @@ static void gen_kvp(void)
 	kvp_file_record(rec, "bad", 3, "\xff\xfe", 2); /* not UTF-8 */
 	put(&b, rec, sizeof(rec));
 	save("fuzz-kvp-poolfile", "invalid", b.p, b.n);
+
+	/* fuzz-cli-text: what a guest may put in a KVP value or a name */
+	save_text("fuzz-cli-text", "osc-title", "\x1b]0;pwned\x07 and \x1b]52;c;eA==\x1b\\");
+	save_text("fuzz-cli-text", "c1-bidi",
+		  "\xc2\x9b" "31m file\xe2\x80\xaetxt.exe \xe2\x81\xa6x\xe2\x81\xa9");
+	save_text("fuzz-cli-text", "invalid", "a\xff\xc0\x80\xed\xa0\x80\xe2\x80");
+	save_text("fuzz-cli-text", "plain",
+		  "Debian GNU/Linux 12 (bookworm) gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80 C:\\x");
 }
 
 int main(int argc, char **argv)

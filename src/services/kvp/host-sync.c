@@ -12,6 +12,16 @@
  * most that. A batch the guest does not answer in time makes the copies
  * start over.
  *
+ * A session that ends while pool 0's copy is under way (a batch of it
+ * sent, the last one not answered) makes the next copy wait: 1 s, doubling
+ * per such cut up to a minute, back to none once a copy is answered
+ * whole. So a guest that restarts its session whenever a window of
+ * batches arrived (each restart would start the copy over) gets one
+ * window per wait: at most 8 x 64 KiB in 1 s, 2 s, 4 s ... 1 min; a guest
+ * that takes every copy whole reads every byte it is sent, and starts
+ * its sessions within [connection] session-burst and session-interval.
+ * IDENTITY and pool 3 (a few facts) go at once.
+ *
  * In: the guest's SET and DELETE batches of pools 1 and 2. Each is
  * checked whole (sync.h, kvp.h), kept within the VM's bounds
  * (guest-max-keys, guest-max-bytes; the Auto pool a fixed few), applied
@@ -32,8 +42,53 @@
 #include "proto/services.h"
 #include "services/kvp/host.h"
 
+/* The wait of a copy of pool 0 after one was cut short: the first,
+ * doubling per cut up to the last. */
+#define KVP_COPY_BACKOFF_MIN_MS 1000
+#define KVP_COPY_BACKOFF_MAX_MS 60000
+
 /* One batch being built; the loop is the only thread that builds. */
 static uint8_t batch_buf[VMIC_KVP_BATCH_MAX];
+
+static void on_copy_timer(struct htimer *t)
+{
+	kvp_sync_pump(t->data);
+}
+
+void kvp_sync_init(struct kvp_vm *kv)
+{
+	htimer_init(kv->vm->h, &kv->copy_timer, on_copy_timer, kv);
+}
+
+void kvp_sync_close(struct kvp_vm *kv)
+{
+	vm_close_timer(kv->vm, &kv->copy_timer);
+}
+
+/* The session ends with pool 0's copy under way: the next one waits. */
+static void note_copy_cut(struct kvp_vm *kv)
+{
+	kv->copy_backoff_ms =
+		kv->copy_backoff_ms
+			? MIN(kv->copy_backoff_ms * 2, KVP_COPY_BACKOFF_MAX_MS)
+			: KVP_COPY_BACKOFF_MIN_MS;
+	kv->copy_after_us = hostd_now_us(kv->vm->h) +
+			    (uint64_t)kv->copy_backoff_ms * 1000;
+	log_debug("%s: the session ended during the External pool's copy; "
+		  "the next one waits %u ms",
+		  kv->vm->name, kv->copy_backoff_ms);
+}
+
+/* Must this outbox's copy wait (after a cut)? Then its timer is set. */
+static bool copy_waits(struct kvp_vm *kv, const struct kvp_outbox *ob)
+{
+	if (ob->pool != VMIC_KVP_EXTERNAL || !ob->copy_due ||
+	    hostd_now_us(kv->vm->h) >= kv->copy_after_us)
+		return false;
+	if (!htimer_active(&kv->copy_timer))
+		htimer_start_at(&kv->copy_timer, kv->copy_after_us);
+	return true;
+}
 
 /* Stop waiting for the requests of the session that ends: their slots
  * in the core's tracker (shared with the heartbeat) are free again. */
@@ -70,6 +125,10 @@ void kvp_sync_up(struct kvp_vm *kv)
 
 void kvp_sync_down(struct kvp_vm *kv)
 {
+	if (kv->active && (kv->out[VMIC_KVP_EXTERNAL].copying ||
+			   kv->copy_end_id))
+		note_copy_cut(kv);
+	htimer_stop(&kv->copy_timer);
 	cancel_inflight(kv);
 	kv->epoch++;
 	kv->active = false;
@@ -128,6 +187,7 @@ static void on_ack(struct kvp_vm *kv, const struct vmic_frame *f)
 	}
 	if (f->request_id == kv->copy_end_id) {
 		kv->copy_end_id = 0;
+		kv->copy_backoff_ms = 0;
 		kv->copy_ms = (int64_t)(hostd_now_us(vm->h) -
 					kv->copy_start_us) / 1000;
 		kv->copy_records = kv->pools[VMIC_KVP_EXTERNAL].n;
@@ -231,11 +291,16 @@ void kvp_sync_pump(struct kvp_vm *kv)
 			continue;
 		}
 		for (size_t i = 0; i < ARRAY_SIZE(order) && !ob; i++)
-			if (kvp_outbox_pending(&kv->out[order[i]]))
+			if (kvp_outbox_pending(&kv->out[order[i]]) &&
+			    !copy_waits(kv, &kv->out[order[i]]))
 				ob = &kv->out[order[i]];
 		if (!ob)
 			return;
 		copying = kvp_outbox_copying(ob);
+		/* The copy's time starts with its first batch, after any
+		 * wait. */
+		if (ob->pool == VMIC_KVP_EXTERNAL && ob->copy_due)
+			kv->copy_start_us = hostd_now_us(kv->vm->h);
 		len = kvp_outbox_next(ob, &kv->pools[ob->pool], batch_buf,
 				      sizeof(batch_buf), &type, &n);
 		if (len == 0)

@@ -202,6 +202,7 @@ static int kvp_attach(struct vm *vm)
 	}
 	kvp_store_init(kv);
 	kvp_pools_init(kv);
+	kvp_sync_init(kv);
 	vm->svc[KVP_ID].state = kv;
 	kvp_facts_refresh(kv);
 	return 0;
@@ -214,6 +215,7 @@ static void kvp_detach(struct vm *vm, enum detach_reason why)
 	if (!kv)
 		return;
 	kvp_sync_down(kv);
+	kvp_sync_close(kv);
 	kvp_watch_end_all(kv, why == DETACH_REMOVED
 				      ? "the VM was removed"
 				      : "vmic-hostd is stopping");

@@ -115,6 +115,11 @@ struct kvp_vm {
 	uint32_t ids[2 * VMIC_KVP_WINDOW]; /* their ids, to cancel them */
 	unsigned nids;
 	uint32_t copy_end_id;  /* the request that ends pool 0's copy */
+	/* A copy of pool 0 a session's end cut short makes the next one
+	 * wait: copy_backoff_ms doubles per cut, 0 once one is through. */
+	unsigned copy_backoff_ms;
+	uint64_t copy_after_us; /* no copy of pool 0 starts before this */
+	struct htimer copy_timer;
 	uint64_t copy_start_us;
 	int64_t copy_ms;       /* how long the last one took, -1: none */
 	size_t copy_records;
@@ -181,6 +186,9 @@ void kvp_changed(struct kvp_vm *kv, unsigned pool, const char *key,
 		 size_t klen, const struct kvp_rec *now);
 
 /* host-sync.c */
+/* Ready the exchange's timer (attach); close it (detach). */
+void kvp_sync_init(struct kvp_vm *kv);
+void kvp_sync_close(struct kvp_vm *kv);
 /* The session of the service starts (send IDENTITY, copy pools 3 and 0)
  * or ends. */
 void kvp_sync_up(struct kvp_vm *kv);
