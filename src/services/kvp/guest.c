@@ -100,6 +100,11 @@ static void kg_stop(struct guestd *g)
 	k->buf = NULL;
 }
 
+static void kg_pending(struct guestd *g, char *buf, size_t n)
+{
+	kvp_files_pending(kg_of(g), buf, n);
+}
+
 /* A request id of ours (the connection's counter, never 0). */
 static uint32_t kg_request_id(struct guest_conn *c)
 {
@@ -410,6 +415,7 @@ const struct guest_service kvp_guest = {
 	.conf_defaults = kg_conf_defaults,
 	.start = kg_start,
 	.stop = kg_stop,
+	.pending = kg_pending,
 	.on_session = kg_on_session,
 	.on_frame = kg_on_frame,
 	.on_reply = kg_on_reply,

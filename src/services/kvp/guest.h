@@ -59,8 +59,12 @@ struct kvp_job {
 	struct kvp_table deletes; /* APPLY: the keys deleted */
 	struct kvp_file_stats st;
 	size_t host_records; /* INIT: records in the files of pools 0, 3 */
-	int err;
+	int err;           /* of the job's file (pool, or the id) */
 	const char *doing; /* what failed, for the log */
+	int create_err;    /* INIT: the first pool file not made, which */
+	unsigned create_pool;
+	int id_err;        /* INIT: the recorded id's file is not usable */
+	uint64_t started_ms; /* loop time it was queued */
 };
 
 struct kvp_guest {
@@ -120,6 +124,8 @@ void kvp_files_start(struct kvp_guest *k);
 void kvp_files_stop(struct kvp_guest *k);
 /* Start the next due job unless one runs. */
 void kvp_files_kick(struct kvp_guest *k);
+/* The job still running, for the agent's stop deadline ("" if none). */
+void kvp_files_pending(struct kvp_guest *k, char *buf, size_t n);
 
 /* guest-auto.c */
 /*
