@@ -111,8 +111,8 @@ static const struct vmic_conf_key keys[] = {
 		  "(1..16)" },
 	{ .section = "timesync", .key = "max-step", .type = VMIC_CONF_SECONDS,
 	  .offset = CONF(max_step_s), .min = 1, .max = MAX_STEP_MAX_S,
-	  .help = "no offset beyond this is acted on, and steps move the "
-		  "clock by at most this much a day (1s..36500d)" },
+	  .help = "the largest offset acted on, and the most steps move "
+		  "the clock in a day (1s..36500d)" },
 	{ .section = "timesync", .key = "chrony-socket", STR(chrony_socket),
 	  .help = "chronyd's `refclock SOCK` path the agent feeds" },
 	{ .section = "timesync", .key = "chrony-pid-file",
