@@ -184,6 +184,8 @@ int64_t guest_clock_build_ns(void)
 
 	if (!m || (m - months) % 3 || day < 1 || day > 31 || year < 1970)
 		return 0; /* a compiler with another format: the epoch */
-	return days_from_civil(year, (unsigned)(m - months) / 3 + 1, day) *
-	       86400 * NSEC;
+	/* __DATE__ is the build machine's local date, which begins up to
+	 * 14 hours before that day does in UTC: a day earlier is safe. */
+	return (days_from_civil(year, (unsigned)(m - months) / 3 + 1, day) -
+		1) * 86400 * NSEC;
 }

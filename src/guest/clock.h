@@ -61,11 +61,11 @@ int64_t guest_clock_true_error(struct guest_clock *c);
 int64_t guest_clock_to_system(struct guest_clock *c, int64_t t);
 
 /*
- * The day this agent was built (__DATE__, which compilers take from
- * SOURCE_DATE_EPOCH in reproducible builds), at 00:00 UTC, in ns since
- * the epoch: no true time is earlier, so a clock that reads earlier was
- * never set (a VM without a battery-backed RTC), and a time source that
- * says earlier is wrong.
+ * The day before this agent was built (__DATE__, which compilers take
+ * from SOURCE_DATE_EPOCH in reproducible builds; a day before, since it
+ * is a local date), at 00:00 UTC, in ns since the epoch: no true time is
+ * earlier, so a clock that reads earlier was never set (a VM without a
+ * battery-backed RTC), and a time source that says earlier is wrong.
  */
 int64_t guest_clock_build_ns(void);
 
