@@ -13,6 +13,8 @@ pool directories are in the test's own directory:
   line that names pool 1 (the old line said pool 0);
 - a worker stuck on a lock another process holds for ever: the heartbeat
   stays OK, and SIGTERM still ends the agent, within its stop deadline;
+- a start-up slowed by such a lock: the host's copy that arrives before
+  the agent has read its directory waits for it, and is not lost;
 - `vmic-guestd kvp list` as an unprivileged user on 0644 files, and on a
   directory with missing pools: read-only, nothing created.
 
@@ -197,6 +199,38 @@ def check_stuck_worker(tap, env):
         holder.close()
 
 
+def records_sent(env):
+    return env.ctl({"cmd": "stats"})["result"]["kvp"]["records_sent"]
+
+
+def check_slow_start(tap, env):
+    """The agent's start-up job reads pool 1 under its lock; held by
+    another program, the host's IDENTITY and its copy come first."""
+    pools = kvp_dir(env, "slow")
+    write_pool_file(pools, 1, [("guest-key", "g")])
+    env.add("slow")
+    env.vmic("kvp", "set", "slow", "waited-for", "v1", check=True)
+    holder = open(pool_path(pools, 1), "r+b")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        sent = records_sent(env)
+        p = env.start_guest("slow")
+        tap.check("slow start-up: the host sends its copy while the agent's "
+                  "start-up waits for a lock",
+                  wait_until(lambda: records_sent(env) >= sent + 4 and
+                             blocked_lock_of(p.pid), 20),
+                  (records_sent(env), sent))
+    finally:
+        holder.close()
+    tap.check("... once the lock is free, the copy is in .kvp_pool_0",
+              wait_until(lambda: read_pool(pools, 0).get("waited-for") == "v1", 15),
+              p.output()[-1500:])
+    tap.check("... and the guest's pool reached the host",
+              wait_until(lambda: any(r["key"] == "guest-key" for r in
+                                     env.vmic_json("kvp", "list", "slow")["records"]), 10))
+    check_stop(tap, "slow start-up", p)
+
+
 def check_cli_read_only(tap, env):
     if not shutil.which("setpriv"):
         tap.note("SKIP unprivileged kvp list: no setpriv")
@@ -249,6 +283,7 @@ def main():
         check_symlinks(tap, env)
         check_huge_pool(tap, env)
         check_stuck_worker(tap, env)
+        check_slow_start(tap, env)
         check_cli_read_only(tap, env)
     finally:
         env.close()

@@ -84,10 +84,19 @@ struct kvp_guest {
 	char vm_id[VMIC_KVP_ID_MAX + 1]; /* as recorded beside the files */
 	bool initialised;  /* the INIT job is done */
 	size_t host_records; /* in the files of pools 0 and 3 at start */
-	/* an IDENTITY that came before the INIT job was done */
+	/* an IDENTITY that came before the INIT job was done, and the
+	 * host's batches that followed it (the host does not wait for its
+	 * answer): at most its window, answered once the IDENTITY is */
 	bool identity_waiting;
 	uint32_t identity_request;
 	char identity[VMIC_KVP_ID_MAX + 1];
+	struct kvp_held {
+		uint8_t type;
+		uint32_t request_id;
+		uint32_t length;
+		uint8_t *payload;
+	} held[VMIC_KVP_WINDOW];
+	unsigned nheld;
 	/* guest-files.c */
 	struct kvp_job *job; /* running, or NULL */
 	bool write_due[VMIC_KVP_POOLS]; /* the whole file is to be written */
