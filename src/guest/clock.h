@@ -35,7 +35,7 @@ struct guest_clock {
 
 /*
  * Parse "OFFSET_S[,DRIFT_PPM]" (seconds and ppm, decimals allowed, either
- * sign; |offset| <= 1e6 s, |drift| <= 1000 ppm) into a simulated clock.
+ * sign; |offset| <= 4e9 s, |drift| <= 1000 ppm) into a simulated clock.
  * -EINVAL with a sentence in err.
  */
 int guest_clock_parse_simulated(const char *spec, struct guest_clock *c,
@@ -59,5 +59,14 @@ int64_t guest_clock_true_error(struct guest_clock *c);
  * samples must carry it; their offset then is the simulated clock's, and
  * chronyd disciplines (with -x, virtually) a clock with the same error. */
 int64_t guest_clock_to_system(struct guest_clock *c, int64_t t);
+
+/*
+ * The day before this agent was built (__DATE__, which compilers take
+ * from SOURCE_DATE_EPOCH in reproducible builds; a day before, since it
+ * is a local date), at 00:00 UTC, in ns since the epoch: no true time is
+ * earlier, so a clock that reads earlier was never set (a VM without a
+ * battery-backed RTC), and a time source that says earlier is wrong.
+ */
+int64_t guest_clock_build_ns(void);
 
 #endif

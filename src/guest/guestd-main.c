@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/notify.h"
@@ -13,6 +14,11 @@
 #include "proto/services.h"
 
 #define MAX_OVERRIDES 32
+/* After a stop signal the agent waits this long for its services (a pool
+ * file job on a worker thread) to finish, then exits without them: a
+ * worker stuck in a system call (a lock another program never releases)
+ * must not make the agent unstoppable. */
+#define STOP_DEADLINE_MS 3000
 /* Options services add (struct guest_option), at most this many. */
 #define MAX_SERVICE_OPTIONS 16
 
@@ -406,6 +412,22 @@ static const char *stop_signal_name(int signo)
 	}
 }
 
+/* The stop deadline passed and the loop still runs: say what it waits
+ * for and end the loop; main exits without joining the workers. */
+static void on_stop_deadline(uv_timer_t *t)
+{
+	struct guestd *g = t->data;
+	char what[1024];
+
+	guest_services_pending(g, what, sizeof(what));
+	log_warning("still not stopped %d s after the stop signal (waiting "
+		    "for: %s); exiting without it",
+		    STOP_DEADLINE_MS / 1000,
+		    what[0] ? what : "work of libuv's threads");
+	g->abandoned = true;
+	uv_stop(g->loop);
+}
+
 static void on_signal(uv_signal_t *s, int signo)
 {
 	struct guestd *g = s->data;
@@ -415,6 +437,9 @@ static void on_signal(uv_signal_t *s, int signo)
 	log_info("%s received, stopping", stop_signal_name(signo));
 	vmic_notify("STOPPING=1");
 	g->stopping = true;
+	/* Unreferenced: a loop that ends on its own does not wait for it. */
+	uv_timer_start(&g->stop_timer, on_stop_deadline, STOP_DEADLINE_MS, 0);
+	uv_unref((uv_handle_t *)&g->stop_timer);
 	guest_services_stop(g);
 	admit_stop(g);
 	if (g->conn)
@@ -470,6 +495,8 @@ static int guestd_run(struct guestd *g)
 		uv_run(g->loop, UV_RUN_DEFAULT);
 		return r;
 	}
+	uv_timer_init(g->loop, &g->stop_timer);
+	g->stop_timer.data = g;
 	uv_signal_init(g->loop, &g->sigterm);
 	uv_signal_init(g->loop, &g->sigint);
 	g->sigterm.data = g->sigint.data = g;
@@ -479,6 +506,10 @@ static int guestd_run(struct guestd *g)
 	log_ready(g);
 	vmic_notify("READY=1");
 	uv_run(g->loop, UV_RUN_DEFAULT);
+	/* Past the stop deadline: running the loop again would wait for the
+	 * stuck work again. */
+	if (g->abandoned)
+		return 0;
 	/* Anything a service left open (a shutdown command still running). */
 	uv_walk(g->loop, close_walk, NULL);
 	uv_run(g->loop, UV_RUN_DEFAULT);
@@ -545,6 +576,11 @@ int main(int argc, char **argv)
 	}
 	g.loop = uv_default_loop();
 	r = guestd_run(&g);
+	/* A worker is stuck: exit() would join libuv's threads (its
+	 * destructor does) and wait for it for ever. Nothing is left to
+	 * flush: the log writes unbuffered. */
+	if (g.abandoned)
+		_exit(EXIT_SUCCESS);
 	uv_loop_close(g.loop);
 	guest_services_free(&g);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -58,6 +58,10 @@ struct guestd {
 	struct guest_clock clock;
 	uv_signal_t sigterm, sigint, sighup;
 	bool stopping;
+	/* the stop deadline: armed at SIGTERM; when it fires, the agent
+	 * exits without waiting for what is still running (abandoned) */
+	uv_timer_t stop_timer;
+	bool abandoned;
 };
 
 /* One connection to the host: its link and its session. */
@@ -102,6 +106,12 @@ struct guest_service {
 	int (*start)(struct guestd *g);
 	/* The agent stops: close what start() opened. */
 	void (*stop)(struct guestd *g);
+	/* The agent was asked to stop STOP_DEADLINE_MS ago (guestd-main.c)
+	 * and its loop still waits, for a worker thread stuck in a system
+	 * call, say: what of the service it waits for, in a few words into
+	 * buf ("" when nothing), for the line that says the agent exits
+	 * without it. */
+	void (*pending)(struct guestd *g, char *buf, size_t n);
 	/* The configuration was reloaded (SIGHUP) and the service's conf
 	 * changed in place: apply it. Without the hook it is read again at
 	 * its next use. */
@@ -185,6 +195,9 @@ size_t guest_config_parts(struct guestd *g, struct vmic_conf_part *parts);
 int guest_services_start(struct guestd *g);
 /* stop() of each started service. */
 void guest_services_stop(struct guestd *g);
+/* What the started services still wait for ("; "-separated into buf,
+ * "" when nothing). */
+void guest_services_pending(struct guestd *g, char *buf, size_t n);
 /* on_session() of each started service. */
 void guest_services_session(struct guest_conn *c, bool up);
 /* A reload: copy each service's conf from next into g where it changed,

@@ -135,6 +135,23 @@ void guest_services_stop(struct guestd *g)
 			services[i]->stop(g);
 }
 
+void guest_services_pending(struct guestd *g, char *buf, size_t n)
+{
+	char one[256];
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++) {
+		if (!services[i]->pending || !g->svc[services[i]->desc->id].state)
+			continue;
+		one[0] = '\0';
+		services[i]->pending(g, one, sizeof(one));
+		if (one[0] && off < n)
+			off += (size_t)snprintf(buf + off, n - off, "%s%s",
+						off ? "; " : "", one);
+	}
+}
+
 void guest_services_session(struct guest_conn *c, bool up)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(services); i++)

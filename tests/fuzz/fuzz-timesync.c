@@ -5,10 +5,16 @@
  * Whatever decodes must encode back to the same bytes and decode again to
  * the same value. TS_KIND_OFFSET feeds four peer timestamps to the
  * offset arithmetic, which must refuse or compute, never overflow.
+ * TS_KIND_DISC runs the discipline (discipline.c, compiled in) on peer
+ * offsets and clock readings under a fuzzed config: it must never
+ * overflow, never set a frequency past the kernel's limit, and never
+ * step past the sanity bound or what is left of the step budget.
  */
 #include <string.h>
 
 #include "fuzz.h"
+#include "guest/clock.h"
+#include "services/timesync/discipline.h"
 #include "services/timesync/timesync.h"
 
 enum ts_kind {
@@ -18,6 +24,7 @@ enum ts_kind {
 	TS_KIND_SYNC,
 	TS_KIND_REPORT,
 	TS_KIND_OFFSET,
+	TS_KIND_DISC,
 	TS_KIND_COUNT
 };
 
@@ -55,6 +62,84 @@ static void fuzz_offset(const uint8_t *p, size_t n)
 	memcpy(t, p, sizeof(t));
 	if (vmic_ts_offset(t[0], t[1], t[2], t[3], &off, &delay) == 0)
 		FUZZ_CHECK(delay >= 0);
+}
+
+static int64_t take_i64(const uint8_t **p)
+{
+	int64_t v;
+
+	memcpy(&v, *p, sizeof(v));
+	*p += sizeof(v);
+	return v;
+}
+
+static uint32_t take_u32(const uint8_t **p)
+{
+	uint32_t v;
+
+	memcpy(&v, *p, sizeof(v));
+	*p += sizeof(v);
+	return v;
+}
+
+/* Check one verdict of the discipline against the bound. */
+static void check_disc(const struct ts_disc *d,
+		       const struct ts_disc_config *cfg,
+		       const struct ts_disc_out *out, int64_t offset)
+{
+	FUZZ_CHECK(out->freq_ppb >= -GUEST_CLOCK_FREQ_MAX_PPB &&
+		   out->freq_ppb <= GUEST_CLOCK_FREQ_MAX_PPB);
+	FUZZ_CHECK(out->interval_ms >= cfg->min_interval_ms &&
+		   out->interval_ms <= cfg->max_interval_ms);
+	FUZZ_CHECK((out->action == TS_DISC_REFUSE) ==
+		   (out->refused != TS_REFUSE_NONE));
+	if (out->action != TS_DISC_STEP)
+		return;
+	FUZZ_CHECK(out->step_ns == offset);
+	if (cfg->max_step_ns > 0 && !out->unset) {
+		FUZZ_CHECK(offset <= cfg->max_step_ns &&
+			   offset >= -cfg->max_step_ns);
+		FUZZ_CHECK(offset <= out->budget_ns &&
+			   offset >= -out->budget_ns);
+	}
+	FUZZ_CHECK(d->budget_ns <= cfg->max_step_ns || cfg->max_step_ns <= 0);
+}
+
+/*
+ * u32 max-step (s), u32 threshold (ms), u8 flags (1: step backward),
+ * i64 build date; then steps of i64 clock, i64 offset, i64 delay, u8
+ * seconds since the last, u8 flags (1: force, 2: this step may go back).
+ */
+static void fuzz_disc(const uint8_t *p, size_t n)
+{
+	const uint8_t *end = p + n;
+	struct ts_disc_config cfg = { .min_interval_ms = 1000,
+				      .max_interval_ms = 32000 };
+	struct ts_disc d;
+	struct ts_disc_out out;
+	int64_t mono = 0;
+
+	if (n < 17)
+		return;
+	cfg.max_step_ns = (int64_t)(take_u32(&p) % (36500u * 86400 + 1)) *
+			  1000000000;
+	cfg.step_threshold_ns = (int64_t)(take_u32(&p) % 3600001) * 1000000;
+	cfg.step_backward = *p++ & 1;
+	cfg.build_ns = take_i64(&p);
+	ts_disc_init(&d, cfg.min_interval_ms);
+	while (end - p >= 26) {
+		int64_t clock = take_i64(&p), offset = take_i64(&p);
+		int64_t delay = take_i64(&p);
+
+		mono += (int64_t)*p++ * 1000000000;
+		ts_disc_update(&d, &cfg, mono, clock, offset, delay, *p & 1,
+			       *p & 2, &out);
+		p++;
+		check_disc(&d, &cfg, &out, offset);
+		ts_disc_applied(&d, &out, mono);
+		FUZZ_CHECK(ts_disc_observe(&d, &cfg, offset, delay) >=
+			   cfg.min_interval_ms);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -96,8 +181,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_report(p, n);
 		break;
 	case TS_KIND_OFFSET:
-	case TS_KIND_COUNT:
 		fuzz_offset(p, n);
+		break;
+	case TS_KIND_DISC:
+	case TS_KIND_COUNT:
+		fuzz_disc(p, n);
 		break;
 	}
 	return 0;

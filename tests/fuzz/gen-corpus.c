@@ -481,6 +481,45 @@ static void ts_seed(const char *name, uint8_t kind, const uint8_t *p, int n)
 	save("fuzz-timesync", name, out, (size_t)n + 1);
 }
 
+/* Append v's bytes at *at. */
+static void put_le(uint8_t **at, const void *v, size_t n)
+{
+	memcpy(*at, v, n);
+	*at += n;
+}
+
+/* fuzz-timesync's discipline: a year's max-step, a 2020 build date, and
+ * cycles that step, lie by a century, reach int64's end, and find a
+ * never-set clock (see fuzz_disc for the layout). */
+static void gen_timesync_disc(void)
+{
+	const int64_t s = 1000000000, now = 1700000000 * s;
+	const int64_t steps[][3] = {
+		{ now, 30 * s, 20000 },
+		{ now + 30 * s, 100LL * 365 * 86400 * s, 20000 },
+		{ now, INT64_MAX, INT64_MAX },
+		{ now, INT64_MIN, 0 },
+		{ 100000000 * s, now - 100000000 * s, 20000 },
+	};
+	uint8_t buf[256], *at = buf;
+	uint32_t max_step = 365 * 86400, threshold = 128;
+	int64_t build = 1600000000 * s;
+	uint8_t flags = 0;
+
+	put_le(&at, &max_step, sizeof(max_step));
+	put_le(&at, &threshold, sizeof(threshold));
+	put_le(&at, &flags, 1);
+	put_le(&at, &build, sizeof(build));
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		uint8_t adv = 2, f = (uint8_t)(i % 4);
+
+		put_le(&at, steps[i], sizeof(steps[i]));
+		put_le(&at, &adv, 1);
+		put_le(&at, &f, 1);
+	}
+	ts_seed("discipline", 6, buf, (int)(at - buf));
+}
+
 static void gen_timesync(void)
 {
 	uint8_t p[VMIC_TS_REPORT_MAX_LEN];
@@ -509,6 +548,7 @@ static void gen_timesync(void)
 	ts_seed("sync", 3, p, vmic_ts_sync_encode(&y, p, sizeof(p)));
 	ts_seed("report", 4, p, vmic_ts_report_encode(&m, p, sizeof(p)));
 	ts_seed("offset", 5, (const uint8_t *)t, sizeof(t));
+	gen_timesync_disc();
 }
 
 /* A batch of `pool` with n records key-I = value-I (keys only for a

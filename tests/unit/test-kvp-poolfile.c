@@ -11,6 +11,7 @@
 
 #include "testutil.h"
 
+#include "common/safe-file.h"
 #include "services/kvp/kvp.h"
 #include "services/kvp/poolfile.h"
 
@@ -314,6 +315,59 @@ static void test_locks_exclude_both_styles(void **state)
 	kvp_file_unlock(f->fd);
 }
 
+/* A pool file beyond KVP_FILE_MAX_BYTES (sparse: no disk) is refused
+ * before it is read, by every function that reads it; a whole write
+ * cuts it back to size. */
+static void test_size_bound(void **state)
+{
+	struct fixture *f = *state;
+	struct kvp_file_stats st;
+	struct kvp_table t, none;
+
+	kvp_table_init(&t);
+	kvp_table_init(&none);
+	append(f->fd, "k", "v");
+	assert_int_equal(ftruncate(f->fd, (off_t)KVP_FILE_MAX_BYTES +
+						VMIC_KVP_RECORD),
+			 0);
+	assert_int_equal(kvp_file_read(f->fd, &t, 0, &st), -EFBIG);
+	assert_int_equal(kvp_file_set(f->fd, "a", 1, "b", 1), -EFBIG);
+	assert_int_equal(kvp_file_delete(f->fd, "k", 1), -EFBIG);
+	assert_int_equal(kvp_file_apply(f->fd, &none, &none), -EFBIG);
+	/* 16 GB. */
+	assert_int_equal(ftruncate(f->fd, 16LL << 30), 0);
+	assert_int_equal(kvp_file_read(f->fd, &t, 0, &st), -EFBIG);
+	assert_int_equal(kvp_table_set(&t, "x", 1, "y", 1, 0, NULL, NULL), 1);
+	assert_int_equal(kvp_file_write(f->fd, &t), 0);
+	assert_int_equal(file_size(f->fd), VMIC_KVP_RECORD);
+	read_all(f->fd, &t, &st);
+	assert_string_equal(get(&t, "x"), "y");
+	kvp_table_clear(&t);
+}
+
+/* What others may plant at a pool file's path: a FIFO (never waited
+ * on), a symbolic link (never followed); a missing file is not created
+ * by a read. */
+static void test_foreign_files(void **state)
+{
+	struct fixture *f = *state;
+	char path[4096], target[4096];
+	struct stat st;
+
+	assert_int_equal(kvp_file_path(f->dir, 0, path, sizeof(path)), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(kvp_file_open(f->dir, 0), -VMIC_ENOTREG);
+	assert_int_equal(kvp_file_open_read(f->dir, 0), -VMIC_ENOTREG);
+	assert_int_equal(kvp_file_path(f->dir, 2, path, sizeof(path)), 0);
+	snprintf(target, sizeof(target), "%s/elsewhere", f->dir);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(kvp_file_open(f->dir, 2), -ELOOP);
+	assert_int_equal(lstat(target, &st), -1); /* not created */
+	assert_int_equal(kvp_file_open_read(f->dir, 3), -ENOENT);
+	assert_int_equal(kvp_file_path(f->dir, 3, path, sizeof(path)), 0);
+	assert_int_equal(lstat(path, &st), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +381,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locks_exclude_both_styles,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_bound, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_files, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

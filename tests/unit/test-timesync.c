@@ -7,7 +7,10 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <time.h>
 
+#include "common/macro.h"
+#include "guest/clock.h"
 #include "proto/services.h"
 #include "services/timesync/discipline.h"
 #include "services/timesync/env.h"
@@ -15,6 +18,11 @@
 
 #define MS 1000000LL
 #define SEC 1000000000LL
+#define DAY (86400 * SEC)
+/* True time at the start of every modelled run (November 2023), and a
+ * build date before it. */
+#define TRUE0 (1700000000 * SEC)
+#define BUILD (1600000000 * SEC)
 
 /* ---- messages ---- */
 
@@ -177,7 +185,15 @@ static const struct ts_disc_config cfg = {
 	.step_backward = false,
 	.min_interval_ms = 2000,
 	.max_interval_ms = 32000,
+	.max_step_ns = 365 * DAY,
+	.build_ns = BUILD,
 };
+
+/* The modelled clock's reading. */
+static int64_t clock_of(const struct model *m)
+{
+	return TRUE0 + m->mono_ns + (int64_t)m->clock_minus_true_ns;
+}
 
 /* One cycle: measure, decide, apply, and let the interval pass. Returns
  * what the discipline decided. */
@@ -188,7 +204,8 @@ static struct ts_disc_out cycle(struct ts_disc *d, struct model *m,
 	struct ts_disc_out out;
 	int64_t measured = -(int64_t)m->clock_minus_true_ns + noise(m);
 
-	ts_disc_update(d, c, m->mono_ns, measured, 20000, force, back, &out);
+	ts_disc_update(d, c, m->mono_ns, clock_of(m), measured, 20000, force,
+		       back, &out);
 	if (out.action == TS_DISC_STEP) {
 		m->clock_minus_true_ns += (double)out.step_ns;
 		m->steps++;
@@ -338,6 +355,214 @@ static void test_disc_observe_backs_off(void **state)
 	assert_int_equal(iv, cfg.min_interval_ms);
 }
 
+/* ---- the sanity bound (max-step, the build date, the budget) ---- */
+
+/* One update at monotonic time mono, the clock reading clock_ns. */
+static struct ts_disc_out update(struct ts_disc *d,
+				 const struct ts_disc_config *c, int64_t mono,
+				 int64_t clock_ns, int64_t offset, bool force,
+				 bool back)
+{
+	struct ts_disc_out out;
+
+	ts_disc_update(d, c, mono, clock_ns, offset, 20000, force, back, &out);
+	return out;
+}
+
+/* Absurd offsets are refused whole: no step, no slew towards them, no
+ * point on the line; a sync may not force them either. */
+static void test_bound_refuses_absurd(void **state)
+{
+	struct ts_disc d;
+	struct ts_disc_out out;
+	int64_t century = 36525 * DAY;
+	bool unset;
+
+	(void)state;
+	ts_disc_init(&d, cfg.min_interval_ms);
+	d.freq_ppb = 1234;
+	out = update(&d, &cfg, 0, TRUE0, century, false, false);
+	assert_int_equal(out.action, TS_DISC_REFUSE);
+	assert_int_equal(out.refused, TS_REFUSE_TOO_FAR);
+	assert_int_equal(out.freq_ppb, 1234);
+	assert_int_equal(out.interval_ms, cfg.min_interval_ms);
+	assert_int_equal(d.n, 0);
+	ts_disc_applied(&d, &out, 0);
+	assert_int_equal(d.corr_ns, 0);
+	assert_int_equal(d.freq_ppb, 1234);
+	/* A sync, with stepping back allowed, changes nothing. */
+	out = update(&d, &cfg, SEC, TRUE0, -2 * 365 * DAY, true, true);
+	assert_int_equal(out.refused, TS_REFUSE_TOO_FAR);
+	/* Back to 1970, or to 1843: before the build date. */
+	out = update(&d, &cfg, 2 * SEC, TRUE0, -TRUE0, true, true);
+	assert_int_equal(out.refused, TS_REFUSE_PAST);
+	out = update(&d, &cfg, 3 * SEC, TRUE0, -TRUE0 - 127 * 365 * DAY, true,
+		     true);
+	assert_int_equal(out.refused, TS_REFUSE_PAST);
+	/* Just within max-step is a step. */
+	out = update(&d, &cfg, 4 * SEC, TRUE0, 365 * DAY, false, false);
+	assert_int_equal(out.action, TS_DISC_STEP);
+	assert_int_equal(ts_disc_sane(&cfg, TRUE0, 365 * DAY + 1, &unset),
+			 TS_REFUSE_TOO_FAR);
+	assert_false(unset);
+}
+
+/* A clock before the build date was never set: any step forward past
+ * that date is taken, and costs no budget. */
+static void test_bound_unset_clock(void **state)
+{
+	struct ts_disc d;
+	struct ts_disc_out out;
+	int64_t clock = 100000000 * SEC; /* 1973 */
+
+	(void)state;
+	ts_disc_init(&d, cfg.min_interval_ms);
+	out = update(&d, &cfg, 0, clock, TRUE0 - clock, false, false);
+	assert_int_equal(out.action, TS_DISC_STEP);
+	assert_true(out.unset);
+	assert_int_equal(out.step_ns, TRUE0 - clock);
+	ts_disc_applied(&d, &out, 0);
+	assert_int_equal(d.budget_ns, cfg.max_step_ns);
+	/* Forward, but not as far as the build date: still wrong. */
+	out = update(&d, &cfg, SEC, clock, BUILD - clock - SEC, false, false);
+	assert_int_equal(out.refused, TS_REFUSE_PAST);
+}
+
+/* Steps spend max-step a day: a host that asks for 200 days twice in a
+ * row gets the second only once the budget has refilled. */
+static void test_bound_budget(void **state)
+{
+	struct ts_disc d;
+	struct ts_disc_out out;
+	int64_t clock = TRUE0, mono = 0;
+
+	(void)state;
+	ts_disc_init(&d, cfg.min_interval_ms);
+	out = update(&d, &cfg, mono, clock, 200 * DAY, false, false);
+	assert_int_equal(out.action, TS_DISC_STEP);
+	assert_int_equal(out.budget_ns, 365 * DAY);
+	ts_disc_applied(&d, &out, mono);
+	assert_int_equal(d.budget_ns, 165 * DAY);
+	clock += 200 * DAY;
+	mono += 2 * SEC;
+	out = update(&d, &cfg, mono, clock, 200 * DAY, true, false);
+	assert_int_equal(out.action, TS_DISC_REFUSE);
+	assert_int_equal(out.refused, TS_REFUSE_BUDGET);
+	assert_true(out.budget_ns >= 165 * DAY && out.budget_ns < 166 * DAY);
+	/* Backward steps spend it too. */
+	out = update(&d, &cfg, mono, clock, -170 * DAY, true, true);
+	assert_int_equal(out.refused, TS_REFUSE_BUDGET);
+	/* Slews cost nothing. */
+	out = update(&d, &cfg, mono, clock, 10 * MS, false, false);
+	assert_int_equal(out.action, TS_DISC_SLEW);
+	ts_disc_applied(&d, &out, mono);
+	/* Half a day refills half of max-step. */
+	mono += DAY / 2;
+	out = update(&d, &cfg, mono, clock, 200 * DAY, false, false);
+	assert_int_equal(out.action, TS_DISC_STEP);
+	ts_disc_applied(&d, &out, mono);
+	assert_true(d.budget_ns > 147 * DAY && d.budget_ns < 148 * DAY);
+	/* A full budget is all it holds, however long it waited. */
+	mono += 100 * DAY;
+	out = update(&d, &cfg, mono, clock + 200 * DAY, 0, false, false);
+	assert_int_equal(out.budget_ns, cfg.max_step_ns);
+}
+
+/*
+ * Peer numbers at the extremes of int64_t, with no bound to stop them
+ * first: every sum saturates (UBSan would report an overflow), the
+ * frequency stays within the kernel's limit and the interval within its
+ * range.
+ */
+static void test_disc_int64_extremes(void **state)
+{
+	struct ts_disc_config open = cfg;
+	struct ts_disc d;
+	struct ts_disc_out out;
+	const int64_t offsets[] = { INT64_MAX, INT64_MAX, INT64_MIN, INT64_MIN,
+				    INT64_MAX, 0, -1, INT64_MIN };
+	bool unset;
+
+	(void)state;
+	open.max_step_ns = 0;
+	open.build_ns = INT64_MIN;
+	ts_disc_init(&d, open.min_interval_ms);
+	for (size_t i = 0; i < ARRAY_SIZE(offsets); i++) {
+		int64_t mono = (int64_t)i * 2 * SEC;
+
+		ts_disc_update(&d, &open, mono, 0, offsets[i], INT64_MAX, true,
+			       true, &out);
+		assert_int_equal(out.action, TS_DISC_STEP);
+		assert_int_equal(out.step_ns, offsets[i]);
+		assert_true(out.freq_ppb >= -GUEST_CLOCK_FREQ_MAX_PPB &&
+			    out.freq_ppb <= GUEST_CLOCK_FREQ_MAX_PPB);
+		assert_true(out.interval_ms >= open.min_interval_ms &&
+			    out.interval_ms <= open.max_interval_ms);
+		ts_disc_applied(&d, &out, mono);
+	}
+	/* Slewing towards INT64_MIN: as fast as it may, no faster. */
+	ts_disc_update(&d, &open, 100 * SEC, 0, INT64_MIN, 1, false, false,
+		       &out);
+	assert_true(out.back_refused);
+	assert_int_equal(out.freq_ppb, -GUEST_CLOCK_FREQ_MAX_PPB);
+	assert_int_equal(ts_disc_observe(&d, &open, INT64_MIN, INT64_MAX),
+			 open.min_interval_ms);
+	/* A clock plus an offset past int64_t is no time at all. */
+	assert_int_equal(ts_disc_sane(&cfg, INT64_MAX, 1, &unset),
+			 TS_REFUSE_TOO_FAR);
+	assert_int_equal(ts_disc_sane(&cfg, INT64_MIN, -1, &unset),
+			 TS_REFUSE_TOO_FAR);
+	assert_int_equal(ts_disc_sane(&cfg, INT64_MIN, INT64_MAX, &unset),
+			 TS_REFUSE_PAST);
+	/* The bound stops them before any arithmetic. */
+	ts_disc_init(&d, cfg.min_interval_ms);
+	out = update(&d, &cfg, 0, TRUE0, INT64_MAX, true, true);
+	assert_int_equal(out.refused, TS_REFUSE_TOO_FAR);
+	out = update(&d, &cfg, 0, TRUE0, INT64_MIN, true, true);
+	assert_int_equal(out.refused, TS_REFUSE_PAST);
+}
+
+/* The simulated clock stepped by absurd amounts: its readings saturate
+ * instead of overflowing. */
+static void test_clock_simulated_extremes(void **state)
+{
+	struct guest_clock c;
+	char err[160];
+	int64_t now;
+
+	(void)state;
+	assert_int_equal(guest_clock_parse_simulated("0", &c, err,
+						     sizeof(err)),
+			 0);
+	assert_int_equal(guest_clock_step(&c, 9000000000000000000LL), 0);
+	assert_int_equal(guest_clock_now(&c), INT64_MAX);
+	assert_int_equal(guest_clock_step(&c, INT64_MAX), 0);
+	assert_int_equal(guest_clock_now(&c), INT64_MAX);
+	assert_int_equal(guest_clock_true_error(&c), -INT64_MAX);
+	assert_int_equal(guest_clock_to_system(&c, 0), -INT64_MAX);
+	assert_int_equal(guest_clock_to_system(&c, INT64_MIN), INT64_MIN);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(guest_clock_step(&c, INT64_MIN), 0);
+	now = guest_clock_now(&c);
+	assert_true(now < 0);
+	assert_int_equal(guest_clock_true_error(&c), INT64_MAX);
+	assert_int_equal(guest_clock_to_system(&c, INT64_MAX), INT64_MAX);
+	/* Offsets as far as 1970 and beyond may be simulated; no further
+	 * than an int64_t of ns holds. */
+	assert_int_equal(guest_clock_parse_simulated("-1.7e9", &c, err,
+						     sizeof(err)),
+			 0);
+	assert_true(guest_clock_now(&c) < BUILD);
+	assert_int_equal(guest_clock_parse_simulated("5e9", &c, err,
+						     sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "4e9"));
+	/* The build date: a day boundary, after the model's, not ahead. */
+	assert_int_equal(guest_clock_build_ns() % DAY, 0);
+	assert_true(guest_clock_build_ns() > BUILD);
+	assert_true(guest_clock_build_ns() <= (int64_t)time(NULL) * SEC);
+}
+
 /* ---- the choice of mode ---- */
 
 static void test_mode_choice(void **state)
@@ -425,6 +650,11 @@ int main(void)
 		cmocka_unit_test(test_disc_backward),
 		cmocka_unit_test(test_disc_force_and_jump),
 		cmocka_unit_test(test_disc_observe_backs_off),
+		cmocka_unit_test(test_bound_refuses_absurd),
+		cmocka_unit_test(test_bound_unset_clock),
+		cmocka_unit_test(test_bound_budget),
+		cmocka_unit_test(test_disc_int64_extremes),
+		cmocka_unit_test(test_clock_simulated_extremes),
 		cmocka_unit_test(test_mode_choice),
 		cmocka_unit_test(test_env_probe_paths),
 	};

@@ -12,6 +12,10 @@
  * In `list`, a tab, newline, backslash or other control character of a
  * key or value is written as \t, \n, \\ or \xHH, so each record is one
  * line. Exit status: 0, 1 (not found, refused, an error), 2 (usage).
+ *
+ * `list` and `get` open the files read-only and never create one (a user
+ * who may read 0644 files can run them; a missing pool reads as empty);
+ * `set` and `delete` create the directory and pool 1 as the agent does.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/safe-file.h"
 #include "services/kvp/guest.h"
 
 #define EXIT_USAGE 2
@@ -125,8 +130,8 @@ static int parse(struct cli *c, int argc, char **argv)
 	return r;
 }
 
-/* Pool p's file, locked (exclusive to write); the fd or -1 after
- * saying why. */
+/* Pool p's file, locked (exclusive to write, which creates it); the fd,
+ * -ENOENT when a pool to read has no file, or -1 after saying why. */
 static int open_pool(const struct cli *c, unsigned p, bool write)
 {
 	int fd, r;
@@ -136,11 +141,13 @@ static int open_pool(const struct cli *c, unsigned p, bool write)
 			c->dir, strerror(-r));
 		return -1;
 	}
-	fd = kvp_file_open(c->dir, p);
+	fd = write ? kvp_file_open(c->dir, p) : kvp_file_open_read(c->dir, p);
+	if (fd == -ENOENT && !write)
+		return fd;
 	if (fd < 0) {
 		fprintf(stderr, "vmic-guestd kvp: cannot open %s/" KVP_FILE_PREFIX
 				"%u: %s\n",
-			c->dir, p, strerror(-fd));
+			c->dir, p, vmic_file_strerror(fd));
 		return -1;
 	}
 	r = kvp_file_lock(fd, write);
@@ -154,17 +161,28 @@ static int open_pool(const struct cli *c, unsigned p, bool write)
 	return fd;
 }
 
-/* Pool p into t; false after saying why. */
+/* Pool p into t (empty when it has no file); false after saying why. */
 static bool read_pool(const struct cli *c, unsigned p, struct kvp_table *t)
 {
 	struct kvp_file_stats st;
 	int fd = open_pool(c, p, false), r;
 
+	kvp_table_clear(t);
+	if (fd == -ENOENT)
+		return true;
 	if (fd < 0)
 		return false;
 	r = kvp_file_read(fd, t, 0, &st);
 	kvp_file_unlock(fd);
 	close(fd);
+	if (r == -EFBIG) {
+		fprintf(stderr, "vmic-guestd kvp: %s/" KVP_FILE_PREFIX "%u is "
+				"larger than a pool file may be (%d records, "
+				"%llu MiB); not read\n",
+			c->dir, p, KVP_FILE_MAX_RECORDS,
+			(unsigned long long)(KVP_FILE_MAX_BYTES >> 20));
+		return false;
+	}
 	if (r < 0) {
 		fprintf(stderr, "vmic-guestd kvp: reading %s/" KVP_FILE_PREFIX
 				"%u: %s\n",
@@ -303,7 +321,9 @@ static int cmd_write(const struct cli *c, bool set)
 	if (r < 0) {
 		fprintf(stderr, "vmic-guestd kvp: writing %s/" KVP_FILE_PREFIX
 				"1: %s\n",
-			c->dir, strerror(-r));
+			c->dir, r == -EFBIG ? "it is larger than a pool file "
+					      "may be"
+					    : strerror(-r));
 		return 1;
 	}
 	if (!set && r == 0) {

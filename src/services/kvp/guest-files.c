@@ -16,9 +16,17 @@
  * read again whenever inotify reports a change of its file (another
  * program appended a record, or `vmic-guestd kvp set`); the difference
  * to what was read before is what goes to the host.
+ *
+ * The directory is shared with other software, so every file here is
+ * opened as common/safe-file.h says (no FIFO is waited on, no symbolic
+ * link followed, no pool file larger than KVP_FILE_MAX_BYTES read), and a
+ * file that is refused is logged with its name. A job may still wait on
+ * a lock another program holds for ever: the agent's stop does not wait
+ * for it (guestd-main.c, the stop deadline; kvp_files_pending).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,34 +35,42 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/safe-file.h"
 #include "common/utf8.h"
 #include "services/kvp/guest.h"
 
+_Static_assert(KVP_FILE_MAX_RECORDS >= KVP_GUEST_MAX_RECORDS,
+	       "a pool file the agent wrote can be read back");
+
+/* A job's pool when what failed is the directory. */
+#define DIR_ITSELF UINT_MAX
+
 /* ---- the worker's side ---- */
 
-/* The recorded VM id of dir into id ("" when none or unreadable). */
-static void read_id(const char *dir, char *id, size_t n)
+/* The recorded VM id of dir into id ("" when none or unreadable); 0, or
+ * -errno when the file is there but cannot be used (a FIFO, a symbolic
+ * link, longer than an id). */
+static int read_id(const char *dir, char *id, size_t n)
 {
 	char path[KVP_DIR_MAX + 32], buf[VMIC_KVP_ID_MAX + 2];
 	ssize_t len;
-	int fd;
 
 	id[0] = '\0';
 	snprintf(path, sizeof(path), "%s/" KVP_ID_FILE, dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	len = vmic_file_read_small(path, buf, sizeof(buf), sizeof(buf) - 1);
+	if (len == -ENOENT)
+		return 0;
 	if (len <= 0)
-		return;
-	buf[len] = '\0';
+		return (int)len;
 	buf[strcspn(buf, "\n")] = '\0';
 	if (vmic_utf8_valid(buf, strlen(buf)))
 		snprintf(id, n, "%s", buf);
+	return 0;
 }
 
-/* Record id beside the pools: a new file renamed over the old one. */
+/* Record id beside the pools: a new file renamed over the old one. A
+ * FIFO or a symbolic link planted at either name is replaced, never
+ * written through. */
 static int write_id(const char *dir, const char *id)
 {
 	char path[KVP_DIR_MAX + 32], tmp[KVP_DIR_MAX + 40];
@@ -63,10 +79,9 @@ static int write_id(const char *dir, const char *id)
 
 	snprintf(path, sizeof(path), "%s/" KVP_ID_FILE, dir);
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  KVP_FILE_MODE);
+	fd = vmic_file_create_new(tmp, KVP_FILE_MODE);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (write(fd, id, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
 		r = -EIO;
 	if (close(fd) < 0 && r == 0)
@@ -85,7 +100,7 @@ static size_t file_records(const char *dir, unsigned p)
 	struct stat st;
 
 	if (kvp_file_path(dir, p, path, sizeof(path)) < 0 ||
-	    stat(path, &st) < 0)
+	    lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
 		return 0;
 	return (size_t)st.st_size / VMIC_KVP_RECORD;
 }
@@ -93,9 +108,11 @@ static size_t file_records(const char *dir, unsigned p)
 /* Read pool p's file into job->table under a shared lock. */
 static int job_read(struct kvp_job *job, unsigned p)
 {
-	int fd = kvp_file_open(job->dir, p), r;
+	int fd, r;
 
 	job->doing = "reading";
+	job->pool = p;
+	fd = kvp_file_open(job->dir, p);
 	if (fd < 0)
 		return fd;
 	r = kvp_file_lock(fd, false);
@@ -115,8 +132,11 @@ static int job_write(struct kvp_job *job, bool whole)
 
 	job->doing = "writing";
 	r = kvp_dir_make(job->dir);
-	if (r < 0)
+	if (r < 0) {
+		job->doing = "creating";
+		job->pool = DIR_ITSELF;
 		return r;
+	}
 	fd = kvp_file_open(job->dir, job->pool);
 	if (fd < 0)
 		return fd;
@@ -131,23 +151,30 @@ static int job_write(struct kvp_job *job, bool whole)
 }
 
 /* The directory and every pool file (0755, 0644, as hv_kvp_daemon makes
- * them), the recorded id, and pool 1. */
+ * them), the recorded id, and pool 1. A file that cannot be made (one of
+ * another kind is there) is noted and the rest done; err is pool 1's
+ * read. */
 static int job_init(struct kvp_job *job)
 {
 	int r;
 
 	job->doing = "creating";
 	r = kvp_dir_make(job->dir);
-	if (r < 0)
+	if (r < 0) {
+		job->pool = DIR_ITSELF;
 		return r;
+	}
 	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
 		int fd = kvp_file_open(job->dir, p);
 
-		if (fd < 0)
-			return fd;
-		close(fd);
+		if (fd >= 0) {
+			close(fd);
+		} else if (!job->create_err) {
+			job->create_err = fd;
+			job->create_pool = p;
+		}
 	}
-	read_id(job->dir, job->vm_id, sizeof(job->vm_id));
+	job->id_err = read_id(job->dir, job->vm_id, sizeof(job->vm_id));
 	job->host_records = file_records(job->dir, VMIC_KVP_EXTERNAL) +
 			    file_records(job->dir, VMIC_KVP_AUTO_EXTERNAL);
 	return job_read(job, VMIC_KVP_GUEST);
@@ -180,16 +207,70 @@ static void job_work(uv_work_t *w)
 
 /* ---- the loop's side ---- */
 
+/* What a job does, for the log and kvp_files_pending. */
+static const char *const job_names[] = {
+	[KVP_JOB_INIT] = "start-up",  [KVP_JOB_ID] = "VM id",
+	[KVP_JOB_WRITE] = "write",    [KVP_JOB_APPLY] = "change",
+	[KVP_JOB_READ] = "read",      [KVP_JOB_AUTO] = "Auto facts",
+};
+
+/*
+ * A file of dir (name) could not be used. Lines are rate-limited unless
+ * once: the start-up job's, which may have several to say at once.
+ */
+static void log_file_error(struct kvp_guest *k, bool once, const char *doing,
+			   const char *dir, const char *name, int err)
+{
+	uint64_t held = 0;
+
+	if (!once &&
+	    !vmic_ratelimit_pass(&k->file_log, uv_now(k->g->loop), &held))
+		return;
+	if (err == -EFBIG)
+		log_warning("kvp: %s %s/%s: it is larger than a pool file may "
+			    "be (%d records of %d bytes, %llu MiB); it is not "
+			    "read%s",
+			    doing, dir, name, KVP_FILE_MAX_RECORDS,
+			    VMIC_KVP_RECORD,
+			    (unsigned long long)(KVP_FILE_MAX_BYTES >> 20),
+			    held ? " (and earlier failures)" : "");
+	else
+		log_warning("kvp: %s %s/%s: %s%s", doing, dir, name,
+			    vmic_file_strerror(err),
+			    held ? " (and earlier failures)" : "");
+}
+
+/* ".kvp_pool_N" into name; "" for the directory itself. */
+static const char *pool_name(unsigned pool, char *name, size_t n)
+{
+	if (pool == DIR_ITSELF)
+		return "";
+	snprintf(name, n, KVP_FILE_PREFIX "%u", pool);
+	return name;
+}
+
+/* Say what of a job failed: the start-up job's files, the id, and the
+ * job's own file. */
 static void file_failed(struct kvp_guest *k, const struct kvp_job *job)
 {
-	uint64_t held;
+	bool once = job->kind == KVP_JOB_INIT;
+	char name[32];
 
-	if (!vmic_ratelimit_pass(&k->file_log, uv_now(k->g->loop), &held))
-		return;
-	log_warning("kvp: %s %s (pool %u): %s%s", job->doing ? job->doing
-							    : "using",
-		    job->dir, job->pool, strerror(-job->err),
-		    held ? " (and earlier failures)" : "");
+	if (job->create_err < 0)
+		log_file_error(k, once, "creating", job->dir,
+			       pool_name(job->create_pool, name, sizeof(name)),
+			       job->create_err);
+	if (job->id_err < 0)
+		log_file_error(k, once, "reading", job->dir, KVP_ID_FILE,
+			       job->id_err);
+	if (job->err < 0)
+		log_file_error(k, once, job->doing ? job->doing : "using",
+			       job->dir,
+			       job->kind == KVP_JOB_ID
+				       ? KVP_ID_FILE
+				       : pool_name(job->pool, name,
+						   sizeof(name)),
+			       job->err);
 }
 
 /* Records that could not be read: worth a line now and then. */
@@ -262,8 +343,7 @@ static void job_done(uv_work_t *w, int status UNUSED)
 
 	k->job = NULL;
 	if (!k->stopping) {
-		if (job->err < 0)
-			file_failed(k, job);
+		file_failed(k, job);
 		switch (job->kind) {
 		case KVP_JOB_INIT:
 			if (!k->vm_id[0])
@@ -382,6 +462,7 @@ static void job_queue(struct kvp_guest *k, enum kvp_job_kind kind,
 	job->k = k;
 	job->kind = kind;
 	job->pool = pool;
+	job->started_ms = uv_now(k->g->loop);
 	job->work.data = job;
 	snprintf(job->dir, sizeof(job->dir), "%s", k->conf->dir);
 	snprintf(job->vm_id, sizeof(job->vm_id), "%s", k->vm_id);
@@ -424,6 +505,19 @@ void kvp_files_start(struct kvp_guest *k)
 {
 	k->auto_due = true;
 	job_queue(k, KVP_JOB_INIT, 0);
+}
+
+void kvp_files_pending(struct kvp_guest *k, char *buf, size_t n)
+{
+	const struct kvp_job *job = k->job;
+
+	if (!job) {
+		buf[0] = '\0';
+		return;
+	}
+	snprintf(buf, n, "kvp: a pool file job (%s, %s) running for %.1f s",
+		 job_names[job->kind], job->dir,
+		 (double)(uv_now(k->g->loop) - job->started_ms) / 1000);
 }
 
 void kvp_files_stop(struct kvp_guest *k)

@@ -11,7 +11,10 @@
  * collects) the same way, in batches of at most 64 KiB with at most
  * VMIC_KVP_WINDOW of them unanswered. The files are written and read by
  * the worker (guest-files.c), never on the loop; a full copy from the
- * host is written once, when it is complete.
+ * host is written once, when it is complete. The host sends its batches
+ * right behind its IDENTITY: while the start-up job has not read the
+ * directory yet (a lock another program holds), the IDENTITY waits for
+ * it and the batches (at most the host's window) wait with it.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -56,6 +59,15 @@ static struct kvp_guest *kg_of(struct guestd *g)
 	return g->svc[ID].state;
 }
 
+/* Forget the batches held for an IDENTITY (answered, or the session
+ * ended: the host starts its copies over in the next). */
+static void kg_held_clear(struct kvp_guest *k)
+{
+	for (unsigned i = 0; i < k->nheld; i++)
+		free(k->held[i].payload);
+	k->nheld = 0;
+}
+
 static int kg_start(struct guestd *g)
 {
 	struct kvp_guest *k = calloc(1, sizeof(*k));
@@ -89,6 +101,7 @@ static void kg_stop(struct guestd *g)
 
 	k->stopping = true;
 	k->conn = NULL;
+	kg_held_clear(k);
 	kvp_files_stop(k);
 	kvp_auto_watch_stop(k);
 	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
@@ -98,6 +111,11 @@ static void kg_stop(struct guestd *g)
 	}
 	free(k->buf);
 	k->buf = NULL;
+}
+
+static void kg_pending(struct guestd *g, char *buf, size_t n)
+{
+	kvp_files_pending(kg_of(g), buf, n);
 }
 
 /* A request id of ours (the connection's counter, never 0). */
@@ -231,13 +249,50 @@ static int kg_on_identity(struct kvp_guest *k, struct guest_conn *c,
 	return 0;
 }
 
+static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
+		       const struct vmic_frame *f);
+
+/* A batch that came behind an IDENTITY still waiting for the INIT job:
+ * kept, within the host's window; false when it cannot be. */
+static bool kg_hold(struct kvp_guest *k, const struct vmic_frame *f)
+{
+	struct kvp_held *h;
+
+	if (!k->identity_waiting || k->nheld >= VMIC_KVP_WINDOW)
+		return false;
+	h = &k->held[k->nheld];
+	h->payload = malloc(f->length ? f->length : 1);
+	if (!h->payload)
+		return false;
+	memcpy(h->payload, f->payload, f->length);
+	h->type = f->type;
+	h->request_id = f->request_id;
+	h->length = f->length;
+	k->nheld++;
+	return true;
+}
+
 void kvp_guest_initialised(struct kvp_guest *k)
 {
+	struct vmic_frame f = { .service = ID };
+
 	if (!k->identity_waiting)
 		return;
 	k->identity_waiting = false;
-	if (k->conn)
-		kg_identity_apply(k, k->conn, k->identity_request, k->identity);
+	if (!k->conn) {
+		kg_held_clear(k);
+		return;
+	}
+	kg_identity_apply(k, k->conn, k->identity_request, k->identity);
+	/* The batches that followed it, in their order. */
+	for (unsigned i = 0; i < k->nheld && k->conn; i++) {
+		f.type = k->held[i].type;
+		f.request_id = k->held[i].request_id;
+		f.length = k->held[i].length;
+		f.payload = k->held[i].payload;
+		kg_on_batch(k, k->conn, &f);
+	}
+	kg_held_clear(k);
 }
 
 struct file_note {
@@ -279,6 +334,8 @@ static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
 					"the host writes pools 0 (External) "
 					"and 3 (AutoExternal)",
 					b.pool, vmic_kvp_pool_display(b.pool));
+	if (!k->identified && kg_hold(k, f))
+		return 0; /* answered after the IDENTITY */
 	if (!k->identified)
 		return conn_reply_error(c, f, VMIC_E_NOT_READY,
 					"kvp: no identity from the host yet "
@@ -386,6 +443,7 @@ static void kg_on_session(struct guest_conn *c, bool up)
 	k->conn = up ? c : NULL;
 	k->identified = false;
 	k->identity_waiting = false;
+	kg_held_clear(k);
 	k->host_refused = false;
 	k->ninflight = 0;
 	kvp_outbox_stop(&k->out[VMIC_KVP_GUEST]);
@@ -410,6 +468,7 @@ const struct guest_service kvp_guest = {
 	.conf_defaults = kg_conf_defaults,
 	.start = kg_start,
 	.stop = kg_stop,
+	.pending = kg_pending,
 	.on_session = kg_on_session,
 	.on_frame = kg_on_frame,
 	.on_reply = kg_on_reply,

@@ -59,8 +59,12 @@ struct kvp_job {
 	struct kvp_table deletes; /* APPLY: the keys deleted */
 	struct kvp_file_stats st;
 	size_t host_records; /* INIT: records in the files of pools 0, 3 */
-	int err;
+	int err;           /* of the job's file (pool, or the id) */
 	const char *doing; /* what failed, for the log */
+	int create_err;    /* INIT: the first pool file not made, which */
+	unsigned create_pool;
+	int id_err;        /* INIT: the recorded id's file is not usable */
+	uint64_t started_ms; /* loop time it was queued */
 };
 
 struct kvp_guest {
@@ -80,10 +84,19 @@ struct kvp_guest {
 	char vm_id[VMIC_KVP_ID_MAX + 1]; /* as recorded beside the files */
 	bool initialised;  /* the INIT job is done */
 	size_t host_records; /* in the files of pools 0 and 3 at start */
-	/* an IDENTITY that came before the INIT job was done */
+	/* an IDENTITY that came before the INIT job was done, and the
+	 * host's batches that followed it (the host does not wait for its
+	 * answer): at most its window, answered once the IDENTITY is */
 	bool identity_waiting;
 	uint32_t identity_request;
 	char identity[VMIC_KVP_ID_MAX + 1];
+	struct kvp_held {
+		uint8_t type;
+		uint32_t request_id;
+		uint32_t length;
+		uint8_t *payload;
+	} held[VMIC_KVP_WINDOW];
+	unsigned nheld;
 	/* guest-files.c */
 	struct kvp_job *job; /* running, or NULL */
 	bool write_due[VMIC_KVP_POOLS]; /* the whole file is to be written */
@@ -120,6 +133,8 @@ void kvp_files_start(struct kvp_guest *k);
 void kvp_files_stop(struct kvp_guest *k);
 /* Start the next due job unless one runs. */
 void kvp_files_kick(struct kvp_guest *k);
+/* The job still running, for the agent's stop deadline ("" if none). */
+void kvp_files_pending(struct kvp_guest *k, char *buf, size_t n);
 
 /* guest-auto.c */
 /*

@@ -11,12 +11,16 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "common/safe-file.h"
 #include "common/utf8.h"
 #include "services/kvp/kvp.h"
 
 /* Records per read or write. */
 #define CHUNK 64
 #define CHUNK_BYTES ((size_t)CHUNK * VMIC_KVP_RECORD)
+/* A read stops at the bound on a chunk's edge (read_chunk). */
+_Static_assert(KVP_FILE_MAX_RECORDS % CHUNK == 0,
+	       "the pool file bound is whole chunks");
 
 #ifndef F_OFD_SETLKW
 #define F_OFD_SETLKW 38 /* Linux 3.15; older libc headers lack it */
@@ -36,16 +40,26 @@ int kvp_dir_make(const char *dir)
 	return 0;
 }
 
-int kvp_file_open(const char *dir, unsigned pool)
+/* The size is checked where the file is read (scan): a whole write
+ * needs none, and it cuts an oversized file back to size. */
+static int open_pool(const char *dir, unsigned pool, int flags)
 {
 	char path[4096];
-	int fd, r = kvp_file_path(dir, pool, path, sizeof(path));
+	int r = kvp_file_path(dir, pool, path, sizeof(path));
 
 	if (r < 0)
 		return r;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-		  KVP_FILE_MODE);
-	return fd < 0 ? -errno : fd;
+	return vmic_file_open(path, flags, KVP_FILE_MODE, 0);
+}
+
+int kvp_file_open(const char *dir, unsigned pool)
+{
+	return open_pool(dir, pool, O_RDWR | O_CREAT);
+}
+
+int kvp_file_open_read(const char *dir, unsigned pool)
+{
+	return open_pool(dir, pool, O_RDONLY);
 }
 
 /* The fcntl lock over the whole file: an OFD lock where the kernel has
@@ -172,27 +186,56 @@ static bool record_has_key(const uint8_t *rec, const char *key, size_t klen)
 	       memcmp(k, key, klen) == 0;
 }
 
+/* -EFBIG when the file says it is larger than a pool file may be. */
+static int check_size(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return (uint64_t)st.st_size > KVP_FILE_MAX_BYTES ? -EFBIG : 0;
+}
+
+/* Read the chunk at off; -EFBIG past KVP_FILE_MAX_BYTES (a file that
+ * grew after check_size). */
+static ssize_t read_chunk(int fd, uint8_t *buf, off_t off)
+{
+	ssize_t n;
+
+	if ((uint64_t)off >= KVP_FILE_MAX_BYTES) {
+		n = read_full(fd, buf, 1, off);
+		return n > 0 ? -EFBIG : n;
+	}
+	return read_full(fd, buf,
+			 (size_t)MIN((uint64_t)CHUNK_BYTES,
+				     KVP_FILE_MAX_BYTES - (uint64_t)off),
+			 off);
+}
+
 /* Call fn for every whole record, in order, with its index; a partial
  * record at the end sets *partial. fn returns < 0 to stop with it. */
 static int scan(int fd, int (*fn)(void *ud, const uint8_t *rec, size_t i),
 		void *ud, size_t *count, bool *partial)
 {
-	_cleanup_free_ uint8_t *buf = malloc(CHUNK_BYTES);
+	_cleanup_free_ uint8_t *buf = NULL;
 	size_t i = 0;
 	off_t off = 0;
+	int r = check_size(fd);
 
 	*partial = false;
+	if (r < 0)
+		return r;
+	buf = malloc(CHUNK_BYTES);
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		ssize_t n = read_full(fd, buf, CHUNK_BYTES, off);
+		ssize_t n = read_chunk(fd, buf, off);
 
 		if (n < 0)
 			return (int)n;
 		for (size_t at = 0; at + VMIC_KVP_RECORD <= (size_t)n;
 		     at += VMIC_KVP_RECORD, i++) {
-			int r = fn(ud, buf + at, i);
-
+			r = fn(ud, buf + at, i);
 			if (r < 0)
 				return r;
 		}
@@ -222,7 +265,7 @@ static int compact(int fd, bool (*keep)(void *ud, uint8_t *rec, size_t i),
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		ssize_t n = read_full(fd, buf, CHUNK_BYTES, rd);
+		ssize_t n = read_chunk(fd, buf, rd);
 		size_t kept = 0;
 		int r;
 

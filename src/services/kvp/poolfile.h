@@ -19,6 +19,13 @@
  * appears twice counts with its last value (a tool that updates by
  * appending); a partial record at the end (a writer that takes no lock)
  * is ignored until it is complete.
+ *
+ * The files are shared with other software, so they are opened as
+ * common/safe-file.h says: a FIFO, a device or a symbolic link at a pool
+ * file's path is refused, never waited on or followed. A file larger
+ * than KVP_FILE_MAX_BYTES is refused (-EFBIG) before a byte of it is
+ * read, and no read goes past that bound if the file grows meanwhile: a
+ * sparse file of 16 GB took 15 s of CPU per read, with the lock held.
  */
 #ifndef VMIC_SERVICES_KVP_POOLFILE_H
 #define VMIC_SERVICES_KVP_POOLFILE_H
@@ -29,9 +36,16 @@
 
 #include "services/kvp/table.h"
 
+#include "services/kvp/kvp.h"
+
 #define KVP_FILE_PREFIX ".kvp_pool_"
 #define KVP_DIR_MODE 0755
 #define KVP_FILE_MODE 0644
+/* The most records a pool file may have: 131,072 (320 MiB). No pool of
+ * the agent keeps more than 100,000 keys (KVP_GUEST_MAX_RECORDS); the
+ * rest is room for the duplicates a tool that appends leaves. */
+#define KVP_FILE_MAX_RECORDS 131072
+#define KVP_FILE_MAX_BYTES ((uint64_t)KVP_FILE_MAX_RECORDS * VMIC_KVP_RECORD)
 
 struct kvp_file_stats {
 	size_t records;   /* whole records in the file */
@@ -45,8 +59,11 @@ int kvp_file_path(const char *dir, unsigned pool, char *buf, size_t n);
 /* Create dir (0755) when missing; -errno. */
 int kvp_dir_make(const char *dir);
 /* Open (creating, 0644) pool file N of dir for reading and writing;
- * the fd or -errno. */
+ * the fd or -errno (-ELOOP, -VMIC_ENOTREG: see common/safe-file.h). */
 int kvp_file_open(const char *dir, unsigned pool);
+/* Open pool file N of dir for reading only, never creating it: the fd,
+ * -ENOENT when there is none, or -errno as kvp_file_open. */
+int kvp_file_open_read(const char *dir, unsigned pool);
 /* Lock fd against writers of both styles, shared or exclusive; blocks.
  * 0 or -errno (nothing held then). */
 int kvp_file_lock(int fd, bool exclusive);
@@ -64,7 +81,9 @@ bool kvp_file_parse(const uint8_t *rec, const char **key, size_t *klen,
 
 /*
  * Read every record of the locked file fd into t (cleared first), at
- * most max valid ones (0: no limit). 0, -ENOMEM, or the -errno of read.
+ * most max valid ones (0: no limit). 0, -ENOMEM, -EFBIG (the file is
+ * larger than KVP_FILE_MAX_BYTES), or the -errno of read. The functions
+ * below that read the file (set, delete, apply) return -EFBIG alike.
  */
 int kvp_file_read(int fd, struct kvp_table *t, size_t max,
 		  struct kvp_file_stats *st);

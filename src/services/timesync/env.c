@@ -11,31 +11,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/safe-file.h"
 #include "services/timesync/timesync.h"
 
-/* Read a small file into buf (terminated); bytes read or -errno. */
-static ssize_t read_small(const char *path, char *buf, size_t n)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	ssize_t r;
+/* A pid file of more than this is no pid file. */
+#define PID_FILE_MAX 64
+/* A sysfs attribute says it is a page long. */
+#define SYSFS_ATTR_MAX 4096
 
-	if (fd < 0)
-		return -errno;
-	r = read(fd, buf, n - 1);
-	close(fd);
-	if (r < 0)
-		return -errno;
-	buf[r] = '\0';
-	return r;
-}
+/* The files read here are other programs' (chronyd's pid file, written
+ * by the chrony user, and /proc and /sys), and they are read on the
+ * agent's loop: vmic_file_read_small, so that a FIFO planted at the pid
+ * file's path cannot block it. */
 
-/* The PID in chronyd's pid file when that process runs and is chronyd. */
+/* The PID in chronyd's pid file when that process runs and is chronyd;
+ * 0 when not, -errno when the pid file is there but refused (a FIFO, a
+ * symbolic link, a huge file). */
 static long chrony_pid(const char *pid_file)
 {
 	char buf[32], path[64], *end;
+	ssize_t n;
 	long pid;
 
-	if (!pid_file[0] || read_small(pid_file, buf, sizeof(buf)) <= 0)
+	if (!pid_file[0])
+		return 0;
+	n = vmic_file_read_small(pid_file, buf, sizeof(buf), PID_FILE_MAX);
+	if (n == -ELOOP || n == -VMIC_ENOTREG || n == -EFBIG)
+		return (long)n;
+	if (n <= 0)
 		return 0;
 	errno = 0;
 	pid = strtol(buf, &end, 10);
@@ -44,7 +47,7 @@ static long chrony_pid(const char *pid_file)
 		return 0;
 	/* A stale file may name a PID now used by something else. */
 	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-	if (read_small(path, buf, sizeof(buf)) <= 0 ||
+	if (vmic_file_read_small(path, buf, sizeof(buf), SYSFS_ATTR_MAX) <= 0 ||
 	    strcmp(buf, "chronyd\n") != 0)
 		return 0;
 	return pid;
@@ -92,7 +95,7 @@ static bool find_ptp(char *out, size_t n)
 			continue;
 		snprintf(path, sizeof(path), "/sys/class/ptp/%s/clock_name",
 			 de->d_name);
-		if (read_small(path, name, sizeof(name)) <= 0)
+		if (vmic_file_read_small(path, name, sizeof(name), SYSFS_ATTR_MAX) <= 0)
 			continue;
 		if (strncmp(name, "KVM virtual PTP", 15) == 0 ||
 		    strncmp(name, "hyperv", 6) == 0) {
@@ -123,7 +126,8 @@ void ts_env_probe(const struct ts_env_paths *p, struct ts_env *env)
 	}
 	pid = chrony_pid(p->chrony_pid_file);
 	env->chrony_running = pid > 0;
-	if (!pid)
+	env->pid_file_err = pid < 0 ? (int)pid : 0;
+	if (pid <= 0)
 		return;
 	env->chrony_sock = p->chrony_socket[0] &&
 			   stat(p->chrony_socket, &sb) == 0 &&

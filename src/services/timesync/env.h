@@ -2,7 +2,8 @@
 /*
  * What the guest offers for time, and which mode the agent runs in.
  *
- * ts_env_probe looks (a few stat()s and small reads, once per cycle):
+ * ts_env_probe looks (a few stat()s and small reads, once per cycle, on
+ * the loop, none of which can block: see common/safe-file.h):
  * does chronyd run (its pid file names a live process called chronyd),
  * does its refclock SOCK socket exist, is there a PTP device with the
  * hypervisor's clock (ptp_kvm's "KVM virtual PTP", Hyper-V's "hyperv", or
@@ -31,6 +32,9 @@ struct ts_env {
 	bool chrony_uses_ptp; /* chronyd holds the PTP device open */
 	bool ptp_present;
 	char ptp_path[TS_PATH_MAX];
+	/* -errno when the chrony pid file is there but not read (not a
+	 * regular file, a symbolic link, too large): taken as no chronyd */
+	int pid_file_err;
 };
 
 /* Look at the guest as described above; never fails. */

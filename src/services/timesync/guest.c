@@ -30,6 +30,15 @@
  *
  * Every clock access goes through guest/clock.h, so with
  * --simulated-clock the same code runs without touching the machine.
+ *
+ * The host is not trusted with the clock beyond reason: no offset past
+ * [timesync] max-step (or before the agent's build date) is acted on,
+ * and steps spend at most max-step a day (discipline.h); the refusal is
+ * the cycle's REPORT (action failed, the detail says why), so the host's
+ * `vmic time` shows it. SYNC requests are taken at most SYNC_BURST at
+ * once and one per SYNC_REFILL_MS after that; the others are answered
+ * busy. Lines a host can provoke (steps, refusals, busy syncs) are
+ * rate-limited.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -42,6 +51,9 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/ratelimit.h"
+#include "common/safe-file.h"
+#include "common/saturate.h"
 #include "guest/guestd.h"
 #include "proto/control.h"
 #include "proto/frame.h"
@@ -56,12 +68,24 @@
 /* A sample the host does not answer in this time is lost. */
 #define SAMPLE_TIMEOUT_MS 1000
 #define BURST_MAX 16
+/* SYNC requests: this many at once, then one per SYNC_REFILL_MS. */
+#define SYNC_BURST 4
+#define SYNC_REFILL_MS 15000
+/* At most one line per interval about steps, and about refusals. */
+#define STEP_LOG_EVERY_MS 10000
+#define REFUSE_LOG_EVERY_MS 60000
+#define ENV_LOG_EVERY_MS 600000
+/* [timesync] max-step: default a year, at most a century. */
+#define MAX_STEP_DEFAULT_S (365ull * 86400)
+#define MAX_STEP_MAX_S (36500ull * 86400)
+#define NSEC_PER_S 1000000000LL
 
 /* [timesync] keys of vmic-guestd.conf. */
 struct ts_conf {
 	unsigned min_interval_ms;
 	unsigned max_interval_ms;
 	unsigned burst;
+	uint64_t max_step_s;
 	char chrony_socket[TS_PATH_MAX];
 	char chrony_pid_file[TS_PATH_MAX];
 	char ptp_device[TS_PATH_MAX];
@@ -85,6 +109,10 @@ static const struct vmic_conf_key keys[] = {
 	  .offset = CONF(burst), .min = 1, .max = BURST_MAX,
 	  .help = "exchanges per measurement; the fastest one counts "
 		  "(1..16)" },
+	{ .section = "timesync", .key = "max-step", .type = VMIC_CONF_SECONDS,
+	  .offset = CONF(max_step_s), .min = 1, .max = MAX_STEP_MAX_S,
+	  .help = "the largest offset acted on, and the most steps move "
+		  "the clock in a day (1s..36500d)" },
 	{ .section = "timesync", .key = "chrony-socket", STR(chrony_socket),
 	  .help = "chronyd's `refclock SOCK` path the agent feeds" },
 	{ .section = "timesync", .key = "chrony-pid-file",
@@ -104,6 +132,7 @@ static void ts_conf_defaults(void *p)
 	c->min_interval_ms = 2000;
 	c->max_interval_ms = 32000;
 	c->burst = 4;
+	c->max_step_s = MAX_STEP_DEFAULT_S;
 	snprintf(c->chrony_socket, sizeof(c->chrony_socket), "%s",
 		 "/run/chrony/vmic.sock");
 	snprintf(c->chrony_pid_file, sizeof(c->chrony_pid_file), "%s",
@@ -140,6 +169,12 @@ struct ts_state {
 	uint8_t reason;
 	bool force, allow_back;
 	struct ts_disc disc;
+	int64_t build_ns; /* guest_clock_build_ns() */
+	/* SYNC requests' bucket, and the lines a host can provoke */
+	double sync_tokens;
+	uint64_t sync_tokens_at_ms;
+	uint64_t syncs_refused;
+	struct vmic_ratelimit step_log, refuse_log, sync_log, env_log;
 	int chrony_fd;
 	unsigned failures; /* cycles in a row without a sample */
 	/* the clock-set watch (real clock only) */
@@ -193,6 +228,8 @@ static struct ts_disc_config disc_config(const struct ts_state *st)
 		.step_backward = st->set.flags & VMIC_TS_SET_STEP_BACKWARD,
 		.min_interval_ms = c->min_interval_ms,
 		.max_interval_ms = MAX(c->min_interval_ms, c->max_interval_ms),
+		.max_step_ns = (int64_t)c->max_step_s * NSEC_PER_S,
+		.build_ns = st->build_ns,
 	};
 }
 
@@ -244,6 +281,75 @@ static void fill_report(struct ts_state *st, struct vmic_ts_report *m,
 	snprintf(m->detail, sizeof(m->detail), "%s", st->detail);
 }
 
+/* "365d": [timesync] max-step as the config file spells it. */
+static void format_max_step(const struct ts_state *st, char *buf, size_t n)
+{
+	vmic_conf_format_u64(VMIC_CONF_SECONDS, conf_of(st->g)->max_step_s,
+			     buf, n);
+}
+
+/* An offset the sanity bound refuses (discipline.h): say why in the
+ * report's detail, and now and then in the log. */
+static uint8_t refuse(struct ts_state *st, enum ts_disc_refusal why,
+		      int64_t budget_ns)
+{
+	double off_s = (double)st->best.offset_ns / 1e9;
+	char max[32];
+	uint64_t held;
+
+	format_max_step(st, max, sizeof(max));
+	switch (why) {
+	case TS_REFUSE_PAST:
+		snprintf(st->detail, sizeof(st->detail),
+			 "refused an offset of %+.3f s: it would set the clock "
+			 "before this agent was built; the clock is left alone",
+			 off_s);
+		break;
+	case TS_REFUSE_BUDGET:
+		snprintf(st->detail, sizeof(st->detail),
+			 "refused a step of %+.3f s: steps may move the clock "
+			 "by [timesync] max-step (%s) a day, %.3f s of it is "
+			 "left; the clock is left alone",
+			 off_s, max, (double)budget_ns / 1e9);
+		break;
+	default:
+		snprintf(st->detail, sizeof(st->detail),
+			 "refused an offset of %+.3f s: beyond [timesync] "
+			 "max-step (%s) of the guest's vmic-guestd.conf; the "
+			 "clock is left alone",
+			 off_s, max);
+		break;
+	}
+	if (vmic_ratelimit_pass(&st->refuse_log, uv_now(st->g->loop), &held))
+		log_warning("timesync: %s (%s)%s", st->detail,
+			    vmic_ts_reason_name(st->reason),
+			    held ? " (and earlier refusals)" : "");
+	return VMIC_TS_ACT_FAILED;
+}
+
+static void log_step(struct ts_state *st, const struct ts_disc_out *out)
+{
+	uint64_t held;
+
+	if (out->unset)
+		log_notice("timesync: the clock read before this agent was "
+			   "built (it was never set): stepping it to the "
+			   "host's time whatever max-step says");
+	if (!vmic_ratelimit_pass(&st->step_log, uv_now(st->g->loop), &held))
+		return;
+	if (held)
+		log_info("timesync: stepped the clock by %+.6f s (%s, %s; %" PRIu64
+			 " more steps since the last line)",
+			 (double)out->step_ns / 1e9,
+			 vmic_ts_reason_name(st->reason),
+			 vmic_ts_mode_name(st->mode), held);
+	else
+		log_info("timesync: stepped the clock by %+.6f s (%s, %s)",
+			 (double)out->step_ns / 1e9,
+			 vmic_ts_reason_name(st->reason),
+			 vmic_ts_mode_name(st->mode));
+}
+
 /* Step and slew by the discipline's verdict; the action taken. */
 static uint8_t discipline(struct ts_state *st, int64_t *step_ns,
 			  unsigned *interval_ms, bool *back_refused)
@@ -253,10 +359,13 @@ static uint8_t discipline(struct ts_state *st, int64_t *step_ns,
 	struct ts_disc_out out;
 	int r = 0;
 
-	ts_disc_update(&st->disc, &cfg, st->best.mono_ns, st->best.offset_ns,
-		       st->best.delay_ns, st->force, st->allow_back, &out);
+	ts_disc_update(&st->disc, &cfg, st->best.mono_ns, st->best.mid_ns,
+		       st->best.offset_ns, st->best.delay_ns, st->force,
+		       st->allow_back, &out);
 	*interval_ms = out.interval_ms;
 	*back_refused = out.back_refused;
+	if (out.action == TS_DISC_REFUSE)
+		return refuse(st, out.refused, out.budget_ns);
 	if (out.action == TS_DISC_STEP) {
 		r = guest_clock_step(clk, out.step_ns);
 		if (r == 0 && !clk->simulated)
@@ -275,32 +384,36 @@ static uint8_t discipline(struct ts_state *st, int64_t *step_ns,
 	ts_disc_applied(&st->disc, &out, mono_ns());
 	if (out.action == TS_DISC_STEP) {
 		*step_ns = out.step_ns;
-		log_info("timesync: stepped the clock by %+.6f s (%s, %s)",
-			 (double)out.step_ns / 1e9,
-			 vmic_ts_reason_name(st->reason),
-			 vmic_ts_mode_name(st->mode));
+		log_step(st, &out);
 		return VMIC_TS_ACT_STEPPED;
 	}
 	if (out.back_refused && !st->detail[0])
 		snprintf(st->detail, sizeof(st->detail),
 			 "the clock is %.3f s ahead; stepping back is off "
 			 "(step-backward), so it is slewed",
-			 (double)-st->best.offset_ns / 1e9);
+			 (double)vmic_sat_neg64(st->best.offset_ns) / 1e9);
 	return VMIC_TS_ACT_SLEWED;
 }
 
-/* Feed chronyd: the sample at its midpoint, the clock left alone. */
+/* Feed chronyd: the sample at its midpoint, the clock left alone. An
+ * offset the sanity bound refuses is not passed on either. */
 static uint8_t feed_chrony(struct ts_state *st)
 {
 	const struct ts_conf *c = conf_of(st->g);
-	int r = st->chrony_fd < 0 ? -EBADF
-				  : ts_chrony_send(st->chrony_fd,
-						   c->chrony_socket,
-						   guest_clock_to_system(
-							   &st->g->clock,
-							   st->best.mid_ns),
-						   st->best.offset_ns);
+	struct ts_disc_config cfg = disc_config(st);
+	enum ts_disc_refusal why;
+	bool unset;
+	int r;
 
+	why = ts_disc_sane(&cfg, st->best.mid_ns, st->best.offset_ns, &unset);
+	if (why != TS_REFUSE_NONE)
+		return refuse(st, why, 0);
+	r = st->chrony_fd < 0 ? -EBADF
+			      : ts_chrony_send(st->chrony_fd, c->chrony_socket,
+					       guest_clock_to_system(
+						       &st->g->clock,
+						       st->best.mid_ns),
+					       st->best.offset_ns);
 	if (r < 0) {
 		snprintf(st->detail, sizeof(st->detail),
 			 "cannot send to chronyd at %.160s: %s", c->chrony_socket,
@@ -416,6 +529,19 @@ static bool ts_can_run(struct ts_state *st)
 	       !guest_service_refusal(c, ID, &code);
 }
 
+/* A pid file that is not read is worth a line now and then. */
+static void note_env(struct ts_state *st, const struct ts_env_paths *paths)
+{
+	uint64_t held;
+
+	if (st->env.pid_file_err &&
+	    vmic_ratelimit_pass(&st->env_log, uv_now(st->g->loop), &held))
+		log_warning("timesync: [timesync] chrony-pid-file %s is not "
+			    "read: %s; chronyd is taken as not running",
+			    paths->chrony_pid_file,
+			    vmic_file_strerror(st->env.pid_file_err));
+}
+
 /* The next step of a cycle: start it, send the next sample, or end it. */
 static void ts_cycle(struct ts_state *st)
 {
@@ -440,6 +566,7 @@ static void ts_cycle(struct ts_state *st)
 	st->got = 0;
 	st->detail[0] = '\0';
 	ts_env_probe(&paths, &st->env);
+	note_env(st, &paths);
 	st->mode = ts_mode_choose(&st->env, st->set.policy, &paths,
 				  st->detail, sizeof(st->detail));
 	if (st->mode == VMIC_TS_MODE_PTP && measure_ptp(st)) {
@@ -485,6 +612,32 @@ static int on_settings(struct ts_state *st, struct guest_conn *c,
 	return 0;
 }
 
+/* Take a token for a SYNC request; false (counted, logged now and then)
+ * when the host asks faster than the bucket allows. */
+static bool take_sync_token(struct ts_state *st)
+{
+	uint64_t now = uv_now(st->g->loop), held;
+
+	if (now > st->sync_tokens_at_ms)
+		st->sync_tokens += (double)(now - st->sync_tokens_at_ms) /
+				   SYNC_REFILL_MS;
+	if (st->sync_tokens > SYNC_BURST)
+		st->sync_tokens = SYNC_BURST;
+	st->sync_tokens_at_ms = now;
+	if (st->sync_tokens >= 1) {
+		st->sync_tokens -= 1;
+		return true;
+	}
+	st->syncs_refused++;
+	if (vmic_ratelimit_pass(&st->sync_log, now, &held))
+		log_warning("timesync: the host asks for syncs faster than %d "
+			    "at once and one per %d s; refusing them (%" PRIu64
+			    " so far)",
+			    SYNC_BURST, SYNC_REFILL_MS / 1000,
+			    st->syncs_refused);
+	return false;
+}
+
 static int on_sync(struct ts_state *st, struct guest_conn *c,
 		   const struct vmic_frame *f)
 {
@@ -496,6 +649,13 @@ static int on_sync(struct ts_state *st, struct guest_conn *c,
 	if (!st->have_settings)
 		return conn_reply_error(c, f, VMIC_E_NOT_READY,
 					"no time settings from the host yet");
+	if (!take_sync_token(st))
+		return conn_reply_error(c, f, VMIC_E_BUSY,
+					"syncs come faster than %d at once "
+					"and one per %d s: this one is not "
+					"taken (the regular cycle keeps the "
+					"clock in time)",
+					SYNC_BURST, SYNC_REFILL_MS / 1000);
 	st->reason = m.reason;
 	st->force = true;
 	st->allow_back = m.flags & VMIC_TS_SYNC_BACKWARD;
@@ -659,6 +819,17 @@ static int ts_start(struct guestd *g)
 	uv_timer_init(g->loop, &st->timer);
 	st->timer.data = st;
 	ts_disc_init(&st->disc, conf_of(g)->min_interval_ms);
+	st->build_ns = guest_clock_build_ns();
+	st->sync_tokens = SYNC_BURST;
+	st->sync_tokens_at_ms = uv_now(g->loop);
+	st->step_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
+		STEP_LOG_EVERY_MS);
+	st->refuse_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
+		REFUSE_LOG_EVERY_MS);
+	st->sync_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
+		REFUSE_LOG_EVERY_MS);
+	st->env_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
+		ENV_LOG_EVERY_MS);
 	fd = ts_chrony_open();
 	st->chrony_fd = fd;
 	if (fd < 0)

@@ -7,13 +7,20 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/saturate.h"
 #include "guest/clock.h"
 
+/* A device's reading in ns; a kernel bug's absurd one saturates. */
 static int64_t pct_ns(const struct ptp_clock_time *t)
 {
-	return t->sec * 1000000000LL + t->nsec;
+	int64_t ns;
+
+	if (__builtin_mul_overflow(t->sec, 1000000000LL, &ns))
+		return t->sec < 0 ? INT64_MIN : INT64_MAX;
+	return vmic_sat_add64(ns, t->nsec);
 }
 
 static int read_precise(int fd, struct ts_ptp_reading *out)
@@ -24,7 +31,7 @@ static int read_precise(int fd, struct ts_ptp_reading *out)
 	if (ioctl(fd, PTP_SYS_OFFSET_PRECISE, &p) < 0)
 		return -errno;
 	out->sys_ns = pct_ns(&p.sys_realtime);
-	out->offset_ns = pct_ns(&p.device) - out->sys_ns;
+	out->offset_ns = vmic_sat_sub64(pct_ns(&p.device), out->sys_ns);
 	out->delay_ns = 0;
 	return 0;
 }
@@ -45,11 +52,11 @@ static int read_brackets(int fd, unsigned samples, struct ts_ptp_reading *out)
 		int64_t s1 = pct_ns(&p.ts[2 * i]), dev = pct_ns(&p.ts[2 * i + 1]);
 		int64_t s2 = pct_ns(&p.ts[2 * i + 2]);
 
-		if (s2 < s1 || s2 - s1 >= best)
+		if (s2 < s1 || vmic_sat_sub64(s2, s1) >= best)
 			continue;
 		best = s2 - s1;
-		out->sys_ns = s1 + (s2 - s1) / 2;
-		out->offset_ns = dev - out->sys_ns;
+		out->sys_ns = s1 + best / 2;
+		out->offset_ns = vmic_sat_sub64(dev, out->sys_ns);
 		out->delay_ns = best;
 	}
 	return best == INT64_MAX ? -EIO : 0;
@@ -69,6 +76,7 @@ static int read_simulated(struct guest_clock *clk, const char *path,
 int ts_ptp_read(struct guest_clock *clk, const char *path, unsigned samples,
 		struct ts_ptp_reading *out, char *err, size_t errsz)
 {
+	struct stat st;
 	int fd, r;
 
 	if (clk->simulated) {
@@ -77,11 +85,18 @@ int ts_ptp_read(struct guest_clock *clk, const char *path, unsigned samples,
 			snprintf(err, errsz, "%s: %s", path, strerror(-r));
 		return r;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* The loop reads it: O_NONBLOCK, so a FIFO at a configured path
+	 * cannot block it (a device's udev symbolic link is fine). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		snprintf(err, errsz, "cannot open %s: %s", path, strerror(-r));
 		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode)) {
+		close(fd);
+		snprintf(err, errsz, "%s is not a character device", path);
+		return -ENODEV;
 	}
 	r = read_precise(fd, out);
 	if (r < 0)
