@@ -719,9 +719,11 @@ void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item)
 void ctl_text_append_items(struct ctl_text *t, const char *s, size_t n,
 			   size_t count)
 {
-	if (count == 0)
+	if (n == 0)
 		return;
 	ctl_text_append(t, s, n, true);
+	/* One was counted; unsigned, so a count of 0 (a producer's slip)
+	 * leaves the text in and the count as it was. */
 	if (!t->err)
 		t->items += count - 1;
 }
@@ -828,6 +830,9 @@ static enum ctl_stream_next stream_batch(struct ctl_client *c)
 	if (out.len)
 		queue_text(c, out.p, out.len);
 	free(out.p);
+	/* A failed write closes the client, and ends (frees) the stream. */
+	if (c->closing)
+		return CTL_STREAM_WAIT;
 	s->waiting = next == CTL_STREAM_WAIT;
 	return next;
 }
@@ -947,6 +952,8 @@ struct ctl_watch {
 	struct ctl_client *c;
 	void (*gone)(void *ud);
 	void *ud;
+	bool starting; /* its reply is being written */
+	bool ended;    /* the client went away meanwhile */
 };
 
 struct ctl_watch *ctl_watch_start(struct ctl_request *rq, json_t *result,
@@ -968,9 +975,17 @@ struct ctl_watch *ctl_watch_start(struct ctl_request *rq, json_t *result,
 	w->c = c;
 	w->gone = gone;
 	w->ud = ud;
+	w->starting = true;
 	/* Before the reply, which would read the client's next line. */
 	c->watch = w;
 	ctl_reply_ok(rq, result);
+	w->starting = false;
+	if (w->ended) {
+		/* Writing the reply failed and closed the client: the
+		 * caller still owns ud, and there is nothing to watch for. */
+		free(w);
+		return NULL;
+	}
 	return w;
 }
 
@@ -1002,6 +1017,10 @@ void ctl_watch_gone(struct ctl_client *c)
 	if (!w)
 		return;
 	c->watch = NULL;
+	if (w->starting) {
+		w->ended = true; /* ctl_watch_start returns NULL */
+		return;
+	}
 	w->gone(w->ud);
 	free(w);
 }

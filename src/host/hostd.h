@@ -832,7 +832,7 @@ struct ctl_text {
 /* Append n bytes; a comma first when the text is not empty and `item`
  * says a new array item starts (it is counted). */
 void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item);
-/* Append n bytes holding `count` comma-separated items (none: nothing). */
+/* Append n bytes holding `count` comma-separated items as array items. */
 void ctl_text_append_items(struct ctl_text *t, const char *s, size_t n,
 			   size_t count);
 /* Append v as one array item (compact JSON). */

@@ -15,10 +15,12 @@ large `kvp set`s, scaled down, and its relatives.
 - Clients that each leave less than max-unread unread, but together more
   than max-unread-total: the ones holding the most are dropped, and what
   all hold stays near the total.
+- Clients that hang up while their reply is written.
 """
 import json
 import os
 import pwd
+import socket
 import subprocess
 import sys
 import time
@@ -339,6 +341,23 @@ max-clients-per-uid = {PER_UID}
         tap.check(f"the memory came back when they left "
                   f"({(proc_status('VmRSS') - base) >> 20} MiB above before)",
                   after, (base, proc_status("VmRSS")))
+    # 4. Clients that hang up while their reply is being written: the
+    # write fails and closes them in the middle of starting a watch or of
+    # a streamed reply (both once used memory they had freed).
+    for _ in range(100):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(env.sock)
+        s.sendall(b'{"cmd": "kvp-watch", "vm": "target"}\n')
+        s.close()
+    for _ in range(50):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(env.sock)
+        s.sendall(b'{"cmd": "events", "paged": true, "limit": 2000}\n')
+        s.recv(1)  # the head is written; the pages come from a read
+        s.close()
+    tap.check("clients that hang up mid-reply cost nothing",
+              env.hostd_proc.alive() and env.vmic("list").returncode == 0
+              and wait_until(lambda: control()["clients"] <= 1, 20), control())
     tap.check("vmic-hostd still running", env.hostd_proc.alive()
               and env.vmic("list").returncode == 0)
 finally:
