@@ -19,8 +19,9 @@
 #include "vmic.h"
 
 /*
- * A reply line is never legitimately this large (a list of ten thousand
- * VMs is a few MB); past it the peer is not a vmic-hostd we understand.
+ * A reply line is never legitimately this large: large replies come in
+ * pages (a page is at most a few MB); past it the peer is not a
+ * vmic-hostd we understand.
  */
 #define REPLY_MAX (64u * 1024u * 1024u)
 #define READ_CHUNK 65536u
@@ -377,15 +378,14 @@ static int ctl_unwrap(json_t *reply, json_t **result, struct cli_error *e)
 }
 
 /*
- * Add the request id, send req on an open connection and wait for its
- * reply. *result is a new reference on success. When the daemon hung up
- * while we were sending, a reply it wrote first (permission-denied) is
+ * Add the request id, send req on an open connection and wait for the
+ * first line of its reply (*reply, a new reference). When the daemon hung
+ * up while we were sending, a reply it wrote first (permission-denied) is
  * still read and reported.
  */
-int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
-		struct cli_error *e)
+static int ctl_exchange(struct ctl *c, json_t *req, int timeout_ms,
+			json_t **reply, struct cli_error *e)
 {
-	json_t *reply = NULL, *res;
 	struct cli_error send_err = { 0 };
 	int r;
 
@@ -394,9 +394,23 @@ int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
 		return -ENOMEM;
 	}
 	r = ctl_send(c, req, &send_err);
-	r = ctl_recv(c, r < 0 ? 1000 : timeout_ms, &reply, e);
+	r = ctl_recv(c, r < 0 ? 1000 : timeout_ms, reply, e);
 	if (r < 0 && send_err.kind != CLI_ERR_NONE)
 		*e = send_err;
+	return r;
+}
+
+/*
+ * Send req on an open connection and wait for its reply. *result is a
+ * new reference on success.
+ */
+int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
+		struct cli_error *e)
+{
+	json_t *reply = NULL, *res;
+	int r;
+
+	r = ctl_exchange(c, req, timeout_ms, &reply, e);
 	if (r < 0)
 		return r;
 	r = ctl_unwrap(reply, &res, e);
@@ -404,6 +418,168 @@ int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
 		*result = json_incref(res);
 	json_decref(reply);
 	return r;
+}
+
+/* ---- paged replies (docs/control.md, "Paged replies") ---- */
+
+/* The head of a paged reply, or a one-line reply's array: into p. */
+static int pages_begin(json_t *reply, json_t *res, const char *key,
+		       struct ctl_pages *p, struct cli_error *e)
+{
+	json_t *pages = json_object_get(reply, "pages"), *items;
+
+	if (pages) {
+		if (!json_is_string(pages) ||
+		    strcmp(json_string_value(pages), key) != 0) {
+			cli_error_set(e, CLI_ERR_PROTOCOL,
+				      "the reply comes in pages of something "
+				      "other than '%s'",
+				      key);
+			return -EPROTO;
+		}
+		p->paged = true;
+		p->result = json_incref(res);
+		return 0;
+	}
+	/* A daemon that does not page answers in one line. */
+	items = json_object_get(res, key);
+	if (!json_is_array(items)) {
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "the reply lacks '%s' (an array)", key);
+		return -EPROTO;
+	}
+	p->items = json_incref(items);
+	p->result = json_incref(res);
+	json_object_del(res, key);
+	return 0;
+}
+
+/*
+ * Send req asking for pages and read the head of the reply: p->result
+ * is the result without its array `key`, whose items ctl_pages_next
+ * hands out. A daemon that answers in one line is read the same way.
+ */
+int ctl_request_pages(struct ctl *c, json_t *req, const char *key,
+		      struct ctl_pages *p, struct cli_error *e)
+{
+	json_t *reply = NULL, *res;
+	int r;
+
+	*p = (struct ctl_pages){ .key = key };
+	if (json_object_set_new(req, "paged", json_true()) < 0) {
+		cli_error_set(e, CLI_ERR_LOCAL, "cannot build the request");
+		return -ENOMEM;
+	}
+	r = ctl_exchange(c, req, CTL_DEFAULT_TIMEOUT_MS, &reply, e);
+	if (r < 0)
+		return r;
+	r = ctl_unwrap(reply, &res, e);
+	if (r == 0)
+		r = pages_begin(reply, res, key, p, e);
+	json_decref(reply);
+	return r;
+}
+
+/* One line after the head: a page, the end, or the error that ended
+ * the reply early. */
+static int pages_line(json_t *line, struct ctl_pages *p, json_t **page,
+		      struct cli_error *e)
+{
+	json_t *items = json_object_get(line, "page"), *count, *res;
+	json_t *id = json_object_get(line, "id");
+
+	if (id && !(json_is_integer(id) &&
+		    json_integer_value(id) == REQUEST_ID)) {
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "a page answers another request (id)");
+		return -EPROTO;
+	}
+	if (json_is_array(items)) {
+		*page = json_incref(items);
+		p->count += json_array_size(items);
+		return 0;
+	}
+	if (json_is_true(json_object_get(line, "end"))) {
+		count = json_object_get(line, "count");
+		p->ended = true;
+		if (json_is_integer(count) &&
+		    json_integer_value(count) == (json_int_t)p->count)
+			return 0;
+		cli_error_set(e, CLI_ERR_PROTOCOL,
+			      "the reply ended with a count other than the "
+			      "%zu items that came",
+			      p->count);
+		return -EPROTO;
+	}
+	if (json_object_get(line, "ok")) {
+		int r = ctl_unwrap(line, &res, e);
+
+		if (r == 0) {
+			cli_error_set(e, CLI_ERR_PROTOCOL,
+				      "a reply came in the middle of a paged "
+				      "one");
+			return -EPROTO;
+		}
+		if (e->kind == CLI_ERR_DAEMON) {
+			char msg[sizeof(e->message)];
+
+			snprintf(msg, sizeof(msg), "%s", e->message);
+			cli_error_set(e, CLI_ERR_DAEMON,
+				      "the reply broke off after %zu items: "
+				      "%s",
+				      p->count, msg);
+		}
+		return r;
+	}
+	cli_error_set(e, CLI_ERR_PROTOCOL,
+		      "a line of a paged reply has neither 'page' nor 'end'");
+	return -EPROTO;
+}
+
+/*
+ * The next page of items (*page, a new reference to an array), or NULL
+ * once the reply is complete. A reply that the daemon ended with an
+ * error, or that stops short of its end line, is an error: the items
+ * handed out so far are not all of it.
+ */
+int ctl_pages_next(struct ctl *c, struct ctl_pages *p, json_t **page,
+		   struct cli_error *e)
+{
+	json_t *line = NULL;
+	int r;
+
+	*page = NULL;
+	if (p->ended)
+		return 0;
+	if (!p->paged) {
+		p->ended = true;
+		p->count = json_array_size(p->items);
+		*page = p->items;
+		p->items = NULL;
+		return 0;
+	}
+	r = ctl_recv(c, CTL_DEFAULT_TIMEOUT_MS, &line, e);
+	if (r == -ECONNRESET) {
+		cli_error_set(e, CLI_ERR_IO,
+			      "vmic-hostd closed the connection in the middle "
+			      "of a reply, after %zu items; its log "
+			      "(journalctl -u vmic-hostd) may say why",
+			      p->count);
+		return r;
+	}
+	if (r < 0)
+		return r;
+	r = pages_line(line, p, page, e);
+	json_decref(line);
+	return r;
+}
+
+/* Free what p holds (the head's result, a one-line reply's items). */
+void ctl_pages_free(struct ctl_pages *p)
+{
+	json_decref(p->result);
+	json_decref(p->items);
+	p->result = p->items = NULL;
 }
 
 /*

@@ -27,6 +27,7 @@ enum {
 struct events_printer {
 	struct cli *cli;
 	struct table *table; /* text mode: widths carried across events */
+	bool follow;
 };
 
 /* "from -> to", or just the side that is known. */
@@ -75,28 +76,22 @@ static int print_event(struct events_printer *p, json_t *o,
 }
 
 /*
- * The first reply: a batch of past events. Text mode prints them as one
- * table so the columns fit all of them.
+ * The first reply, the past events, a page at a time: a table whose
+ * column widths only grow (so later pages line up), or with --json and
+ * --follow one compact event per line. (--json alone prints the reply
+ * as one document: cli_print_pages does.)
  */
-static int print_batch(struct events_printer *p, json_t *result,
-		       bool follow, struct cli_error *e)
+static int print_page(void *ud, json_t *events, struct cli_error *e)
 {
-	json_t *events, *v;
+	struct events_printer *p = ud;
+	json_t *v;
 	size_t i;
 	int r;
 
-	if ((r = reply_array(result, "events", &events, e)) < 0)
-		return r;
-	if (p->cli->json && !follow)
-		return cli_print_json(result, false);
 	if (p->cli->json) {
 		json_array_foreach(events, i, v)
 			if ((r = print_event(p, v, e)) < 0)
 				return r;
-		return 0;
-	}
-	if (json_array_size(events) == 0 && !follow) {
-		printf("No events.\n");
 		return 0;
 	}
 	json_array_foreach(events, i, v) {
@@ -108,6 +103,16 @@ static int print_batch(struct events_printer *p, json_t *result,
 	}
 	table_print(p->table, p->cli->color, stdout);
 	table_clear(p->table);
+	return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+static int print_end(void *ud, size_t count, struct cli_error *e)
+{
+	struct events_printer *p = ud;
+
+	(void)e;
+	if (count == 0 && !p->follow && !p->cli->json)
+		printf("No events.\n");
 	return fflush(stdout) == 0 ? 0 : -EIO;
 }
 
@@ -241,17 +246,18 @@ static int parse_events_args(struct cli *cli, int argc, char **argv,
 
 /* Request the log on c and print it, then follow it when asked. */
 static int run_events(struct events_printer *p, struct ctl *c, json_t *req,
-		      bool follow, struct cli_error *e)
+		      struct cli_error *e)
 {
-	json_t *result = NULL;
+	static const struct page_printer pp = {
+		.key = "events",
+		.page = print_page,
+		.end = print_end,
+	};
 	int r;
 
-	r = ctl_request(c, req, CTL_DEFAULT_TIMEOUT_MS, &result, e);
-	if (r < 0)
-		return r;
-	r = print_batch(p, result, follow, e);
-	json_decref(result);
-	if (r < 0 || !follow)
+	r = cli_print_pages(p->cli, c, req, &pp, p, p->cli->json && !p->follow,
+			    e);
+	if (r < 0 || !p->follow)
 		return r;
 	return follow_events(p, c, e);
 }
@@ -271,6 +277,7 @@ int cmd_events(struct cli *cli, int argc, char **argv)
 
 	if ((r = parse_events_args(cli, argc, argv, req, &follow)) != CLI_NEXT)
 		goto out;
+	p.follow = follow;
 	p.table = table_new(EVENT_COLUMNS);
 	if (!p.table || table_add(p.table, header, NULL) < 0) {
 		cli_error_set(&e, CLI_ERR_LOCAL, "out of memory");
@@ -281,7 +288,7 @@ int cmd_events(struct cli *cli, int argc, char **argv)
 		reserve_widths(p.table);
 	r = ctl_open(&c, cli->socket_path, &e);
 	if (r == 0) {
-		r = run_events(&p, &c, req, follow, &e);
+		r = run_events(&p, &c, req, &e);
 		ctl_close(&c);
 	}
 	/* A reader that went away (| head) is the normal end of a stream. */

@@ -105,56 +105,79 @@ static const char *member(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-static int kvp_list(struct cli *cli, const struct kvp_args *a)
-{
-	static const char *const header[] = { "POOL", "KEY", "VALUE" };
-	json_t *result = NULL, *records, *v;
+/* `kvp list` for people: a table printed a page at a time. */
+struct kvp_lister {
 	struct table *t;
-	size_t i;
-	int r;
+};
 
-	if (a->nrest)
-		return cli_usage_error(cli, "`kvp list` takes only the VM");
-	if ((r = call(cli, request("kvp-list", a), &result)) != 0)
-		return r;
-	if (cli->json) {
-		r = cli_print_json(result, false);
-		json_decref(result);
-		return r < 0 ? 1 : 0;
-	}
-	records = json_object_get(result, "records");
-	if (!json_is_array(records)) {
-		json_decref(result);
-		return protocol_error(cli, "the kvp-list reply has no "
-					   "'records' array");
-	}
+static int list_head(void *ud, json_t *result, struct cli_error *e)
+{
+	(void)ud;
+	(void)e;
 	if (json_is_true(json_object_get(result, "stale")))
 		printf("(the guest is not connected: its guest and auto pools "
 		       "are what it sent last)\n");
-	if (json_array_size(records) == 0) {
-		printf("No records.\n");
-		json_decref(result);
-		return 0;
-	}
-	t = table_new(3);
-	r = t && table_add(t, header, NULL) == 0 ? 0 : -ENOMEM;
+	return 0;
+}
+
+static int list_page(void *ud, json_t *records, struct cli_error *e)
+{
+	struct kvp_lister *l = ud;
+	json_t *v;
+	size_t i;
+	int r = 0;
+
 	json_array_foreach(records, i, v) {
 		const char *cells[3] = { member(v, "pool"), member(v, "key"),
 					 member(v, "value") };
 
-		if (r == 0 && (!cells[0] || !cells[1] || !cells[2]))
-			r = -EPROTO;
-		if (r == 0)
-			r = table_add(t, cells, NULL);
+		if (!cells[0] || !cells[1] || !cells[2]) {
+			cli_error_set(e, CLI_ERR_PROTOCOL,
+				      "a kvp record lacks pool, key or value");
+			return -EPROTO;
+		}
+		if ((r = table_add(l->t, cells, NULL)) < 0)
+			return r;
 	}
-	if (r == 0)
-		table_print(t, cli->color, stdout);
-	table_free(t);
-	json_decref(result);
-	if (r == -EPROTO)
-		return protocol_error(cli, "a kvp record lacks pool, key or "
-					   "value");
-	return r < 0 ? 1 : 0;
+	/* Widths only grow: later pages line up with the rows before. */
+	table_print(l->t, false, stdout);
+	table_clear(l->t);
+	return ferror(stdout) ? -EIO : 0;
+}
+
+static int list_end(void *ud, size_t count, struct cli_error *e)
+{
+	(void)ud;
+	(void)e;
+	if (count == 0)
+		printf("No records.\n");
+	return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+static int kvp_list(struct cli *cli, const struct kvp_args *a)
+{
+	static const char *const header[] = { "POOL", "KEY", "VALUE" };
+	static const struct page_printer pp = {
+		.key = "records",
+		.head = list_head,
+		.page = list_page,
+		.end = list_end,
+	};
+	struct kvp_lister l = { .t = table_new(3) };
+	int r;
+
+	if (a->nrest)
+		return cli_usage_error(cli, "`kvp list` takes only the VM");
+	if (!l.t || table_add(l.t, header, NULL) < 0) {
+		struct cli_error e = { 0 };
+
+		table_free(l.t);
+		cli_error_set(&e, CLI_ERR_LOCAL, "out of memory");
+		return cli_report(cli, &e);
+	}
+	r = cli_call_pages(cli, request("kvp-list", a), &pp, &l);
+	table_free(l.t);
+	return r;
 }
 
 /* The value as text: made safe, or its exact bytes with --raw. */

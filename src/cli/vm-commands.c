@@ -98,37 +98,65 @@ static int add_list_row(struct table *t, json_t *row, struct cli_error *e)
 	return table_add(t, cells, colors);
 }
 
-static int print_list(struct cli *cli, json_t *result, const char *vm_name,
-		      struct cli_error *e)
+/* `list` for people: the table printed a page at a time, its column
+ * widths growing as wider rows come. */
+struct list_printer {
+	struct table *t;
+	bool color;
+};
+
+static int list_page(void *ud, json_t *vms, struct cli_error *e)
 {
-	static const char *const header[] = { "NAME",  "CONNECTION",
-					      "HEARTBEAT", "AGENT",
-					      "OS",   "UPTIME" };
-	json_t *vms;
+	struct list_printer *lp = ud;
+	json_t *v;
+	size_t i;
 	int r;
 
-	(void)vm_name;
-	r = reply_array(result, "vms", &vms, e);
-	if (r < 0)
-		return r;
-	if (json_array_size(vms) == 0) {
+	json_array_foreach(vms, i, v)
+		if ((r = add_list_row(lp->t, v, e)) < 0)
+			return r;
+	table_print(lp->t, lp->color, stdout);
+	table_clear(lp->t);
+	return ferror(stdout) ? -EIO : 0;
+}
+
+static int list_end(void *ud, size_t count, struct cli_error *e)
+{
+	(void)ud;
+	(void)e;
+	if (count == 0)
 		printf("No VMs are registered. Register one with "
 		       "`vmic add NAME --channel URI`.\n");
-		return 0;
-	}
-	return print_rows(cli, header, ARRAY_SIZE(header), vms, add_list_row,
-			  e);
+	return fflush(stdout) == 0 ? 0 : -EIO;
 }
 
 /* vmic list: the VM table (Get-VM); returns the exit status. */
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
+	static const char *const header[] = { "NAME",  "CONNECTION",
+					      "HEARTBEAT", "AGENT",
+					      "OS",   "UPTIME" };
+	static const struct page_printer pp = {
+		.key = "vms",
+		.page = list_page,
+		.end = list_end,
+	};
+	struct list_printer lp = { .color = cli->color };
 	int r;
 
 	if ((r = cli_parse_plain(cli, argc, argv, 0)) != CLI_NEXT)
 		return r;
-	return run_request(cli, json_pack("{s:s}", "cmd", "list"), print_list,
-			   NULL);
+	lp.t = table_new(ARRAY_SIZE(header));
+	if (!lp.t || table_add(lp.t, header, NULL) < 0) {
+		struct cli_error e = { 0 };
+
+		table_free(lp.t);
+		cli_error_set(&e, CLI_ERR_LOCAL, "out of memory");
+		return cli_report(cli, &e);
+	}
+	r = cli_call_pages(cli, json_pack("{s:s}", "cmd", "list"), &pp, &lp);
+	table_free(lp.t);
+	return r;
 }
 
 /* add, set */

@@ -120,6 +120,35 @@ int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
 		struct cli_error *e);
 int ctl_call(const struct cli *cli, json_t *req, int timeout_ms,
 	     json_t **result, struct cli_error *e);
+/* A reply in pages: the head's result, then the items of one array. */
+struct ctl_pages {
+	json_t *result;  /* the result without the array */
+	json_t *items;   /* a one-line reply's array, not handed out yet */
+	const char *key; /* the array's member */
+	size_t count;    /* items handed out */
+	bool paged;      /* the daemon sends pages (else one line) */
+	bool ended;
+};
+int ctl_request_pages(struct ctl *c, json_t *req, const char *key,
+		      struct ctl_pages *p, struct cli_error *e);
+int ctl_pages_next(struct ctl *c, struct ctl_pages *p, json_t **page,
+		   struct cli_error *e);
+void ctl_pages_free(struct ctl_pages *p);
+
+/* pages.c: printing a paged reply as it comes */
+struct page_printer {
+	const char *key; /* the array's member */
+	/* For people (any may be NULL): the result without the array,
+	 * each page's items, and the end with how many came. */
+	int (*head)(void *ud, json_t *result, struct cli_error *e);
+	int (*page)(void *ud, json_t *items, struct cli_error *e);
+	int (*end)(void *ud, size_t count, struct cli_error *e);
+};
+int cli_print_pages(struct cli *cli, struct ctl *c, json_t *req,
+		    const struct page_printer *pp, void *ud, bool json_doc,
+		    struct cli_error *e);
+int cli_call_pages(struct cli *cli, json_t *req,
+		   const struct page_printer *pp, void *ud);
 
 /* report.c */
 void cli_error_set(struct cli_error *e, enum cli_error_kind kind,

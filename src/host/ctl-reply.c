@@ -1,24 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the control socket writes: replies, streamed replies and event
- * lines, with one rule on memory: a client never holds more than
- * [control] max-unread bytes of unwritten output, whatever it asked for.
+ * What the control socket writes: replies, streamed replies, the lines of
+ * followers and watchers, within two bounds on memory: one client never
+ * holds more than [control] max-unread bytes of unwritten output, and all
+ * clients together no more than [control] max-unread-total.
+ *
+ * Each client has a queue of lines and at most one write request in
+ * flight (up to CTL_WRITE_BUFS lines). A line is refcounted: an event or
+ * a watched change is serialized once and the same bytes are queued for
+ * every client that gets it, so a change costs one serialization, and
+ * memory grows with the lines, not with lines x clients. What a client's
+ * queue costs (its bytes and an entry each) is its share of max-unread;
+ * what all queues hold (each line once) is `held`.
  *
  * Small replies are written whole. A reply that holds a large array
- * (`list` of 10,000 VMs) is streamed: the head is written, then the
- * array's items a batch at a time while the client's unwritten output is
- * below half of max-unread, then the tail. So a client that stops
- * reading costs a bounded amount of memory, and building the answer
- * never holds the loop for more than one batch. A follower of `events`
- * that falls behind by max-unread is told so in a last line and dropped; a
- * client that is being closed and still does not read is cut off after
- * CTL_DRAIN_MS.
+ * (`list` of 10,000 VMs) is streamed: its head, then the array's items a
+ * batch at a time while the client holds less than half of what it may
+ * (max-unread, or its share of the total when many clients hold output),
+ * then its tail. A client that asked for pages gets the head, the items
+ * and the end as lines of their own (docs/control.md, "Paged replies").
+ * So a client that stops reading costs a bounded amount of memory, and
+ * building the answer never holds the loop for more than one batch.
+ *
+ * A follower or watcher that falls max-unread behind is dropped: its
+ * unsent events or changes are discarded, what is in flight is written,
+ * then a last line says why. When the total passes max-unread-total, the
+ * client holding the most is dropped the same way (any other client is
+ * closed), then the next, until the total is under it again. A client
+ * being closed that still does not read is cut off after CTL_DRAIN_MS.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "common/log.h"
 #include "ctl-internal.h"
@@ -26,196 +44,477 @@
 /* Items per batch of a streamed reply, and batches per loop iteration. */
 #define STREAM_BATCH 64
 #define STREAM_BATCHES_PER_TURN 4
+/* Lines handed to libuv in one write request. */
+#define CTL_WRITE_BUFS 32
+/* What a queue entry costs (with the ring's slack), and a line's
+ * header and allocation beyond its bytes. */
+#define ENTRY_COST 32
+#define LINE_OVERHEAD (sizeof(struct ctl_line) + 16)
+/* After this much output memory was freed, give what malloc keeps back
+ * to the system, a second later (once per burst). */
+#define TRIM_AFTER (8u << 20)
+#define TRIM_DELAY_MS 1000
 
 struct ctl_stream {
 	struct ctl_request *rq;
 	const struct ctl_stream_ops *ops;
 	void *ud;
+	char *id;     /* paged: the request's id as JSON text */
+	size_t count; /* paged: items written */
+	bool failed;  /* the producer failed: why */
+	char err_code[32];
+	char err_msg[1024];
+	bool paged;
 	bool first;   /* no item written yet */
 	bool waiting; /* the producer fetches; it wakes us */
 };
 
+/* ---- lines ---- */
+
+static struct ctl_line *line_new(size_t len)
+{
+	struct ctl_line *l = malloc(sizeof(*l) + len);
+
+	if (!l)
+		return NULL;
+	memset(l, 0, sizeof(*l));
+	l->refs = 1;
+	l->len = len;
+	return l;
+}
+
+static struct ctl_line *line_copy(const char *p, size_t n)
+{
+	struct ctl_line *l = line_new(n);
+
+	if (l)
+		memcpy(l->data, p, n);
+	return l;
+}
+
+struct ctl_line *ctl_line_json(json_t *o)
+{
+	size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
+	struct ctl_line *l = n ? line_new(n + 1) : NULL;
+
+	if (!l)
+		return NULL;
+	if (json_dumpb(o, l->data, n, JSON_COMPACT) != n) {
+		free(l);
+		return NULL;
+	}
+	l->data[n] = '\n';
+	return l;
+}
+
+void ctl_line_unref(struct ctl_line *l)
+{
+	if (l && --l->refs == 0)
+		free(l);
+}
+
+/* ---- the bounds ---- */
+
 /*
- * A streamed reply adds its next batch only below half of max-unread, so
- * the batch (at most STREAM_BATCH items of a few KiB) stays within it.
+ * A streamed reply adds its next batch only below half of what its
+ * client may hold: max-unread, or its share of max-unread-total when
+ * many clients hold output. So a batch (at most STREAM_BATCH items of a
+ * few KiB) stays within it, and streams alone never pass the total.
  */
 static size_t low_water(const struct ctl_client *c)
 {
-	return c->ctl->h->cfg.max_unread / 2;
+	const struct hostd_config *cfg = &c->ctl->h->cfg;
+	size_t holders = c->ctl->holders ? c->ctl->holders : 1;
+	size_t share = (size_t)(cfg->max_unread_total / holders);
+
+	return MIN((size_t)cfg->max_unread, share) / 2;
 }
 
-struct ctl_write {
-	uv_write_t req;
-	struct ctl_client *c;
-	char *data;
-	size_t len;
-};
+static size_t entry_cost(const struct ctl_out *o)
+{
+	return o->line->len - o->off + ENTRY_COST;
+}
+
+static size_t line_cost(const struct ctl_line *l)
+{
+	return l->len + LINE_OVERHEAD;
+}
+
+/* An entry joins the client's queue: count it there and in `held`. */
+static void count_in(struct ctl_client *c, const struct ctl_out *o)
+{
+	struct ctl *ctl = c->ctl;
+
+	if (c->out_bytes == 0)
+		ctl->holders++;
+	c->out_bytes += entry_cost(o);
+	ctl->held += ENTRY_COST;
+	if (o->line->queued++ == 0)
+		ctl->held += line_cost(o->line);
+}
+
+/* An entry leaves it (written, discarded, or the client closed). */
+static void count_out(struct ctl_client *c, const struct ctl_out *o)
+{
+	struct ctl *ctl = c->ctl;
+
+	c->out_bytes -= entry_cost(o);
+	if (c->out_bytes == 0)
+		ctl->holders--;
+	ctl->held -= ENTRY_COST;
+	ctl->trim_freed += ENTRY_COST;
+	if (--o->line->queued == 0) {
+		ctl->held -= line_cost(o->line);
+		ctl->trim_freed += line_cost(o->line);
+	}
+}
+
+static void on_trim(uv_timer_t *t)
+{
+	struct ctl *ctl = t->data;
+
+	ctl->trim_freed = 0;
+#ifdef __GLIBC__
+	/* glibc keeps freed chunks (the lines of clients that left) in its
+	 * arenas; without this an attack's peak would stay resident. */
+	malloc_trim(0);
+#endif
+}
+
+static void maybe_trim(struct ctl *ctl)
+{
+	if (ctl->trim_freed >= TRIM_AFTER &&
+	    !uv_is_active((uv_handle_t *)&ctl->trim))
+		uv_timer_start(&ctl->trim, on_trim, TRIM_DELAY_MS, 0);
+}
+
+/* ---- a client's queue ---- */
+
+static struct ctl_out *out_at(const struct ctl_client *c, size_t i)
+{
+	return &c->outq[(c->out_head + i) & (c->out_cap - 1)];
+}
+
+/* Room for one more entry (the capacity stays a power of two). */
+static int out_grow(struct ctl_client *c)
+{
+	size_t cap = c->out_cap ? c->out_cap * 2 : 16;
+	struct ctl_out *q;
+
+	if (c->out_n < c->out_cap)
+		return 0;
+	q = malloc(cap * sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->out_n; i++)
+		q[i] = *out_at(c, i);
+	free(c->outq);
+	c->outq = q;
+	c->out_cap = cap;
+	c->out_head = 0;
+	return 0;
+}
+
+/* An empty queue that grew large for a burst gives its ring back. */
+static void out_shrink(struct ctl_client *c)
+{
+	if (c->out_n == 0 && c->out_cap > 64) {
+		free(c->outq);
+		c->outq = NULL;
+		c->out_cap = 0;
+		c->out_head = 0;
+	}
+}
+
+static void out_pop(struct ctl_client *c)
+{
+	c->out_head = (c->out_head + 1) & (c->out_cap - 1);
+	c->out_n--;
+}
+
+static void ctl_on_write(uv_write_t *req, int status);
+
+/* Hand the first lines of the queue to libuv, unless some are already. */
+static void out_flush(struct ctl_client *c)
+{
+	uv_buf_t bufs[CTL_WRITE_BUFS];
+	size_t n;
+
+	if (c->closing || c->out_flight || c->out_n == 0)
+		return;
+	n = MIN(c->out_n, (size_t)CTL_WRITE_BUFS);
+	for (size_t i = 0; i < n; i++) {
+		const struct ctl_out *o = out_at(c, i);
+
+		bufs[i] = uv_buf_init(o->line->data + o->off,
+				      (unsigned)(o->line->len - o->off));
+		if (o->line->event_id)
+			c->last_event_id = o->line->event_id;
+	}
+	c->wreq.data = c;
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, bufs, (unsigned)n,
+		     ctl_on_write) < 0) {
+		ctl_client_close(c);
+		return;
+	}
+	c->out_flight = n;
+}
 
 static void ctl_on_write(uv_write_t *req, int status)
 {
-	struct ctl_write *w = req->data;
-	struct ctl_client *c = w->c;
+	struct ctl_client *c = req->data;
+	size_t n = c->out_flight;
 
-	c->out_bytes -= w->len;
-	free(w->data);
-	free(w);
+	/* A closing client's entries were uncounted when it closed; this is
+	 * libuv cancelling (or finishing) the last write. */
+	c->out_flight = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ctl_out *o = out_at(c, 0);
+
+		if (!c->closing)
+			count_out(c, o);
+		ctl_line_unref(o->line);
+		out_pop(c);
+	}
 	if (c->closing)
 		return;
+	out_shrink(c);
+	maybe_trim(c->ctl);
 	if (status < 0) {
 		ctl_client_close(c);
 		return;
 	}
 	/* It reads: the cut-off starts over. */
 	ctl_client_watch(c);
-	if (c->finish_after_write && c->out_bytes == 0)
+	if (c->finish_after_write && c->out_n == 0) {
 		ctl_client_close(c);
-	else if (c->stream && c->out_bytes < low_water(c))
+		return;
+	}
+	out_flush(c);
+	if (c->stream && c->out_bytes < low_water(c))
 		ctl_stream_pump(c);
 }
 
-/* Queue data (taking ownership) without looking at the cap. */
-static void queue_write(struct ctl_client *c, char *data, size_t len)
-{
-	struct ctl_write *w;
-	uv_buf_t b = uv_buf_init(data, (unsigned)len);
-	int r = 0;
+static void on_shed(uv_timer_t *t);
 
-	if (c->closing) {
-		free(data);
+/* Queue a line (a reference is taken) without looking at the caps. */
+static void queue_line(struct ctl_client *c, struct ctl_line *line)
+{
+	struct ctl *ctl = c->ctl;
+	struct ctl_out o = { .line = line };
+
+	if (c->closing)
 		return;
-	}
-	if (c->out_bytes == 0) {
-		r = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
-		if (r == (int)len) {
-			free(data);
+	if (c->out_n == 0) {
+		uv_buf_t b = uv_buf_init(line->data, (unsigned)line->len);
+		int r = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+
+		if (r == (int)line->len) {
+			if (line->event_id)
+				c->last_event_id = line->event_id;
 			return;
 		}
 		if (r < 0 && r != UV_EAGAIN) {
-			free(data);
 			ctl_client_close(c);
 			return;
 		}
-		if (r < 0)
-			r = 0;
+		o.off = r > 0 ? (size_t)r : 0;
 	}
-	w = malloc(sizeof(*w));
-	if (!w) {
-		free(data);
+	if (out_grow(c) < 0) {
 		ctl_client_close(c);
 		return;
 	}
-	w->c = c;
-	w->data = data;
-	w->len = len - (size_t)r;
-	w->req.data = w;
-	b = uv_buf_init(data + r, (unsigned)w->len);
-	c->out_bytes += w->len;
-	if (c->out_bytes == w->len)
+	line->refs++;
+	*out_at(c, c->out_n) = o;
+	c->out_n++;
+	count_in(c, &o);
+	if (c->out_n == 1)
 		ctl_client_watch(c); /* output now waits for the client */
-	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, ctl_on_write) <
-	    0) {
-		c->out_bytes -= w->len;
-		free(data);
-		free(w);
+	out_flush(c);
+	/* Not now: the caller may be going through a list of clients or
+	 * watchers, which dropping another would change under it. */
+	if (ctl->held > ctl->h->cfg.max_unread_total &&
+	    !uv_is_active((uv_handle_t *)&ctl->shed))
+		uv_timer_start(&ctl->shed, on_shed, 0, 0);
+}
+
+static void queue_text(struct ctl_client *c, const char *p, size_t n)
+{
+	struct ctl_line *l = line_copy(p, n);
+
+	if (!l) {
 		ctl_client_close(c);
+		return;
+	}
+	queue_line(c, l);
+	ctl_line_unref(l);
+}
+
+void ctl_output_release(struct ctl_client *c)
+{
+	/* The entries in flight stay until libuv calls back (cancelled). */
+	for (size_t i = 0; i < c->out_n; i++)
+		count_out(c, out_at(c, i));
+	while (c->out_n > c->out_flight) {
+		ctl_line_unref(out_at(c, c->out_n - 1)->line);
+		c->out_n--;
+	}
+	maybe_trim(c->ctl);
+}
+
+void ctl_output_free(struct ctl_client *c)
+{
+	free(c->outq);
+	c->outq = NULL;
+}
+
+/* A dropped listener: its events or changes not yet in flight go. */
+static void discard_feed(struct ctl_client *c)
+{
+	while (c->out_n > c->out_flight) {
+		struct ctl_out *o = out_at(c, c->out_n - 1);
+
+		if (!o->line->feed)
+			break;
+		count_out(c, o);
+		ctl_line_unref(o->line);
+		c->out_n--;
+	}
+	maybe_trim(c->ctl);
+}
+
+/* ---- dropping clients that fall behind ---- */
+
+/* A follower's or watcher's last line: why it was dropped. */
+static json_t *dropped_line(const struct ctl_client *c, size_t unread,
+			    bool over_total)
+{
+	char why[200], msg[512];
+
+	if (over_total)
+		snprintf(why, sizeof(why),
+			 "it held %zu unread bytes, the most of all clients "
+			 "when together they passed [control] "
+			 "max-unread-total",
+			 unread);
+	else
+		snprintf(why, sizeof(why), "%zu bytes unread", unread);
+	if (c->follow) {
+		snprintf(msg, sizeof(msg),
+			 "this client read the event stream too slowly (%s); "
+			 "events after id %lld were not sent: `vmic events "
+			 "--since` shows them",
+			 why, (long long)c->last_event_id);
+		return json_pack("{s:{s:s, s:s, s:I}}", "dropped", "code",
+				 "overrun", "message", msg, "last_id",
+				 (json_int_t)c->last_event_id);
+	}
+	snprintf(msg, sizeof(msg),
+		 "this client read the changes too slowly (%s); later ones "
+		 "were not sent",
+		 why);
+	return json_pack("{s:{s:s, s:s}}", "dropped", "code", "overrun",
+			 "message", msg);
+}
+
+/*
+ * Drop a client that fell behind: a follower or watcher loses its unsent
+ * lines and is told why after those in flight, then closed once it read
+ * them; any other client is closed at once.
+ */
+static void client_drop(struct ctl_client *c, bool over_total)
+{
+	size_t unread = c->out_bytes;
+	struct ctl_line *line;
+	json_t *o;
+
+	c->dropped = true;
+	c->ctl->dropped++;
+	if (!ctl_client_listens(c)) {
+		if (over_total)
+			log_warning("dropping a control client that held %zu "
+				    "unread bytes, the most when all clients "
+				    "together passed [control] "
+				    "max-unread-total",
+				    unread);
+		else
+			log_warning("dropping a control client that stopped "
+				    "reading (%zu bytes unread)",
+				    unread);
+		ctl_client_close(c);
+		return;
+	}
+	log_warning("dropping %s control client that fell %zu bytes "
+		    "behind%s",
+		    c->follow ? "an `events --follow`" : "a watching", unread,
+		    over_total ? " (the most when all clients together passed "
+				 "[control] max-unread-total)"
+			       : "");
+	discard_feed(c);
+	o = dropped_line(c, unread, over_total);
+	line = o ? ctl_line_json(o) : NULL;
+	json_decref(o);
+	if (line)
+		queue_line(c, line);
+	ctl_line_unref(line);
+	ctl_client_finish(c);
+}
+
+/* All clients hold more than max-unread-total: drop the largest first. */
+static void on_shed(uv_timer_t *t)
+{
+	struct ctl *ctl = t->data;
+
+	while (ctl->held > ctl->h->cfg.max_unread_total) {
+		struct ctl_client *worst = NULL;
+
+		for (struct ctl_client *c = ctl->clients; c; c = c->next)
+			if (!c->closing && !c->dropped && c->out_bytes &&
+			    (!worst || c->out_bytes > worst->out_bytes))
+				worst = c;
+		if (!worst)
+			break;
+		client_drop(worst, true);
 	}
 }
 
-/* A JSON value as one compact line; NULL when out of memory. */
-static char *json_line(json_t *o, size_t *len)
-{
-	size_t n = json_dumpb(o, NULL, 0, JSON_COMPACT);
-	char *buf;
-
-	if (n == 0 || !(buf = malloc(n + 1)))
-		return NULL;
-	json_dumpb(o, buf, n, JSON_COMPACT);
-	buf[n] = '\n';
-	*len = n + 1;
-	return buf;
-}
-
-/* A follower that fell behind: say so in a last line, then drop it. */
-static void follower_overrun(struct ctl_client *c)
-{
-	char msg[256];
-	json_t *o;
-	size_t len;
-	char *line;
-
-	snprintf(msg, sizeof(msg),
-		 "this client read the event stream too slowly (%zu bytes "
-		 "unread); events after id %lld were not sent: `vmic events "
-		 "--since` shows them",
-		 c->out_bytes, (long long)c->last_event_id);
-	log_warning("dropping an `events --follow` client that fell %zu bytes "
-		    "behind",
-		    c->out_bytes);
-	o = json_pack("{s:{s:s, s:s, s:I}}", "dropped", "code", "overrun",
-		      "message", msg, "last_id", (json_int_t)c->last_event_id);
-	line = o ? json_line(o, &len) : NULL;
-	json_decref(o);
-	if (line)
-		queue_write(c, line, len);
-	ctl_client_finish(c);
-}
-
-/* A watcher that fell behind: a last line, then it is dropped. */
-static void watcher_overrun(struct ctl_client *c)
-{
-	char msg[256];
-	json_t *o;
-	size_t len;
-	char *line;
-
-	snprintf(msg, sizeof(msg),
-		 "this client read the changes too slowly (%zu bytes unread); "
-		 "later ones were not sent",
-		 c->out_bytes);
-	log_warning("dropping a watching client that fell %zu bytes behind",
-		    c->out_bytes);
-	o = json_pack("{s:{s:s, s:s}}", "dropped", "code", "overrun",
-		      "message", msg);
-	line = o ? json_line(o, &len) : NULL;
-	json_decref(o);
-	if (line)
-		queue_write(c, line, len);
-	ctl_client_finish(c);
-}
-
-/* Send one line (data ends with '\n'), taking ownership, within the cap. */
-static void ctl_client_write(struct ctl_client *c, char *data, size_t len)
+/* Send one line (not taken) within the client's max-unread. */
+static void ctl_client_write(struct ctl_client *c, struct ctl_line *line)
 {
 	if (!c->closing && !c->finish_after_write &&
-	    c->out_bytes + len > c->ctl->h->cfg.max_unread) {
-		free(data);
-		if (c->follow) {
-			follower_overrun(c);
-			return;
-		}
-		if (c->watch) {
-			watcher_overrun(c);
-			return;
-		}
-		log_warning("dropping a control client that stopped reading "
-			    "(%zu bytes unread)",
-			    c->out_bytes);
-		ctl_client_close(c);
+	    c->out_bytes + line->len + ENTRY_COST >
+		    c->ctl->h->cfg.max_unread) {
+		client_drop(c, false);
 		return;
 	}
-	queue_write(c, data, len);
+	queue_line(c, line);
 }
 
 void ctl_client_send_json(struct ctl_client *c, json_t *o)
 {
-	size_t len;
-	char *line = json_line(o, &len);
+	struct ctl_line *line = ctl_line_json(o);
 
 	if (!line) {
 		ctl_client_close(c);
 		return;
 	}
-	ctl_client_write(c, line, len);
+	ctl_client_write(c, line);
+	ctl_line_unref(line);
+}
+
+void ctl_output_init(struct ctl *ctl)
+{
+	uv_timer_init(ctl->h->loop, &ctl->shed);
+	uv_timer_init(ctl->h->loop, &ctl->trim);
+	ctl->shed.data = ctl;
+	ctl->trim.data = ctl;
+}
+
+int ctl_output_close(struct ctl *ctl, uv_close_cb done)
+{
+	uv_close((uv_handle_t *)&ctl->shed, done);
+	uv_close((uv_handle_t *)&ctl->trim, done);
+	return 2;
 }
 
 /* ---- replies ---- */
@@ -259,69 +558,86 @@ void ctl_reply_ok(struct ctl_request *rq, json_t *result)
 	ctl_request_done(rq, o);
 }
 
+static json_t *error_reply(struct ctl_request *rq, json_t *error)
+{
+	json_t *o = reply_head(rq, false);
+
+	json_object_set_new(o, "error", error);
+	return o;
+}
+
 void ctl_reply_error(struct ctl_request *rq, const char *code,
 		     const char *fmt, ...)
 {
-	json_t *o = reply_head(rq, false);
 	char msg[2048];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_object_set_new(o, "error", json_pack("{s:s, s:s}", "code", code,
-						  "message", msg));
-	ctl_request_done(rq, o);
+	ctl_request_done(rq, error_reply(rq, json_pack("{s:s, s:s}", "code",
+						       code, "message", msg)));
 }
 
 /* ---- streamed replies ---- */
 
 /*
- * The reply up to the array's opening bracket: the reply head and the
- * result's other members, then "KEY":[. Built from the JSON text, so the
- * members keep jansson's escaping.
+ * The one-line form up to the array's opening bracket: the reply head
+ * and the result's other members, then "KEY":[. Built from the JSON text,
+ * so the members keep jansson's escaping.
  */
-static char *stream_prefix(struct ctl_request *rq, json_t *result,
-			   const char *key, size_t *len)
+static void stream_prefix(struct ctl_request *rq, json_t *result,
+			  const char *key, struct ctl_text *out)
 {
 	json_t *o = reply_head(rq, true), *k = json_string(key);
-	size_t hn, kn;
-	char *head, *ks, *out = NULL;
+	char *head, *ks;
 
 	json_object_set(o, "result", result);
 	head = json_dumps(o, JSON_COMPACT);
 	ks = json_dumps(k, JSON_COMPACT | JSON_ENCODE_ANY);
 	json_decref(o);
 	json_decref(k);
-	if (!head || !ks)
-		goto out;
-	/* head ends with "}}": drop both, then add the array's key. */
-	hn = strlen(head) - 2;
-	kn = strlen(ks);
-	out = malloc(hn + kn + 4);
-	if (!out)
-		goto out;
-	memcpy(out, head, hn);
-	*len = hn;
-	if (json_object_size(result) > 0)
-		out[(*len)++] = ',';
-	memcpy(out + *len, ks, kn);
-	*len += kn;
-	out[(*len)++] = ':';
-	out[(*len)++] = '[';
-out:
+	if (!head || !ks) {
+		out->err = -ENOMEM;
+	} else {
+		/* head ends with "}}": drop both, then add the array's key. */
+		ctl_text_append(out, head, strlen(head) - 2, false);
+		if (json_object_size(result) > 0)
+			ctl_text_append(out, ",", 1, false);
+		ctl_text_append(out, ks, strlen(ks), false);
+		ctl_text_append(out, ":[", 2, false);
+	}
 	free(head);
 	free(ks);
-	return out;
+}
+
+/* The paged form's first line: the result without its array, and
+ * "pages" naming it. */
+static void paged_head(struct ctl_request *rq, json_t *result,
+		       const char *key, struct ctl_text *out)
+{
+	json_t *o = reply_head(rq, true);
+	char *s;
+
+	json_object_set(o, "result", result);
+	json_object_set_new(o, "pages", json_string(key));
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!s) {
+		out->err = -ENOMEM;
+		return;
+	}
+	ctl_text_append(out, s, strlen(s), false);
+	ctl_text_append(out, "\n", 1, false);
+	free(s);
 }
 
 void ctl_reply_stream(struct ctl_request *rq, json_t *result, const char *key,
 		      const struct ctl_stream_ops *ops, void *ud)
 {
 	struct ctl_client *c = rq->c;
+	struct ctl_text head = { 0 };
 	struct ctl_stream *s;
-	size_t len;
-	char *prefix;
 
 	if (!c) {
 		ops->done(ud);
@@ -330,10 +646,19 @@ void ctl_reply_stream(struct ctl_request *rq, json_t *result, const char *key,
 		return;
 	}
 	s = calloc(1, sizeof(*s));
-	prefix = s ? stream_prefix(rq, result, key, &len) : NULL;
+	if (s && rq->paged) {
+		s->id = json_dumps(rq->id ? rq->id : json_null(),
+				   JSON_COMPACT | JSON_ENCODE_ANY);
+		paged_head(rq, result, key, &head);
+	} else if (s) {
+		stream_prefix(rq, result, key, &head);
+	}
 	json_decref(result);
-	if (!prefix) {
+	if (!s || head.err || (rq->paged && !s->id)) {
+		if (s)
+			free(s->id);
 		free(s);
+		free(head.p);
 		ops->done(ud);
 		ctl_reply_error(rq, "internal", "out of memory");
 		return;
@@ -341,11 +666,29 @@ void ctl_reply_stream(struct ctl_request *rq, json_t *result, const char *key,
 	s->rq = rq;
 	s->ops = ops;
 	s->ud = ud;
+	s->paged = rq->paged;
 	s->first = true;
 	/* The request stays pending until the tail: later lines wait. */
 	c->stream = s;
-	queue_write(c, prefix, len);
+	queue_text(c, head.p, head.len);
+	free(head.p);
 	ctl_stream_pump(c);
+}
+
+void ctl_stream_fail(struct ctl_request *rq, const char *code,
+		     const char *fmt, ...)
+{
+	struct ctl_client *c = rq->c;
+	struct ctl_stream *s = c ? c->stream : NULL;
+	va_list ap;
+
+	if (!s || s->rq != rq || s->failed)
+		return;
+	s->failed = true;
+	snprintf(s->err_code, sizeof(s->err_code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(s->err_msg, sizeof(s->err_msg), fmt, ap);
+	va_end(ap);
 }
 
 void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item)
@@ -369,6 +712,20 @@ void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item)
 		t->p[t->len++] = ',';
 	memcpy(t->p + t->len, s, n);
 	t->len += n;
+	if (item)
+		t->items++;
+}
+
+void ctl_text_append_items(struct ctl_text *t, const char *s, size_t n,
+			   size_t count)
+{
+	if (n == 0)
+		return;
+	ctl_text_append(t, s, n, true);
+	/* One was counted; unsigned, so a count of 0 (a producer's slip)
+	 * leaves the text in and the count as it was. */
+	if (!t->err)
+		t->items += count - 1;
 }
 
 void ctl_text_append_json(struct ctl_text *t, json_t *v)
@@ -383,6 +740,61 @@ void ctl_text_append_json(struct ctl_text *t, json_t *v)
 	free(s);
 }
 
+/* The one-line form: a comma between batches, the tail after the last. */
+static void inline_text(struct ctl_stream *s, const struct ctl_text *t,
+			enum ctl_stream_next next, struct ctl_text *out)
+{
+	if (t->len && !s->first)
+		ctl_text_append(out, ",", 1, false);
+	if (t->len)
+		s->first = false;
+	ctl_text_append(out, t->p ? t->p : "", t->len, false);
+	if (next == CTL_STREAM_DONE)
+		ctl_text_append(out, "]}}\n", 4, false);
+}
+
+/* The paged form: the batch as a page line; after the last, the end
+ * line with the count, or the error that ended the reply early. */
+static void paged_text(struct ctl_stream *s, const struct ctl_text *t,
+		       enum ctl_stream_next next, struct ctl_text *out)
+{
+	char end[96];
+	int n;
+
+	if (t->len) {
+		ctl_text_append(out, "{\"id\":", 6, false);
+		ctl_text_append(out, s->id, strlen(s->id), false);
+		ctl_text_append(out, ",\"page\":[", 9, false);
+		ctl_text_append(out, t->p, t->len, false);
+		ctl_text_append(out, "]}\n", 3, false);
+		s->count += t->items;
+	}
+	if (next != CTL_STREAM_DONE)
+		return;
+	if (s->failed) {
+		json_t *o = error_reply(s->rq,
+					json_pack("{s:s, s:s}", "code",
+						  s->err_code, "message",
+						  s->err_msg));
+		char *line = json_dumps(o, JSON_COMPACT);
+
+		json_decref(o);
+		if (!line) {
+			out->err = -ENOMEM;
+			return;
+		}
+		ctl_text_append(out, line, strlen(line), false);
+		ctl_text_append(out, "\n", 1, false);
+		free(line);
+		return;
+	}
+	ctl_text_append(out, "{\"id\":", 6, false);
+	ctl_text_append(out, s->id, strlen(s->id), false);
+	n = snprintf(end, sizeof(end), ",\"end\":true,\"count\":%zu}\n",
+		     s->count);
+	ctl_text_append(out, end, (size_t)n, false);
+}
+
 /* Append one batch of items to the client's output; what the producer
  * said (after DONE the tail is written too). */
 static enum ctl_stream_next stream_batch(struct ctl_client *c)
@@ -391,14 +803,24 @@ static enum ctl_stream_next stream_batch(struct ctl_client *c)
 	struct ctl_text t = { 0 }, out = { 0 };
 	enum ctl_stream_next next = s->ops->next(s->ud, &t, STREAM_BATCH);
 
-	/* A comma between this batch and the one before. */
-	if (t.len && !s->first)
-		ctl_text_append(&out, ",", 1, false);
-	if (t.len)
-		s->first = false;
-	ctl_text_append(&out, t.p ? t.p : "", t.len, false);
-	if (next == CTL_STREAM_DONE)
-		ctl_text_append(&out, "]}}\n", 4, false);
+	if (c->closing) {
+		free(t.p);
+		return CTL_STREAM_WAIT; /* the producer gave up on it */
+	}
+	if (next == CTL_STREAM_DONE && s->failed && !s->paged) {
+		/* One line cannot say that it is incomplete: cut it off, so
+		 * it never parses as a whole reply. */
+		log_warning("a streamed reply failed midway (%s); its client "
+			    "did not ask for pages, so its connection is cut",
+			    s->err_msg);
+		free(t.p);
+		ctl_client_close(c);
+		return CTL_STREAM_WAIT;
+	}
+	if (s->paged)
+		paged_text(s, &t, next, &out);
+	else
+		inline_text(s, &t, next, &out);
 	free(t.p);
 	if (t.err || out.err) {
 		free(out.p);
@@ -406,11 +828,19 @@ static enum ctl_stream_next stream_batch(struct ctl_client *c)
 		return CTL_STREAM_WAIT; /* nothing more for this client */
 	}
 	if (out.len)
-		queue_write(c, out.p, out.len);
-	else
-		free(out.p);
+		queue_text(c, out.p, out.len);
+	free(out.p);
+	/* A failed write closes the client, and ends (frees) the stream. */
+	if (c->closing)
+		return CTL_STREAM_WAIT;
 	s->waiting = next == CTL_STREAM_WAIT;
 	return next;
+}
+
+static void stream_free(struct ctl_stream *s)
+{
+	free(s->id);
+	free(s);
 }
 
 static void stream_end(struct ctl_client *c)
@@ -420,7 +850,7 @@ static void stream_end(struct ctl_client *c)
 	c->stream = NULL;
 	s->ops->done(s->ud);
 	ctl_request_finish(s->rq);
-	free(s);
+	stream_free(s);
 }
 
 void ctl_stream_pump(struct ctl_client *c)
@@ -465,7 +895,7 @@ void ctl_stream_abort(struct ctl_client *c)
 	s->ops->done(s->ud);
 	json_decref(s->rq->id);
 	free(s->rq);
-	free(s);
+	stream_free(s);
 }
 
 /* ---- events --follow ---- */
@@ -478,6 +908,8 @@ void ctl_request_follow(struct ctl_request *rq)
 		return;
 	c->follow = true;
 	c->ctl->followers++;
+	/* The reply holds every event given an id so far. */
+	c->last_event_id = rq->h->ev_next_id - 1;
 }
 
 bool ctl_has_followers(const struct hostd *h)
@@ -488,19 +920,30 @@ bool ctl_has_followers(const struct hostd *h)
 void ctl_broadcast_event(struct hostd *h, json_t *event)
 {
 	json_int_t id = json_integer_value(json_object_get(event, "id"));
-	json_t *line;
+	struct ctl_line *line = NULL;
+	json_t *o;
 
 	if (!ctl_has_followers(h))
 		return;
-	line = json_pack("{s:O}", "event", event);
+	/* One line for every follower. */
+	o = json_pack("{s:O}", "event", event);
+	if (o)
+		line = ctl_line_json(o);
+	json_decref(o);
+	if (line) {
+		line->feed = true;
+		line->event_id = id;
+	}
 	for (struct ctl_client *c = h->ctl->clients, *next; c; c = next) {
 		next = c->next;
 		if (!c->follow || c->pending || c->finish_after_write)
 			continue;
-		ctl_client_send_json(c, line);
-		c->last_event_id = id;
+		if (line)
+			ctl_client_write(c, line);
+		else
+			ctl_client_close(c); /* it would miss an event */
 	}
-	json_decref(line);
+	ctl_line_unref(line);
 }
 
 /* ---- a service's watch (kvp-watch) ---- */
@@ -509,6 +952,8 @@ struct ctl_watch {
 	struct ctl_client *c;
 	void (*gone)(void *ud);
 	void *ud;
+	bool starting; /* its reply is being written */
+	bool ended;    /* the client went away meanwhile */
 };
 
 struct ctl_watch *ctl_watch_start(struct ctl_request *rq, json_t *result,
@@ -530,19 +975,28 @@ struct ctl_watch *ctl_watch_start(struct ctl_request *rq, json_t *result,
 	w->c = c;
 	w->gone = gone;
 	w->ud = ud;
+	w->starting = true;
 	/* Before the reply, which would read the client's next line. */
 	c->watch = w;
 	ctl_reply_ok(rq, result);
+	w->starting = false;
+	if (w->ended) {
+		/* Writing the reply failed and closed the client: the
+		 * caller still owns ud, and there is nothing to watch for. */
+		free(w);
+		return NULL;
+	}
 	return w;
 }
 
-void ctl_watch_send(struct ctl_watch *w, json_t *line)
+void ctl_watch_send(struct ctl_watch *w, struct ctl_line *line)
 {
 	struct ctl_client *c = w->c;
 
 	if (c->closing || c->finish_after_write)
 		return;
-	ctl_client_send_json(c, line);
+	line->feed = true;
+	ctl_client_write(c, line);
 }
 
 void ctl_watch_end(struct ctl_watch *w, json_t *last)
@@ -563,6 +1017,10 @@ void ctl_watch_gone(struct ctl_client *c)
 	if (!w)
 		return;
 	c->watch = NULL;
+	if (w->starting) {
+		w->ended = true; /* ctl_watch_start returns NULL */
+		return;
+	}
 	w->gone(w->ud);
 	free(w);
 }

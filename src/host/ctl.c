@@ -10,7 +10,10 @@
  * cached for a few seconds, since they may ask a slow directory service).
  * Requests are read one line at a time (64 KiB at most) and answered in
  * order: while an asynchronous command (stop) or a streamed reply runs,
- * the client's further lines wait unread.
+ * the client's further lines wait unread. Connections are bounded per
+ * user and in all ([control] max-clients-per-uid, max-clients); root and
+ * the daemon's own user have CTL_ADMIN_RESERVE more, so an administrator
+ * always gets in.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +45,8 @@
 /* Group membership answers are kept this long, for this many users. */
 #define ACCESS_CACHE_MS 10000
 #define ACCESS_CACHE_SIZE 32
+/* At most one log line per this long says connections were refused. */
+#define REFUSED_LOG_US (10ull * 1000 * 1000)
 
 static void ctl_on_alloc(uv_handle_t *handle, size_t suggested,
 			 uv_buf_t *buf);
@@ -70,6 +75,7 @@ static void ctl_client_closed(uv_handle_t *handle)
 
 	if (--c->handles > 0)
 		return;
+	ctl_output_free(c);
 	free(c->in);
 	free(c);
 }
@@ -81,6 +87,8 @@ void ctl_client_close(struct ctl_client *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	ctl->nclients--;
+	ctl_output_release(c);
 	if (c->follow)
 		ctl->followers--;
 	ctl_watch_gone(c);
@@ -170,11 +178,18 @@ static json_t *take_member(json_t *req, const char *key)
 static void ctl_dispatch(struct ctl_request *rq, json_t *req)
 {
 	const struct ctl_command *cmd;
-	json_t *name, *vmname = NULL;
+	json_t *name, *paged, *vmname = NULL;
 	struct vm *vm = NULL;
 
 	rq->id = take_member(req, "id");
+	paged = take_member(req, "paged");
+	rq->paged = json_is_true(paged);
 	name = take_member(req, "cmd");
+	if (paged && !json_is_boolean(paged)) {
+		ctl_reply_error(rq, "bad-request",
+				"\"paged\" must be true or false");
+		goto out;
+	}
 	if (!json_is_string(name)) {
 		ctl_reply_error(rq, "bad-request",
 				"the request has no \"cmd\" string; for "
@@ -209,6 +224,7 @@ static void ctl_dispatch(struct ctl_request *rq, json_t *req)
 	cmd->run(rq, vm, req);
 out:
 	json_decref(name);
+	json_decref(paged);
 	json_decref(vmname);
 }
 
@@ -276,7 +292,11 @@ void ctl_client_process(struct ctl_client *c)
 
 	while (!c->closing && !c->pending && !ctl_client_listens(c) &&
 	       c->inlen > 0) {
-		if (handled++ == CTL_BATCH) {
+		/* Past the batch, or while clients that hold more than the
+		 * total in all wait to be dropped (next turn, the largest
+		 * first), go on in the next iteration. */
+		if (handled++ == CTL_BATCH ||
+		    uv_is_active((uv_handle_t *)&c->ctl->shed)) {
 			uv_read_stop((uv_stream_t *)&c->pipe);
 			ctl_client_later(c);
 			return;
@@ -454,16 +474,86 @@ static void ctl_deny(struct ctl_client *c)
 	ctl_client_finish(c);
 }
 
+/*
+ * May a peer of uid connect now? Fills why (the error line's sentence)
+ * when not. Counts the clients linked now, which are bounded by the same
+ * keys, so the scan stays short.
+ */
+static bool ctl_admit(struct ctl *ctl, uid_t uid, char *why, size_t n)
+{
+	const struct hostd_config *cfg = &ctl->h->cfg;
+	size_t mine = 0;
+
+	if (uid == 0 || uid == geteuid()) {
+		if (ctl->nclients < (size_t)cfg->max_clients + CTL_ADMIN_RESERVE)
+			return true;
+		snprintf(why, n,
+			 "vmic-hostd has %zu control connections open, the "
+			 "most [control] max-clients (%u) and the %d kept "
+			 "for root allow; close some, or raise max-clients",
+			 ctl->nclients, cfg->max_clients, CTL_ADMIN_RESERVE);
+		return false;
+	}
+	if (ctl->nclients >= cfg->max_clients) {
+		snprintf(why, n,
+			 "vmic-hostd has %zu control connections open, the "
+			 "most [control] max-clients allows; try again when "
+			 "some have closed, or ask root to raise it",
+			 ctl->nclients);
+		return false;
+	}
+	for (const struct ctl_client *c = ctl->clients; c; c = c->next)
+		mine += c->uid == uid;
+	if (mine < cfg->max_clients_per_uid)
+		return true;
+	snprintf(why, n,
+		 "this user has %zu control connections open to vmic-hostd, "
+		 "the most [control] max-clients-per-uid allows; close some "
+		 "(a `vmic events --follow` or `vmic kvp watch` left "
+		 "running?), or ask root to raise it",
+		 mine);
+	return false;
+}
+
+/* Say once in a while that connections were refused, with how many. */
+static void log_refused(struct ctl *ctl, uid_t uid, const char *why)
+{
+	uint64_t now = vmic_mono_us();
+
+	ctl->refused++;
+	if (ctl->refused_log_us && now - ctl->refused_log_us < REFUSED_LOG_US)
+		return;
+	log_warning("refused a control connection of uid %u: %s (%llu "
+		    "refused since the last such line)",
+		    (unsigned)uid, why,
+		    (unsigned long long)(ctl->refused - ctl->refused_logged));
+	ctl->refused_logged = ctl->refused;
+	ctl->refused_log_us = now;
+}
+
+static void ctl_refuse(struct ctl_client *c, const char *why)
+{
+	struct ctl_request *rq = ctl_request_new(c);
+
+	log_refused(c->ctl, c->uid, why);
+	if (rq)
+		ctl_reply_error(rq, "limit", "%s", why);
+	ctl_client_finish(c);
+}
+
 static void ctl_client_new(struct ctl *ctl, int fd)
 {
 	struct ctl_client *c = calloc(1, sizeof(*c));
 	struct ucred cred = { .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	socklen_t len = sizeof(cred);
-	bool allowed;
+	char why[512];
+	bool allowed, admitted = true;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		cred.uid = (uid_t)-1;
 	allowed = cred.uid != (uid_t)-1 && ctl_peer_allowed(ctl, &cred);
+	if (allowed)
+		admitted = ctl_admit(ctl, cred.uid, why, sizeof(why));
 
 	if (!c) {
 		close(fd);
@@ -489,8 +579,13 @@ static void ctl_client_new(struct ctl *ctl, int fd)
 	if (c->next)
 		c->next->prev = c;
 	ctl->clients = c;
+	ctl->nclients++;
 	if (!allowed) {
 		ctl_deny(c);
+		return;
+	}
+	if (!admitted) {
+		ctl_refuse(c, why);
 		return;
 	}
 	if (uv_read_start((uv_stream_t *)&c->pipe, ctl_on_alloc, ctl_on_read) <
@@ -618,19 +713,16 @@ static void ctl_set_group(struct ctl *ctl, const char *path,
 
 void ctl_stats_json(const struct hostd *h, json_t *stats)
 {
-	size_t clients = 0, unread = 0;
+	static const struct ctl none;
+	const struct ctl *ctl = h->ctl ? h->ctl : &none;
 
-	for (const struct ctl_client *c = h->ctl ? h->ctl->clients : NULL; c;
-	     c = c->next) {
-		clients++;
-		unread += c->out_bytes;
-	}
 	json_object_set_new(stats, "control",
-			    json_pack("{s:I, s:I, s:I}", "clients",
-				      (json_int_t)clients, "followers",
-				      (json_int_t)(h->ctl ? h->ctl->followers
-							  : 0),
-				      "unread_bytes", (json_int_t)unread));
+			    json_pack("{s:I, s:I, s:I, s:I, s:I}", "clients",
+				      (json_int_t)ctl->nclients, "followers",
+				      (json_int_t)ctl->followers,
+				      "unread_bytes", (json_int_t)ctl->held,
+				      "dropped", (json_int_t)ctl->dropped,
+				      "refused", (json_int_t)ctl->refused));
 }
 
 void ctl_reload(struct hostd *h)
@@ -683,6 +775,7 @@ int ctl_open(struct hostd *h)
 	ctl->poll.data = ctl;
 	uv_timer_init(h->loop, &ctl->pause);
 	ctl->pause.data = ctl;
+	ctl_output_init(ctl);
 	uv_poll_start(&ctl->poll, UV_READABLE, ctl_on_readable);
 	h->ctl = ctl;
 	return 0;
@@ -704,7 +797,7 @@ void ctl_close(struct hostd *h)
 		return;
 	while (ctl->clients)
 		ctl_client_close(ctl->clients);
-	ctl->handles = 2;
+	ctl->handles = 2 + ctl_output_close(ctl, ctl_free_when_closed);
 	uv_close((uv_handle_t *)&ctl->poll, ctl_free_when_closed);
 	uv_close((uv_handle_t *)&ctl->pause, ctl_free_when_closed);
 	close(ctl->fd);

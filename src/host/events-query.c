@@ -39,7 +39,8 @@ struct events_q {
 	bool started;         /* the first range has begun */
 	bool gone;            /* the stream ended: free when the read returns */
 	char *ready;          /* a page's items, not yet handed on */
-	size_t ready_len;
+	size_t ready_len, ready_count;
+	size_t read_count;    /* r.count when the last page was taken */
 };
 
 static void query_free(struct events_q *q)
@@ -60,13 +61,19 @@ static void on_page(struct hostd *h, struct events_read *r, void *ud)
 		return;
 	}
 	if (r->err < 0) {
-		/* The reply is under way: end it with what was sent. */
+		/* The reply is under way: it ends with this error (or is cut
+		 * off, when the client did not ask for pages). */
 		log_error("events: %s; the reply ends early", r->errmsg);
+		ctl_stream_fail(q->rq, "internal",
+				"reading the events failed midway: %s",
+				r->errmsg);
 		q->range_done = true;
 		q->follow = false;
 	} else {
 		q->ready = r->text;
 		q->ready_len = r->len;
+		q->ready_count = r->count - q->read_count;
+		q->read_count = r->count;
 		r->text = NULL;
 		r->len = r->cap = 0;
 		q->range_done = !r->more;
@@ -92,13 +99,15 @@ static void start_range(struct events_q *q)
 	events_sync(q->h, read_page, q);
 }
 
-/* Hand text of items ("{..},{..},") on as one chunk of the array. */
-static void take_items(struct ctl_text *out, char *text, size_t len)
+/* Hand text of `count` items ("{..},{..},") on as one chunk of the
+ * array. */
+static void take_items(struct ctl_text *out, char *text, size_t len,
+		       size_t count)
 {
 	while (len > 0 && text[len - 1] == ',')
 		len--;
 	if (len)
-		ctl_text_append(out, text, len, true);
+		ctl_text_append_items(out, text, len, count);
 	free(text);
 }
 
@@ -120,11 +129,12 @@ static enum ctl_stream_next finish_range(struct events_q *q,
 		r->text = NULL;
 		r->len = r->cap = 0;
 		r->count = 0;
+		q->read_count = 0;
 		start_range(q);
 		return q->reading ? CTL_STREAM_WAIT : CTL_STREAM_MORE;
 	}
 	if (res > 0)
-		take_items(out, r->text, r->len);
+		take_items(out, r->text, r->len, r->count - q->read_count);
 	else
 		free(r->text);
 	r->text = NULL;
@@ -139,7 +149,7 @@ static enum ctl_stream_next query_next(void *ud, struct ctl_text *out,
 	struct events_q *q = ud;
 
 	if (q->ready) {
-		take_items(out, q->ready, q->ready_len);
+		take_items(out, q->ready, q->ready_len, q->ready_count);
 		q->ready = NULL;
 		return CTL_STREAM_MORE;
 	}

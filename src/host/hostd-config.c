@@ -83,6 +83,18 @@ static const struct vmic_conf_key keys[] = {
 	       1073741824,
 	       "bytes of replies or events a client may leave unread before "
 	       "it is dropped"),
+	RANGED("control", "max-unread-total", VMIC_CONF_SIZE,
+	       max_unread_total, 1ull << 20, 1ull << 40,
+	       "bytes all clients together may leave unread; past it the one "
+	       "holding the most is dropped (1M..1T)"),
+	RANGED("control", "max-clients", VMIC_CONF_UINT, max_clients, 1,
+	       65536,
+	       "control connections at once (root and the daemon's user may "
+	       "open 32 more)"),
+	RANGED("control", "max-clients-per-uid", VMIC_CONF_UINT,
+	       max_clients_per_uid, 1, 65536,
+	       "control connections one user other than root and the "
+	       "daemon's may have at once"),
 };
 
 const struct vmic_conf_table hostd_conf_table = {
@@ -112,6 +124,9 @@ int hostd_config_defaults(struct hostd_config *c)
 		 "vsock:*, unix:/run/vmic/*, hvsock:/run/vmic/*");
 	c->group_max_vms = 1000;
 	c->max_unread = 4u * 1024 * 1024;
+	c->max_unread_total = 64ull << 20;
+	c->max_clients = 512;
+	c->max_clients_per_uid = 128;
 	for (size_t i = 0; i < vmic_service_count; i++) {
 		uint8_t id = vmic_services[i]->id;
 		const struct host_service *s = host_service_get(id);

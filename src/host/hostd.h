@@ -72,7 +72,10 @@ struct hostd_config {
 	char group_power_off[1024];
 	unsigned group_max_vms; /* they may add VMs while fewer are there */
 	/* [control] */
-	unsigned max_unread; /* bytes a client may leave unread */
+	unsigned max_unread;        /* bytes a client may leave unread */
+	uint64_t max_unread_total;  /* bytes all clients may leave unread */
+	unsigned max_clients;       /* connections at once */
+	unsigned max_clients_per_uid; /* connections of one user at once */
 	/* Each service's settings as hostd.conf's [NAME] sections give
 	 * them: the defaults of a VM without its own (NULL: no settings). */
 	void *svc_defaults[VMIC_SVC_COUNT];
@@ -881,10 +884,20 @@ void ctl_request_follow(struct ctl_request *rq);
 struct ctl_watch;
 struct ctl_watch *ctl_watch_start(struct ctl_request *rq, json_t *result,
 				  void (*gone)(void *ud), void *ud);
-/* One line to the watcher (not taken). One that left [control]
- * max-unread bytes unread is sent a last line {"dropped": ...} and
- * dropped (gone runs when it is closed). */
-void ctl_watch_send(struct ctl_watch *w, json_t *line);
+/*
+ * A line of output made once and shared by every client it is sent to
+ * (refcounted): a change that goes to many watchers costs one
+ * serialization and its bytes once.
+ */
+struct ctl_line;
+/* o as one compact JSON line; NULL when out of memory. */
+struct ctl_line *ctl_line_json(json_t *o);
+/* Drop a reference (NULL is fine); the last one frees the line. */
+void ctl_line_unref(struct ctl_line *l);
+/* One line to the watcher (a reference is taken while it waits). One
+ * that left [control] max-unread bytes unread is sent a last line
+ * {"dropped": ...} and dropped (gone runs when it is closed). */
+void ctl_watch_send(struct ctl_watch *w, struct ctl_line *line);
 /* The service ends the watch (its VM was removed): an optional last
  * line (not taken), then the client is closed once it has read it. */
 void ctl_watch_end(struct ctl_watch *w, json_t *last);
@@ -901,11 +914,15 @@ uid_t ctl_request_uid(const struct ctl_request *rq);
 struct ctl_text {
 	char *p;
 	size_t len, cap;
-	int err; /* -ENOMEM once an append failed */
+	size_t items; /* array items begun */
+	int err;      /* -ENOMEM once an append failed */
 };
 /* Append n bytes; a comma first when the text is not empty and `item`
- * says a new array item starts. */
+ * says a new array item starts (it is counted). */
 void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item);
+/* Append n bytes holding `count` comma-separated items as array items. */
+void ctl_text_append_items(struct ctl_text *t, const char *s, size_t n,
+			   size_t count);
 /* Append v as one array item (compact JSON). */
 void ctl_text_append_json(struct ctl_text *t, json_t *v);
 
@@ -926,9 +943,15 @@ struct ctl_stream_ops {
 	/* The reply ended or its client left: free ud. */
 	void (*done)(void *ud);
 };
-/* Reply with result (taken) plus the array `key` filled by ops->next. */
+/* Reply with result (taken) plus the array `key` filled by ops->next;
+ * in pages when the request asked for them (docs/control.md). */
 void ctl_reply_stream(struct ctl_request *rq, json_t *result, const char *key,
 		      const struct ctl_stream_ops *ops, void *ud);
+/* The producer cannot go on: its next answer is DONE, and the reply ends
+ * with this error line after the items sent (paged), or is cut off (one
+ * line cannot say that it is incomplete). */
+void ctl_stream_fail(struct ctl_request *rq, const char *code,
+		     const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* A producer that answered CTL_STREAM_WAIT has items now. */
 void ctl_stream_wake(struct ctl_request *rq);
 

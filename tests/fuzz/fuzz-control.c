@@ -4,8 +4,9 @@
  * sent on a fresh connection to a real vmic-hostd core (its store in a
  * temporary directory, its writer thread and thread pool running), then
  * EOF. Every line that comes back must be one JSON object: a reply with
- * "ok" (and on failure an error with a code and a message), an event of a
- * follower, or a follower's last "dropped" line. The daemon must go on
+ * "ok" (and on failure an error with a code and a message), a page or the
+ * end of a paged reply, an event of a follower, a watcher's change or
+ * end, or a follower's last "dropped" line. The daemon must go on
  * serving: a status request is answered after each input.
  *
  * The client connects as nobody when the fuzzer runs as root (only the
@@ -184,9 +185,16 @@ static void check_line(const char *line, size_t n)
 			FUZZ_CHECK(json_is_string(json_object_get(err, "code")) &&
 				   json_is_string(
 					   json_object_get(err, "message")));
+	} else if (json_object_get(o, "page")) {
+		/* A paged reply's page of items, or its end with the count. */
+		FUZZ_CHECK(json_is_array(json_object_get(o, "page")));
+	} else if (json_is_true(json_object_get(o, "end"))) {
+		FUZZ_CHECK(json_is_integer(json_object_get(o, "count")));
 	} else {
 		FUZZ_CHECK(json_object_get(o, "event") ||
-			   json_object_get(o, "dropped"));
+			   json_object_get(o, "dropped") ||
+			   json_object_get(o, "kvp") ||
+			   json_is_object(json_object_get(o, "end")));
 	}
 	json_decref(o);
 }

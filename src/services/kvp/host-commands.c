@@ -68,16 +68,20 @@ static json_t *record_json(unsigned pool, const struct kvp_rec *r)
 void kvp_changed(struct kvp_vm *kv, unsigned pool, const char *key,
 		 size_t klen, const struct kvp_rec *now)
 {
-	json_t *line;
+	struct ctl_line *line;
+	json_t *o;
 
 	if (!kv->watchers)
 		return;
-	line = json_pack("{s:{s:I, s:s, s:s, s:s%, s:o}}", "kvp", "time_us",
-			 (json_int_t)vmic_realtime_us(), "vm", kv->vm->name,
-			 "pool", vmic_kvp_pool_name(pool), "key", key, klen,
-			 "value",
-			 now ? json_stringn(kvp_rec_value(now), now->vlen)
-			     : json_null());
+	o = json_pack("{s:{s:I, s:s, s:s, s:s%, s:o}}", "kvp", "time_us",
+		      (json_int_t)vmic_realtime_us(), "vm", kv->vm->name,
+		      "pool", vmic_kvp_pool_name(pool), "key", key, klen,
+		      "value",
+		      now ? json_stringn(kvp_rec_value(now), now->vlen)
+			  : json_null());
+	/* Serialized once: every watcher's queue shares these bytes. */
+	line = o ? ctl_line_json(o) : NULL;
+	json_decref(o);
 	if (!line)
 		return;
 	/* A send may drop its client, and with it that watcher. */
@@ -86,7 +90,7 @@ void kvp_changed(struct kvp_vm *kv, unsigned pool, const char *key,
 		if (w->pool < 0 || (unsigned)w->pool == pool)
 			ctl_watch_send(w->w, line);
 	}
-	json_decref(line);
+	ctl_line_unref(line);
 }
 
 static void unlink_watcher(struct kvp_watcher *w)
