@@ -10,9 +10,21 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmic.h"
+
+/* v as JSON text, with the characters jansson leaves raw escaped as
+ * cli_print_json does (cli_safe_json); NULL without memory. */
+static char *safe_dump(json_t *v, size_t flags)
+{
+	char *text = json_dumps(v, flags);
+	char *safe = text ? cli_safe_json(text) : NULL;
+
+	free(text);
+	return safe;
+}
 
 /* The result up to its array's opening bracket (the array goes last, as
  * in the daemon's one-line reply). */
@@ -24,7 +36,7 @@ static int doc_begin(json_t *result, const char *key)
 	int r = -ENOMEM;
 
 	if (head && json_object_set_new(head, key, json_array()) == 0)
-		text = json_dumps(head, JSON_INDENT(2));
+		text = safe_dump(head, JSON_INDENT(2));
 	if (text)
 		n = strlen(text);
 	/* The text ends with the empty array and the object's brace. */
@@ -38,7 +50,7 @@ static int doc_begin(json_t *result, const char *key)
 /* One item, indented as the array's member at depth 2. */
 static int doc_item(json_t *v, bool first)
 {
-	char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	char *text = safe_dump(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
 
 	if (!text)
 		return -ENOMEM;

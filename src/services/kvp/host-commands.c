@@ -203,6 +203,7 @@ static void cmd_get(struct ctl_request *rq, struct vm *vm, json_t *args)
 
 /* Where a streamed `kvp-list` is. */
 struct list_cursor {
+	struct ctl_request *rq; /* the reply being streamed */
 	struct vm *vm; /* referenced */
 	int only;      /* -1: every pool */
 	unsigned pool;
@@ -222,8 +223,14 @@ static enum ctl_stream_next list_next(void *ud, struct ctl_text *out,
 	struct kvp_vm *kv;
 	size_t n = 0;
 
-	if (lc->vm->removed)
+	if (lc->vm->removed) {
+		/* Part of the pools went out: say so rather than end as if
+		 * that was all of them. */
+		ctl_stream_fail(lc->rq, "unknown-vm",
+				"%s was removed while its pools were listed",
+				lc->vm->name);
 		return CTL_STREAM_DONE;
+	}
 	if (lc->stored) {
 		enum ctl_stream_next r = kvp_store_list_next(lc->stored, out);
 
@@ -291,6 +298,7 @@ static void cmd_list(struct ctl_request *rq, struct vm *vm, json_t *args)
 		ctl_reply_error(rq, "internal", "out of memory");
 		return;
 	}
+	lc->rq = rq;
 	lc->vm = vm;
 	lc->only = pool;
 	vm_ref(vm);

@@ -157,8 +157,10 @@ struct kvp_store_list {
 	/* the page the pool thread makes, and the one waiting to go */
 	char *text;
 	size_t len, cap;
+	size_t items;      /* records in text */
 	char *ready;
 	size_t ready_len;
+	size_t ready_items; /* records in ready */
 };
 
 /* On a thread of the pool: one record as `{...},` of the page's text. */
@@ -192,6 +194,7 @@ static int list_row(void *ud, unsigned space, const char *key, size_t klen,
 	memcpy(sl->text + sl->len, item, n);
 	sl->len += n;
 	sl->text[sl->len++] = ',';
+	sl->items++;
 	free(item);
 	sl->last_space = space;
 	sl->last_klen = (uint16_t)klen;
@@ -217,19 +220,25 @@ static void on_page(struct hostd *h UNUSED, struct data_read *d, void *ud)
 		return;
 	}
 	if (d->err < 0) {
-		/* The reply is under way: end it with what was sent. */
+		/* The reply is under way: it ends with the error (paged) or
+		 * is cut off, so the client never takes it as whole. */
 		log_error("kvp-list of %s: %s; the reply ends early",
 			  sl->vm->name, d->errmsg);
 		free(sl->text);
 		sl->done = true;
+		ctl_stream_fail(sl->rq, "internal",
+				"reading the stored pools failed: %s",
+				d->errmsg);
 	} else {
 		free(sl->ready);
 		sl->ready = sl->text;
 		sl->ready_len = sl->len;
+		sl->ready_items = sl->items;
 		sl->done = !d->more;
 	}
 	sl->text = NULL;
 	sl->len = sl->cap = 0;
+	sl->items = 0;
 	if (d->count)
 		sl->d.after = true;
 	ctl_stream_wake(sl->rq);
@@ -273,7 +282,8 @@ enum ctl_stream_next kvp_store_list_next(struct kvp_store_list *sl,
 		while (len > 0 && sl->ready[len - 1] == ',')
 			len--;
 		if (len)
-			ctl_text_append(out, sl->ready, len, true);
+			ctl_text_append_items(out, sl->ready, len,
+					      sl->ready_items);
 		free(sl->ready);
 		sl->ready = NULL;
 		return sl->done ? CTL_STREAM_DONE : CTL_STREAM_MORE;
