@@ -555,6 +555,7 @@ void link_stream_input(struct vmic_link *l, const struct vmic_frame *f)
 			notify_queue(l, in.s);
 		break;
 	case VMIC_SV_PEER_RESET:
+		in.s->reset_message = in.message;
 		stream_close(l, in.s, in.code);
 		break;
 	case VMIC_SV_REFUSE:
