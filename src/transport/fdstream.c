@@ -218,8 +218,10 @@ void fds_stream_closed(void *ud, struct vmic_stream *s, int reason)
 	if (reason == 0 && f->sink) {
 		f->eof = true; /* END after all data: write out the rest */
 		fds_sink_kick(f);
-	} else if (reason == 0) {
-		fds_end(f, 0, 0, ""); /* END left for the peer */
+	} else if (reason == 0 || (reason < 0 && s->end_sent)) {
+		/* END left for the peer; the link may have closed before it
+		 * told us (a peer that got END can close at once) */
+		fds_end(f, 0, 0, "");
 	} else if (reason > 0) {
 		msg = s->reset_message && *s->reset_message
 			      ? s->reset_message

@@ -873,6 +873,120 @@ static void test_slow_reader(void **state)
 	end_free(&se);
 }
 
+/* ---- two loops, two threads ------------------------------------------- */
+
+struct far_side {
+	uv_loop_t loop;
+	struct side side;
+	struct end se;
+	pthread_t t;
+};
+
+static void far_done(void *ud, struct vmic_fdstream *f, int err,
+		     uint16_t code, const char *message)
+{
+	struct far_side *fs = ud;
+
+	(void)f;
+	fs->se.calls++;
+	fs->se.err = err;
+	fs->se.code = code;
+	snprintf(fs->se.msg, sizeof(fs->se.msg), "%s", message);
+	vmic_fdstream_stats(f, &fs->se.st);
+	vmic_link_close(&fs->side.link, 0);
+}
+
+static void far_chunk(void *ud, const uint8_t *p, size_t n)
+{
+	struct far_side *fs = ud;
+
+	XXH3_128bits_update(fs->se.h, p, n);
+	fs->se.tapped += n;
+}
+
+static const struct vmic_fdstream_ops far_ops = {
+	.on_done = far_done,
+	.on_chunk = far_chunk,
+};
+
+static void *far_run(void *arg)
+{
+	struct far_side *fs = arg;
+
+	uv_run(&fs->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+/*
+ * The sink on a loop of its own in another thread, as in two processes:
+ * the peer drains the socket while the pump is still inside its write.
+ * Large reads make the pump stop at short writes and wait for
+ * on_writable, which must come even when the socket that was full
+ * drained within the call.
+ */
+static void test_sink_on_another_thread(void **state)
+{
+	struct fx *fx = *state;
+	struct vmic_fdstream_opts po = { .buf_size = VMIC_FDSTREAM_BUF_MAX };
+	uint64_t size = (SANITIZED ? 64 : 128) * MIB + 3, got, end;
+	struct far_side *fs = calloc(1, sizeof(*fs));
+	struct end pe = { 0 };
+	int sv[2], src = make_file(files_dir, size, O_RDONLY);
+	int dst = make_dest(files_dir);
+	bool stalled;
+
+	assert_non_null(fs);
+	/* Link a of the fixture gets a new peer, on the far loop. */
+	vmic_link_close(&fx->a.link, 0);
+	vmic_link_close(&fx->b.link, 0);
+	TU_SPIN_UNTIL(&fx->loop, fx->a.closed && fx->b.closed, WAIT_MS);
+	memset(&fx->a, 0, sizeof(fx->a));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    sv),
+			 0);
+	assert_int_equal(vmic_link_open(&fx->a.link, wrap(&fx->loop, sv[0]),
+					false, &side_ops, &fx->a),
+			 0);
+	assert_int_equal(vmic_link_streams_attach(&fx->a.link, false, 0), 0);
+	assert_int_equal(uv_loop_init(&fs->loop), 0);
+	assert_int_equal(vmic_link_open(&fs->side.link,
+					wrap(&fs->loop, sv[1]), false,
+					&side_ops, &fs->side),
+			 0);
+	assert_int_equal(vmic_link_streams_attach(&fs->side.link, true, 0), 0);
+	end_init(&pe);
+	end_init(&fs->se);
+	assert_int_equal(vmic_fdstream_sink(&fs->side.link, 7, SVC, dst, NULL,
+					    &far_ops, fs, &fs->se.f),
+			 0);
+	/* From here on, the far loop is its thread's alone. */
+	assert_int_equal(pthread_create(&fs->t, NULL, far_run, fs), 0);
+	assert_int_equal(vmic_fdstream_pump(&fx->a.link, 7, SVC, src, &po,
+					    &end_ops, &pe, &pe.f),
+			 0);
+	end = tu_now_ms() + 2 * WAIT_MS;
+	while (!(pe.calls && fx->a.closed) && tu_now_ms() < end)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	stalled = !pe.calls;
+	if (stalled)
+		vmic_link_close(&fx->a.link, 0); /* ends the far side too */
+	pthread_join(fs->t, NULL);
+	if (stalled)
+		fail_msg("the pump stalled after reading %llu bytes",
+			 (unsigned long long)pe.tapped);
+	assert_int_equal(uv_loop_close(&fs->loop), 0);
+	fs->se.f = NULL;
+	assert_success(&pe, &fs->se, size);
+	assert_hash_eq(file_hash(dst, &got), pattern_hash(size));
+	assert_true(got == size);
+	fx->b.closed = true;
+	end_free(&pe);
+	end_free(&fs->se);
+	free(fs);
+	close(src);
+	close(dst);
+}
+
 /* ---- local errors ------------------------------------------------------ */
 
 /* The sink fails with err; the pump hears the reset with its sentence. */
@@ -1435,6 +1549,7 @@ int main(int argc, char **argv)
 		T(test_pty_master_eof),
 		T(test_unpollable_devices),
 		T(test_slow_reader),
+		T(test_sink_on_another_thread),
 		T(test_enospc_halfway),
 		T(test_efbig),
 		T(test_epipe),
