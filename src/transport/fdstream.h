@@ -32,7 +32,8 @@
  * Memory per helper: the pump's read buffers (two of opts.buf_size for
  * files, one for the rest), the sink's buffer of at most one window
  * (credit returns only for written bytes, so no more can arrive), and
- * the helper itself (about 1.3 KiB). vmic_fdstream_stats reports it.
+ * the helper itself (under 2 KiB), and one descriptor (the duplicate).
+ * vmic_fdstream_stats reports the buffers and their bound.
  *
  * Shared descriptions: O_NONBLOCK belongs to the open file description,
  * which a descriptor passed over a unix socket shares with the sender.
