@@ -5,6 +5,9 @@
  * a sink on the other, driving real files on tmpfs, pipes, sockets, a
  * pty and devices.
  *
+ * One case puts the sink on a loop of its own in another thread, as two
+ * processes would be, and some give link a a raw socket as its peer.
+ *
  * It checks that every byte arrives, in order (XXH3-128 of the source,
  * of what the destination holds, and of what each side's tap saw), for
  * sizes around the buffer, the chunk and the window; that a slow reader
@@ -1278,6 +1281,26 @@ static void test_sink_after_end_link_closes(void **state)
 	end_free(&se);
 }
 
+/* Give link a of the fixture a raw socket end as its peer; returns it. */
+static int raw_peer(struct fx *fx)
+{
+	int sv[2];
+
+	vmic_link_close(&fx->a.link, 0);
+	vmic_link_close(&fx->b.link, 0);
+	TU_SPIN_UNTIL(&fx->loop, fx->a.closed && fx->b.closed, WAIT_MS);
+	memset(&fx->a, 0, sizeof(fx->a));
+	fx->b.closed = true;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+				    sv),
+			 0);
+	assert_int_equal(vmic_link_open(&fx->a.link, wrap(&fx->loop, sv[0]),
+					false, &side_ops, &fx->a),
+			 0);
+	assert_int_equal(vmic_link_streams_attach(&fx->a.link, false, 0), 0);
+	return sv[1];
+}
+
 /* Write a whole frame to a raw socket end. */
 static void raw_send(int fd, uint8_t type, uint32_t id, const void *payload,
 		     uint32_t len)
@@ -1301,22 +1324,10 @@ static void test_pump_reset_after_end(void **state)
 	uint8_t reset[VMIC_STREAM_RESET_FRAME_MAX];
 	struct vmic_fdstream_stats st;
 	struct end pe = { 0 };
-	int sv[2], src = make_file(files_dir, 10 * KIB, O_RDONLY);
+	int src = make_file(files_dir, 10 * KIB, O_RDONLY);
+	int raw = raw_peer(fx); /* which reads nothing */
 	size_t n;
 
-	/* Link a's peer is a raw socket end this time, which reads nothing. */
-	vmic_link_close(&fx->a.link, 0);
-	vmic_link_close(&fx->b.link, 0);
-	TU_SPIN_UNTIL(&fx->loop, fx->a.closed && fx->b.closed, WAIT_MS);
-	memset(&fx->a, 0, sizeof(fx->a));
-	fx->b.closed = true;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
-				    sv),
-			 0);
-	assert_int_equal(vmic_link_open(&fx->a.link, wrap(&fx->loop, sv[0]),
-					false, &side_ops, &fx->a),
-			 0);
-	assert_int_equal(vmic_link_streams_attach(&fx->a.link, false, 0), 0);
 	/* Fill the socket, so the link queues whatever comes next. */
 	n = vmic_frame_seal(filler, VMIC_SVC_HEARTBEAT, 1, 0, 0, 0,
 			    VMIC_STREAM_CHUNK);
@@ -1334,15 +1345,55 @@ static void test_pump_reset_after_end(void **state)
 	assert_int_equal(pe.calls, 0); /* END is queued, not sent */
 	n = vmic_stream_reset_frame(reset, SVC, vmic_fdstream_id(pe.f),
 				    VMIC_E_BUSY, "the guest restarted the copy");
-	raw_send(sv[1], VMIC_T_STREAM_RESET, vmic_fdstream_id(pe.f),
+	raw_send(raw, VMIC_T_STREAM_RESET, vmic_fdstream_id(pe.f),
 		 reset + VMIC_HDR_SIZE, (uint32_t)(n - VMIC_HDR_SIZE));
 	TU_SPIN_UNTIL(&fx->loop, pe.calls, WAIT_MS);
 	assert_int_equal(pe.err, -ECONNABORTED);
 	assert_int_equal(pe.code, VMIC_E_BUSY);
 	assert_string_equal(pe.msg, "the guest restarted the copy");
 	vmic_link_close(&fx->a.link, 0);
-	close(sv[1]);
+	close(raw);
 	close(src);
+	end_free(&pe);
+}
+
+/*
+ * The pump writes END and, in the same turn of the loop, the link reads
+ * the peer's EOF (a peer that got END may finish and close at once):
+ * END left, so the pump succeeded, though the link closed before it
+ * could say so.
+ */
+static void test_pump_end_then_link_closes(void **state)
+{
+	struct fx *fx = *state;
+	struct end pe = { 0 };
+	struct vmic_frame f;
+	uint8_t hdr[VMIC_HDR_SIZE];
+	int p[2], raw = raw_peer(fx);
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	end_init(&pe);
+	assert_int_equal(vmic_fdstream_pump(&fx->a.link, 0, SVC, p[0], NULL,
+					    &end_ops, &pe, &pe.f),
+			 0);
+	uv_run(&fx->loop, UV_RUN_NOWAIT); /* epoll watches the pipe now */
+	/* Both become ready before the loop looks again: EOF on the pipe
+	 * first (epoll reports in that order), then the peer's on the link. */
+	close(p[1]);
+	assert_int_equal(shutdown(raw, SHUT_WR), 0);
+	TU_SPIN_UNTIL(&fx->loop, pe.calls, WAIT_MS);
+	assert_true(fx->a.closed);
+	assert_int_equal(pe.err, 0);
+	assert_string_equal(pe.msg, "");
+	/* And the END frame did reach the peer. */
+	assert_int_equal(recv(raw, hdr, sizeof(hdr), MSG_WAITALL),
+			 (ssize_t)sizeof(hdr));
+	assert_int_equal(vmic_frame_parse_header(hdr, &f), 0);
+	assert_int_equal(f.type, VMIC_T_STREAM_DATA);
+	assert_true(f.flags & VMIC_F_END);
+	assert_int_equal(f.length, 0);
+	close(raw);
+	close(p[0]);
 	end_free(&pe);
 }
 
@@ -1561,6 +1612,7 @@ int main(int argc, char **argv)
 		T(test_pump_resets_mid_stream),
 		T(test_sink_after_end_link_closes),
 		T(test_pump_reset_after_end),
+		T(test_pump_end_then_link_closes),
 		T(test_link_closes_mid_stream),
 		T(test_session_reset_mid_stream),
 		T(test_refusals),
