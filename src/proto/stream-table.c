@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/wire.h"
 #include "control.h"
@@ -194,9 +195,13 @@ void vmic_stream_table_input(const struct vmic_stream_table *t,
 		if (!s)
 			return;
 		in->verdict = VMIC_SV_PEER_RESET;
-		in->code = vmic_error_decode(f->payload, f->length, &e) == 0
-				   ? e.code
-				   : VMIC_E_MALFORMED;
+		in->message[0] = '\0';
+		if (vmic_error_decode(f->payload, f->length, &e) == 0) {
+			in->code = e.code;
+			memcpy(in->message, e.message, strlen(e.message) + 1);
+		} else {
+			in->code = VMIC_E_MALFORMED;
+		}
 		if (in->code == 0)
 			in->code = VMIC_E_MALFORMED;
 		return;

@@ -84,6 +84,8 @@ struct vmic_stream_input {
 	struct vmic_stream *s; /* the stream concerned, or NULL */
 	uint16_t code;         /* PEER_RESET, REFUSE: VMIC_E_* */
 	const char *why;       /* REFUSE: a sentence for the reset message */
+	/* PEER_RESET: the peer's message (valid UTF-8, maybe empty) */
+	char message[VMIC_ERROR_MSG_MAX + 1];
 };
 
 /*

@@ -105,10 +105,11 @@ struct vmic_stream_ops {
 	 * The stream is finished and freed when this returns. reason 0: it
 	 * ended normally (RECV: END arrived after all data; SEND: the END
 	 * frame left the queue for the socket, all data before it). > 0:
-	 * the peer reset it with that VMIC_E_* code. < 0: -EPROTO the peer broke the stream's rules (we
-	 * sent a reset), -ECONNRESET the stream table was reset (new
-	 * session), -EPIPE the link closed. Not called for a stream the owner
-	 * resets itself.
+	 * the peer reset it with that VMIC_E_* code, and s->reset_message
+	 * holds its message during the call. < 0: -EPROTO the peer broke
+	 * the stream's rules (we sent a reset), -ECONNRESET the stream
+	 * table was reset (new session), -EPIPE the link closed. Not called
+	 * for a stream the owner resets itself.
 	 */
 	void (*on_closed)(void *ud, struct vmic_stream *s, int reason);
 };
@@ -131,6 +132,8 @@ struct vmic_stream {
 	bool notify_queued;
 	bool end_sent; /* SEND: the END frame left the queue */
 	bool dead;     /* freed once the callback running on it returns */
+	/* during on_closed after a peer's reset: its message, maybe "" */
+	const char *reset_message;
 	uint8_t busy;  /* callbacks running on it */
 };
 

@@ -326,14 +326,22 @@ static int stream_check_send(const struct vmic_link *l,
  * s could not take all it was given: make sure something wakes it. A
  * credit frame does when credit ran out; the budget falling to half when
  * the budget did; the write in progress completing when the socket is
- * full (which also limits each lane to one chunk meanwhile).
+ * full (which also limits each lane to one chunk meanwhile). And when
+ * none of these holds any more, the idle handle: a socket found full can
+ * drain before the call ends (the small frame queued to hear of it went
+ * out at once), and a producer that stops at a short write would wait
+ * forever.
  */
 static void stream_wait(struct vmic_link *l, struct vmic_stream *s,
 			bool by_budget)
 {
+	bool budget;
+
 	s->want_writable = true;
 	l->budget_waiters |= by_budget;
 	l->socket_waiters |= l->writing;
+	if (!l->writing && !by_budget && send_room(l, s, &budget) > 0)
+		notify_queue(l, s);
 }
 
 /* Account n payload bytes taken from the producer. */
@@ -555,6 +563,7 @@ void link_stream_input(struct vmic_link *l, const struct vmic_frame *f)
 			notify_queue(l, in.s);
 		break;
 	case VMIC_SV_PEER_RESET:
+		in.s->reset_message = in.message;
 		stream_close(l, in.s, in.code);
 		break;
 	case VMIC_SV_REFUSE:

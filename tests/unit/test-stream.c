@@ -389,6 +389,19 @@ static void test_input_rules(void **state)
 	judge(&t, frame(VMIC_T_STREAM_RESET, 4, 0, reset + VMIC_HDR_SIZE,
 			(uint32_t)(n - VMIC_HDR_SIZE)),
 	      VMIC_SV_PEER_RESET, VMIC_E_FAILED, tx);
+	/* ... and its message, for the owner to pass on. */
+	{
+		struct vmic_frame rf = frame(VMIC_T_STREAM_RESET, 4, 0,
+					     reset + VMIC_HDR_SIZE,
+					     (uint32_t)(n - VMIC_HDR_SIZE));
+		struct vmic_stream_input in;
+
+		vmic_stream_table_input(&t, &rf, &in);
+		assert_string_equal(in.message, "disk full");
+		rf = frame(VMIC_T_STREAM_RESET, 4, 0, "\x01", 1);
+		vmic_stream_table_input(&t, &rf, &in);
+		assert_string_equal(in.message, "");
+	}
 	judge(&t, frame(VMIC_T_STREAM_RESET, 4, 0, "\x01", 1),
 	      VMIC_SV_PEER_RESET, VMIC_E_MALFORMED, tx);
 	judge(&t, frame(VMIC_T_STREAM_RESET, 4, 0, "\x00\x00\x00\x00", 4),
