@@ -265,6 +265,15 @@ int vmic_conf_apply(const struct vmic_conf_key *k, void *target,
 		return 0;
 	}
 	case VMIC_CONF_STRING:
+		/* "key =;x" reads as ";x", but "key = ;x" (how --check-config
+		 * prints it) as a comment: refuse what cannot be written back. */
+		if (value[0] == ';' || value[0] == '#') {
+			snprintf(err, errsz,
+				 "a value may not start with '%c', which starts "
+				 "a comment after a space",
+				 value[0]);
+			return -EINVAL;
+		}
 		if (strlen(value) >= k->size) {
 			snprintf(err, errsz, "the value is longer than %zu bytes",
 				 k->size - 1);

@@ -229,6 +229,9 @@ static void test_bad_values_fail(void **state)
 		{ "[timing]\nname = 0123456789abcdef\n",
 		  "longer than 15 bytes" },
 		{ "[timing]\ncolor = pink\n", "'pink' is not a color" },
+		/* Would be printed as "name = ;x", which reads as empty. */
+		{ "[timing]\nname =;x\n", "may not start with ';'" },
+		{ "[timing]\nname =#x\n", "may not start with '#'" },
 		{ "[main]\nthis line has no equals sign\n",
 		  "test.conf:2: cannot parse this line" },
 	};
