@@ -27,17 +27,49 @@
  * copied in user space. Only when another link reads first is the partial
  * frame handed to its owner's decoder (a copy of at most one frame).
  * Room for the largest frame plus a useful read after it.
+ *
+ * Only a pointer is thread-local: the buffer is allocated at the thread's
+ * first read and freed with its last link. As a thread-local array it was
+ * part of every thread's TLS block, which the C library copies and clears
+ * for each new thread: 320 KiB of resident memory in every worker of
+ * libuv's pool, which never reads a link (the agent's RSS doubled).
+ * Large reads (a stream's data) make the whole buffer resident; once
+ * none has come for RBUF_QUIET_MS, the next read frees it, so a quiet
+ * link keeps a page or two, not 320 KiB (rbuf_note_read).
  */
 #define READ_BUF_SIZE (VMIC_MAX_FRAME + 64 * 1024)
 #define READ_MIN (64 * 1024)
+/* A read ending past this offset counts as large. */
+#define READ_LARGE (16 * 1024)
+#define RBUF_QUIET_MS 1000
 /* Slow drains in a row before the send buffer shrinks. */
 #define SLOW_DRAINS_TO_SHRINK 4
 
 static _Thread_local struct {
 	struct vmic_link *owner; /* whose partial frame is kept */
 	size_t off, len;         /* where it is */
-	uint8_t data[READ_BUF_SIZE];
+	unsigned links;          /* open links of this thread */
+	bool large;              /* a large read since data's allocation */
+	uint64_t large_at;       /* uv_now() of the last large read */
+	uint8_t *data;           /* READ_BUF_SIZE bytes, or NULL */
 } rbuf;
+
+/* A read ended at offset end of the buffer: free the buffer when large
+ * reads made it resident and have stopped (see above). */
+static void rbuf_note_read(uv_loop_t *loop, size_t end)
+{
+	uint64_t now = uv_now(loop);
+
+	if (end > READ_LARGE) {
+		rbuf.large = true;
+		rbuf.large_at = now;
+	} else if (rbuf.large && !rbuf.owner &&
+		   now - rbuf.large_at >= RBUF_QUIET_MS) {
+		free(rbuf.data);
+		rbuf.data = NULL;
+		rbuf.large = false;
+	}
+}
 
 /* Give the kept partial frame to its owner's decoder; free the buffer. */
 static void rbuf_evict(void)
@@ -54,6 +86,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested UNUSED, uv_buf_t *buf)
 	struct vmic_link *l = h->data;
 	size_t need;
 
+	if (!rbuf.data && !(rbuf.data = malloc(READ_BUF_SIZE))) {
+		/* libuv reports UV_ENOBUFS to on_read, which closes. */
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
 	if (rbuf.owner && rbuf.owner != l)
 		rbuf_evict();
 	if (rbuf.owner != l) {
@@ -92,7 +129,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	struct vmic_link *l = s->data;
 	const uint8_t *data = (const uint8_t *)buf->base;
-	size_t total = (size_t)n;
+	size_t total = (size_t)n, end;
 	bool was_resyncing;
 	ssize_t used;
 
@@ -102,6 +139,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		vmic_link_close(l, n == UV_EOF ? -EPIPE : (int)n);
 		return;
 	}
+	end = (size_t)(data - rbuf.data) + (size_t)n;
 	l->bytes_in += (uint64_t)n;
 	if (rbuf.owner == l) {
 		data = rbuf.data + rbuf.off;
@@ -121,6 +159,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		rbuf.off = (size_t)(data + used - rbuf.data);
 		rbuf.len = total - (size_t)used;
 	}
+	rbuf_note_read(s->loop, end);
 	if (!was_resyncing && l->rx.resyncing && l->ops->on_resync)
 		l->ops->on_resync(l->ud, l->rx.dropped);
 	link_callbacks(l);
@@ -198,7 +237,18 @@ int vmic_link_open(struct vmic_link *l, uv_stream_t *stream, bool resync,
 		l->stream = NULL;
 		return r;
 	}
+	rbuf.links++;
 	return 0;
+}
+
+/* The thread's last link is gone: so is its read buffer. */
+static void rbuf_release(void)
+{
+	if (--rbuf.links > 0)
+		return;
+	free(rbuf.data);
+	rbuf.data = NULL;
+	rbuf.large = false;
 }
 
 static void link_closed(uv_handle_t *h)
@@ -206,6 +256,7 @@ static void link_closed(uv_handle_t *h)
 	struct vmic_link *l = h->data;
 
 	free(h);
+	rbuf_release();
 	l->stream = NULL;
 	l->ops->on_close(l->ud, l->close_reason);
 }
