@@ -2,6 +2,7 @@
 /* vmic-guestd: command line, start-up and shutdown of the guest agent. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@
 #define STOP_DEADLINE_MS 3000
 /* Options services add (struct guest_option), at most this many. */
 #define MAX_SERVICE_OPTIONS 16
+/* Workers of libuv's pool (memory_setup). */
+#define POOL_THREADS "4"
 
 struct options {
 	const char *config;
@@ -516,6 +519,37 @@ static int guestd_run(struct guestd *g)
 	return 0;
 }
 
+/*
+ * The agent's memory, set before anything allocates or queues work
+ * (docs/architecture.md, "Threads and memory"):
+ *
+ * - One malloc arena for every thread: the workers allocate little and
+ *   rarely, and an arena of their own each kept its pages (tens of KiB
+ *   per worker).
+ * - Blocks from 128 KiB up (the link's read buffer, a pool file job's
+ *   chunk, a descriptor helper's buffers) are mappings of their own,
+ *   given back whole when freed. glibc would otherwise raise that
+ *   threshold to the largest block freed so far and serve the next ones
+ *   from the heap, which keeps what it cannot trim off its top.
+ * - libuv's pool gets its default size, fixed here so that an inherited
+ *   UV_THREADPOOL_SIZE cannot change it. Every user of the pool holds at
+ *   most one worker at a time (KVP's one job, a descriptor helper's one
+ *   read or write), so a worker that is stuck (a pool file lock another
+ *   program never releases, a write to a frozen file system) leaves
+ *   three; each costs about 12 KiB of RSS. Work that must not wait
+ *   behind a stuck worker (thawing a frozen file system) gets a thread
+ *   of its own instead.
+ */
+static void memory_setup(void)
+{
+#ifdef M_ARENA_MAX /* glibc's; musl's malloc has no such knobs */
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+#endif
+	setenv("UV_THREADPOOL_SIZE", POOL_THREADS, 1);
+}
+
 int main(int argc, char **argv)
 {
 	struct vmic_conf_part parts[2 * VMIC_SVC_COUNT + 1];
@@ -525,6 +559,7 @@ int main(int argc, char **argv)
 	size_t nparts;
 	int r;
 
+	memory_setup();
 	log_init("vmic-guestd", LOG_TARGET_AUTO);
 	r = parse_args(argc, argv, o);
 	if (r != 0)
