@@ -537,8 +537,8 @@ static int guestd_run(struct guestd *g)
  *   read or write), so a worker that is stuck (a pool file lock another
  *   program never releases, a write to a frozen file system) leaves
  *   three; each costs about 12 KiB of RSS. Work that must not wait
- *   behind a stuck worker (thawing a frozen file system) gets a thread
- *   of its own instead.
+ *   behind a stuck worker (thawing a frozen file system) is to get a
+ *   thread of its own instead.
  */
 static void memory_setup(void)
 {
