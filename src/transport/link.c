@@ -29,7 +29,9 @@
  * Room for the largest frame plus a useful read after it.
  *
  * Only a pointer is thread-local: the buffer is allocated at the thread's
- * first read and freed with its last link. As a thread-local array it was
+ * first read and freed when the last link that read on the thread closes
+ * (a link's reads and its close run on its loop's thread, which need not
+ * be the thread that opened it). As a thread-local array it was
  * part of every thread's TLS block, which the C library copies and clears
  * for each new thread: 320 KiB of resident memory in every worker of
  * libuv's pool, which never reads a link (the agent's RSS doubled).
@@ -48,7 +50,7 @@
 static _Thread_local struct {
 	struct vmic_link *owner; /* whose partial frame is kept */
 	size_t off, len;         /* where it is */
-	unsigned links;          /* open links of this thread */
+	unsigned links;          /* links that read here, not yet closed */
 	bool large;              /* a large read since data's allocation */
 	uint64_t large_at;       /* uv_now() of the last large read */
 	uint8_t *data;           /* READ_BUF_SIZE bytes, or NULL */
@@ -90,6 +92,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested UNUSED, uv_buf_t *buf)
 		/* libuv reports UV_ENOBUFS to on_read, which closes. */
 		*buf = uv_buf_init(NULL, 0);
 		return;
+	}
+	if (!l->reads_rbuf) {
+		l->reads_rbuf = true;
+		rbuf.links++;
 	}
 	if (rbuf.owner && rbuf.owner != l)
 		rbuf_evict();
@@ -237,14 +243,13 @@ int vmic_link_open(struct vmic_link *l, uv_stream_t *stream, bool resync,
 		l->stream = NULL;
 		return r;
 	}
-	rbuf.links++;
 	return 0;
 }
 
-/* The thread's last link is gone: so is its read buffer. */
-static void rbuf_release(void)
+/* A link that read on this thread is gone; with the last, the buffer. */
+static void rbuf_release(struct vmic_link *l)
 {
-	if (--rbuf.links > 0)
+	if (!l->reads_rbuf || --rbuf.links > 0)
 		return;
 	free(rbuf.data);
 	rbuf.data = NULL;
@@ -256,7 +261,7 @@ static void link_closed(uv_handle_t *h)
 	struct vmic_link *l = h->data;
 
 	free(h);
-	rbuf_release();
+	rbuf_release(l);
 	l->stream = NULL;
 	l->ops->on_close(l->ud, l->close_reason);
 }

@@ -121,6 +121,7 @@ struct vmic_link {
 	bool bulk_refused; /* a raw bulk send got -EAGAIN: on_drained due */
 	bool closing;
 	bool streams_on;
+	bool reads_rbuf; /* counted in its loop thread's read buffer users */
 	int close_reason;
 	uint64_t bytes_in;
 	uint64_t bytes_out;

@@ -38,9 +38,11 @@ T_STREAM_DATA = 0xFE
 
 with open(vmictest.GUESTD, "rb") as f:
     if b"libasan.so" in f.read():
+        # meson's TAP protocol takes this plan as a skip (77 would be
+        # an error there).
         print("1..0 # SKIP the agent is built with AddressSanitizer, whose "
               "allocator and shadow memory are not the agent's")
-        sys.exit(77)
+        sys.exit(0)
 
 # meson sets MALLOC_PERTURB_, which makes glibc's malloc write every
 # block it hands out: pages the agent would touch only when it uses them
