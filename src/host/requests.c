@@ -126,6 +126,15 @@ void request_cancel(struct vm *vm, uint32_t id)
 	free(unlink_id(&vm->req, id));
 }
 
+unsigned requests_waiting(const struct vm *vm, uint8_t service)
+{
+	unsigned n = 0;
+
+	for (const struct request *r = vm->req.head; r; r = r->next)
+		n += r->service == service;
+	return n;
+}
+
 bool requests_deliver(struct vm *vm, const struct vmic_frame *f)
 {
 	struct request *r = unlink_id(&vm->req, f->request_id);
