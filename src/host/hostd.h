@@ -35,6 +35,7 @@
 #include "common/macro.h"
 #include "host/service-api.h"
 #include "proto/proto.h"
+#include "proto/requests.h"
 #include "proto/session.h"
 #include "transport/channel.h"
 #include "transport/link.h"
@@ -46,8 +47,6 @@
 #define CHANNEL_URI_MAX (VMIC_PATH_MAX + 32)
 #define POWER_URI_MAX 1024
 #define ERROR_TEXT_MAX 160
-/* Requests one VM may have waiting for answers at once. */
-#define REQUESTS_MAX 64
 
 struct hostd_config {
 	char state_dir[256];
@@ -103,7 +102,6 @@ struct conn {
 	struct vmic_link *link; /* while a stream is open */
 	struct vmic_session session;
 	uv_timer_t timer; /* retry, or hello resend during the handshake */
-	uint32_t next_request_id;
 	uint64_t bytes_in, bytes_out; /* of the last link, kept after close */
 	char agent[VMIC_SOFTWARE_MAX + 1];
 	uint64_t stale_frames; /* dropped before the session was up */
@@ -170,11 +168,9 @@ struct ev_limit {
 	char kinds[96];       /* their kinds, "connection, heartbeat" */
 };
 
-/* An answer awaited from the guest (requests.c). */
-struct request;
+/* The answers awaited from the guest (requests.c). */
 struct requests {
-	struct request *head;
-	unsigned count;
+	struct vmic_requests t;
 	struct htimer timer; /* earliest deadline */
 };
 
@@ -393,8 +389,7 @@ void conn_start(struct vm *vm);
 void conn_restart(struct vm *vm);
 /* Close everything for good (VM removed, daemon exit). */
 void conn_shutdown(struct vm *vm);
-/* A fresh non-zero request id for a request to the guest. */
-uint32_t conn_request_id(struct vm *vm);
+
 /* The docs/control.md name: "connecting", "handshake", ... */
 const char *conn_state_name(enum conn_state s);
 /* The host's service switches changed: tell the guest. */
@@ -410,6 +405,12 @@ void conn_forget_contact(struct vm *vm);
 /* requests.c: one tracker of the answers every service waits for */
 /* Tracker state of a new VM (part of vm_new). */
 void requests_init(struct vm *vm);
+/* A fresh request id (never 0) for a message to the guest, from the
+ * tracker's counter; a new connection counts from 1 again
+ * (requests_restart_ids). */
+uint32_t conn_request_id(struct vm *vm);
+/* A new connection: ids count from 1 (nothing waits any more). */
+void requests_restart_ids(struct vm *vm);
 /* A frame with the REPLY flag: true when a waiter took it. */
 bool requests_deliver(struct vm *vm, const struct vmic_frame *f);
 /* Every waiter gets err (-ECONNRESET, -ECANCELED); the list is empty. */
@@ -423,8 +424,9 @@ void requests_close(struct vm *vm);
 bool access_pattern_match(const char *patterns, const char *vm,
 			  const char *uri);
 /* May the request's peer name this channel / power backend (of VM vm)?
- * When not, replies permission-denied (saying what [access] allows) and
- * returns false. */
+ * When not, replies `forbidden` (saying what [access] allows) and
+ * returns false. (`permission-denied` is the code of a peer that may not
+ * use the socket at all: ctl.c.) */
 bool access_check_channel(struct ctl_request *rq, const char *uri);
 bool access_check_power(struct ctl_request *rq, const char *vm,
 			const char *uri);

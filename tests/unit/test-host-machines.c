@@ -422,7 +422,7 @@ static void test_lost_after_threshold_no_pileup(void **state)
 	/* Twenty more intervals: still the one request, no pile-up. */
 	assert_int_equal(guest_count(w, VMIC_SVC_HEARTBEAT, VMIC_HB_REQUEST),
 			 1);
-	assert_int_equal(w->vm->req.count, 1);
+	assert_int_equal(w->vm->req.t.count, 1);
 	assert_int_equal(guest_answer_heartbeats(w), 1);
 	assert_string_equal(hb_state(w), "OK");
 	assert_true(has_event(w, "heartbeat", "heartbeat replies resumed"));
@@ -564,7 +564,7 @@ static void test_stop_request_times_out(void **state)
 	assert_true(has_event(w, "shutdown", "no answer from the guest after "
 					     "30000ms"));
 	assert_true(has_event(w, "shutdown", "stop failed (timeout)"));
-	assert_int_equal(w->vm->req.count <= 1, true); /* a heartbeat only */
+	assert_int_equal(w->vm->req.t.count <= 1, true); /* a heartbeat only */
 }
 
 /* Accepted, then the command fails: the late error ends it at once. */

@@ -563,6 +563,9 @@ const struct host_service heartbeat_host = {
 	.settings = &settings_table,
 	.settings_size = sizeof(struct hb_settings),
 	.settings_defaults = hb_settings_defaults,
+	/* One request waits at a time: a tick that finds it unanswered
+	 * counts a miss instead of sending another. */
+	.max_requests = 1,
 	.daemon_start = hb_daemon_start,
 	.daemon_stop = hb_daemon_stop,
 	.attach = hb_attach,

@@ -91,7 +91,7 @@ static bool copy_waits(struct kvp_vm *kv, const struct kvp_outbox *ob)
 }
 
 /* Stop waiting for the requests of the session that ends: their slots
- * in the core's tracker (shared with the heartbeat) are free again. */
+ * in the core's tracker (the service's own budget) are free again. */
 static void cancel_inflight(struct kvp_vm *kv)
 {
 	for (unsigned i = 0; i < kv->nids; i++)

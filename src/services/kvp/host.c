@@ -336,6 +336,9 @@ const struct host_service kvp_host = {
 	.daemon_settings = &daemon_table,
 	.daemon_settings_size = sizeof(struct kvp_daemon_conf),
 	.daemon_settings_defaults = kvp_daemon_defaults,
+	/* The window of batches, and those of a session's start that are
+	 * still answered after the next began. */
+	.max_requests = 2 * VMIC_KVP_WINDOW,
 	.daemon_start = kvp_daemon_start,
 	.daemon_stop = kvp_daemon_stop,
 	.attach = kvp_attach,

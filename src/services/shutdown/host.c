@@ -688,6 +688,7 @@ const struct host_service shutdown_host = {
 	.settings = &settings_table,
 	.settings_size = sizeof(struct sd_settings),
 	.settings_defaults = sd_settings_defaults,
+	.max_requests = 1, /* one stop of a VM at a time */
 	.attach = sd_attach,
 	.detach = sd_detach,
 	.release = sd_release,

@@ -672,8 +672,8 @@ static void cmd_time(struct ctl_request *rq, struct vm *vm, json_t *args)
 		free(op);
 		ctl_reply_error(rq, r == -EBUSY ? "limit" : "not-connected",
 				"cannot ask '%s' to sync: %s", vm_name(vm),
-				r == -EBUSY ? "too many requests wait for "
-					      "its answers"
+				r == -EBUSY ? "too many time requests wait "
+					      "for its answers already"
 					    : strerror(-r));
 	}
 }
@@ -688,6 +688,9 @@ const struct host_service timesync_host = {
 	.settings = &settings_table,
 	.settings_size = sizeof(struct ts_settings),
 	.settings_defaults = ts_settings_defaults,
+	/* SETTINGS, a resume SYNC, and the operators' `vmic time --sync`
+	 * (more are refused with `limit`). */
+	.max_requests = 8,
 	.daemon_start = ts_daemon_start,
 	.daemon_stop = ts_daemon_stop,
 	.attach = ts_attach,
