@@ -334,7 +334,8 @@ static uint8_t refuse(struct ts_state *st, enum ts_disc_refusal why,
 			 off_s, max);
 		break;
 	}
-	if (vmic_ratelimit_pass(&st->refuse_log, uv_now(agent_loop(st->g)), &held))
+	if (vmic_ratelimit_pass(&st->refuse_log, uv_now(agent_loop(st->g)),
+				&held))
 		log_warning("timesync: %s (%s)%s", st->detail,
 			    vmic_ts_reason_name(st->reason),
 			    held ? " (and earlier refusals)" : "");
@@ -349,7 +350,8 @@ static void log_step(struct ts_state *st, const struct ts_disc_out *out)
 		log_notice("timesync: the clock read before this agent was "
 			   "built (it was never set): stepping it to the "
 			   "host's time whatever max-step says");
-	if (!vmic_ratelimit_pass(&st->step_log, uv_now(agent_loop(st->g)), &held))
+	if (!vmic_ratelimit_pass(&st->step_log, uv_now(agent_loop(st->g)),
+				 &held))
 		return;
 	if (held)
 		log_info("timesync: stepped the clock by %+.6f s (%s, %s; %" PRIu64
