@@ -24,41 +24,41 @@ if [ ! -d "$src" ]; then
 fi
 cd "$src/.." || exit 2
 
-allowed_for() { # folder -> extended regex of the allowed quoted includes
-	printf '^(common/[^/]+|proto/[^/]+|transport/fdstream\\.h|host/service-api\\.h|guest/service-api\\.h|services/%s/[^/]+)$' "$1"
-}
-
 bad=$(mktemp)
 trap 'rm -f "$bad"' EXIT
 files=$(find services -type f \( -name '*.c' -o -name '*.h' \) | sort)
-n=0
-for f in $files; do
-	n=$((n + 1))
-	folder=$(echo "$f" | cut -d/ -f2)
-	allowed=$(allowed_for "$folder")
-	# Quoted includes, with their line numbers.
-	grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" |
-	while IFS= read -r hit; do
-		line=${hit%%:*}
-		inc=$(echo "$hit" | sed 's/^[^"]*"\([^"]*\)".*/\1/')
-		if ! echo "$inc" | grep -Eq "$allowed"; then
-			echo "src/$f:$line: includes \"$inc\"; a service includes" \
-				"only host/service-api.h or guest/service-api.h" \
-				"of the daemons, common/, proto/," \
-				"transport/fdstream.h and services/$folder/" >>"$bad"
-		fi
-	done
-	grep -nE -e '->h->|->conn\.|svc_state|->svc\[' "$f" |
-	while IFS= read -r hit; do
-		echo "src/$f:${hit%%:*}: reads a core struct's members:" \
-			"$(echo "${hit#*:}" | sed 's/^[[:space:]]*//')" >>"$bad"
-	done
-done
-
+n=$(echo "$files" | grep -c .)
 if [ "$n" -eq 0 ]; then
 	echo "check-service-api: no files under src/services" >&2
 	exit 2
 fi
+# One pass over every file: FILENAME is services/FOLDER/...
+# shellcheck disable=SC2086
+awk '
+FNR == 1 {
+	split(FILENAME, part, "/")
+	folder = part[2]
+	allowed = "^(common/[^/]+|proto/[^/]+|transport/fdstream\\.h|" \
+		  "host/service-api\\.h|guest/service-api\\.h|services/" \
+		  folder "/[^/]+)$"
+}
+/^[ \t]*#[ \t]*include[ \t]*"/ {
+	inc = $0
+	sub(/^[^"]*"/, "", inc)
+	sub(/".*$/, "", inc)
+	if (inc !~ allowed)
+		printf "src/%s:%d: includes \"%s\"; a service includes only " \
+		       "host/service-api.h or guest/service-api.h of the " \
+		       "daemons, common/, proto/, transport/fdstream.h and " \
+		       "services/%s/\n", FILENAME, FNR, inc, folder
+}
+/->h->|->conn\.|svc_state|->svc\[/ {
+	text = $0
+	sub(/^[ \t]+/, "", text)
+	printf "src/%s:%d: reads a core struct'"'"'s members: %s\n",
+	       FILENAME, FNR, text
+}
+' $files >"$bad" || { echo "check-service-api: awk failed" >&2; exit 2; }
 if [ -s "$bad" ]; then
 	cat "$bad"
 	echo "check-service-api: $(wc -l <"$bad") violation(s) in src/services;" \
