@@ -401,8 +401,9 @@ static void gen_messages(void)
 	save_message("credit", VMIC_SVC_CONTROL, VMIC_T_STREAM_CREDIT, p,
 		     4);
 	save_message("sanitize", FUZZ_TEXT, 0,
-		     (const uint8_t *)"\x10ok \xC3\xA9\xC2\x85\x1B[1m\xED\xA0\x80",
-		    15);
+		     (const uint8_t *)"\x10ok \xC3\xA9\xC2\x85\x1B[1m"
+				      "\xED\xA0\x80",
+		     15);
 	save_message("error-frame", FUZZ_TEXT, 1,
 		     (const uint8_t *)"no such file: \xFF\xFE", 16);
 	save_message("duration", FUZZ_TEXT, 2,
