@@ -113,8 +113,11 @@ void guest_connect(struct world *w)
 	 * enabled, the others off in its configuration. */
 	for (size_t i = 0; i < vmic_service_count; i++) {
 		const struct vmic_service_desc *d = vmic_services[i];
-		bool plays = d->id < 32 && (g->plays & (1u << d->id));
+		bool plays;
 
+		if (d->id >= VMIC_SVC_COUNT)
+			continue;
+		plays = g->plays & (1u << d->id);
 		offers[d->id] = (struct vmic_offer){
 			d->id, d->min_version, d->max_version,
 			plays ? VMIC_OFFER_ENABLED : 0
