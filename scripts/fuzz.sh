@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Run every libFuzzer target of a -Dfuzz=true build: replay its seed
-# corpus (tests/fuzz/corpus/NAME), then fuzz it for a short while.
+# corpus (tests/fuzz/corpus/NAME and every tests/services/*/corpus/NAME),
+# then fuzz it for a short while. The targets are the executables the
+# build made (BUILD_DIR/tests/fuzz/fuzz-*) and every corpus directory's
+# name: one without the other fails.
 #
 #   scripts/fuzz.sh BUILD_DIR
 #
@@ -18,9 +21,20 @@ build=$(cd "$1" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
 time_per=${FUZZ_TIME:-6}
 artifacts=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
-fuzzers=(fuzz-frame fuzz-stream fuzz-hello fuzz-messages fuzz-channel
-	fuzz-config fuzz-hvsock-reply fuzz-qmp fuzz-control fuzz-timesync
-	fuzz-kvp fuzz-kvp-poolfile fuzz-cli-text)
+corpus_roots=("$src/tests/fuzz/corpus" "$src"/tests/services/*/corpus)
+mapfile -t fuzzers < <(
+	{
+		find "$build/tests/fuzz" -maxdepth 1 -type f -name 'fuzz-*' \
+			-perm -u+x -printf '%f\n' 2>/dev/null
+		for root in "${corpus_roots[@]}"; do
+			[ -d "$root" ] && find "$root" -mindepth 1 -maxdepth 1 \
+				-type d -printf '%f\n'
+		done
+	} | sort -u)
+if [ ${#fuzzers[@]} -eq 0 ]; then
+	echo "FAIL: no fuzz targets built in $build/tests/fuzz and no corpus"
+	exit 1
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vmic-fuzz-XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -33,8 +47,12 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=0
 for name in "${fuzzers[@]}"; do
 	exe=$build/tests/fuzz/$name
-	corpus=$src/tests/fuzz/corpus/$name
-	dict=$src/tests/fuzz/$name.dict
+	corpora=()
+	for root in "${corpus_roots[@]}"; do
+		[ -d "$root/$name" ] && corpora+=("$root/$name")
+	done
+	dict=$(ls "$src/tests/fuzz/$name.dict" \
+		"$src"/tests/services/*/"$name.dict" 2>/dev/null | head -n 1)
 	log=$work/$name.log
 
 	if [ ! -x "$exe" ]; then
@@ -42,16 +60,18 @@ for name in "${fuzzers[@]}"; do
 		failed=1
 		continue
 	fi
-	if [ ! -d "$corpus" ] || [ -z "$(ls -A "$corpus")" ]; then
-		echo "FAIL $name: no seed corpus in $corpus"
+	seeds=0
+	[ ${#corpora[@]} -gt 0 ] && seeds=$(find "${corpora[@]}" -type f | wc -l)
+	if [ "$seeds" -eq 0 ]; then
+		echo "FAIL $name: no seed corpus in tests/fuzz/corpus/$name" \
+			"or tests/services/*/corpus/$name"
 		failed=1
 		continue
 	fi
-	seeds=$(find "$corpus" -type f | wc -l)
 
 	# 1. Every seed must still pass.
 	if ! "$exe" -runs=0 -artifact_prefix="$artifacts/$name-" \
-		"$corpus" >"$log" 2>&1; then
+		"${corpora[@]}" >"$log" 2>&1; then
 		cp "$log" "$artifacts/$name-replay.log"
 		echo "FAIL $name: corpus replay crashed ($seeds seeds)," \
 			"log in $artifacts/$name-replay.log"
@@ -63,10 +83,10 @@ for name in "${fuzzers[@]}"; do
 	# 2. A short fuzz run from the seeds, new inputs kept aside.
 	mkdir -p "$work/$name"
 	dict_arg=()
-	[ -f "$dict" ] && dict_arg=(-dict="$dict")
+	[ -n "$dict" ] && dict_arg=(-dict="$dict")
 	if ! "$exe" -max_total_time="$time_per" -print_final_stats=1 \
 		-artifact_prefix="$artifacts/$name-" "${dict_arg[@]}" \
-		"$work/$name" "$corpus" >"$log" 2>&1; then
+		"$work/$name" "${corpora[@]}" >"$log" 2>&1; then
 		cp "$log" "$artifacts/$name-fuzz.log"
 		echo "FAIL $name: crash while fuzzing, input and log in" \
 			"$artifacts/"

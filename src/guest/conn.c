@@ -31,7 +31,7 @@ static void conn_send_hello(struct guest_conn *c)
 	int n = vmic_session_hello_frame(&c->session, buf, sizeof(buf));
 
 	if (n > 0)
-		conn_send(c, buf, (size_t)n);
+		agent_send(c, buf, (size_t)n);
 }
 
 void conn_send_probe(struct guest_conn *c)
@@ -44,7 +44,7 @@ void conn_send_probe(struct guest_conn *c)
 	probe.established = false;
 	n = vmic_session_hello_frame(&probe, buf, sizeof(buf));
 	if (n > 0)
-		conn_send(c, buf, (size_t)n);
+		agent_send(c, buf, (size_t)n);
 }
 
 /*
@@ -63,7 +63,7 @@ static void on_hello_timer(uv_timer_t *t)
 	uv_timer_start(&c->hello_timer, on_hello_timer, c->hello_delay_ms, 0);
 }
 
-int conn_send(struct guest_conn *c, const uint8_t *frame, size_t len)
+int agent_send(struct guest_conn *c, const uint8_t *frame, size_t len)
 {
 	int r = vmic_link_send(&c->link, frame, len, 0);
 
@@ -72,16 +72,16 @@ int conn_send(struct guest_conn *c, const uint8_t *frame, size_t len)
 	return r;
 }
 
-int conn_reply(struct guest_conn *c, const struct vmic_frame *f, uint8_t type,
-	       uint8_t *buf, size_t payload_len)
+int agent_reply(struct guest_conn *c, const struct vmic_frame *f,
+		uint8_t type, uint8_t *buf, size_t payload_len)
 {
-	return conn_send(c, buf,
+	return agent_send(c, buf,
 			 vmic_frame_seal(buf, f->service, type, VMIC_F_REPLY,
 					 f->request_id, 0, payload_len));
 }
 
-int conn_reply_error(struct guest_conn *c, const struct vmic_frame *f,
-		     uint16_t code, const char *fmt, ...)
+int agent_reply_error(struct guest_conn *c, const struct vmic_frame *f,
+		      uint16_t code, const char *fmt, ...)
 {
 	uint8_t buf[VMIC_HDR_SIZE + 1100];
 	char msg[VMIC_ERROR_MSG_MAX + 1];
@@ -92,7 +92,7 @@ int conn_reply_error(struct guest_conn *c, const struct vmic_frame *f,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	n = vmic_error_frame(buf, f->service, f->request_id, code, msg);
-	return conn_send(c, buf, n);
+	return agent_send(c, buf, n);
 }
 
 static void conn_send_info(struct guest_conn *c)
@@ -105,9 +105,9 @@ static void conn_send_info(struct guest_conn *c)
 	n = vmic_info_encode(&info, buf + VMIC_HDR_SIZE, VMIC_INFO_MAX_LEN);
 	if (n < 0)
 		return;
-	conn_send(c, buf,
-		  vmic_frame_seal(buf, VMIC_SVC_CONTROL, VMIC_CTL_INFO, 0,
-				  ++c->next_request_id, 0, (size_t)n));
+	agent_send(c, buf,
+		   vmic_frame_seal(buf, VMIC_SVC_CONTROL, VMIC_CTL_INFO, 0,
+				   agent_request_id(c), 0, (size_t)n));
 }
 
 /* Until CTL_SERVICES arrives, the host's hello says what it enables. */
@@ -146,9 +146,12 @@ static void conn_session_down(struct guest_conn *c)
 		return;
 	c->up = false;
 	/* Streams first: their owners hear the reset while services still
-	 * hold their state. The new session starts with none. */
+	 * hold their state. The new session starts with none. Then the
+	 * services, then the requests that wait (as the host does it). */
 	vmic_link_streams_reset(&c->link);
 	guest_services_session(c, false);
+	agent_requests_fail_all(c, -ECONNRESET);
+	c->unexpected_answers = 0;
 }
 
 static int conn_on_hello(struct guest_conn *c, const struct vmic_frame *f)
@@ -207,6 +210,29 @@ static void log_peer_error(const struct vmic_frame *f)
 			    vmic_error_name(e.code), f->service, e.message);
 }
 
+/*
+ * An answer whose request nobody waits for (it timed out or was given
+ * up: a sample answered late, a batch of a session that restarted):
+ * counted, and logged for debugging only, as such answers are expected.
+ */
+static void conn_unexpected_answer(struct guest_conn *c,
+				   const struct vmic_frame *f)
+{
+	struct vmic_error e;
+
+	c->unexpected_answers++;
+	if (f->type == VMIC_T_ERROR &&
+	    vmic_error_decode(f->payload, f->length, &e) == 0)
+		log_debug("the host answered %s on service %u (request %u, "
+			  "nobody waits for it): %s",
+			  vmic_error_name(e.code), f->service, f->request_id,
+			  e.message);
+	else
+		log_debug("an answer (service %u, type %u, request %u) nobody "
+			  "waits for any more",
+			  f->service, f->type, f->request_id);
+}
+
 static int conn_on_frame(void *ud, const struct vmic_frame *f)
 {
 	struct guest_conn *c = ud;
@@ -227,37 +253,49 @@ static int conn_on_frame(void *ud, const struct vmic_frame *f)
 	bad = vmic_msg_check(f, VMIC_DIR_H2G);
 	if (bad) {
 		if (vmic_frame_is_request(f))
-			conn_reply_error(c, f, (uint16_t)bad,
+			agent_reply_error(c, f, (uint16_t)bad,
 					 "%s (service %u, type %u, %u bytes)",
 					 vmic_error_name(bad), f->service,
 					 f->type, f->length);
 		return 0;
 	}
+	if ((f->flags & VMIC_F_REPLY) && agent_requests_deliver(c, f))
+		return 0;
 	if (f->service == VMIC_SVC_CONTROL)
 		return conn_on_control(c, f);
-	s = guest_service_find(f->service);
-	if ((f->flags & VMIC_F_REPLY) && s && s->on_reply &&
-	    c->g->cfg.enabled[f->service])
-		return s->on_reply(c, f);
+	if (f->flags & VMIC_F_REPLY) {
+		conn_unexpected_answer(c, f);
+		return 0;
+	}
 	if (f->type == VMIC_T_ERROR) {
 		log_peer_error(f);
 		return 0;
 	}
-	if (f->flags & VMIC_F_REPLY)
-		return 0; /* an answer nobody asked for */
+	s = guest_service_find(f->service);
 	why = guest_service_refusal(c, f->service, &code);
 	if (!s || why) {
 		if (vmic_frame_is_request(f))
-			conn_reply_error(c, f, s ? code : VMIC_E_UNKNOWN_SERVICE,
-					 "%s", why ? why : "not implemented");
+			agent_reply_error(c, f,
+					  s ? code : VMIC_E_UNKNOWN_SERVICE,
+					  "%s", why ? why : "not implemented");
 		return 0;
 	}
 	return s->on_frame(c, f);
 }
 
+/* Each of the connection's timers closed; the last one frees it. */
 static void conn_freed(uv_handle_t *h)
 {
-	free(h->data);
+	struct guest_conn *c = h->data;
+
+	if (--c->handles == 0)
+		free(c);
+}
+
+static void conn_close_timers(struct guest_conn *c)
+{
+	uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
+	uv_close((uv_handle_t *)&c->req_timer, conn_freed);
 }
 
 static void conn_on_close(void *ud, int reason)
@@ -275,12 +313,13 @@ static void conn_on_close(void *ud, int reason)
 	else if (reason)
 		log_warning_errno(reason, "host connection closed");
 	conn_session_down(c);
+	agent_requests_fail_all(c, -ECANCELED);
 	if (g->conn == c) {
 		g->conn = NULL;
 		if (!g->stopping && !admit_conn_closed(g))
 			vmic_listener_rearm(g->listener);
 	}
-	uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
+	conn_close_timers(c);
 }
 
 /* Start a new session: fresh nonce, hello now, retries from 1 s. */
@@ -328,10 +367,12 @@ void conn_open(struct guestd *g, uv_stream_t *stream)
 	c->last_rx_ms = uv_now(g->loop);
 	uv_timer_init(g->loop, &c->hello_timer);
 	c->hello_timer.data = c;
+	agent_requests_init(c);
+	c->handles = 2;
 	/* Resync: after garbage, wait for the host's next hello. */
 	if (vmic_link_open(&c->link, stream, true, &conn_ops, c) < 0) {
 		log_error("cannot read from the host channel");
-		uv_close((uv_handle_t *)&c->hello_timer, conn_freed);
+		conn_close_timers(c);
 		return;
 	}
 	/* The link answers stream frames itself (services open streams). */

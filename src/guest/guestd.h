@@ -3,7 +3,9 @@
  * vmic-guestd: the guest agent. One context (struct guestd) owns the
  * loop, the configuration, the channel listener and the current host
  * connection; each service lives in its own file behind the table in
- * services.c.
+ * services.c. This header is the core's own: services include
+ * service-api.h (which this header includes), where these structs are
+ * incomplete types.
  */
 #ifndef VMIC_GUESTD_H
 #define VMIC_GUESTD_H
@@ -14,8 +16,10 @@
 #include "common/macro.h"
 #include "common/ratelimit.h"
 #include "guest/clock.h"
+#include "guest/service-api.h"
 #include "proto/hello.h"
 #include "proto/proto.h"
+#include "proto/requests.h"
 #include "proto/session.h"
 #include "transport/link.h"
 #include "transport/transport.h"
@@ -30,8 +34,6 @@ struct guest_config {
 	int log_level;
 	bool enabled[VMIC_SVC_COUNT]; /* [SERVICE] enabled */
 };
-
-struct guest_conn;
 
 /* What the agent keeps for one service: its config and its state. */
 struct guest_slot {
@@ -72,72 +74,18 @@ struct guest_conn {
 	uv_timer_t hello_timer;
 	unsigned hello_delay_ms;
 	uint32_t host_mask; /* services the host enables (CTL_SERVICES) */
-	uint32_t next_request_id;
+	/* requests.c: the answers services wait for, and the timer of the
+	 * earliest deadline */
+	struct vmic_requests req;
+	uv_timer_t req_timer;
+	int handles; /* open timers; the struct is freed when both closed */
+	uint64_t unexpected_answers; /* answers nobody waited for */
 	uint64_t stale_frames;
 	uint64_t last_rx_ms; /* loop time of the last frame from the host */
 	bool had_session; /* a session was established on this connection */
 	bool up;          /* the services were told the session is up */
 	bool closing;
 };
-
-/* A command line option of a service: `--NAME VALUE` sets [SERVICE]
- * KEY for this run (`--kvp-dir DIR` is [kvp] dir). */
-struct guest_option {
-	const char *name;
-	const char *arg;  /* its value in --help: "DIR" */
-	const char *key;
-	const char *help; /* one line for --help */
-};
-
-/*
- * A service as the agent runs it (src/services/NAME/guest.c). Every hook
- * but on_frame is optional.
- */
-struct guest_service {
-	const struct vmic_service_desc *desc;
-	const char *enabled_help; /* --check-config's line for [NAME] enabled */
-	/* Keys of [NAME] besides `enabled`: offsets into a struct of
-	 * conf_size bytes, set to its defaults by conf_defaults. */
-	const struct vmic_conf_table *conf;
-	size_t conf_size;
-	void (*conf_defaults)(void *conf);
-	/* The agent starts with the service enabled in its configuration:
-	 * set up what it needs (g->svc[id].state). 0 or -errno. */
-	int (*start)(struct guestd *g);
-	/* The agent stops: close what start() opened. */
-	void (*stop)(struct guestd *g);
-	/* The agent was asked to stop STOP_DEADLINE_MS ago (guestd-main.c)
-	 * and its loop still waits, for a worker thread stuck in a system
-	 * call, say: what of the service it waits for, in a few words into
-	 * buf ("" when nothing), for the line that says the agent exits
-	 * without it. */
-	void (*pending)(struct guestd *g, char *buf, size_t n);
-	/* The configuration was reloaded (SIGHUP) and the service's conf
-	 * changed in place: apply it. Without the hook it is read again at
-	 * its next use. */
-	void (*reconfigure)(struct guestd *g);
-	/* A session with the host began or ended (state per session). */
-	void (*on_session)(struct guest_conn *c, bool up);
-	/* A request for the service; the gate (enabled, version) passed. */
-	int (*on_frame)(struct guest_conn *c, const struct vmic_frame *f);
-	/* An answer of the host (REPLY flag: a reply or an error frame) to
-	 * a request the service sent. Without the hook, error answers are
-	 * logged and replies dropped. */
-	int (*on_reply)(struct guest_conn *c, const struct vmic_frame *f);
-	/* Command line options that set keys of the service's conf. */
-	const struct guest_option *options;
-	size_t noptions;
-	/* `vmic-guestd NAME ARGS...` runs this instead of the agent, with
-	 * the configuration loaded (argv[0] is NAME); the exit status. */
-	const char *command;
-	const char *command_usage; /* one line for --help */
-	int (*command_run)(struct guestd *g, int argc, char **argv);
-};
-
-/* Each service's entry: NAME_guest, from its guest.c. */
-#define VMIC_SERVICE(name) extern const struct guest_service name##_guest;
-#include "services/list.h"
-#undef VMIC_SERVICE
 
 /* guestd-config.c */
 extern const struct vmic_conf_table guest_config_table;
@@ -161,17 +109,6 @@ void conn_close(struct guest_conn *c);
 /* Ask the host of an established session to answer (a hello with the
  * ESTABLISHED flag clear, which the host always answers). */
 void conn_send_probe(struct guest_conn *c);
-/* Send a whole encoded frame; logs and returns -errno on failure. */
-int conn_send(struct guest_conn *c, const uint8_t *frame, size_t len);
-/*
- * Answer request f with message `type` of its service: payload_len bytes
- * already encoded at buf + VMIC_HDR_SIZE; the header is written here.
- */
-int conn_reply(struct guest_conn *c, const struct vmic_frame *f, uint8_t type,
-	       uint8_t *buf, size_t payload_len);
-/* Answer request f with an error frame carrying code and a sentence. */
-int conn_reply_error(struct guest_conn *c, const struct vmic_frame *f,
-		     uint16_t code, const char *fmt, ...) PRINTF_LIKE(4, 5);
 
 /* services.c */
 const struct guest_service *guest_service_find(uint8_t id);
@@ -181,9 +118,6 @@ const struct guest_service *guest_service_command(const char *name);
  * service; false past the last. */
 bool guest_service_option(size_t i, const struct guest_service **s,
 			  const struct guest_option **o);
-/* Why the service cannot answer now, or NULL when it can. */
-const char *guest_service_refusal(const struct guest_conn *c, uint8_t id,
-				  uint16_t *code);
 /* Allocate every service's config at its defaults; -ENOMEM. */
 int guest_services_init(struct guestd *g);
 /* Free every service's config and state (after the loop has ended). */
@@ -203,6 +137,14 @@ void guest_services_session(struct guest_conn *c, bool up);
 /* A reload: copy each service's conf from next into g where it changed,
  * and tell the service; name what cannot change at run time. */
 void guest_services_reload(struct guestd *g, const struct guestd *next);
+
+/* requests.c: the tracker of the services' requests to the host */
+/* A new connection: nothing waits, ids from 1, the timer ready. */
+void agent_requests_init(struct guest_conn *c);
+/* A frame with the REPLY flag: true when a waiter took it. */
+bool agent_requests_deliver(struct guest_conn *c, const struct vmic_frame *f);
+/* Every waiter gets err (-ECONNRESET, -ECANCELED); nothing waits after. */
+void agent_requests_fail_all(struct guest_conn *c, int err);
 
 /* info.c */
 struct vmic_info;

@@ -108,13 +108,6 @@ static void conn_set_error(struct vm *vm, const char *fmt, ...)
 			   raw, strlen(raw));
 }
 
-uint32_t conn_request_id(struct vm *vm)
-{
-	if (++vm->conn.next_request_id == 0)
-		vm->conn.next_request_id = 1;
-	return vm->conn.next_request_id;
-}
-
 int64_t conn_next_retry_ms(const struct vm *vm)
 {
 	uint64_t now = vmic_mono_us();
@@ -707,7 +700,7 @@ static void conn_on_connected(void *ud, int status, uv_stream_t *stream,
 	/* The link answers stream frames itself (services open streams). */
 	vmic_link_streams_attach(c->link, false, 0);
 	vm_ref(vm); /* dropped in conn_on_close */
-	c->next_request_id = 0;
+	requests_restart_ids(vm);
 	c->stale_frames = 0;
 	c->unexpected_answers = 0;
 	c->resyncs = 0;

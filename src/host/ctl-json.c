@@ -141,7 +141,7 @@ static json_t *connection_detail(const struct vm *vm)
 	json_object_set_new(o, "unexpected_answers",
 			    json_integer((json_int_t)c->unexpected_answers));
 	json_object_set_new(o, "requests_waiting",
-			    json_integer(vm->req.count));
+			    json_integer(vm->req.t.count));
 	return o;
 }
 

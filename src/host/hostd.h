@@ -16,7 +16,9 @@
  * it, and a command's change is applied to memory once it is committed.
  *
  * This header is the map of the daemon: prototypes are grouped by the
- * file that implements them.
+ * file that implements them. It is the core's own: services include
+ * service-api.h (which this header includes), where the core's structs
+ * are incomplete types and everything a service may do is declared.
  */
 #ifndef VMIC_HOSTD_H
 #define VMIC_HOSTD_H
@@ -31,7 +33,9 @@
 #include "clock.h"
 #include "common/config.h"
 #include "common/macro.h"
+#include "host/service-api.h"
 #include "proto/proto.h"
+#include "proto/requests.h"
 #include "proto/session.h"
 #include "transport/channel.h"
 #include "transport/link.h"
@@ -40,15 +44,9 @@
 #define HOSTD_DEFAULT_CONFIG "/etc/vmic/vmic-hostd.conf"
 #define HOSTD_SOFTWARE "vmic-hostd " VMIC_VERSION
 
-/* docs/control.md: 1 to 64 characters. */
-#define VM_NAME_MAX 64
 #define CHANNEL_URI_MAX (VMIC_PATH_MAX + 32)
 #define POWER_URI_MAX 1024
 #define ERROR_TEXT_MAX 160
-/* "application critical: " and the guest's reason (<= 512 bytes). */
-#define SVC_SECONDARY_MAX 640
-/* Requests one VM may have waiting for answers at once. */
-#define REQUESTS_MAX 64
 
 struct hostd_config {
 	char state_dir[256];
@@ -92,24 +90,6 @@ enum conn_state {
 	CONN_CLOSED, /* the VM is being removed or the daemon exits */
 };
 
-/* Get-VMIntegrationService PrimaryStatus values. */
-enum svc_primary {
-	SVC_NONE, /* host setting off: "" */
-	SVC_OK,
-	SVC_NO_CONTACT,
-	SVC_LOST,
-	SVC_MISMATCH,
-	SVC_DEGRADED,
-};
-
-struct svc_status {
-	bool enabled;
-	enum svc_primary primary;
-	char secondary[SVC_SECONDARY_MAX];
-	int version;       /* negotiated, -1 while unknown */
-	int guest_enabled; /* 0, 1, or -1 while unknown */
-};
-
 struct conn {
 	enum conn_state state;
 	int64_t since_us;
@@ -122,7 +102,6 @@ struct conn {
 	struct vmic_link *link; /* while a stream is open */
 	struct vmic_session session;
 	uv_timer_t timer; /* retry, or hello resend during the handshake */
-	uint32_t next_request_id;
 	uint64_t bytes_in, bytes_out; /* of the last link, kept after close */
 	char agent[VMIC_SOFTWARE_MAX + 1];
 	uint64_t stale_frames; /* dropped before the session was up */
@@ -150,9 +129,6 @@ struct guest_info {
 	int64_t boot_us; /* realtime, from the agent's uptime */
 };
 
-struct ctl;
-struct ctl_request;
-struct vm;
 
 /*
  * One event; the strings live in the same allocation. The writer thread
@@ -192,11 +168,9 @@ struct ev_limit {
 	char kinds[96];       /* their kinds, "connection, heartbeat" */
 };
 
-/* An answer awaited from the guest (requests.c). */
-struct request;
+/* The answers awaited from the guest (requests.c). */
 struct requests {
-	struct request *head;
-	unsigned count;
+	struct vmic_requests t;
 	struct htimer timer; /* earliest deadline */
 };
 
@@ -239,6 +213,8 @@ struct store {
 /* A parked mutating control command (ctl-commands.c). */
 struct ctl_parked;
 
+struct ctl;
+
 #define EVENTS_RING 4096 /* published events kept for --follow catch-up */
 
 struct hostd {
@@ -274,125 +250,6 @@ struct hostd {
 	bool stopping;
 };
 
-/*
- * What a service announces and what the core announces to the services
- * (vm_notify). Services that need to know about each other (a stop and
- * the heartbeat) meet here, never in each other's structs.
- */
-enum notice_kind {
-	NOTICE_SESSION_UP,     /* core: a session is up (after every on_up) */
-	NOTICE_CHANNEL_CLOSED, /* core: the stream closed; err says why */
-	NOTICE_CONNECT_FAILED, /* core: a connect attempt failed; err */
-	NOTICE_STOPPING,       /* the VM goes down on purpose: silence is
-				  expected, not a loss of communication */
-	NOTICE_STOPPED,        /* it went down on purpose and stays off */
-	NOTICE_STOP_OVER,      /* a stop ended otherwise (rebooted, failed) */
-	NOTICE_ALIVE_WANTED,   /* someone waits for proof the guest works: a
-				  service that will give it sets `claimed`,
-				  one that has it already sets `alive` */
-	NOTICE_ALIVE,          /* proof that the guest works (heartbeat OK) */
-	NOTICE_RESUMED,        /* the guest answered again after a silence
-				  of gap_us with the channel up: it was
-				  probably paused (heartbeat) */
-};
-
-struct notice {
-	enum notice_kind kind;
-	int err;      /* NOTICE_CHANNEL_CLOSED, NOTICE_CONNECT_FAILED */
-	bool claimed; /* NOTICE_ALIVE_WANTED: proof will follow */
-	bool alive;   /* NOTICE_ALIVE_WANTED: proof is there already */
-	uint64_t gap_us; /* NOTICE_RESUMED: how long it was silent */
-};
-
-/* Why a VM's services are detached. */
-enum detach_reason {
-	DETACH_REMOVED,  /* `vmic remove` */
-	DETACH_STOPPING, /* the daemon exits */
-};
-
-/* The control commands a table (core or service) offers. */
-struct ctl_command {
-	const char *name;
-	/* Reply through rq now, or later for asynchronous commands. */
-	void (*run)(struct ctl_request *rq, struct vm *vm, json_t *args);
-	bool needs_vm; /* "vm" is required and must be registered */
-	const char *members; /* for error messages */
-	const char *summary;
-};
-
-/*
- * The host half of a service (src/services/NAME/host.c). Only desc is
- * required; every hook may be NULL.
- */
-struct host_service {
-	const struct vmic_service_desc *desc;
-	/* Per-VM settings: the keys of [NAME] (hostd.conf gives daemon-wide
-	 * defaults, `vmic set VM NAME KEY=VALUE` per VM), offsets into a
-	 * struct of settings_size bytes; settings_defaults fills one. At
-	 * most 32 keys. */
-	const struct vmic_conf_table *settings;
-	size_t settings_size;
-	void (*settings_defaults)(void *settings);
-	/* Daemon-wide keys of the same [NAME] section that are no per-VM
-	 * setting (a bound on the sum over all VMs, a rate per client): a
-	 * struct of daemon_settings_size bytes, filled by
-	 * daemon_settings_defaults, read from hostd.conf and taken again at
-	 * a reload; svc_daemon_settings() is the current one. */
-	const struct vmic_conf_table *daemon_settings;
-	size_t daemon_settings_size;
-	void (*daemon_settings_defaults)(void *conf);
-	/* Daemon-wide state (h->svc_state[id]): at start-up, at exit. */
-	int (*daemon_start)(struct hostd *h);
-	void (*daemon_stop)(struct hostd *h);
-	/* Per-VM state (vm->svc[id].state): attach when the VM is created,
-	 * detach when it is removed or the daemon exits (stop timers with
-	 * vm_close_handle, answer waiting clients), release when its last
-	 * reference goes (free the memory). */
-	int (*attach)(struct vm *vm);
-	void (*detach)(struct vm *vm, enum detach_reason why);
-	void (*release)(struct vm *vm);
-	/* At start-up, once the VM's stored switches and settings are in:
-	 * align the state with them, without events. */
-	void (*loaded)(struct vm *vm);
-	/* At start-up, before loaded: how much data the service stored for
-	 * the VM (store_txn_data_set) in one space: rows, and bytes of
-	 * their keys and values. The rows themselves stay in the store
-	 * until the service reads them (store_read_data). */
-	void (*data_sizes)(struct vm *vm, unsigned space, uint64_t rows,
-			   uint64_t bytes);
-	/* The session came up with the service enabled on the host, or the
-	 * host enabled it during a session; on_down: the reverse, and any
-	 * change of the host setting while there is no session. */
-	void (*on_up)(struct vm *vm);
-	void (*on_down)(struct vm *vm);
-	void (*on_notice)(struct vm *vm, struct notice *n);
-	/* A checked frame of the service that answers nothing of ours (a
-	 * guest request, stream data); < 0 closes the link. Answers to our
-	 * requests go to their waiters (requests.c), never here. */
-	int (*on_frame)(struct vm *vm, const struct vmic_frame *f);
-	/* A setting changed (vm->svc[id].settings already holds it). */
-	void (*settings_changed)(struct vm *vm);
-	/* Service-specific status when enabled (primary already set from
-	 * the connection); NULL reads OK. */
-	void (*status)(const struct vm *vm, struct svc_status *st);
-	/* Add the service's own members: to its `status` entry, to the VM
-	 * summary of `list`, to the daemon's `stats`. */
-	void (*status_json)(const struct vm *vm, json_t *entry);
-	void (*summary_json)(const struct vm *vm, json_t *summary);
-	void (*stats_json)(struct hostd *h, json_t *stats, bool reset);
-	/* Control commands of the service (`stop`, ...). */
-	const struct ctl_command *commands;
-	size_t ncommands;
-	/* The service logs its own status events (heartbeat's): the core
-	 * does not emit service-status events for it. */
-	bool own_status_events;
-};
-
-/* Each service's entry: NAME_host, from its host.c. */
-#define VMIC_SERVICE(name) extern const struct host_service name##_host;
-#include "services/list.h"
-#undef VMIC_SERVICE
-
 /* hostd-config.c */
 /* Every key at its documented default; -ENOMEM. */
 int hostd_config_defaults(struct hostd_config *c);
@@ -404,13 +261,6 @@ void hostd_config_free(struct hostd_config *c);
 #define HOSTD_CONF_PARTS (2 * VMIC_SVC_COUNT + 1)
 size_t hostd_config_parts(struct hostd_config *c,
 			  struct vmic_conf_part *parts);
-/* A service's daemon-wide keys as configured now (its
- * daemon_settings struct), NULL when it has none. */
-static inline const void *svc_daemon_settings(const struct hostd *h,
-					      uint8_t id)
-{
-	return h->cfg.svc_daemon[id];
-}
 /* "[section] key" -> field of struct hostd_config, for config.h. */
 extern const struct vmic_conf_table hostd_conf_table;
 /* Checks across keys; logs and returns -EINVAL when they conflict. */
@@ -437,17 +287,9 @@ int store_load_vms(struct hostd *h);
 /* Highest event id stored, 0 when none (ids continue from it). */
 int64_t store_events_max_id(struct hostd *h);
 
-/* store-txn.c: a transaction, built on the loop, committed by the writer */
-struct store_txn;
-/* Called on the loop when the writer is done with t; t is freed after. */
-typedef void (*store_txn_done_fn)(struct hostd *h, struct store_txn *t,
-				  void *ud);
-/*
- * An empty transaction. A command's (command true) is retried while
- * another program holds the database (up to 5 s) and may use the disk
- * reserve; a batch of events is neither. NULL without memory.
- */
-struct store_txn *store_txn_new(bool command);
+/* store-txn.c: a transaction, built on the loop, committed by the
+ * writer (store_txn_new, store_txn_data_set, store_txn_result and
+ * store_txn_free are in service-api.h) */
 /* Changes, copied into t; -ENOMEM. vm_update's power_off may be NULL. */
 int store_txn_vm_insert(struct store_txn *t, const struct vm *vm);
 int store_txn_vm_update(struct store_txn *t, const char *name,
@@ -460,35 +302,15 @@ int store_txn_service_set(struct store_txn *t, const char *vm,
 int store_txn_settings_set(struct store_txn *t, const char *vm,
 			   uint8_t service, const void *settings,
 			   uint32_t mask);
-/*
- * A service's own data of a VM (the service_data table: space, key ->
- * value; value NULL deletes the row). Rows go with their VM; a VM
- * already removed makes the transaction fail. At start-up the service
- * hears how much it stored (its data_sizes hook); store_read_data reads
- * the rows.
- */
-int store_txn_data_set(struct store_txn *t, const char *vm, uint8_t service,
-		       unsigned space, const char *key, const char *value);
 /* Append events (a list, taking the caller's reference of each). */
 void store_txn_add_events(struct store_txn *t, struct event *list);
 /* Take the events back (a list; the caller owns the references). */
 struct event *store_txn_take_events(struct store_txn *t);
 size_t store_txn_event_count(const struct store_txn *t);
-/* 0 once committed; else -EBUSY (another program holds the database),
- * -ENOSPC (disk full), -EIO, -ENOMEM, with a sentence in *msg. */
-int store_txn_result(const struct store_txn *t, const char **msg);
-/* Free t and drop its events' references (a transaction not committed). */
-void store_txn_free(struct store_txn *t);
 
 /* store-writer.c: the one thread that writes the database */
 /* Start the writer thread (it prunes in the background); -errno. */
 int store_start(struct hostd *h);
-/*
- * Commit t off the loop, after every transaction committed before it;
- * done runs on the loop with the result. Takes t.
- */
-void store_commit(struct hostd *h, struct store_txn *t,
-		  store_txn_done_fn done, void *ud);
 /* New bounds for the event log (after a config change). */
 void store_set_limits(struct hostd *h);
 /* The writer's numbers for `stats`: members of obj. */
@@ -531,47 +353,6 @@ void store_read_events(struct hostd *h, struct events_read *r,
 /* Append n bytes to r->text, growing it; -ENOMEM. */
 int events_read_append(struct events_read *r, const char *s, size_t n);
 
-/* A read of a service's data of one VM (the rows of store_txn_data_set),
- * in (space, key) order, keys compared bytewise (a shorter key first). */
-struct data_read {
-	/* in: what to read */
-	char vm[VM_NAME_MAX + 1];
-	uint8_t service;
-	unsigned space_min, space_max; /* the spaces, inclusive */
-	/* One key: its row in the first space that has it. NULL: rows in
-	 * order, after the cursor when there is one. */
-	const char *key;
-	size_t klen;
-	bool after; /* start after (after_space, after_key) */
-	unsigned after_space;
-	const char *after_key;
-	size_t after_klen;
-	unsigned limit; /* rows at most; 0: all */
-	/*
-	 * Each row, on a thread of the pool: it may touch only what ud
-	 * owns. The strings are terminated; their lengths are given. 0 goes
-	 * on, 1 stops after this row (more to read), < 0 ends the read
-	 * with that error.
-	 */
-	int (*row)(void *ud, unsigned space, const char *key, size_t klen,
-		   const char *value, size_t vlen);
-	void *ud;
-	/* out */
-	size_t count;
-	bool more; /* stopped at limit or by row(): rows may follow */
-	int err;
-	char errmsg[256];
-};
-typedef void (*data_read_fn)(struct hostd *h, struct data_read *d,
-			     void *ud);
-/*
- * Run d on the thread pool with a read-only connection (with the reads
- * of events: at most two at a time, the others wait in order); done on
- * the loop. d (and the strings it points to) stay the caller's until
- * then. It sees what is committed.
- */
-void store_read_data(struct hostd *h, struct data_read *d,
-		     data_read_fn done, void *ud);
 
 /* vm.c */
 /* A new VM with its services attached (not registered yet); NULL. */
@@ -591,14 +372,6 @@ size_t vm_first_after(const struct hostd *h, const char *name);
 /* Unregister, detach the services, stop everything, free once the last
  * handle is closed. */
 void vm_destroy(struct vm *vm, enum detach_reason why);
-/* Keep the memory alive across an asynchronous operation. */
-void vm_ref(struct vm *vm);
-/* Drop a reference; the last one frees the VM. */
-void vm_unref(struct vm *vm);
-/* uv_close a handle owned by the VM, holding a reference until closed. */
-void vm_close_handle(struct vm *vm, uv_handle_t *handle);
-/* The same for a timer of clock.h. */
-void vm_close_timer(struct vm *vm, struct htimer *t);
 /* NULL when fine, else a sentence why the name is not valid. */
 const char *vm_name_invalid(const char *name);
 /* Parse and keep a host-side channel; -EINVAL with a sentence in err. */
@@ -606,29 +379,6 @@ int vm_channel_parse(const char *uri, struct vmic_channel *ch, char *err,
 		     size_t errsz);
 /* -EINVAL with a sentence when uri is not qmp:PATH or exec:COMMAND. */
 int vm_power_uri_check(const char *uri, char *err, size_t errsz);
-/* The host setting of a service for this VM. */
-static inline bool vm_service_enabled(const struct vm *vm, uint8_t service)
-{
-	return service < 32 && (vm->enabled_mask & (1u << service));
-}
-/* Tell the core, then every service of the VM (the sender too). */
-void vm_notify(struct vm *vm, struct notice *n);
-/* Something the VM summary of `list` shows changed (a state, a name):
- * the cached text is made again when next asked for. A service whose
- * summary_json members change calls it too. */
-static inline void vm_touch(struct vm *vm)
-{
-	vm->gen++;
-}
-/* The service's per-VM state and settings. */
-static inline void *vm_state(const struct vm *vm, uint8_t service)
-{
-	return vm->svc[service].state;
-}
-static inline void *vm_settings(const struct vm *vm, uint8_t service)
-{
-	return vm->svc[service].settings;
-}
 
 /* conn.c */
 /* Idle connection state and its timer (part of vm_new). */
@@ -639,27 +389,11 @@ void conn_start(struct vm *vm);
 void conn_restart(struct vm *vm);
 /* Close everything for good (VM removed, daemon exit). */
 void conn_shutdown(struct vm *vm);
-/* Send one encoded frame; -ENOTCONN unless a link is open. */
-int conn_send(struct vm *vm, const uint8_t *frame, size_t len);
-/* A fresh non-zero request id for a request to the guest. */
-uint32_t conn_request_id(struct vm *vm);
-/* The session is established. */
-static inline bool conn_up(const struct vm *vm)
-{
-	return vm->conn.state == CONN_CONNECTED;
-}
+
 /* The docs/control.md name: "connecting", "handshake", ... */
 const char *conn_state_name(enum conn_state s);
 /* The host's service switches changed: tell the guest. */
 void conn_send_services(struct vm *vm);
-/* Answer a guest request with an error frame. */
-void conn_send_error(struct vm *vm, const struct vmic_frame *f, int code,
-		     const char *message);
-/*
- * Read a guest's error frame: its code (VMIC_E_MALFORMED when it does not
- * decode) and its message made safe for logs, events and JSON.
- */
-uint16_t conn_peer_error(const struct vmic_frame *f, char *text, size_t n);
 /* Milliseconds until the next attempt, -1 when none is scheduled. */
 int64_t conn_next_retry_ms(const struct vm *vm);
 /* Milliseconds until the guest's hellos are answered again, -1 when they
@@ -669,29 +403,14 @@ int64_t conn_hold_ms(const struct vm *vm);
 void conn_forget_contact(struct vm *vm);
 
 /* requests.c: one tracker of the answers every service waits for */
-/*
- * An answer to request `id`: `answer` is the reply or error frame (err 0),
- * or NULL with err -ETIMEDOUT (timeout_ms passed), -ECONNRESET (the
- * session ended) or -ECANCELED (the VM is removed, the daemon exits).
- * With an answer, return true to keep waiting for more answers with the
- * same id (a late error after an "accepted"); the callback must not
- * cancel the request it keeps.
- */
-typedef bool (*request_cb)(struct vm *vm, void *ud,
-			   const struct vmic_frame *answer, int err);
 /* Tracker state of a new VM (part of vm_new). */
 void requests_init(struct vm *vm);
-/*
- * Send `payload` as a request of `service` and call cb with its answers.
- * timeout_ms 0 waits until the session ends. Returns 0 and the id in
- * *id, -ENOTCONN without a session, -EBUSY at REQUESTS_MAX waiting, or
- * another -errno; cb is never called when it fails.
- */
-int request_send(struct vm *vm, uint8_t service, uint8_t type,
-		 const void *payload, size_t len, unsigned timeout_ms,
-		 request_cb cb, void *ud, uint32_t *id);
-/* Stop waiting for request id; its callback is not called. */
-void request_cancel(struct vm *vm, uint32_t id);
+/* A fresh request id (never 0) for a message to the guest, from the
+ * tracker's counter; a new connection counts from 1 again
+ * (requests_restart_ids). */
+uint32_t conn_request_id(struct vm *vm);
+/* A new connection: ids count from 1 (nothing waits any more). */
+void requests_restart_ids(struct vm *vm);
 /* A frame with the REPLY flag: true when a waiter took it. */
 bool requests_deliver(struct vm *vm, const struct vmic_frame *f);
 /* Every waiter gets err (-ECONNRESET, -ECANCELED); the list is empty. */
@@ -705,8 +424,9 @@ void requests_close(struct vm *vm);
 bool access_pattern_match(const char *patterns, const char *vm,
 			  const char *uri);
 /* May the request's peer name this channel / power backend (of VM vm)?
- * When not, replies permission-denied (saying what [access] allows) and
- * returns false. */
+ * When not, replies `forbidden` (saying what [access] allows) and
+ * returns false. (`permission-denied` is the code of a peer that may not
+ * use the socket at all: ctl.c.) */
 bool access_check_channel(struct ctl_request *rq, const char *uri);
 bool access_check_power(struct ctl_request *rq, const char *vm,
 			const char *uri);
@@ -739,10 +459,6 @@ void services_down(struct vm *vm);
 void services_notify(struct vm *vm, struct notice *n);
 /* Route a checked, non-control frame that is no answer to its service. */
 int services_dispatch(struct vm *vm, const struct vmic_frame *f);
-/* The Get-VMIntegrationService view of one service. */
-void service_status(const struct vm *vm, uint8_t id, struct svc_status *st);
-/* True when enabled here, session up, version agreed, guest allows it. */
-bool service_usable(const struct vm *vm, uint8_t id);
 /* Start-up: loaded() of each service, then take the current statuses as
  * known, without events. */
 void services_init_status(struct vm *vm);
@@ -788,14 +504,6 @@ void settings_load(struct vm *vm, const char *service, const char *key,
 /* events.c */
 /* Timers; ids continue after the highest stored one. */
 void events_init(struct hostd *h);
-/*
- * Record one event: logged now, stored with the next batch, delivered to
- * `events --follow` clients. vm, service, from and to may be NULL. An
- * event of a registered VM passes its rate limit first (events-limit.c).
- */
-void events_emit(struct hostd *h, const char *vm, const char *service,
-		 const char *kind, const char *from, const char *to,
-		 const char *fmt, ...) PRINTF_LIKE(7, 8);
 /*
  * An event a command causes, for its transaction: it gets its id now and
  * is published (logged, followed) by events_txn_done once the
@@ -866,100 +574,11 @@ void ctl_stats_json(const struct hostd *h, json_t *stats);
 void ctl_broadcast_event(struct hostd *h, json_t *event);
 /* True when some client follows events (skip building them if not). */
 bool ctl_has_followers(const struct hostd *h);
-/* Reply to a request (steals result); the request is finished. */
-void ctl_reply_ok(struct ctl_request *rq, json_t *result);
-/* Reply with a docs/control.md error code and a sentence. */
-void ctl_reply_error(struct ctl_request *rq, const char *code,
-		     const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* The request turns the connection into an event stream. */
 void ctl_request_follow(struct ctl_request *rq);
-/*
- * A client that watches something of a service (`kvp-watch`): rq is
- * answered with result (taken), then its connection carries the lines
- * the service sends with ctl_watch_send, and no further requests. gone
- * runs once the client leaves or is dropped, never after ctl_watch_end.
- * NULL, after replying, when the client is gone already or memory is
- * short: nothing to watch for.
- */
-struct ctl_watch;
-struct ctl_watch *ctl_watch_start(struct ctl_request *rq, json_t *result,
-				  void (*gone)(void *ud), void *ud);
-/*
- * A line of output made once and shared by every client it is sent to
- * (refcounted): a change that goes to many watchers costs one
- * serialization and its bytes once.
- */
-struct ctl_line;
-/* o as one compact JSON line; NULL when out of memory. */
-struct ctl_line *ctl_line_json(json_t *o);
-/* Drop a reference (NULL is fine); the last one frees the line. */
-void ctl_line_unref(struct ctl_line *l);
-/* One line to the watcher (a reference is taken while it waits). One
- * that left [control] max-unread bytes unread is sent a last line
- * {"dropped": ...} and dropped (gone runs when it is closed). */
-void ctl_watch_send(struct ctl_watch *w, struct ctl_line *line);
-/* The service ends the watch (its VM was removed): an optional last
- * line (not taken), then the client is closed once it has read it. */
-void ctl_watch_end(struct ctl_watch *w, json_t *last);
-/* The daemon a request belongs to. */
-struct hostd *ctl_request_hostd(const struct ctl_request *rq);
-/* The request comes from root or the daemon's own user (not merely a
- * member of the socket group). */
-bool ctl_request_privileged(const struct ctl_request *rq);
-/* The user the request comes from (SO_PEERCRED): the unit of the limits
- * a client meets, since connections are cheap to open again. */
-uid_t ctl_request_uid(const struct ctl_request *rq);
 
-/* JSON text being built (a batch of a streamed reply). */
-struct ctl_text {
-	char *p;
-	size_t len, cap;
-	size_t items; /* array items begun */
-	int err;      /* -ENOMEM once an append failed */
-};
-/* Append n bytes; a comma first when the text is not empty and `item`
- * says a new array item starts (it is counted). */
-void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item);
-/* Append n bytes holding `count` comma-separated items as array items. */
-void ctl_text_append_items(struct ctl_text *t, const char *s, size_t n,
-			   size_t count);
-/* Append v as one array item (compact JSON). */
-void ctl_text_append_json(struct ctl_text *t, json_t *v);
-
-/*
- * A reply whose result holds one large array, written a batch at a time
- * as the client reads (ctl-reply.c): memory stays bounded whatever the
- * array's size, and no batch holds the loop for long.
- */
-enum ctl_stream_next {
-	CTL_STREAM_MORE, /* items appended (or none yet); ask again */
-	CTL_STREAM_WAIT, /* fetching: ctl_stream_wake() when there are some */
-	CTL_STREAM_DONE, /* the items appended are the last */
-};
-struct ctl_stream_ops {
-	/* Append the next items (at most max), comma-separated, to out. */
-	enum ctl_stream_next (*next)(void *ud, struct ctl_text *out,
-				     size_t max);
-	/* The reply ended or its client left: free ud. */
-	void (*done)(void *ud);
-};
-/* Reply with result (taken) plus the array `key` filled by ops->next;
- * in pages when the request asked for them (docs/control.md). */
-void ctl_reply_stream(struct ctl_request *rq, json_t *result, const char *key,
-		      const struct ctl_stream_ops *ops, void *ud);
-/* The producer cannot go on: its next answer is DONE, and the reply ends
- * with this error line after the items sent (paged), or is cut off (one
- * line cannot say that it is incomplete). */
-void ctl_stream_fail(struct ctl_request *rq, const char *code,
-		     const char *fmt, ...) PRINTF_LIKE(3, 4);
-/* A producer that answered CTL_STREAM_WAIT has items now. */
-void ctl_stream_wake(struct ctl_request *rq);
 
 /* ctl-commands.c */
-/* Strict unpack of a command's remaining members (jansson format);
- * replies bad-request and returns false on error. */
-bool ctl_args_unpack(struct ctl_request *rq, const char *cmd, json_t *args,
-		     const char *fmt, ...);
 /* The command named exactly `name` (core or service), or NULL. */
 const struct ctl_command *ctl_command_find(const char *name);
 /* "version, list, ..." for unknown-command messages. */
@@ -975,8 +594,5 @@ void vm_summary_text(struct vm *vm, struct ctl_text *out);
 json_t *vm_status_json(const struct vm *vm);
 /* One Get-VMIntegrationService entry, with settings and details. */
 json_t *service_json(const struct vm *vm, uint8_t id);
-/* Add a service status's enabled, primary_status and secondary_status
- * members to o (every reply that shows a service's status uses these). */
-void svc_status_json(json_t *o, const struct svc_status *st);
 
 #endif

@@ -1,17 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The one tracker of requests to a guest, for every service.
+ * The one tracker of requests to a guest, for every service: the host's
+ * glue around the shared bookkeeping (proto/requests.h).
  *
  * A request is sent with its callback; every answer with its id (the
  * reply, an error, a late error after an "accepted") reaches that
  * callback, and so does its end: a timeout, the end of the session, the
  * removal of the VM. Nothing a waiter asked for is dropped silently, and
- * an answer nobody waits for is counted and logged once per session.
+ * an answer nobody waits for is counted and logged once per session
+ * (conn.c).
  *
- * Per VM the waiting requests are a short list (REQUESTS_MAX at most, in
- * practice one or two): a heartbeat and perhaps a stop. Deadlines share
- * one timer per VM, armed for the earliest and moved lazily: when a
- * request is answered the timer stays, and fires early at worst.
+ * Each service has its own budget of waiting requests per VM (its
+ * table entry's max_requests), so a service that keeps a window of
+ * requests waiting cannot starve another: a heartbeat always has its
+ * slot. Deadlines share one timer per VM, armed for the earliest and
+ * moved lazily: when a request is answered the timer stays, and fires
+ * early at worst.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,24 +25,22 @@
 #include "hostd.h"
 #include "proto/control.h"
 
-struct request {
-	struct request *next;
-	uint32_t id;
-	uint8_t service;
-	uint64_t deadline_us; /* monotonic; 0 = until the session ends */
-	request_cb cb;
-	void *ud;
-};
-
 static void on_deadline(struct htimer *t);
 
 void requests_init(struct vm *vm)
 {
-	struct requests *rs = &vm->req;
+	vmic_requests_init(&vm->req.t);
+	htimer_init(vm->h, &vm->req.timer, on_deadline, vm);
+}
 
-	rs->head = NULL;
-	rs->count = 0;
-	htimer_init(vm->h, &rs->timer, on_deadline, vm);
+/* The service's budget of waiting requests per VM. */
+static unsigned budget_of(uint8_t service)
+{
+	const struct host_service *s = host_service_get(service);
+
+	if (!s || !s->max_requests)
+		return REQUESTS_DEFAULT;
+	return MIN(s->max_requests, REQUESTS_SERVICE_MAX);
 }
 
 /* Arm the timer for deadline d unless it fires earlier already. */
@@ -51,26 +53,14 @@ static void arm(struct vm *vm, uint64_t d)
 	htimer_start_at(&rs->timer, d);
 }
 
-/* Take the request with id out of the list; NULL when none waits. */
-static struct request *unlink_id(struct requests *rs, uint32_t id)
+uint32_t conn_request_id(struct vm *vm)
 {
-	for (struct request **p = &rs->head; *p; p = &(*p)->next) {
-		struct request *r = *p;
-
-		if (r->id != id)
-			continue;
-		*p = r->next;
-		rs->count--;
-		return r;
-	}
-	return NULL;
+	return vmic_requests_next_id(&vm->req.t);
 }
 
-static void link_front(struct requests *rs, struct request *r)
+void requests_restart_ids(struct vm *vm)
 {
-	r->next = rs->head;
-	rs->head = r;
-	rs->count++;
+	vm->req.t.next_id = 0;
 }
 
 int request_send(struct vm *vm, uint8_t service, uint8_t type,
@@ -78,41 +68,36 @@ int request_send(struct vm *vm, uint8_t service, uint8_t type,
 		 request_cb cb, void *ud, uint32_t *id)
 {
 	uint8_t stack[512], *buf = stack;
-	struct request *r;
+	struct vmic_request *r;
+	uint64_t deadline = 0;
 	int ret;
 
 	if (!conn_up(vm))
 		return -ENOTCONN;
-	if (vm->req.count >= REQUESTS_MAX)
-		return -EBUSY;
 	if (len > VMIC_MAX_PAYLOAD)
 		return -EMSGSIZE;
+	if (timeout_ms)
+		deadline = hostd_now_us(vm->h) + (uint64_t)timeout_ms * 1000;
+	ret = vmic_request_new(&vm->req.t, service, budget_of(service),
+			       deadline, (void (*)(void))cb, ud, &r);
+	if (ret < 0)
+		return ret;
 	if (VMIC_HDR_SIZE + len > sizeof(stack)) {
 		buf = malloc(VMIC_HDR_SIZE + len);
-		if (!buf)
+		if (!buf) {
+			vmic_request_free(r);
 			return -ENOMEM;
+		}
 	}
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	r->id = conn_request_id(vm);
-	r->service = service;
-	r->cb = cb;
-	r->ud = ud;
-	if (timeout_ms)
-		r->deadline_us = hostd_now_us(vm->h) +
-				 (uint64_t)timeout_ms * 1000;
 	memcpy(buf + VMIC_HDR_SIZE, payload, len);
 	ret = conn_send(vm, buf,
 			vmic_frame_seal(buf, service, type, 0, r->id, 0, len));
 	if (ret < 0) {
-		free(r);
+		vmic_request_free(r);
 		goto out;
 	}
-	link_front(&vm->req, r);
-	arm(vm, r->deadline_us);
+	vmic_requests_wait(&vm->req.t, r);
+	arm(vm, deadline);
 	if (id)
 		*id = r->id;
 out:
@@ -123,70 +108,61 @@ out:
 
 void request_cancel(struct vm *vm, uint32_t id)
 {
-	free(unlink_id(&vm->req, id));
+	if (id)
+		vmic_request_free(vmic_requests_take_id(&vm->req.t, id));
+}
+
+unsigned requests_waiting(const struct vm *vm, uint8_t service)
+{
+	return vmic_requests_waiting(&vm->req.t, service);
+}
+
+/* Call the waiter of r as its sender asked. */
+static bool call(struct vm *vm, struct vmic_request *r,
+		 const struct vmic_frame *f, int err)
+{
+	return ((request_cb)r->cb)(vm, r->ud, f, err);
 }
 
 bool requests_deliver(struct vm *vm, const struct vmic_frame *f)
 {
-	struct request *r = unlink_id(&vm->req, f->request_id);
+	struct vmic_request *r =
+		vmic_requests_take(&vm->req.t, f->request_id, f->service);
 
 	if (!r)
 		return false;
-	if (r->service != f->service) {
-		/* Our id, another service: a confused guest, not an answer. */
-		link_front(&vm->req, r);
-		return false;
-	}
-	if (r->cb(vm, r->ud, f, 0))
-		link_front(&vm->req, r);
+	if (call(vm, r, f, 0))
+		vmic_requests_wait(&vm->req.t, r);
 	else
-		free(r);
+		vmic_request_free(r);
 	return true;
 }
 
 /* Call every waiter in list with err, freeing as it goes. */
-static void fail_list(struct vm *vm, struct request *r, int err)
+static void fail_list(struct vm *vm, struct vmic_request *r, int err)
 {
 	while (r) {
-		struct request *next = r->next;
+		struct vmic_request *next = r->next;
 
-		r->cb(vm, r->ud, NULL, err);
-		free(r);
+		call(vm, r, NULL, err);
+		vmic_request_free(r);
 		r = next;
 	}
 }
 
 void requests_fail_all(struct vm *vm, int err)
 {
-	struct request *list = vm->req.head;
-
 	/* Callbacks may send new requests: they start a fresh list. */
-	vm->req.head = NULL;
-	vm->req.count = 0;
-	fail_list(vm, list, err);
+	fail_list(vm, vmic_requests_take_all(&vm->req.t), err);
 }
 
 static void on_deadline(struct htimer *t)
 {
 	struct vm *vm = t->data;
-	struct requests *rs = &vm->req;
-	uint64_t now = hostd_now_us(vm->h), next = 0;
-	struct request *due = NULL, **p = &rs->head;
+	uint64_t next;
+	struct vmic_request *due = vmic_requests_take_due(
+		&vm->req.t, hostd_now_us(vm->h), &next);
 
-	while (*p) {
-		struct request *r = *p;
-
-		if (r->deadline_us && r->deadline_us <= now) {
-			*p = r->next;
-			rs->count--;
-			r->next = due;
-			due = r;
-			continue;
-		}
-		if (r->deadline_us && (!next || r->deadline_us < next))
-			next = r->deadline_us;
-		p = &r->next;
-	}
 	if (next)
 		arm(vm, next);
 	fail_list(vm, due, -ETIMEDOUT);

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Message decoding with round-trip checks, shared by the fuzz targets. */
+/*
+ * Message decoding with round-trip checks, shared by the fuzz targets:
+ * the control service's messages and the text helpers here, each
+ * service's in tests/services/NAME/fuzz-msgs.c, all found by (service,
+ * type) through one table made from src/services/list.h.
+ */
 #include "fuzz.h"
 
 #include <errno.h>
@@ -12,11 +17,8 @@
 #include "common/wire.h"
 #include "proto/control.h"
 #include "proto/frame.h"
-#include "services/heartbeat/heartbeat.h"
-#include "services/kvp/kvp.h"
 #include "proto/hello.h"
 #include "proto/services.h"
-#include "services/shutdown/shutdown.h"
 
 void fuzz_fail(const char *what, const char *file, int line)
 {
@@ -24,16 +26,15 @@ void fuzz_fail(const char *what, const char *file, int line)
 	abort();
 }
 
-/* The encoding of what was decoded is the input's leading bytes. */
-static void check_prefix(const uint8_t *enc, int enclen, const uint8_t *p,
-			 size_t n)
+void fuzz_check_prefix(const uint8_t *enc, int enclen, const uint8_t *p,
+		       size_t n)
 {
 	FUZZ_CHECK(enclen >= 0);
 	FUZZ_CHECK((size_t)enclen <= n);
 	FUZZ_CHECK(memcmp(enc, p, (size_t)enclen) == 0);
 }
 
-static bool valid_text(const char *s, size_t max)
+bool fuzz_valid_text(const char *s, size_t max)
 {
 	size_t n = strnlen(s, max + 1);
 
@@ -50,7 +51,7 @@ static int hello_kind(const uint8_t *p, size_t n)
 		return 0;
 	FUZZ_CHECK(h.nonce != 0);
 	FUZZ_CHECK(h.count <= VMIC_HELLO_MAX_OFFERS);
-	FUZZ_CHECK(valid_text(h.software, VMIC_SOFTWARE_MAX));
+	FUZZ_CHECK(fuzz_valid_text(h.software, VMIC_SOFTWARE_MAX));
 	for (unsigned i = 0; i < h.count; i++) {
 		const struct vmic_offer *o = &h.offers[i];
 
@@ -59,7 +60,7 @@ static int hello_kind(const uint8_t *p, size_t n)
 		FUZZ_CHECK(vmic_hello_find(&h, o->service) == o);
 	}
 	len = vmic_hello_encode(&h, enc, sizeof(enc));
-	check_prefix(enc, len, p, n);
+	fuzz_check_prefix(enc, len, p, n);
 	FUZZ_CHECK(vmic_hello_decode(enc, (size_t)len, &again) == 0);
 	FUZZ_CHECK(again.nonce == h.nonce && again.echo == h.echo);
 	FUZZ_CHECK(again.count == h.count);
@@ -76,10 +77,10 @@ static int info_kind(const uint8_t *p, size_t n)
 	memset(&m, 0, sizeof(m));
 	if (vmic_info_decode(p, n, &m) < 0)
 		return 0;
-	FUZZ_CHECK(valid_text(m.hostname, VMIC_INFO_STR_MAX));
-	FUZZ_CHECK(valid_text(m.arch, VMIC_INFO_STR_MAX));
+	FUZZ_CHECK(fuzz_valid_text(m.hostname, VMIC_INFO_STR_MAX));
+	FUZZ_CHECK(fuzz_valid_text(m.arch, VMIC_INFO_STR_MAX));
 	len = vmic_info_encode(&m, enc, sizeof(enc));
-	check_prefix(enc, len, p, n);
+	fuzz_check_prefix(enc, len, p, n);
 	memset(&again, 0, sizeof(again));
 	FUZZ_CHECK(vmic_info_decode(enc, (size_t)len, &again) == 0);
 	FUZZ_CHECK(memcmp(&again, &m, sizeof(m)) == 0);
@@ -95,81 +96,11 @@ static int error_kind(const uint8_t *p, size_t n)
 	memset(&m, 0, sizeof(m));
 	if (vmic_error_decode(p, n, &m) < 0)
 		return 0;
-	FUZZ_CHECK(valid_text(m.message, VMIC_ERROR_MSG_MAX));
+	FUZZ_CHECK(fuzz_valid_text(m.message, VMIC_ERROR_MSG_MAX));
 	len = vmic_error_encode(&m, enc, sizeof(enc));
-	check_prefix(enc, len, p, n);
+	fuzz_check_prefix(enc, len, p, n);
 	memset(&again, 0, sizeof(again));
 	FUZZ_CHECK(vmic_error_decode(enc, (size_t)len, &again) == 0);
-	FUZZ_CHECK(memcmp(&again, &m, sizeof(m)) == 0);
-	return 1;
-}
-
-static int hb_request_kind(const uint8_t *p, size_t n)
-{
-	uint8_t enc[8];
-	uint64_t seq;
-	int len;
-
-	if (vmic_hb_request_decode(p, n, &seq) < 0)
-		return 0;
-	len = vmic_hb_request_encode(seq, enc, sizeof(enc));
-	check_prefix(enc, len, p, n);
-	return 1;
-}
-
-static int hb_reply_kind(const uint8_t *p, size_t n)
-{
-	static struct vmic_hb_reply m, again;
-	static uint8_t enc[VMIC_HB_REPLY_MAX_LEN];
-	int len;
-
-	memset(&m, 0, sizeof(m));
-	if (vmic_hb_reply_decode(p, n, &m) < 0)
-		return 0;
-	FUZZ_CHECK(m.health <= VMIC_HEALTH_CRITICAL);
-	FUZZ_CHECK(valid_text(m.reason, VMIC_HB_REASON_MAX));
-	len = vmic_hb_reply_encode(&m, enc, sizeof(enc));
-	check_prefix(enc, len, p, n);
-	memset(&again, 0, sizeof(again));
-	FUZZ_CHECK(vmic_hb_reply_decode(enc, (size_t)len, &again) == 0);
-	FUZZ_CHECK(memcmp(&again, &m, sizeof(m)) == 0);
-	return 1;
-}
-
-static int sd_request_kind(const uint8_t *p, size_t n)
-{
-	static struct vmic_sd_request m, again;
-	static uint8_t enc[VMIC_SD_REQUEST_MAX_LEN];
-	int len;
-
-	memset(&m, 0, sizeof(m));
-	if (vmic_sd_request_decode(p, n, &m) < 0)
-		return 0;
-	FUZZ_CHECK(vmic_sd_action_name(m.action) != NULL);
-	FUZZ_CHECK((m.flags & ~VMIC_SD_F_KNOWN) == 0);
-	FUZZ_CHECK(valid_text(m.reason, VMIC_SD_REASON_MAX));
-	len = vmic_sd_request_encode(&m, enc, sizeof(enc));
-	check_prefix(enc, len, p, n);
-	memset(&again, 0, sizeof(again));
-	FUZZ_CHECK(vmic_sd_request_decode(enc, (size_t)len, &again) == 0);
-	FUZZ_CHECK(memcmp(&again, &m, sizeof(m)) == 0);
-	return 1;
-}
-
-static int sd_reply_kind(const uint8_t *p, size_t n)
-{
-	static struct vmic_sd_reply m, again;
-	static uint8_t enc[VMIC_SD_REPLY_MAX_LEN];
-	int len;
-
-	memset(&m, 0, sizeof(m));
-	if (vmic_sd_reply_decode(p, n, &m) < 0)
-		return 0;
-	FUZZ_CHECK(valid_text(m.message, VMIC_SD_MESSAGE_MAX));
-	len = vmic_sd_reply_encode(&m, enc, sizeof(enc));
-	check_prefix(enc, len, p, n);
-	memset(&again, 0, sizeof(again));
-	FUZZ_CHECK(vmic_sd_reply_decode(enc, (size_t)len, &again) == 0);
 	FUZZ_CHECK(memcmp(&again, &m, sizeof(m)) == 0);
 	return 1;
 }
@@ -276,148 +207,77 @@ static int duration_kind(const uint8_t *p, size_t n)
 	return r == 0;
 }
 
-/* A SET or DELETE: every record checked, and the batch built again from
- * its records is the input, byte for byte. */
-static int kvp_batch_kind(uint8_t type, const uint8_t *p, size_t n)
-{
-	static uint8_t enc[VMIC_KVP_BATCH_MAX];
-	struct vmic_kvp_builder bd;
-	struct vmic_kvp_batch b;
-	struct vmic_kvp_item it;
-	struct vmic_rd r;
-	unsigned count = 0;
+static const struct fuzz_msg core_msgs[] = {
+	{ "hello", VMIC_SVC_CONTROL, VMIC_CTL_HELLO, hello_kind },
+	{ "info", VMIC_SVC_CONTROL, VMIC_CTL_INFO, info_kind },
+	{ "services", VMIC_SVC_CONTROL, VMIC_CTL_SERVICES, u32_kind },
+	{ "error", VMIC_SVC_CONTROL, VMIC_T_ERROR, error_kind },
+	{ "credit", VMIC_SVC_CONTROL, VMIC_T_STREAM_CREDIT, u32_kind },
+	/* vmic_utf8_sanitize, its first byte the capacity */
+	{ "sanitize", FUZZ_TEXT, 0, sanitize_kind },
+	/* vmic_error_frame with the bytes as text */
+	{ "error-frame", FUZZ_TEXT, 1, error_frame_kind },
+	/* vmic_parse_duration_ms on the text */
+	{ "duration", FUZZ_TEXT, 2, duration_kind },
+};
 
-	if (vmic_kvp_batch_decode(type, p, n, &b) < 0)
-		return 0;
-	FUZZ_CHECK(b.pool < VMIC_KVP_POOLS);
-	vmic_kvp_build_begin(&bd, enc, sizeof(enc), type, b.pool, b.flags);
-	vmic_kvp_items_init(&b, &r);
-	while (vmic_kvp_items_next(&b, &r, &it)) {
-		FUZZ_CHECK(vmic_kvp_check(it.key, it.klen, it.value,
-					  it.vlen) == NULL);
-		FUZZ_CHECK((it.value != NULL) == (type == VMIC_KVP_SET));
-		if (n <= VMIC_KVP_BATCH_MAX)
-			FUZZ_CHECK(vmic_kvp_build_add(&bd, it.key, it.klen,
-						      it.value, it.vlen) == 0);
-		count++;
+const struct fuzz_msgs fuzz_msgs_core = { core_msgs,
+					  sizeof(core_msgs) /
+						  sizeof(core_msgs[0]) };
+
+/* Made from services/list.h; a service without decoders is NULL. */
+static const struct fuzz_msgs *const tables[] = {
+	&fuzz_msgs_core,
+#define VMIC_SERVICE(name) &fuzz_msgs_##name,
+#include "services/list.h"
+#undef VMIC_SERVICE
+};
+
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+
+static const struct fuzz_msg *lookup(uint8_t service, uint8_t type)
+{
+	for (size_t t = 0; t < NTABLES; t++) {
+		if (!tables[t])
+			continue;
+		for (size_t i = 0; i < tables[t]->n; i++)
+			if (tables[t]->msgs[i].service == service &&
+			    tables[t]->msgs[i].type == type)
+				return &tables[t]->msgs[i];
 	}
-	FUZZ_CHECK(!r.err);
-	FUZZ_CHECK(count == b.count);
-	if (n <= VMIC_KVP_BATCH_MAX) {
-		FUZZ_CHECK(vmic_kvp_build_end(&bd) == n);
-		FUZZ_CHECK(memcmp(enc, p, n) == 0);
-	}
-	return 1;
+	return NULL;
 }
 
-static int kvp_identity_kind(const uint8_t *p, size_t n)
-{
-	char id[VMIC_KVP_ID_MAX + 1];
-	uint8_t enc[VMIC_KVP_IDENTITY_MAX_LEN];
-
-	if (vmic_kvp_identity_decode(p, n, id) < 0)
-		return 0;
-	FUZZ_CHECK(valid_text(id, VMIC_KVP_ID_MAX));
-	check_prefix(enc, vmic_kvp_identity_encode(id, enc, sizeof(enc)), p,
-		     n);
-	return 1;
-}
-
-static int kvp_ack_kind(const uint8_t *p, size_t n)
-{
-	static struct vmic_kvp_ack a;
-	uint8_t enc[VMIC_KVP_ACK_MAX_LEN];
-
-	if (vmic_kvp_ack_decode(p, n, &a) < 0)
-		return 0;
-	FUZZ_CHECK(a.status <= VMIC_KVP_CAP);
-	FUZZ_CHECK(valid_text(a.note, VMIC_KVP_NOTE_MAX));
-	check_prefix(enc, vmic_kvp_ack_encode(&a, enc, sizeof(enc)), p, n);
-	return 1;
-}
-
-int fuzz_decode_kind(enum fuzz_msg kind, const uint8_t *p, size_t n)
-{
-	switch (kind) {
-	case FUZZ_MSG_HELLO:
-		return hello_kind(p, n);
-	case FUZZ_MSG_INFO:
-		return info_kind(p, n);
-	case FUZZ_MSG_ERROR:
-		return error_kind(p, n);
-	case FUZZ_MSG_HB_REQUEST:
-		return hb_request_kind(p, n);
-	case FUZZ_MSG_HB_REPLY:
-		return hb_reply_kind(p, n);
-	case FUZZ_MSG_SD_REQUEST:
-		return sd_request_kind(p, n);
-	case FUZZ_MSG_SD_REPLY:
-		return sd_reply_kind(p, n);
-	case FUZZ_MSG_SERVICES:
-	case FUZZ_MSG_CREDIT:
-		return u32_kind(p, n);
-	case FUZZ_MSG_SANITIZE:
-		return sanitize_kind(p, n);
-	case FUZZ_MSG_ERROR_FRAME:
-		return error_frame_kind(p, n);
-	case FUZZ_MSG_DURATION:
-		return duration_kind(p, n);
-	case FUZZ_MSG_KVP_SET:
-		return kvp_batch_kind(VMIC_KVP_SET, p, n);
-	case FUZZ_MSG_KVP_DELETE:
-		return kvp_batch_kind(VMIC_KVP_DELETE, p, n);
-	case FUZZ_MSG_KVP_IDENTITY:
-		return kvp_identity_kind(p, n);
-	case FUZZ_MSG_KVP_ACK:
-		return kvp_ack_kind(p, n);
-	case FUZZ_MSG_COUNT:
-		break;
-	}
-	return 0;
-}
-
-int fuzz_kind_of(uint8_t service, uint8_t type)
+const struct fuzz_msg *fuzz_msg_find(uint8_t service, uint8_t type)
 {
 	switch (type) {
 	case VMIC_T_ERROR:
 	case VMIC_T_STREAM_RESET:
-		return FUZZ_MSG_ERROR;
+		return lookup(VMIC_SVC_CONTROL, VMIC_T_ERROR);
 	case VMIC_T_STREAM_CREDIT:
-		return FUZZ_MSG_CREDIT;
+		return lookup(VMIC_SVC_CONTROL, VMIC_T_STREAM_CREDIT);
 	case VMIC_T_STREAM_DATA:
-		return -1;
+		return NULL;
 	}
-	switch (service) {
-	case VMIC_SVC_CONTROL:
-		if (type == VMIC_CTL_HELLO)
-			return FUZZ_MSG_HELLO;
-		if (type == VMIC_CTL_INFO)
-			return FUZZ_MSG_INFO;
-		if (type == VMIC_CTL_SERVICES)
-			return FUZZ_MSG_SERVICES;
-		break;
-	case VMIC_SVC_HEARTBEAT:
-		if (type == VMIC_HB_REQUEST)
-			return FUZZ_MSG_HB_REQUEST;
-		if (type == VMIC_HB_REPLY)
-			return FUZZ_MSG_HB_REPLY;
-		break;
-	case VMIC_SVC_SHUTDOWN:
-		if (type == VMIC_SD_REQUEST)
-			return FUZZ_MSG_SD_REQUEST;
-		if (type == VMIC_SD_REPLY)
-			return FUZZ_MSG_SD_REPLY;
-		break;
-	case VMIC_SVC_KVP:
-		if (type == VMIC_KVP_SET)
-			return FUZZ_MSG_KVP_SET;
-		if (type == VMIC_KVP_DELETE)
-			return FUZZ_MSG_KVP_DELETE;
-		if (type == VMIC_KVP_IDENTITY)
-			return FUZZ_MSG_KVP_IDENTITY;
-		if (type == VMIC_KVP_ACK)
-			return FUZZ_MSG_KVP_ACK;
-		break;
+	return service == FUZZ_TEXT ? NULL : lookup(service, type);
+}
+
+const struct fuzz_msg *fuzz_msg_pick(uint8_t s0, uint8_t s1)
+{
+	const struct fuzz_msg *m = lookup(s0, s1);
+	size_t total = 0, k;
+
+	if (m)
+		return m;
+	for (size_t t = 0; t < NTABLES; t++)
+		total += tables[t] ? tables[t]->n : 0;
+	k = ((size_t)s0 << 8 | s1) % total;
+	for (size_t t = 0; t < NTABLES; t++) {
+		if (!tables[t])
+			continue;
+		if (k < tables[t]->n)
+			return &tables[t]->msgs[k];
+		k -= tables[t]->n;
 	}
-	return -1;
+	return NULL;
 }

@@ -138,7 +138,8 @@ static void receive(struct run *run, const struct vmic_frame *f,
 	struct vmic_session *s =
 		my_dir == VMIC_DIR_H2G ? &run->guest : &run->host;
 	const struct vmic_msg_desc *d;
-	int code = vmic_msg_check(f, my_dir), kind;
+	const struct fuzz_msg *m;
+	int code = vmic_msg_check(f, my_dir);
 
 	if (code) {
 		FUZZ_CHECK(code == VMIC_E_UNKNOWN_SERVICE ||
@@ -148,9 +149,9 @@ static void receive(struct run *run, const struct vmic_frame *f,
 	}
 	d = vmic_msg_find(f->service, f->type);
 	FUZZ_CHECK(d && f->length >= d->min_len && f->length <= d->max_len);
-	kind = fuzz_kind_of(f->service, f->type);
-	if (kind >= 0)
-		fuzz_decode_kind((enum fuzz_msg)kind, f->payload, f->length);
+	m = fuzz_msg_find(f->service, f->type);
+	if (m)
+		m->decode(f->payload, f->length);
 	if (f->service == VMIC_SVC_CONTROL && f->type == VMIC_CTL_HELLO)
 		apply_hello(s, f);
 	else if (f->type == VMIC_T_STREAM_DATA ||

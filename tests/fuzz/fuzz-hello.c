@@ -96,11 +96,13 @@ static void apply(struct vmic_session *s, const struct vmic_hello *h)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	const struct fuzz_msg *hello =
+		fuzz_msg_find(VMIC_SVC_CONTROL, VMIC_CTL_HELLO);
 	struct vmic_session host, guest;
 	struct vmic_hello h;
 	size_t off = 0;
 
-	if (fuzz_decode_kind(FUZZ_MSG_HELLO, data, size)) {
+	if (hello->decode(data, size)) {
 		vmic_hello_decode(data, size, &h);
 		for (unsigned i = 0; i < h.count; i++)
 			for (unsigned j = 0; j < h.count; j++)

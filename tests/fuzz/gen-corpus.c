@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Writes the seed corpora of the fuzz targets with the real encoders:
- *   gen-corpus DIR   ->  DIR/fuzz-frame/..., DIR/fuzz-hello/..., ...
- * The files in tests/fuzz/corpus/ were made this way; run it again
- * (ninja -C build-fuzz tests/fuzz/gen-corpus) when a wire format changes.
+ *   gen-corpus SRCDIR  ->  SRCDIR/tests/fuzz/corpus/fuzz-frame/..., and
+ *                          SRCDIR/tests/services/NAME/corpus/... for
+ *                          each service's part (gen_corpus_NAME, from
+ *                          tests/services/NAME/corpus.c)
+ * The committed seeds were made this way; run it again (ninja -C
+ * build-fuzz tests/fuzz/gen-corpus) when a wire format changes. Seeds
+ * found by fuzzing and kept as regressions are committed by hand beside
+ * them and left alone.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,27 +16,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "corpus.h"
 #include "fuzz.h"
 
 #include "common/wire.h"
 #include "proto/control.h"
 #include "proto/frame.h"
 #include "services/heartbeat/heartbeat.h"
-#include "services/kvp/kvp.h"
-#include "services/kvp/poolfile.h"
 #include "proto/hello.h"
 #include "proto/session.h"
 #include "services/shutdown/shutdown.h"
-#include "services/timesync/timesync.h"
 
-static const char *outdir;
+/* The corpus directory being written (one per service). */
+static char outdir[4096];
 
-struct buf {
-	uint8_t p[8192];
-	size_t n;
-};
-
-static void put(struct buf *b, const void *p, size_t n)
+void put(struct buf *b, const void *p, size_t n)
 {
 	if (b->n + n > sizeof(b->p))
 		abort();
@@ -39,7 +38,7 @@ static void put(struct buf *b, const void *p, size_t n)
 	b->n += n;
 }
 
-static void save(const char *fuzzer, const char *name, const void *p,
+void save(const char *fuzzer, const char *name, const void *p,
 		 size_t n)
 {
 	char path[512];
@@ -58,13 +57,12 @@ static void save(const char *fuzzer, const char *name, const void *p,
 	}
 }
 
-static void save_text(const char *fuzzer, const char *name, const char *s)
+void save_text(const char *fuzzer, const char *name, const char *s)
 {
 	save(fuzzer, name, s, strlen(s));
 }
 
-/* A frame with an encoded payload appended to b. */
-static void frame(struct buf *b, uint8_t service, uint8_t type,
+void frame(struct buf *b, uint8_t service, uint8_t type,
 		  uint16_t flags, uint32_t req, uint32_t stream,
 		  const uint8_t *payload, size_t len)
 {
@@ -103,7 +101,7 @@ static size_t hello_payload(uint8_t *out, size_t cap, uint8_t role,
 	return (size_t)n;
 }
 
-static void hello_frame(struct buf *b, uint8_t role, uint64_t nonce,
+void hello_frame(struct buf *b, uint8_t role, uint64_t nonce,
 			uint64_t echo, bool up)
 {
 	uint8_t p[512];
@@ -374,14 +372,17 @@ static void gen_hello(void)
 	save("fuzz-hello", "records-host", b.p, b.n);
 }
 
-static void gen_message(const char *name, enum fuzz_msg kind,
-			const uint8_t *p, size_t n)
+void save_message(const char *name, uint8_t service, uint8_t type,
+		  const uint8_t *p, size_t n)
 {
-	uint8_t out[2048];
+	uint8_t out[VMIC_HDR_SIZE + 8192];
 
-	out[0] = (uint8_t)kind;
-	memcpy(out + 1, p, n);
-	save("fuzz-messages", name, out, n + 1);
+	if (n + 2 > sizeof(out))
+		abort();
+	out[0] = service;
+	out[1] = type;
+	memcpy(out + 2, p, n);
+	save("fuzz-messages", name, out, n + 2);
 }
 
 static void gen_messages(void)
@@ -390,29 +391,23 @@ static void gen_messages(void)
 	size_t n;
 
 	n = hello_payload(p, sizeof(p), VMIC_ROLE_HOST, 1, 2, true, 5);
-	gen_message("hello", FUZZ_MSG_HELLO, p, n);
+	save_message("hello", VMIC_SVC_CONTROL, VMIC_CTL_HELLO, p, n);
 	n = info_payload(p, sizeof(p));
-	gen_message("info", FUZZ_MSG_INFO, p, n);
+	save_message("info", VMIC_SVC_CONTROL, VMIC_CTL_INFO, p, n);
 	n = error_payload(p, sizeof(p));
-	gen_message("error", FUZZ_MSG_ERROR, p, n);
-	vmic_hb_request_encode(7, p, sizeof(p));
-	gen_message("hb-request", FUZZ_MSG_HB_REQUEST, p, 8);
-	n = hb_reply_payload(p, sizeof(p), true);
-	gen_message("hb-reply", FUZZ_MSG_HB_REPLY, p, n);
-	n = sd_request_payload(p, sizeof(p));
-	gen_message("sd-request", FUZZ_MSG_SD_REQUEST, p, n);
-	n = sd_reply_payload(p, sizeof(p));
-	gen_message("sd-reply", FUZZ_MSG_SD_REPLY, p, n);
+	save_message("error", VMIC_SVC_CONTROL, VMIC_T_ERROR, p, n);
 	vmic_put_le32(p, 0x3F);
-	gen_message("services", FUZZ_MSG_SERVICES, p, 4);
-	gen_message("credit", FUZZ_MSG_CREDIT, p, 4);
-	gen_message("sanitize", FUZZ_MSG_SANITIZE,
-		    (const uint8_t *)"\x10ok \xC3\xA9\xC2\x85\x1B[1m\xED\xA0\x80",
-		    15);
-	gen_message("error-frame", FUZZ_MSG_ERROR_FRAME,
-		    (const uint8_t *)"no such file: \xFF\xFE", 16);
-	gen_message("duration", FUZZ_MSG_DURATION,
-		    (const uint8_t *)"1h2m3s450ms", 11);
+	save_message("services", VMIC_SVC_CONTROL, VMIC_CTL_SERVICES, p, 4);
+	save_message("credit", VMIC_SVC_CONTROL, VMIC_T_STREAM_CREDIT, p,
+		     4);
+	save_message("sanitize", FUZZ_TEXT, 0,
+		     (const uint8_t *)"\x10ok \xC3\xA9\xC2\x85\x1B[1m"
+				      "\xED\xA0\x80",
+		     15);
+	save_message("error-frame", FUZZ_TEXT, 1,
+		     (const uint8_t *)"no such file: \xFF\xFE", 16);
+	save_message("duration", FUZZ_TEXT, 2,
+		     (const uint8_t *)"1h2m3s450ms", 11);
 }
 
 static void gen_text(void)
@@ -467,204 +462,9 @@ static void gen_text(void)
 		  "[timing]\ninterval = 9ms\nname = "
 		  "this name is far longer than the field\n"
 		  "[other]\nlevel = extreme\nno equals sign\n");
-}
 
-/* fuzz-timesync: selector byte (its enum ts_kind), then the payload. */
-static void ts_seed(const char *name, uint8_t kind, const uint8_t *p, int n)
-{
-	uint8_t out[VMIC_TS_REPORT_MAX_LEN + 1];
-
-	if (n < 0 || (size_t)n >= sizeof(out))
-		abort();
-	out[0] = kind;
-	memcpy(out + 1, p, (size_t)n);
-	save("fuzz-timesync", name, out, (size_t)n + 1);
-}
-
-/* Append v's bytes at *at. */
-static void put_le(uint8_t **at, const void *v, size_t n)
-{
-	memcpy(*at, v, n);
-	*at += n;
-}
-
-/* fuzz-timesync's discipline: a year's max-step, a 2020 build date, and
- * cycles that step, lie by a century, reach int64's end, and find a
- * never-set clock (see fuzz_disc for the layout). */
-static void gen_timesync_disc(void)
-{
-	const int64_t s = 1000000000, now = 1700000000 * s;
-	const int64_t steps[][3] = {
-		{ now, 30 * s, 20000 },
-		{ now + 30 * s, 100LL * 365 * 86400 * s, 20000 },
-		{ now, INT64_MAX, INT64_MAX },
-		{ now, INT64_MIN, 0 },
-		{ 100000000 * s, now - 100000000 * s, 20000 },
-	};
-	uint8_t buf[256], *at = buf;
-	uint32_t max_step = 365 * 86400, threshold = 128;
-	int64_t build = 1600000000 * s;
-	uint8_t flags = 0;
-
-	put_le(&at, &max_step, sizeof(max_step));
-	put_le(&at, &threshold, sizeof(threshold));
-	put_le(&at, &flags, 1);
-	put_le(&at, &build, sizeof(build));
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		uint8_t adv = 2, f = (uint8_t)(i % 4);
-
-		put_le(&at, steps[i], sizeof(steps[i]));
-		put_le(&at, &adv, 1);
-		put_le(&at, &f, 1);
-	}
-	ts_seed("discipline", 6, buf, (int)(at - buf));
-}
-
-static void gen_timesync(void)
-{
-	uint8_t p[VMIC_TS_REPORT_MAX_LEN];
-	struct vmic_ts_reply r = { 1700000000000000000, 1700000010000100000,
-				   1700000010000102000 };
-	struct vmic_ts_settings s = { VMIC_TS_POLICY_AUTO,
-				      VMIC_TS_SET_STEP_BACKWARD, 128 };
-	struct vmic_ts_sync y = { VMIC_TS_REASON_RESUME, 0 };
-	struct vmic_ts_report m = { .mode = VMIC_TS_MODE_CHANNEL,
-				    .action = VMIC_TS_ACT_STEPPED,
-				    .source = VMIC_TS_SRC_CHANNEL,
-				    .reason = VMIC_TS_REASON_RESUME,
-				    .offset_ns = 30000000000,
-				    .delay_ns = 80000,
-				    .step_ns = 30000000000,
-				    .guest_ns = 1700000000000000000,
-				    .freq_ppb = -100000,
-				    .interval_ms = 2000,
-				    .detail = "chronyd runs without `refclock "
-					      "SOCK /run/vmic/chrony.sock`" };
-	int64_t t[4] = { 0, 10, 12, 30 };
-
-	ts_seed("sample", 0, p, vmic_ts_sample_encode(-1, p, sizeof(p)));
-	ts_seed("reply", 1, p, vmic_ts_reply_encode(&r, p, sizeof(p)));
-	ts_seed("settings", 2, p, vmic_ts_settings_encode(&s, p, sizeof(p)));
-	ts_seed("sync", 3, p, vmic_ts_sync_encode(&y, p, sizeof(p)));
-	ts_seed("report", 4, p, vmic_ts_report_encode(&m, p, sizeof(p)));
-	ts_seed("offset", 5, (const uint8_t *)t, sizeof(t));
-	gen_timesync_disc();
-}
-
-/* A batch of `pool` with n records key-I = value-I (keys only for a
- * DELETE) into p; its length. */
-static size_t kvp_batch(uint8_t *p, size_t cap, uint8_t type, uint8_t pool,
-			uint8_t flags, int first, int n, size_t vlen)
-{
-	struct vmic_kvp_builder bd;
-	char key[32], value[VMIC_KVP_VALUE_MAX + 1];
-
-	vmic_kvp_build_begin(&bd, p, cap, type, pool, flags);
-	for (int i = first; i < first + n; i++) {
-		snprintf(key, sizeof(key), "key-%d", i);
-		memset(value, 'a' + i % 26, vlen);
-		value[vlen] = '\0';
-		if (vmic_kvp_build_add(&bd, key, strlen(key), value, vlen) < 0)
-			abort();
-	}
-	return vmic_kvp_build_end(&bd);
-}
-
-/* fuzz-kvp's input: a bounds byte, then (type, u16 length, payload). */
-static void kvp_run_put(struct buf *b, uint8_t type, const uint8_t *p,
-			size_t n)
-{
-	uint8_t hdr[3] = { type == VMIC_KVP_SET, (uint8_t)n,
-			   (uint8_t)(n >> 8) };
-
-	put(b, hdr, 3);
-	put(b, p, n);
-}
-
-static void gen_kvp(void)
-{
-	static uint8_t p[4096];
-	static struct buf b;
-	uint8_t rec[VMIC_KVP_RECORD];
-	size_t n;
-
-	/* messages */
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_SET, VMIC_KVP_GUEST,
-		      VMIC_KVP_F_BEGIN | VMIC_KVP_F_END, 0, 3, 20);
-	gen_message("kvp-set", FUZZ_MSG_KVP_SET, p, n);
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_DELETE, VMIC_KVP_EXTERNAL, 0, 0, 2,
-		      0);
-	gen_message("kvp-delete", FUZZ_MSG_KVP_DELETE, p, n);
-	n = (size_t)vmic_kvp_identity_encode(
-		"6f19c883-439c-8332-aeaa-3ce23255e6a3", p, sizeof(p));
-	gen_message("kvp-identity", FUZZ_MSG_KVP_IDENTITY, p, n);
-	{
-		struct vmic_kvp_ack a = { .status = VMIC_KVP_CAP,
-					  .refused = 3 };
-
-		snprintf(a.note, sizeof(a.note), "guest-max-keys 1024");
-		n = (size_t)vmic_kvp_ack_encode(&a, p, sizeof(p));
-		gen_message("kvp-ack", FUZZ_MSG_KVP_ACK, p, n);
-	}
-
-	/* a session's kvp frames through the decoder */
-	b.n = 0;
-	put(&b, "\x04\x40", 2);
-	hello_frame(&b, VMIC_ROLE_HOST, 0x4444, 0x5555, true);
-	n = (size_t)vmic_kvp_identity_encode("id", p, sizeof(p));
-	frame(&b, VMIC_SVC_KVP, VMIC_KVP_IDENTITY, 0, 1, 0, p, n);
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_SET, VMIC_KVP_EXTERNAL,
-		      VMIC_KVP_F_BEGIN, 0, 4, 100);
-	frame(&b, VMIC_SVC_KVP, VMIC_KVP_SET, 0, 2, 0, p, n);
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_DELETE, VMIC_KVP_EXTERNAL, 0, 1,
-		      1, 0);
-	frame(&b, VMIC_SVC_KVP, VMIC_KVP_DELETE, 0, 3, 0, p, n);
-	save("fuzz-frame", "kvp", b.p, b.n);
-
-	/* fuzz-kvp: copies, changes, deletes, under bounds */
-	b.n = 0;
-	put(&b, "\x00", 1); /* no bounds */
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_SET, 1, VMIC_KVP_F_BEGIN, 0, 5,
-		      30);
-	kvp_run_put(&b, VMIC_KVP_SET, p, n);
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_SET, 1, VMIC_KVP_F_END, 5, 5, 30);
-	kvp_run_put(&b, VMIC_KVP_SET, p, n);
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_DELETE, 1, 0, 2, 3, 0);
-	kvp_run_put(&b, VMIC_KVP_DELETE, p, n);
-	save("fuzz-kvp", "copy-then-delete", b.p, b.n);
-	b.n = 0;
-	put(&b, "\x43", 1); /* 3 keys, 1 KiB */
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_SET, 1, 0, 0, 6, 200);
-	kvp_run_put(&b, VMIC_KVP_SET, p, n);
-	n = kvp_batch(p, sizeof(p), VMIC_KVP_SET, 1,
-		      VMIC_KVP_F_BEGIN | VMIC_KVP_F_END, 10, 3, 10);
-	kvp_run_put(&b, VMIC_KVP_SET, p, n);
-	save("fuzz-kvp", "bounded", b.p, b.n);
-
-	/* fuzz-kvp-poolfile: what writers leave */
-	b.n = 0;
-	kvp_file_record(rec, "IntegrationServicesVersion", 26, "0.1.0", 5);
-	put(&b, rec, sizeof(rec));
-	kvp_file_record(rec, "NetworkAddressIPv4", 18, "192.0.2.10;10.0.0.2",
-			19);
-	put(&b, rec, sizeof(rec));
-	save("fuzz-kvp-poolfile", "two-records", b.p, b.n);
-	b.n = 0;
-	kvp_file_record(rec, "dup", 3, "old", 3);
-	put(&b, rec, sizeof(rec));
-	kvp_file_record(rec, "dup", 3, "new", 3);
-	put(&b, rec, sizeof(rec));
-	kvp_file_record(rec, "half", 4, "written", 7);
-	put(&b, rec, 700);
-	save("fuzz-kvp-poolfile", "dup-partial", b.p, b.n);
-	b.n = 0;
-	memset(rec, 'x', sizeof(rec)); /* no NUL in either field */
-	put(&b, rec, sizeof(rec));
-	kvp_file_record(rec, "bad", 3, "\xff\xfe", 2); /* not UTF-8 */
-	put(&b, rec, sizeof(rec));
-	save("fuzz-kvp-poolfile", "invalid", b.p, b.n);
-
-	/* fuzz-cli-text: what a guest may put in a KVP value or a name */
+	/* fuzz-cli-text: what a guest may put in a KVP value or a name,
+	 * and the CLI prints */
 	save_text("fuzz-cli-text", "osc-title", "\x1b]0;pwned\x07 and \x1b]52;c;eA==\x1b\\");
 	save_text("fuzz-cli-text", "c1-bidi",
 		  "\xc2\x9b" "31m file\xe2\x80\xaetxt.exe \xe2\x81\xa6x\xe2\x81\xa9");
@@ -673,23 +473,57 @@ static void gen_kvp(void)
 		  "Debian GNU/Linux 12 (bookworm) gr\xc3\xbc\xc3\x9f \xf0\x9f\x98\x80 C:\\x");
 }
 
+/* Make dir and its missing parents (mkdir -p). */
+static void make_dirs(const char *dir)
+{
+	char path[sizeof(outdir)];
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *c = path + 1; *c; c++) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			perror(path);
+			exit(1);
+		}
+		*c = '/';
+	}
+	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		perror(path);
+		exit(1);
+	}
+}
+
+/* Write into SRCDIR/sub from now on. */
+static void corpus_dir(const char *srcdir, const char *sub)
+{
+	snprintf(outdir, sizeof(outdir), "%s/%s", srcdir, sub);
+	make_dirs(outdir);
+}
+
 int main(int argc, char **argv)
 {
+	char sub[256];
+
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s CORPUS-DIR\n", argv[0]);
+		fprintf(stderr, "usage: %s SRCDIR\n", argv[0]);
 		return 2;
 	}
-	outdir = argv[1];
-	if (mkdir(outdir, 0755) < 0 && errno != EEXIST) {
-		perror(outdir);
-		return 1;
-	}
+	corpus_dir(argv[1], "tests/fuzz/corpus");
 	gen_frame();
 	gen_stream();
 	gen_hello();
 	gen_messages();
 	gen_text();
-	gen_timesync();
-	gen_kvp();
+#define VMIC_SERVICE(name)                                             \
+	if (gen_corpus_##name) {                                       \
+		snprintf(sub, sizeof(sub), "tests/services/%s/corpus", \
+			 #name);                                       \
+		corpus_dir(argv[1], sub);                              \
+		gen_corpus_##name();                                   \
+	}
+#include "services/list.h"
+#undef VMIC_SERVICE
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* src/proto/control.c, heartbeat.c, shutdown.c: message codecs. */
+/* src/proto/control.c: the control service's message codecs and the
+ * frame header (each service's codecs: tests/services/NAME/). */
 #include <errno.h>
 
 #include "testutil.h"
@@ -8,9 +9,8 @@
 #include "common/wire.h"
 #include "proto/control.h"
 #include "proto/frame.h"
-#include "services/heartbeat/heartbeat.h"
 #include "proto/services.h"
-#include "services/shutdown/shutdown.h"
+#include "services/heartbeat/heartbeat.h"
 
 /* A string of n bytes: 'a'..'z' repeated. */
 static char *make_str(size_t n)
@@ -189,137 +189,7 @@ static void test_frame_seal(void **state)
 	assert_true(seq == 99);
 }
 
-static void test_heartbeat(void **state)
-{
-	struct vmic_hb_reply in = { .seq = 1001, .health = VMIC_HEALTH_OK },
-			     out;
-	uint8_t buf[VMIC_HB_REPLY_MAX_LEN + 8];
-	char *longest = make_str(VMIC_HB_REASON_MAX);
-	uint64_t seq;
-	int n;
 
-	(void)state;
-	assert_int_equal(vmic_hb_request_encode(0xFFFFFFFFFFFFFFFFull, buf, 8),
-			 VMIC_HB_REQUEST_LEN);
-	assert_int_equal(vmic_hb_request_decode(buf, 8, &seq), 0);
-	assert_true(seq == 0xFFFFFFFFFFFFFFFFull);
-	assert_int_equal(vmic_hb_request_decode(buf, 7, &seq), -EBADMSG);
-	assert_int_equal(vmic_hb_request_encode(1, buf, 7), -EMSGSIZE);
-
-	n = vmic_hb_reply_encode(&in, buf, sizeof(buf));
-	assert_int_equal(n, VMIC_HB_REPLY_MIN_LEN);
-	assert_int_equal(vmic_hb_reply_decode(buf, (size_t)n, &out), 0);
-	assert_true(out.seq == 1001);
-	assert_int_equal(out.health, VMIC_HEALTH_OK);
-	assert_string_equal(out.reason, "");
-
-	in.health = VMIC_HEALTH_CRITICAL;
-	snprintf(in.reason, sizeof(in.reason), "nginx.service failed");
-	n = vmic_hb_reply_encode(&in, buf, sizeof(buf));
-	assert_int_equal(vmic_hb_reply_decode(buf, (size_t)n, &out), 0);
-	assert_int_equal(out.health, VMIC_HEALTH_CRITICAL);
-	assert_string_equal(out.reason, "nginx.service failed");
-
-	/* Reason at the limit, and one byte over it. */
-	memcpy(in.reason, longest, VMIC_HB_REASON_MAX + 1);
-	n = vmic_hb_reply_encode(&in, buf, sizeof(buf));
-	assert_int_equal(n, VMIC_HB_REPLY_MAX_LEN);
-	assert_int_equal(vmic_hb_reply_decode(buf, (size_t)n, &out), 0);
-	assert_string_equal(out.reason, longest);
-	vmic_put_le16(buf + 9, VMIC_HB_REASON_MAX + 1);
-	assert_int_equal(vmic_hb_reply_decode(buf, sizeof(buf), &out),
-			 -EBADMSG);
-
-	/* Unknown health value. */
-	in.reason[0] = '\0';
-	n = vmic_hb_reply_encode(&in, buf, sizeof(buf));
-	buf[8] = 2;
-	assert_int_equal(vmic_hb_reply_decode(buf, (size_t)n, &out), -EBADMSG);
-	buf[8] = 0xFF;
-	assert_int_equal(vmic_hb_reply_decode(buf, (size_t)n, &out), -EBADMSG);
-	/* Truncated. */
-	buf[8] = 0;
-	assert_int_equal(vmic_hb_reply_decode(buf, (size_t)n - 1, &out),
-			 -EBADMSG);
-	/* Non-UTF-8 reason. */
-	vmic_put_le16(buf + 9, 2);
-	memcpy(buf + 11, "\xC3\x28", 2);
-	assert_int_equal(vmic_hb_reply_decode(buf, 13, &out), -EBADMSG);
-	free(longest);
-}
-
-static void test_shutdown(void **state)
-{
-	struct vmic_sd_request in = { .action = VMIC_SD_REBOOT,
-				      .flags = VMIC_SD_F_FORCE },
-			       out;
-	struct vmic_sd_reply rin = { .status = 0 }, rout;
-	uint8_t buf[VMIC_SD_REQUEST_MAX_LEN + 8];
-	char *longest = make_str(VMIC_SD_REASON_MAX);
-	int n;
-
-	(void)state;
-	snprintf(in.reason, sizeof(in.reason), "kernel update");
-	n = vmic_sd_request_encode(&in, buf, sizeof(buf));
-	assert_int_equal(n, 2 + 2 + 13);
-	assert_int_equal(vmic_sd_request_decode(buf, (size_t)n, &out), 0);
-	assert_int_equal(out.action, VMIC_SD_REBOOT);
-	assert_int_equal(out.flags, VMIC_SD_F_FORCE);
-	assert_string_equal(out.reason, "kernel update");
-
-	/* Reason at the limit and over it. */
-	memcpy(in.reason, longest, VMIC_SD_REASON_MAX + 1);
-	n = vmic_sd_request_encode(&in, buf, sizeof(buf));
-	assert_int_equal(n, VMIC_SD_REQUEST_MAX_LEN);
-	assert_int_equal(vmic_sd_request_decode(buf, (size_t)n, &out), 0);
-	assert_string_equal(out.reason, longest);
-	vmic_put_le16(buf + 2, VMIC_SD_REASON_MAX + 1);
-	assert_int_equal(vmic_sd_request_decode(buf, sizeof(buf), &out),
-			 -EBADMSG);
-
-	/* Unknown action, unknown flag bits. */
-	in.reason[0] = '\0';
-	in.action = VMIC_SD_HALT;
-	in.flags = 0;
-	n = vmic_sd_request_encode(&in, buf, sizeof(buf));
-	assert_int_equal(vmic_sd_request_decode(buf, (size_t)n, &out), 0);
-	buf[0] = 3;
-	assert_int_equal(vmic_sd_request_decode(buf, (size_t)n, &out),
-			 -EBADMSG);
-	buf[0] = VMIC_SD_POWEROFF;
-	buf[1] = 0x02;
-	assert_int_equal(vmic_sd_request_decode(buf, (size_t)n, &out),
-			 -EBADMSG);
-	buf[1] = 0x80 | VMIC_SD_F_FORCE;
-	assert_int_equal(vmic_sd_request_decode(buf, (size_t)n, &out),
-			 -EBADMSG);
-	buf[1] = VMIC_SD_F_FORCE;
-	assert_int_equal(vmic_sd_request_decode(buf, (size_t)n, &out), 0);
-	assert_int_equal(vmic_sd_request_decode(buf, 3, &out), -EBADMSG);
-
-	assert_string_equal(vmic_sd_action_name(VMIC_SD_POWEROFF), "poweroff");
-	assert_string_equal(vmic_sd_action_name(VMIC_SD_REBOOT), "reboot");
-	assert_string_equal(vmic_sd_action_name(VMIC_SD_HALT), "halt");
-	assert_null(vmic_sd_action_name(3));
-	assert_null(vmic_sd_action_name(255));
-
-	/* Reply. */
-	snprintf(rin.message, sizeof(rin.message), "running systemctl reboot");
-	n = vmic_sd_reply_encode(&rin, buf, sizeof(buf));
-	assert_int_equal(vmic_sd_reply_decode(buf, (size_t)n, &rout), 0);
-	assert_int_equal(rout.status, 0);
-	assert_string_equal(rout.message, "running systemctl reboot");
-	memset(rin.message, 'm', VMIC_SD_MESSAGE_MAX);
-	rin.message[VMIC_SD_MESSAGE_MAX] = '\0';
-	n = vmic_sd_reply_encode(&rin, buf, sizeof(buf));
-	assert_int_equal(n, VMIC_SD_REPLY_MAX_LEN);
-	assert_int_equal(vmic_sd_reply_decode(buf, (size_t)n, &rout), 0);
-	vmic_put_le16(buf + 1, VMIC_SD_MESSAGE_MAX + 1);
-	assert_int_equal(vmic_sd_reply_decode(buf, sizeof(buf), &rout),
-			 -EBADMSG);
-	assert_int_equal(vmic_sd_reply_decode(buf, 2, &rout), -EBADMSG);
-	free(longest);
-}
 
 /*
  * Encoders refuse strings over their limits instead of cutting them. The
@@ -337,34 +207,13 @@ static char *overlong(void *m, size_t off, size_t max)
 
 static void test_encoders_refuse_overlong(void **state)
 {
-	struct vmic_hb_reply *hb = calloc(1, sizeof(*hb) + 8);
 	struct vmic_error *e = calloc(1, sizeof(*e) + 8);
-	struct vmic_sd_request *rq = calloc(1, sizeof(*rq) + 8);
-	struct vmic_sd_reply *rp = calloc(1, sizeof(*rp) + 8);
 	static uint8_t buf[8192];
 
 	(void)state;
-	overlong(hb, offsetof(struct vmic_hb_reply, reason),
-		 VMIC_HB_REASON_MAX);
-	assert_int_equal(vmic_hb_reply_encode(hb, buf, sizeof(buf)),
-			 -EMSGSIZE);
 	overlong(e, offsetof(struct vmic_error, message), VMIC_ERROR_MSG_MAX);
 	assert_int_equal(vmic_error_encode(e, buf, sizeof(buf)), -EMSGSIZE);
-	overlong(rq, offsetof(struct vmic_sd_request, reason),
-		 VMIC_SD_REASON_MAX);
-	assert_int_equal(vmic_sd_request_encode(rq, buf, sizeof(buf)),
-			 -EMSGSIZE);
-	overlong(rp, offsetof(struct vmic_sd_reply, message),
-		 VMIC_SD_MESSAGE_MAX);
-	assert_int_equal(vmic_sd_reply_encode(rp, buf, sizeof(buf)),
-			 -EMSGSIZE);
-	/* Too small an output buffer, too. */
-	rp->message[0] = '\0';
-	assert_int_equal(vmic_sd_reply_encode(rp, buf, 2), -EMSGSIZE);
-	free(hb);
 	free(e);
-	free(rq);
-	free(rp);
 }
 
 int main(void)
@@ -374,8 +223,6 @@ int main(void)
 		cmocka_unit_test(test_error_roundtrip),
 		cmocka_unit_test(test_error_frame),
 		cmocka_unit_test(test_frame_seal),
-		cmocka_unit_test(test_heartbeat),
-		cmocka_unit_test(test_shutdown),
 		cmocka_unit_test(test_encoders_refuse_overlong),
 	};
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/macro.h"
-#include "guest/guestd.h"
+#include "guest/service-api.h"
 #include "proto/control.h"
 #include "proto/services.h"
 #include "services/heartbeat/health.h"
@@ -51,24 +51,24 @@ static int hb_start(struct guestd *g)
 
 	if (!h)
 		return -ENOMEM;
-	g->svc[VMIC_SVC_HEARTBEAT].state = h;
-	health_start(h, g->loop, g->svc[VMIC_SVC_HEARTBEAT].conf);
+	agent_set_state(g, VMIC_SVC_HEARTBEAT, h);
+	health_start(h, agent_loop(g), agent_conf(g, VMIC_SVC_HEARTBEAT));
 	return 0;
 }
 
 static void hb_stop(struct guestd *g)
 {
-	health_stop(g->svc[VMIC_SVC_HEARTBEAT].state);
+	health_stop(agent_state(g, VMIC_SVC_HEARTBEAT));
 }
 
 static void hb_reconfigure(struct guestd *g)
 {
-	health_reconfigure(g->svc[VMIC_SVC_HEARTBEAT].state);
+	health_reconfigure(agent_state(g, VMIC_SVC_HEARTBEAT));
 }
 
 static int hb_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 {
-	const struct health *h = c->g->svc[VMIC_SVC_HEARTBEAT].state;
+	const struct health *h = agent_state(agent_of(c), VMIC_SVC_HEARTBEAT);
 	uint8_t buf[VMIC_HDR_SIZE + VMIC_HB_REPLY_MAX_LEN];
 	struct vmic_hb_reply reply;
 	uint64_t seq;
@@ -77,8 +77,8 @@ static int hb_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 	if (f->type != VMIC_HB_REQUEST)
 		return 0; /* the table admits no other type to the guest */
 	if (vmic_hb_request_decode(f->payload, f->length, &seq) < 0)
-		return conn_reply_error(c, f, VMIC_E_MALFORMED,
-					"heartbeat request does not decode");
+		return agent_reply_error(c, f, VMIC_E_MALFORMED,
+					 "heartbeat request does not decode");
 	reply.seq = seq + 1;
 	reply.health = h->state;
 	memcpy(reply.reason, h->reason, sizeof(reply.reason));
@@ -86,7 +86,7 @@ static int hb_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 				 VMIC_HB_REPLY_MAX_LEN);
 	if (n < 0)
 		return 0;
-	return conn_reply(c, f, VMIC_HB_REPLY, buf, (size_t)n);
+	return agent_reply(c, f, VMIC_HB_REPLY, buf, (size_t)n);
 }
 
 const struct guest_service heartbeat_guest = {

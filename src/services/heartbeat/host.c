@@ -15,7 +15,7 @@
  * contact. The cost per VM per interval is one timer callback, one write
  * and one read: nothing scans all VMs.
  *
- * A stop in progress (vm->quiet, from NOTICE_STOPPING) makes silence
+ * A stop in progress (vm_quiet(), from NOTICE_STOPPING) makes silence
  * expected: the state goes to No Contact, not Lost Communication. A guest that answers again
  * is announced with NOTICE_ALIVE, which a reboot waits for.
  *
@@ -32,7 +32,7 @@
 #include "common/log.h"
 #include "common/random.h"
 #include "common/utf8.h"
-#include "host/hostd.h"
+#include "host/service-api.h"
 #include "proto/services.h"
 #include "services/heartbeat/heartbeat.h"
 #include "services/heartbeat/rtt.h"
@@ -120,7 +120,7 @@ static const struct hb_settings *settings_of(const struct vm *vm)
 
 static struct hb_daemon *daemon_of(const struct vm *vm)
 {
-	return vm->h->svc_state[ID];
+	return hostd_state(vm_hostd(vm), ID);
 }
 
 static void hb_settings_defaults(void *p)
@@ -133,14 +133,18 @@ static void hb_settings_defaults(void *p)
 
 static int hb_daemon_start(struct hostd *h)
 {
-	h->svc_state[ID] = calloc(1, sizeof(struct hb_daemon));
-	return h->svc_state[ID] ? 0 : -ENOMEM;
+	struct hb_daemon *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	hostd_set_state(h, ID, d);
+	return 0;
 }
 
 static void hb_daemon_stop(struct hostd *h)
 {
-	free(h->svc_state[ID]);
-	h->svc_state[ID] = NULL;
+	free(hostd_state(h, ID));
+	hostd_set_state(h, ID, NULL);
 }
 
 static void on_hb_tick(struct htimer *t);
@@ -154,8 +158,8 @@ static int hb_attach(struct vm *vm)
 	hb->vm = vm;
 	hb->state = vm_service_enabled(vm, ID) ? HB_NO_CONTACT : HB_DISABLED;
 	hb->rtt_us = -1;
-	htimer_init(vm->h, &hb->timer, on_hb_tick, vm);
-	vm->svc[ID].state = hb;
+	htimer_init(vm_hostd(vm), &hb->timer, on_hb_tick, vm);
+	vm_set_state(vm, ID, hb);
 	return 0;
 }
 
@@ -181,7 +185,7 @@ static void hb_release(struct vm *vm)
 		return;
 	free(hb->reason);
 	free(hb);
-	vm->svc[ID].state = NULL;
+	vm_set_state(vm, ID, NULL);
 }
 
 static void hb_set_state(struct vm *vm, enum hb_state to, const char *fmt, ...)
@@ -200,7 +204,7 @@ static void hb_set_state(struct vm *vm, enum hb_state to, const char *fmt, ...)
 	va_end(ap);
 	hb->state = to;
 	vm_touch(vm); /* the summary shows the state */
-	events_emit(vm->h, vm->name, "heartbeat", "heartbeat",
+	events_emit(vm_hostd(vm), vm_name(vm), "heartbeat", "heartbeat",
 		    hb_state_name(from), hb_state_name(to), "%s", msg);
 	if (to == HB_OK || to == HB_CRITICAL)
 		vm_notify(vm, &(struct notice){ .kind = NOTICE_ALIVE });
@@ -211,7 +215,7 @@ static void hb_silent(struct vm *vm, const char *why)
 {
 	struct hb *hb = hb_of(vm);
 
-	if (vm->quiet)
+	if (vm_quiet(vm))
 		hb_set_state(vm, HB_NO_CONTACT, "%s while the VM is being "
 						"stopped",
 			     why);
@@ -249,8 +253,9 @@ static void hb_apply_health(struct vm *vm, const struct vmic_hb_reply *m)
 		hb->reason = strdup(reason);
 		if (from == HB_CRITICAL) {
 			/* Same state, new reason: still worth an event. */
-			events_emit(vm->h, vm->name, "heartbeat", "heartbeat",
-				    hb_state_name(from), hb_state_name(from),
+			events_emit(vm_hostd(vm), vm_name(vm), "heartbeat",
+				    "heartbeat", hb_state_name(from),
+				    hb_state_name(from),
 				    "application critical: %s", reason);
 			return;
 		}
@@ -272,14 +277,14 @@ static void hb_on_reply(struct vm *vm, const struct vmic_frame *f)
 	struct hb *hb = hb_of(vm);
 	struct hb_daemon *d = daemon_of(vm);
 	struct vmic_hb_reply m;
-	uint64_t rtt = hostd_now_us(vm->h) - hb->sent_us;
+	uint64_t rtt = hostd_now_us(vm_hostd(vm)) - hb->sent_us;
 
 	if (vmic_hb_reply_decode(f->payload, f->length, &m) < 0 ||
 	    m.seq != hb->seq + 1) {
 		log_debug("%s: malformed heartbeat reply dropped (or its "
 			  "sequence number is not ours + 1)",
-			  vm->name);
-		vm->conn.bad_frames++;
+			  vm_name(vm));
+		vm_bad_frame(vm);
 		return;
 	}
 	/* Silent for whole intervals on a live channel, then back: the VM
@@ -311,7 +316,7 @@ static bool hb_on_answer(struct vm *vm, void *ud UNUSED,
 	} else {
 		code = conn_peer_error(f, text, sizeof(text));
 		log_debug("%s: the guest answered a heartbeat with '%s': %s",
-			  vm->name, vmic_error_name(code), text);
+			  vm_name(vm), vmic_error_name(code), text);
 	}
 	return false;
 }
@@ -327,7 +332,7 @@ static void hb_send(struct vm *vm)
 			 hb_on_answer, NULL, &hb->waiting_id) < 0)
 		return;
 	hb->seq = seq;
-	hb->sent_us = hostd_now_us(vm->h);
+	hb->sent_us = hostd_now_us(vm_hostd(vm));
 	daemon_of(vm)->sent++;
 }
 
@@ -337,7 +342,7 @@ static void hb_schedule_next(struct vm *vm)
 {
 	struct hb *hb = hb_of(vm);
 	uint64_t every = (uint64_t)settings_of(vm)->interval_ms * 1000;
-	uint64_t now = hostd_now_us(vm->h);
+	uint64_t now = hostd_now_us(vm_hostd(vm));
 
 	hb->next_tick_us += every;
 	if (hb->next_tick_us <= now)
@@ -366,7 +371,7 @@ static void on_hb_tick(struct htimer *t)
 	 * new request queued behind it. */
 	hb->missed++;
 	if (hb->missed >= set->threshold &&
-	    (hb->contact || vm->quiet)) {
+	    (hb->contact || vm_quiet(vm))) {
 		vmic_format_duration_ms(set->interval_ms, every, sizeof(every));
 		snprintf(why, sizeof(why),
 			 "no reply to %u heartbeats (interval %s)", hb->missed,
@@ -385,14 +390,14 @@ static void hb_start_timer(struct vm *vm, bool spread)
 				: every;
 
 	hb->running = true;
-	hb->next_tick_us = hostd_now_us(vm->h) + first;
+	hb->next_tick_us = hostd_now_us(vm_hostd(vm)) + first;
 	htimer_start_at(&hb->timer, hb->next_tick_us);
 }
 
 static void hb_on_up(struct vm *vm)
 {
 	struct hb *hb = hb_of(vm);
-	const struct vmic_session *s = &vm->conn.session;
+	const struct vmic_session *s = vm_session(vm);
 	struct svc_status st;
 
 	if (vmic_session_version(s, ID) == 0) {
@@ -528,7 +533,7 @@ static void hb_summary_json(const struct vm *vm, json_t *o)
 
 static void hb_stats_json(struct hostd *h, json_t *o, bool reset)
 {
-	struct hb_daemon *d = h->svc_state[ID];
+	struct hb_daemon *d = hostd_state(h, ID);
 	const struct rtt_hist *r = &d->rtt;
 
 	json_object_set_new(o, "heartbeats_sent", json_integer((json_int_t)d->sent));
@@ -558,6 +563,9 @@ const struct host_service heartbeat_host = {
 	.settings = &settings_table,
 	.settings_size = sizeof(struct hb_settings),
 	.settings_defaults = hb_settings_defaults,
+	/* One request waits at a time: a tick that finds it unanswered
+	 * counts a miss instead of sending another. */
+	.max_requests = 1,
 	.daemon_start = hb_daemon_start,
 	.daemon_stop = hb_daemon_stop,
 	.attach = hb_attach,

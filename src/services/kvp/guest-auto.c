@@ -257,7 +257,7 @@ static int netlink_open(void)
 static bool poll_start(struct kvp_guest *k, uv_poll_t *p, int fd, int events,
 		       uv_poll_cb cb)
 {
-	if (uv_poll_init(k->g->loop, p, fd) < 0)
+	if (uv_poll_init(agent_loop(k->g), p, fd) < 0)
 		return false;
 	p->data = k;
 	k->handles++;
@@ -272,7 +272,7 @@ void kvp_auto_watch_start(struct kvp_guest *k)
 {
 	char buf[256];
 
-	uv_timer_init(k->g->loop, &k->auto_timer);
+	uv_timer_init(agent_loop(k->g), &k->auto_timer);
 	k->auto_timer.data = k;
 	k->handles++;
 	k->nl_fd = netlink_open();

@@ -337,17 +337,17 @@ static int cmd_write(const struct cli *c, bool set)
 
 int kvp_cli_run(struct guestd *g, int argc, char **argv)
 {
-	const struct kvp_guest_conf *conf = g->svc[VMIC_SVC_KVP].conf;
+	const struct kvp_guest_conf *conf = agent_conf(g, VMIC_SVC_KVP);
 	struct cli c = { .dir = conf->dir, .pool = -1 };
 	int r = parse(&c, argc, argv);
 
 	if (r)
 		return r < 0 ? 0 : r;
-	if (!g->cfg.enabled[VMIC_SVC_KVP] && strcmp(c.verb, "set") == 0)
+	if (!agent_enabled(g, VMIC_SVC_KVP) && strcmp(c.verb, "set") == 0)
 		fprintf(stderr, "vmic-guestd kvp: note: [kvp] enabled = no in "
 				"%s: the agent does not send pool 1 to the "
 				"host\n",
-			g->config_path);
+			agent_config_path(g));
 	if (strcmp(c.verb, "list") == 0)
 		return cmd_list(&c);
 	if (strcmp(c.verb, "get") == 0)

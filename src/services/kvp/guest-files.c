@@ -224,7 +224,7 @@ static void log_file_error(struct kvp_guest *k, bool once, const char *doing,
 	uint64_t held = 0;
 
 	if (!once &&
-	    !vmic_ratelimit_pass(&k->file_log, uv_now(k->g->loop), &held))
+	    !vmic_ratelimit_pass(&k->file_log, uv_now(agent_loop(k->g)), &held))
 		return;
 	if (err == -EFBIG)
 		log_warning("kvp: %s %s/%s: it is larger than a pool file may "
@@ -280,7 +280,7 @@ static void note_skipped(struct kvp_guest *k, const struct kvp_job *job)
 
 	if (!job->st.skipped && !job->st.over)
 		return;
-	if (!vmic_ratelimit_pass(&k->file_log, uv_now(k->g->loop), &held))
+	if (!vmic_ratelimit_pass(&k->file_log, uv_now(agent_loop(k->g)), &held))
 		return;
 	log_warning("kvp: %s/" KVP_FILE_PREFIX "1: %zu records are not valid "
 		    "(no NUL in a field, an empty key or not UTF-8) and %zu "
@@ -324,7 +324,7 @@ static void watch_start(struct kvp_guest *k)
 
 	if (k->watching)
 		return;
-	uv_fs_event_init(k->g->loop, &k->watch);
+	uv_fs_event_init(agent_loop(k->g), &k->watch);
 	k->watch.data = k;
 	k->watching = true;
 	k->handles++;
@@ -462,7 +462,7 @@ static void job_queue(struct kvp_guest *k, enum kvp_job_kind kind,
 	job->k = k;
 	job->kind = kind;
 	job->pool = pool;
-	job->started_ms = uv_now(k->g->loop);
+	job->started_ms = uv_now(agent_loop(k->g));
 	job->work.data = job;
 	snprintf(job->dir, sizeof(job->dir), "%s", k->conf->dir);
 	snprintf(job->vm_id, sizeof(job->vm_id), "%s", k->vm_id);
@@ -479,7 +479,7 @@ static void job_queue(struct kvp_guest *k, enum kvp_job_kind kind,
 		free(job);
 		return;
 	}
-	r = uv_queue_work(k->g->loop, &job->work, job_work, job_done);
+	r = uv_queue_work(agent_loop(k->g), &job->work, job_work, job_done);
 	if (r < 0) {
 		log_error("kvp: cannot start a pool file job: %s",
 			  uv_strerror(r));
@@ -517,7 +517,7 @@ void kvp_files_pending(struct kvp_guest *k, char *buf, size_t n)
 	}
 	snprintf(buf, n, "kvp: a pool file job (%s, %s) running for %.1f s",
 		 job_names[job->kind], job->dir,
-		 (double)(uv_now(k->g->loop) - job->started_ms) / 1000);
+		 (double)(uv_now(agent_loop(k->g)) - job->started_ms) / 1000);
 }
 
 void kvp_files_stop(struct kvp_guest *k)

@@ -56,7 +56,7 @@ static void kg_conf_defaults(void *p)
 
 static struct kvp_guest *kg_of(struct guestd *g)
 {
-	return g->svc[ID].state;
+	return agent_state(g, ID);
 }
 
 /* Forget the batches held for an IDENTITY (answered, or the session
@@ -80,7 +80,7 @@ static int kg_start(struct guestd *g)
 		return -ENOMEM;
 	}
 	k->g = g;
-	k->conf = g->svc[ID].conf;
+	k->conf = agent_conf(g, ID);
 	k->nl_fd = k->host_fd = -1;
 	k->file_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(10000);
 	for (unsigned p = 0; p < VMIC_KVP_POOLS; p++) {
@@ -89,7 +89,7 @@ static int kg_start(struct guestd *g)
 		kvp_inbox_init(&k->in[p]);
 		kvp_outbox_init(&k->out[p], (uint8_t)p);
 	}
-	g->svc[ID].state = k;
+	agent_set_state(g, ID, k);
 	kvp_files_start(k);
 	kvp_auto_watch_start(k);
 	return 0;
@@ -118,13 +118,8 @@ static void kg_pending(struct guestd *g, char *buf, size_t n)
 	kvp_files_pending(kg_of(g), buf, n);
 }
 
-/* A request id of ours (the connection's counter, never 0). */
-static uint32_t kg_request_id(struct guest_conn *c)
-{
-	if (++c->next_request_id == 0)
-		c->next_request_id = 1;
-	return c->next_request_id;
-}
+static bool kg_on_answer(struct guest_conn *c, void *ud,
+			 const struct vmic_frame *f, int err);
 
 void kvp_guest_pump(struct kvp_guest *k)
 {
@@ -148,13 +143,13 @@ void kvp_guest_pump(struct kvp_guest *k)
 				      &type, &n);
 		if (len == 0)
 			return;
-		id = kg_request_id(k->conn);
-		if (conn_send(k->conn, k->buf,
-			      vmic_frame_seal(k->buf, ID, type, 0, id, 0, len)) <
-		    0)
+		/* No timeout: the host answers every batch while its session
+		 * lasts, and the end of the session ends the wait. */
+		if (agent_request_send(k->conn, ID, type, k->buf, len, 0,
+				       kg_on_answer, k, &id) < 0)
 			return; /* the connection is going; a new session
 				   starts over */
-		k->inflight[k->ninflight++] = id;
+		k->ninflight++;
 	}
 }
 
@@ -183,7 +178,7 @@ static int kg_ack(struct guest_conn *c, const struct vmic_frame *f,
 	n = vmic_kvp_ack_encode(&a, buf + VMIC_HDR_SIZE, VMIC_KVP_ACK_MAX_LEN);
 	if (n < 0)
 		return 0;
-	return conn_reply(c, f, VMIC_KVP_ACK, buf, (size_t)n);
+	return agent_reply(c, f, VMIC_KVP_ACK, buf, (size_t)n);
 }
 
 /* The host's VM id: clear its pools when they were another VM's, then
@@ -236,8 +231,8 @@ static int kg_on_identity(struct kvp_guest *k, struct guest_conn *c,
 	char id[VMIC_KVP_ID_MAX + 1];
 
 	if (vmic_kvp_identity_decode(f->payload, f->length, id) < 0)
-		return conn_reply_error(c, f, VMIC_E_MALFORMED,
-					"kvp identity does not decode");
+		return agent_reply_error(c, f, VMIC_E_MALFORMED,
+					 "kvp identity does not decode");
 	if (!k->initialised) {
 		/* The recorded id is still being read: answer after. */
 		k->identity_waiting = true;
@@ -325,21 +320,22 @@ static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
 	bool copy;
 
 	if (vmic_kvp_batch_decode(f->type, f->payload, f->length, &b) < 0)
-		return conn_reply_error(c, f, VMIC_E_MALFORMED,
-					"kvp batch does not decode: a length, "
-					"a string or the pool is invalid");
+		return agent_reply_error(c, f, VMIC_E_MALFORMED,
+					 "kvp batch does not decode: a length, "
+					 "a string or the pool is invalid");
 	if (!vmic_kvp_pool_from_host(b.pool))
-		return conn_reply_error(c, f, VMIC_E_REFUSED,
-					"pool %u (%s) is written in the guest; "
-					"the host writes pools 0 (External) "
-					"and 3 (AutoExternal)",
-					b.pool, vmic_kvp_pool_display(b.pool));
+		return agent_reply_error(c, f, VMIC_E_REFUSED,
+					 "pool %u (%s) is written in the "
+					 "guest; the host writes pools 0 "
+					 "(External) and 3 (AutoExternal)",
+					 b.pool,
+					 vmic_kvp_pool_display(b.pool));
 	if (!k->identified && kg_hold(k, f))
 		return 0; /* answered after the IDENTITY */
 	if (!k->identified)
-		return conn_reply_error(c, f, VMIC_E_NOT_READY,
-					"kvp: no identity from the host yet "
-					"in this session");
+		return agent_reply_error(c, f, VMIC_E_NOT_READY,
+					 "kvp: no identity from the host yet "
+					 "in this session");
 	note.pool = b.pool;
 	copy = k->in[b.pool].copying ||
 	       (b.type == VMIC_KVP_SET &&
@@ -348,8 +344,8 @@ static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
 			    copy ? NULL : note_file_key, &note, &refused) < 0) {
 		k->write_due[b.pool] = true;
 		kvp_files_kick(k);
-		return conn_reply_error(c, f, VMIC_E_INTERNAL,
-					"kvp: out of memory");
+		return agent_reply_error(c, f, VMIC_E_INTERNAL,
+					 "kvp: out of memory");
 	}
 	if (refused)
 		snprintf(text, sizeof(text), "this guest keeps at most %d "
@@ -366,7 +362,7 @@ static int kg_on_batch(struct kvp_guest *k, struct guest_conn *c,
 
 static int kg_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 {
-	struct kvp_guest *k = kg_of(c->g);
+	struct kvp_guest *k = kg_of(agent_of(c));
 
 	if (!k || k->stopping)
 		return 0;
@@ -379,18 +375,6 @@ static int kg_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 	default:
 		return 0; /* an ACK without REPLY: nothing to answer */
 	}
-}
-
-/* Take request id out of the window; false when it is not ours. */
-static bool kg_take_inflight(struct kvp_guest *k, uint32_t id)
-{
-	for (unsigned i = 0; i < k->ninflight; i++) {
-		if (k->inflight[i] != id)
-			continue;
-		k->inflight[i] = k->inflight[--k->ninflight];
-		return true;
-	}
-	return false;
 }
 
 static void kg_on_error(struct kvp_guest *k, const struct vmic_frame *f)
@@ -410,17 +394,21 @@ static void kg_on_error(struct kvp_guest *k, const struct vmic_frame *f)
 	kvp_outbox_stop(&k->out[VMIC_KVP_AUTO]);
 }
 
-static int kg_on_reply(struct guest_conn *c, const struct vmic_frame *f)
+/* The host's answer to a batch of ours. The end of the wait (the
+ * session ended: on_session already reset the window) needs nothing. */
+static bool kg_on_answer(struct guest_conn *c, void *ud,
+			 const struct vmic_frame *f, int err UNUSED)
 {
-	struct kvp_guest *k = kg_of(c->g);
+	struct kvp_guest *k = ud;
 	struct vmic_kvp_ack a;
 
-	if (!k || k->stopping || c != k->conn ||
-	    !kg_take_inflight(k, f->request_id))
-		return 0;
+	if (!f || k->stopping || c != k->conn)
+		return false;
+	if (k->ninflight)
+		k->ninflight--;
 	if (f->type == VMIC_T_ERROR) {
 		kg_on_error(k, f);
-		return 0;
+		return false;
 	}
 	if (f->type == VMIC_KVP_ACK &&
 	    vmic_kvp_ack_decode(f->payload, f->length, &a) == 0 &&
@@ -431,12 +419,12 @@ static int kg_on_reply(struct guest_conn *c, const struct vmic_frame *f)
 			    a.refused, a.note[0] ? a.note : "its limit");
 	}
 	kvp_guest_pump(k);
-	return 0;
+	return false;
 }
 
 static void kg_on_session(struct guest_conn *c, bool up)
 {
-	struct kvp_guest *k = kg_of(c->g);
+	struct kvp_guest *k = kg_of(agent_of(c));
 
 	if (!k || k->stopping)
 		return;
@@ -470,8 +458,8 @@ const struct guest_service kvp_guest = {
 	.stop = kg_stop,
 	.pending = kg_pending,
 	.on_session = kg_on_session,
+	.max_requests = VMIC_KVP_WINDOW,
 	.on_frame = kg_on_frame,
-	.on_reply = kg_on_reply,
 	.options = options,
 	.noptions = ARRAY_SIZE(options),
 	.command = "kvp",

@@ -20,7 +20,7 @@
 #include <uv.h>
 
 #include "common/ratelimit.h"
-#include "guest/guestd.h"
+#include "guest/service-api.h"
 #include "services/kvp/kvp.h"
 #include "services/kvp/poolfile.h"
 #include "services/kvp/sync.h"
@@ -78,8 +78,7 @@ struct kvp_guest {
 	bool identified;   /* the host's IDENTITY came this session */
 	bool host_refused; /* the host answered an error: wait for IDENTITY */
 	bool cap_logged;
-	uint32_t inflight[VMIC_KVP_WINDOW];
-	unsigned ninflight;
+	unsigned ninflight; /* our batches waiting in the tracker */
 	uint8_t *buf;      /* a frame being built */
 	char vm_id[VMIC_KVP_ID_MAX + 1]; /* as recorded beside the files */
 	bool initialised;  /* the INIT job is done */

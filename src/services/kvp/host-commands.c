@@ -74,7 +74,7 @@ void kvp_changed(struct kvp_vm *kv, unsigned pool, const char *key,
 	if (!kv->watchers)
 		return;
 	o = json_pack("{s:{s:I, s:s, s:s, s:s%, s:o}}", "kvp", "time_us",
-		      (json_int_t)vmic_realtime_us(), "vm", kv->vm->name,
+		      (json_int_t)vmic_realtime_us(), "vm", vm_name(kv->vm),
 		      "pool", vmic_kvp_pool_name(pool), "key", key, klen,
 		      "value",
 		      now ? json_stringn(kvp_rec_value(now), now->vlen)
@@ -112,7 +112,7 @@ static void watcher_gone(void *ud)
 
 void kvp_watch_end_all(struct kvp_vm *kv, const char *why)
 {
-	json_t *last = json_pack("{s:{s:s, s:s}}", "end", "vm", kv->vm->name,
+	json_t *last = json_pack("{s:{s:s, s:s}}", "end", "vm", vm_name(kv->vm),
 				 "reason", why);
 
 	while (kv->watchers) {
@@ -146,7 +146,7 @@ static void cmd_watch(struct ctl_request *rq, struct vm *vm, json_t *args)
 	w->kv = kv;
 	w->pool = pool;
 	w->w = ctl_watch_start(rq,
-			       json_pack("{s:s, s:b}", "vm", vm->name,
+			       json_pack("{s:s, s:b}", "vm", vm_name(vm),
 					 "connected", kv->active),
 			       watcher_gone, w);
 	if (!w->w) {
@@ -223,12 +223,12 @@ static enum ctl_stream_next list_next(void *ud, struct ctl_text *out,
 	struct kvp_vm *kv;
 	size_t n = 0;
 
-	if (lc->vm->removed) {
+	if (vm_removed(lc->vm)) {
 		/* Part of the pools went out: say so rather than end as if
 		 * that was all of them. */
 		ctl_stream_fail(lc->rq, "unknown-vm",
 				"%s was removed while its pools were listed",
-				lc->vm->name);
+				vm_name(lc->vm));
 		return CTL_STREAM_DONE;
 	}
 	if (lc->stored) {
@@ -312,8 +312,8 @@ static void cmd_list(struct ctl_request *rq, struct vm *vm, json_t *args)
 		return;
 	}
 	ctl_reply_stream(rq,
-			 json_pack("{s:s, s:b, s:o}", "vm", vm->name, "stale",
-				   stale(kv), "guest_copy_us",
+			 json_pack("{s:s, s:b, s:o}", "vm", vm_name(vm),
+				   "stale", stale(kv), "guest_copy_us",
 				   kv->guest_copy_us
 					   ? json_integer(kv->guest_copy_us)
 					   : json_null()),
@@ -345,24 +345,24 @@ static bool writable(struct ctl_request *rq, struct vm *vm,
 		ctl_reply_error(rq, "service-unavailable",
 				"the kvp service is disabled for %s on the "
 				"host; `vmic enable %s kvp` turns it on",
-				vm->name, vm->name);
+				vm_name(vm), vm_name(vm));
 		return false;
 	}
 	if (conn_up(vm) &&
-	    vmic_session_version(&vm->conn.session, KVP_ID) == 0) {
+	    vmic_session_version(vm_session(vm), KVP_ID) == 0) {
 		ctl_reply_error(rq, "service-unavailable",
 				"the guest agent of %s has no common kvp "
 				"version with the host",
-				vm->name);
+				vm_name(vm));
 		return false;
 	}
-	if (conn_up(vm) && !vmic_session_peer_enabled(&vm->conn.session,
+	if (conn_up(vm) && !vmic_session_peer_enabled(vm_session(vm),
 						      KVP_ID)) {
 		ctl_reply_error(rq, "service-unavailable",
 				"the kvp service of %s is disabled in the "
 				"guest's configuration ([kvp] enabled = no in "
 				"vmic-guestd.conf)",
-				vm->name);
+				vm_name(vm));
 		return false;
 	}
 	return true;
@@ -439,8 +439,9 @@ static void write_apply(struct write_op *op)
 		kvp_sync_external_changed(kv, key, klen);
 	}
 	kvp_account(kv);
-	log_debug("%s: kvp %s of %zu keys committed, %zu changed", op->vm->name,
-		  op->set ? "set" : "delete", json_object_size(op->items), n);
+	log_debug("%s: kvp %s of %zu keys committed, %zu changed",
+		  vm_name(op->vm), op->set ? "set" : "delete",
+		  json_object_size(op->items), n);
 	ctl_reply_ok(op->rq, json_pack("{s:s, s:I, s:b}", "pool", "external",
 				       op->set ? "keys" : "deleted",
 				       (json_int_t)json_object_size(op->items),
@@ -450,25 +451,25 @@ static void write_apply(struct write_op *op)
 static void on_write_done(struct hostd *h, struct store_txn *t, void *ud)
 {
 	struct write_op *op = ud;
-	struct kvp_daemon *d = h->svc_state[KVP_ID];
+	struct kvp_daemon *d = hostd_state(h, KVP_ID);
 	const char *msg;
 	int r = store_txn_result(t, &msg);
 
 	kvp_of(op->vm)->sets_pending -= op->new_keys;
 	if (d)
 		d->total_pending -= op->growth;
-	if (op->vm->removed)
+	if (vm_removed(op->vm))
 		ctl_reply_error(op->rq, "unknown-vm",
 				"no VM named '%s' any more: it was removed",
-				op->vm->name);
-	else if (h->stopping)
+				vm_name(op->vm));
+	else if (hostd_stopping(h))
 		ctl_reply_error(op->rq, "internal", "vmic-hostd is stopping");
 	else if (r < 0)
 		ctl_reply_error(op->rq, "internal", "%s", msg);
 	else
 		write_apply(op);
-	if (r < 0 && !op->vm->removed)
-		log_error("%s: kvp %s failed: %s", op->vm->name,
+	if (r < 0 && !vm_removed(op->vm))
+		log_error("%s: kvp %s failed: %s", vm_name(op->vm),
 			  op->set ? "set" : "delete", msg);
 	write_op_free(op);
 }
@@ -476,8 +477,8 @@ static void on_write_done(struct hostd *h, struct store_txn *t, void *ud)
 /* Commit op's items as rows of the External pool, then apply. */
 static void write_commit(struct write_op *op)
 {
-	struct hostd *h = op->vm->h;
-	struct kvp_daemon *d = h->svc_state[KVP_ID];
+	struct hostd *h = vm_hostd(op->vm);
+	struct kvp_daemon *d = hostd_state(h, KVP_ID);
 	struct store_txn *t = store_txn_new(true);
 	const char *key;
 	json_t *v;
@@ -485,7 +486,7 @@ static void write_commit(struct write_op *op)
 
 	json_object_foreach(op->items, key, v) {
 		if (r == 0)
-			r = store_txn_data_set(t, op->vm->name, KVP_ID,
+			r = store_txn_data_set(t, vm_name(op->vm), KVP_ID,
 					       VMIC_KVP_EXTERNAL, key,
 					       json_string_value(v));
 	}
@@ -506,17 +507,17 @@ static bool write_ready(struct write_op *op, int err)
 {
 	if (err == 0)
 		return true;
-	if (op->vm->removed)
+	if (vm_removed(op->vm))
 		ctl_reply_error(op->rq, "unknown-vm",
 				"no VM named '%s' any more: it was removed",
-				op->vm->name);
-	else if (op->vm->h->stopping)
+				vm_name(op->vm));
+	else if (hostd_stopping(vm_hostd(op->vm)))
 		ctl_reply_error(op->rq, "internal", "vmic-hostd is stopping");
 	else
 		ctl_reply_error(op->rq, "internal",
 				"cannot read the KVP pools of %s from the "
 				"database (%s); vmic-hostd's log says why",
-				op->vm->name, strerror(-err));
+				vm_name(op->vm), strerror(-err));
 	write_op_free(op);
 	return false;
 }
@@ -591,15 +592,16 @@ static bool set_within_bounds(struct write_op *op)
 				"%s's external pool has %zu keys; %zu more "
 				"would pass its limit of %u; `vmic set %s kvp "
 				"external-max-keys=N` raises it",
-				vm->name, t->n + kv->sets_pending,
-				op->new_keys, s->external_max_keys, vm->name);
+				vm_name(vm), t->n + kv->sets_pending,
+				op->new_keys, s->external_max_keys,
+				vm_name(vm));
 		return false;
 	}
-	if (growth > 0 && (uint64_t)growth > kvp_total_room(vm->h)) {
+	if (growth > 0 && (uint64_t)growth > kvp_total_room(vm_hostd(vm))) {
 		d->total_refused++;
 		vmic_conf_format_u64(VMIC_CONF_SIZE,
-				     kvp_conf(vm->h)->max_total_bytes, total,
-				     sizeof(total));
+				     kvp_conf(vm_hostd(vm))->max_total_bytes,
+				     total, sizeof(total));
 		ctl_reply_error(op->rq, "limit",
 				"this set adds %lld bytes of keys and values, "
 				"and the KVP data of all VMs holds %llu of the "
@@ -686,7 +688,7 @@ static void delete_ready(struct kvp_vm *kv, void *ud, int err)
 			ctl_reply_error(op->rq, "not-found",
 					"%s has no key '%.200s' in its "
 					"external pool",
-					op->vm->name, key);
+					vm_name(op->vm), key);
 			write_op_free(op);
 			return;
 		}

@@ -78,7 +78,7 @@ static uint64_t wait_ns(uint64_t tat, uint64_t cost, uint64_t now)
 bool kvp_rate_take(struct ctl_request *rq, size_t records, uint64_t bytes)
 {
 	struct hostd *h = ctl_request_hostd(rq);
-	struct kvp_daemon *d = h->svc_state[KVP_ID];
+	struct kvp_daemon *d = hostd_state(h, KVP_ID);
 	const struct kvp_daemon_conf *conf = kvp_conf(h);
 	uint64_t now = hostd_now_us(h) * 1000;
 	uint64_t per_record, per_byte, rc, bc, wait;

@@ -54,7 +54,7 @@ void kvp_pools_init(struct kvp_vm *kv)
 {
 	kv->where = KVP_IN_MEMORY;
 	kv->needs_tail = &kv->needs;
-	htimer_init(kv->vm->h, &kv->pools_timer, on_pools_timer, kv);
+	htimer_init(vm_hostd(kv->vm), &kv->pools_timer, on_pools_timer, kv);
 }
 
 void kvp_pools_sizes(struct kvp_vm *kv, unsigned space, uint64_t keys,
@@ -115,7 +115,7 @@ void kvp_account(struct kvp_vm *kv)
 
 uint64_t kvp_total_room(const struct hostd *h)
 {
-	const struct kvp_daemon *d = h->svc_state[KVP_ID];
+	const struct kvp_daemon *d = hostd_state(h, KVP_ID);
 	const struct kvp_daemon_conf *c = kvp_conf(h);
 	uint64_t used;
 
@@ -129,8 +129,8 @@ size_t kvp_pools_resident(const struct hostd *h)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < h->nvms; i++) {
-		const struct kvp_vm *kv = vm_state(h->vms[i], KVP_ID);
+	for (size_t i = 0; i < hostd_vm_count(h); i++) {
+		const struct kvp_vm *kv = vm_state(hostd_vm(h, i), KVP_ID);
 
 		if (!kv || kv->where != KVP_IN_MEMORY)
 			continue;
@@ -178,7 +178,7 @@ static void drop(struct kvp_vm *kv)
 	kv->where = KVP_IN_STORE;
 	kvp_account(kv);
 	log_debug("%s: its KVP pools (%zu records) are left in the store",
-		  kv->vm->name, n);
+		  vm_name(kv->vm), n);
 }
 
 /* Hand every waiter the outcome of a load (a list taken first: none is
@@ -227,7 +227,7 @@ static void load_failed(struct kvp_vm *kv, const char *why)
 		log_error("%s: cannot read its KVP pools from the database "
 			  "(%s); trying again every %d s while its session "
 			  "waits for them",
-			  kv->vm->name, why, KVP_LOAD_RETRY_MS / 1000);
+			  vm_name(kv->vm), why, KVP_LOAD_RETRY_MS / 1000);
 	kv->load_failed_noted = true;
 	serve_needs(kv, -EIO);
 	if (kv->session_holds)
@@ -241,7 +241,7 @@ static void on_loaded(struct hostd *h, struct data_read *d, void *ud)
 	struct vm *vm = kv->vm;
 	size_t n = 0;
 
-	if (kv->gone || vm->removed || h->stopping) {
+	if (kv->gone || vm_removed(vm) || hostd_stopping(h)) {
 		load_job_free(j);
 		vm_unref(vm);
 		return;
@@ -260,11 +260,11 @@ static void on_loaded(struct hostd *h, struct data_read *d, void *ud)
 	load_job_free(j); /* the empty tables it got in exchange */
 	kv->where = KVP_IN_MEMORY;
 	if (kv->load_failed_noted)
-		log_notice("%s: its KVP pools are read again", vm->name);
+		log_notice("%s: its KVP pools are read again", vm_name(vm));
 	kv->load_failed_noted = false;
 	kvp_account(kv);
 	log_debug("%s: its KVP pools (%zu records) are read from the store",
-		  vm->name, n);
+		  vm_name(vm), n);
 	serve_needs(kv, 0);
 	if (kv->session_holds)
 		kvp_sync_up(kv);
@@ -287,7 +287,7 @@ static void load_start(struct kvp_vm *kv)
 	j->kv = kv;
 	for (unsigned p = 0; p < KVP_STORED_POOLS; p++)
 		kvp_table_init(&j->t[p]);
-	snprintf(j->d.vm, sizeof(j->d.vm), "%s", kv->vm->name);
+	snprintf(j->d.vm, sizeof(j->d.vm), "%s", vm_name(kv->vm));
 	j->d.service = KVP_ID;
 	j->d.space_min = 0;
 	j->d.space_max = KVP_STORED_POOLS - 1;
@@ -295,7 +295,7 @@ static void load_start(struct kvp_vm *kv)
 	j->d.ud = j;
 	kv->where = KVP_LOADING;
 	vm_ref(kv->vm);
-	store_read_data(kv->vm->h, &j->d, on_loaded, j);
+	store_read_data(vm_hostd(kv->vm), &j->d, on_loaded, j);
 }
 
 static void on_pools_timer(struct htimer *t)

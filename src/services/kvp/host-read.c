@@ -38,11 +38,12 @@ void kvp_reply_not_found(struct ctl_request *rq, const struct vm *vm,
 	if (pool >= 0)
 		ctl_reply_error(rq, "not-found", "%s has no key '%.200s' in its "
 						 "%s pool",
-				vm->name, key, vmic_kvp_pool_name((unsigned)pool));
+				vm_name(vm), key,
+				vmic_kvp_pool_name((unsigned)pool));
 	else
 		ctl_reply_error(rq, "not-found", "%s has no key '%.200s' in any "
 						 "pool",
-				vm->name, key);
+				vm_name(vm), key);
 }
 
 /* ---- kvp-get ---- */
@@ -78,14 +79,14 @@ static void on_get(struct hostd *h UNUSED, struct data_read *d, void *ud)
 	const struct kvp_vm *kv = kvp_of(vm);
 	const struct kvp_rec *r;
 
-	if (vm->removed) {
+	if (vm_removed(vm)) {
 		ctl_reply_error(op->rq, "unknown-vm",
 				"no VM named '%s' any more: it was removed",
-				vm->name);
+				vm_name(vm));
 	} else if (d->err < 0) {
 		ctl_reply_error(op->rq, "internal",
-				"cannot read the KVP pools of %s: %s", vm->name,
-				d->errmsg);
+				"cannot read the KVP pools of %s: %s",
+				vm_name(vm), d->errmsg);
 	} else if (op->found) {
 		json_object_set_new(op->found, "stale",
 				    json_boolean(!kv->active &&
@@ -129,7 +130,7 @@ void kvp_read_get(struct ctl_request *rq, struct vm *vm, const char *key,
 	op->vm = vm;
 	op->pool = pool;
 	memcpy(op->key, key, klen);
-	snprintf(op->d.vm, sizeof(op->d.vm), "%s", vm->name);
+	snprintf(op->d.vm, sizeof(op->d.vm), "%s", vm_name(vm));
 	op->d.service = KVP_ID;
 	op->d.space_min = pool >= 0 ? (unsigned)pool : 0;
 	op->d.space_max = pool >= 0 ? (unsigned)pool : KVP_STORED_POOLS - 1;
@@ -138,7 +139,7 @@ void kvp_read_get(struct ctl_request *rq, struct vm *vm, const char *key,
 	op->d.row = get_row;
 	op->d.ud = op;
 	vm_ref(vm);
-	store_read_data(vm->h, &op->d, on_get, op);
+	store_read_data(vm_hostd(vm), &op->d, on_get, op);
 }
 
 /* ---- kvp-list ---- */
@@ -223,7 +224,7 @@ static void on_page(struct hostd *h UNUSED, struct data_read *d, void *ud)
 		/* The reply is under way: it ends with the error (paged) or
 		 * is cut off, so the client never takes it as whole. */
 		log_error("kvp-list of %s: %s; the reply ends early",
-			  sl->vm->name, d->errmsg);
+			  vm_name(sl->vm), d->errmsg);
 		free(sl->text);
 		sl->done = true;
 		ctl_stream_fail(sl->rq, "internal",
@@ -250,7 +251,7 @@ static void read_page(struct kvp_store_list *sl)
 	sl->d.after_key = sl->last;
 	sl->d.after_klen = sl->last_klen;
 	sl->reading = true;
-	store_read_data(sl->vm->h, &sl->d, on_page, sl);
+	store_read_data(vm_hostd(sl->vm), &sl->d, on_page, sl);
 }
 
 struct kvp_store_list *kvp_store_list_new(struct ctl_request *rq,
@@ -263,7 +264,7 @@ struct kvp_store_list *kvp_store_list_new(struct ctl_request *rq,
 	sl->rq = rq;
 	sl->vm = vm;
 	vm_ref(vm);
-	snprintf(sl->d.vm, sizeof(sl->d.vm), "%s", vm->name);
+	snprintf(sl->d.vm, sizeof(sl->d.vm), "%s", vm_name(vm));
 	sl->d.service = KVP_ID;
 	sl->d.space_min = only >= 0 ? (unsigned)only : 0;
 	sl->d.space_max = only >= 0 ? (unsigned)only : KVP_STORED_POOLS - 1;

@@ -35,7 +35,7 @@ void kvp_store_init(struct kvp_vm *kv)
 		kvp_table_init(&kv->dirty[p]);
 		kvp_table_init(&kv->storing[p]);
 	}
-	htimer_init(kv->vm->h, &kv->store_timer, on_store_timer, kv);
+	htimer_init(vm_hostd(kv->vm), &kv->store_timer, on_store_timer, kv);
 }
 
 void kvp_store_close(struct kvp_vm *kv)
@@ -57,7 +57,7 @@ void kvp_store_note(struct kvp_vm *kv, unsigned pool, const char *key,
 	if (kvp_table_set(&kv->dirty[pool], key, klen, "", 0, 0, NULL, NULL) <
 	    0)
 		log_error("%s: out of memory noting a KVP key to store",
-			  kv->vm->name);
+			  vm_name(kv->vm));
 }
 
 /* Keys of a failed transaction go back to the dirty set. */
@@ -81,7 +81,7 @@ static void on_store_done(struct hostd *h, struct store_txn *t, void *ud)
 	int r = store_txn_result(t, &msg);
 
 	kv->store_busy = false;
-	if (vm->removed || h->stopping) {
+	if (vm_removed(vm) || hostd_stopping(h)) {
 		vm_unref(vm);
 		return;
 	}
@@ -90,7 +90,7 @@ static void on_store_done(struct hostd *h, struct store_txn *t, void *ud)
 		if (!kv->store_failed_noted)
 			log_error("%s: cannot store the records its guest sent "
 				  "(%s); trying again every %ds",
-				  vm->name, msg, KVP_STORE_RETRY_MS / 1000);
+				  vm_name(vm), msg, KVP_STORE_RETRY_MS / 1000);
 		kv->store_failed_noted = true;
 		kv->store_next_us = hostd_now_us(h) +
 				    KVP_STORE_RETRY_MS * 1000ull;
@@ -100,7 +100,7 @@ static void on_store_done(struct hostd *h, struct store_txn *t, void *ud)
 		if (kv->store_failed_noted)
 			log_notice("%s: the records its guest sent are stored "
 				   "again",
-				   vm->name);
+				   vm_name(vm));
 		kv->store_failed_noted = false;
 	}
 	kvp_sync_answer(kv, kv->waits_storing);
@@ -122,7 +122,7 @@ static int add_pool(struct kvp_vm *kv, struct store_txn *t, unsigned p)
 		const struct kvp_rec *rec =
 			kvp_table_get(&kv->pools[p], key, d->recs[i]->klen);
 
-		r = store_txn_data_set(t, kv->vm->name, KVP_ID, p, key,
+		r = store_txn_data_set(t, vm_name(kv->vm), KVP_ID, p, key,
 				       rec ? kvp_rec_value(rec) : NULL);
 	}
 	return r;
@@ -131,11 +131,11 @@ static int add_pool(struct kvp_vm *kv, struct store_txn *t, unsigned p)
 void kvp_store_flush(struct kvp_vm *kv)
 {
 	struct vm *vm = kv->vm;
-	struct hostd *h = vm->h;
+	struct hostd *h = vm_hostd(vm);
 	uint64_t now = hostd_now_us(h);
 	struct store_txn *t;
 
-	if (kv->store_busy || vm->removed || h->stopping ||
+	if (kv->store_busy || vm_removed(vm) || hostd_stopping(h) ||
 	    (!kv->dirty[VMIC_KVP_GUEST].n && !kv->dirty[VMIC_KVP_AUTO].n &&
 	     !kv->nwaits))
 		return;
@@ -148,7 +148,7 @@ void kvp_store_flush(struct kvp_vm *kv)
 	if (!t || add_pool(kv, t, VMIC_KVP_GUEST) < 0 ||
 	    add_pool(kv, t, VMIC_KVP_AUTO) < 0) {
 		store_txn_free(t);
-		log_error("%s: out of memory storing KVP records", vm->name);
+		log_error("%s: out of memory storing KVP records", vm_name(vm));
 		kv->store_next_us = now + KVP_STORE_RETRY_MS * 1000ull;
 		htimer_start_at(&kv->store_timer, kv->store_next_us);
 		return;

@@ -57,7 +57,7 @@ static void on_copy_timer(struct htimer *t)
 
 void kvp_sync_init(struct kvp_vm *kv)
 {
-	htimer_init(kv->vm->h, &kv->copy_timer, on_copy_timer, kv);
+	htimer_init(vm_hostd(kv->vm), &kv->copy_timer, on_copy_timer, kv);
 }
 
 void kvp_sync_close(struct kvp_vm *kv)
@@ -72,18 +72,18 @@ static void note_copy_cut(struct kvp_vm *kv)
 		kv->copy_backoff_ms
 			? MIN(kv->copy_backoff_ms * 2, KVP_COPY_BACKOFF_MAX_MS)
 			: KVP_COPY_BACKOFF_MIN_MS;
-	kv->copy_after_us = hostd_now_us(kv->vm->h) +
+	kv->copy_after_us = hostd_now_us(vm_hostd(kv->vm)) +
 			    (uint64_t)kv->copy_backoff_ms * 1000;
 	log_debug("%s: the session ended during the External pool's copy; "
 		  "the next one waits %u ms",
-		  kv->vm->name, kv->copy_backoff_ms);
+		  vm_name(kv->vm), kv->copy_backoff_ms);
 }
 
 /* Must this outbox's copy wait (after a cut)? Then its timer is set. */
 static bool copy_waits(struct kvp_vm *kv, const struct kvp_outbox *ob)
 {
 	if (ob->pool != VMIC_KVP_EXTERNAL || !ob->copy_due ||
-	    hostd_now_us(kv->vm->h) >= kv->copy_after_us)
+	    hostd_now_us(vm_hostd(kv->vm)) >= kv->copy_after_us)
 		return false;
 	if (!htimer_active(&kv->copy_timer))
 		htimer_start_at(&kv->copy_timer, kv->copy_after_us);
@@ -91,7 +91,7 @@ static bool copy_waits(struct kvp_vm *kv, const struct kvp_outbox *ob)
 }
 
 /* Stop waiting for the requests of the session that ends: their slots
- * in the core's tracker (shared with the heartbeat) are free again. */
+ * in the core's tracker (the service's own budget) are free again. */
 static void cancel_inflight(struct kvp_vm *kv)
 {
 	for (unsigned i = 0; i < kv->nids; i++)
@@ -118,7 +118,7 @@ void kvp_sync_up(struct kvp_vm *kv)
 	kvp_facts_refresh(kv);
 	kvp_outbox_restart(&kv->out[VMIC_KVP_AUTO_EXTERNAL]);
 	kvp_outbox_restart(&kv->out[VMIC_KVP_EXTERNAL]);
-	kv->copy_start_us = hostd_now_us(vm->h);
+	kv->copy_start_us = hostd_now_us(vm_hostd(vm));
 	kv->copy_end_id = 0;
 	kvp_sync_pump(kv);
 }
@@ -145,7 +145,7 @@ static void restart_copies(struct kvp_vm *kv)
 {
 	kvp_outbox_restart(&kv->out[VMIC_KVP_AUTO_EXTERNAL]);
 	kvp_outbox_restart(&kv->out[VMIC_KVP_EXTERNAL]);
-	kv->copy_start_us = hostd_now_us(kv->vm->h);
+	kv->copy_start_us = hostd_now_us(vm_hostd(kv->vm));
 	kv->copy_end_id = 0;
 }
 
@@ -162,7 +162,7 @@ static void guest_refused(struct kvp_vm *kv, const struct vmic_frame *f)
 	/* Cut on a character boundary: it goes into JSON. */
 	vmic_utf8_sanitize(kv->refusal, sizeof(kv->refusal), full,
 			   strlen(full));
-	events_emit(kv->vm->h, kv->vm->name, "kvp", "kvp", NULL, NULL,
+	events_emit(vm_hostd(kv->vm), vm_name(kv->vm), "kvp", "kvp", NULL, NULL,
 		    "the guest answered %s; the host sends no more KVP "
 		    "records until its next session",
 		    kv->refusal);
@@ -175,12 +175,12 @@ static void on_ack(struct kvp_vm *kv, const struct vmic_frame *f)
 	char note[VMIC_KVP_NOTE_MAX + 1];
 
 	if (vmic_kvp_ack_decode(f->payload, f->length, &a) < 0) {
-		vm->conn.bad_frames++;
+		vm_bad_frame(vm);
 		return;
 	}
 	if (a.status == VMIC_KVP_CAP && a.refused) {
 		vmic_utf8_sanitize(note, sizeof(note), a.note, strlen(a.note));
-		events_emit(vm->h, vm->name, "kvp", "kvp", NULL, NULL,
+		events_emit(vm_hostd(vm), vm_name(vm), "kvp", "kvp", NULL, NULL,
 			    "the guest kept %u records of the host's pools "
 			    "out: %s",
 			    a.refused, note[0] ? note : "its limit");
@@ -188,13 +188,14 @@ static void on_ack(struct kvp_vm *kv, const struct vmic_frame *f)
 	if (f->request_id == kv->copy_end_id) {
 		kv->copy_end_id = 0;
 		kv->copy_backoff_ms = 0;
-		kv->copy_ms = (int64_t)(hostd_now_us(vm->h) -
+		kv->copy_ms = (int64_t)(hostd_now_us(vm_hostd(vm)) -
 					kv->copy_start_us) / 1000;
 		kv->copy_records = kv->pools[VMIC_KVP_EXTERNAL].n;
 		/* Routine: the status shows it; no event per session. */
 		log_debug("%s: the External pool (%zu records) reached the "
 			  "guest in %lld ms",
-			  vm->name, kv->copy_records, (long long)kv->copy_ms);
+			  vm_name(vm), kv->copy_records,
+			  (long long)kv->copy_ms);
 	}
 }
 
@@ -231,7 +232,7 @@ static bool on_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 		if (kv->timed_out && kv->ninflight == 0) {
 			log_debug("%s: KVP batches were not answered in %ds; "
 				  "sending the pools again",
-				  vm->name, KVP_ANSWER_TIMEOUT_MS / 1000);
+				  vm_name(vm), KVP_ANSWER_TIMEOUT_MS / 1000);
 			kv->timed_out = false;
 			restart_copies(kv);
 		}
@@ -253,7 +254,7 @@ static bool send_request(struct kvp_vm *kv, uint8_t type, const void *payload,
 			     (void *)(uintptr_t)kv->epoch, id);
 
 	if (r < 0) {
-		log_debug("%s: cannot send a KVP request: %s", kv->vm->name,
+		log_debug("%s: cannot send a KVP request: %s", vm_name(kv->vm),
 			  strerror(-r));
 		return false;
 	}
@@ -278,9 +279,9 @@ void kvp_sync_pump(struct kvp_vm *kv)
 		int r;
 
 		if (kv->identity_due) {
-			char vm_id[KVP_VM_ID_LEN + 1];
+			char vm_id[VM_UUID_LEN + 1];
 
-			kvp_vm_id(kv->vm, vm_id);
+			vm_uuid(kv->vm, vm_id);
 			r = vmic_kvp_identity_encode(vm_id, batch_buf,
 						     sizeof(batch_buf));
 			if (r < 0 ||
@@ -300,7 +301,7 @@ void kvp_sync_pump(struct kvp_vm *kv)
 		/* The copy's time starts with its first batch, after any
 		 * wait. */
 		if (ob->pool == VMIC_KVP_EXTERNAL && ob->copy_due)
-			kv->copy_start_us = hostd_now_us(kv->vm->h);
+			kv->copy_start_us = hostd_now_us(vm_hostd(kv->vm));
 		len = kvp_outbox_next(ob, &kv->pools[ob->pool], batch_buf,
 				      sizeof(batch_buf), &type, &n);
 		if (len == 0)
@@ -360,7 +361,7 @@ static struct kvp_limits batch_limits(const struct kvp_vm *kv, unsigned pool,
 				      bool *by_total)
 {
 	struct kvp_limits lim = guest_limits(kv, pool);
-	uint64_t room = kvp_total_room(kv->vm->h);
+	uint64_t room = kvp_total_room(vm_hostd(kv->vm));
 	uint64_t now = kvp_inbox_bytes(&kv->in[pool], &kv->pools[pool]);
 
 	*by_total = now + room < lim.max_bytes;
@@ -387,9 +388,9 @@ static void note_refused(struct kvp_vm *kv, unsigned pool, size_t refused,
 	kv->cap_noted = true;
 	if (by_total) {
 		vmic_conf_format_u64(VMIC_CONF_SIZE,
-				     kvp_conf(vm->h)->max_total_bytes, size,
-				     sizeof(size));
-		events_emit(vm->h, vm->name, "kvp", "kvp", NULL, NULL,
+				     kvp_conf(vm_hostd(vm))->max_total_bytes,
+				     size, sizeof(size));
+		events_emit(vm_hostd(vm), vm_name(vm), "kvp", "kvp", NULL, NULL,
 			    "the host keeps no more KVP data: all VMs "
 			    "together are at [kvp] max-total-bytes (%s); %zu "
 			    "records of the guest's %s pool kept out; "
@@ -399,7 +400,7 @@ static void note_refused(struct kvp_vm *kv, unsigned pool, size_t refused,
 		return;
 	}
 	vmic_conf_format_u64(VMIC_CONF_SIZE, lim.max_bytes, size, sizeof(size));
-	events_emit(vm->h, vm->name, "kvp", "kvp", NULL, NULL,
+	events_emit(vm_hostd(vm), vm_name(vm), "kvp", "kvp", NULL, NULL,
 		    "the guest's %s pool is at its limit (%zu keys, %s): %zu "
 		    "records kept out%s",
 		    vmic_kvp_pool_display(pool), lim.max_keys, size, refused,
@@ -431,7 +432,7 @@ static bool batch_acceptable(struct kvp_vm *kv, const struct vmic_frame *f,
 		return false;
 	}
 	if (vmic_kvp_batch_decode(f->type, f->payload, f->length, b) < 0) {
-		vm->conn.bad_frames++;
+		vm_bad_frame(vm);
 		conn_send_error(vm, f, VMIC_E_MALFORMED,
 				"kvp batch does not decode: a length, a "
 				"string, a flag or the pool is invalid");

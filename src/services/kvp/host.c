@@ -18,9 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "proto/services.h"
@@ -109,7 +106,7 @@ const struct kvp_settings *kvp_settings_of(const struct vm *vm)
 
 struct kvp_daemon *kvp_daemon_of(const struct vm *vm)
 {
-	return vm->h->svc_state[KVP_ID];
+	return hostd_state(vm_hostd(vm), KVP_ID);
 }
 
 static int kvp_daemon_start(struct hostd *h)
@@ -121,47 +118,18 @@ static int kvp_daemon_start(struct hostd *h)
 	if (gethostname(d->host, sizeof(d->host)) < 0)
 		snprintf(d->host, sizeof(d->host), "localhost");
 	d->host[sizeof(d->host) - 1] = '\0';
-	h->svc_state[KVP_ID] = d;
+	hostd_set_state(h, KVP_ID, d);
 	return 0;
 }
 
 static void kvp_daemon_stop(struct hostd *h)
 {
-	struct kvp_daemon *d = h->svc_state[KVP_ID];
+	struct kvp_daemon *d = hostd_state(h, KVP_ID);
 
 	if (d)
 		kvp_rate_free(d);
 	free(d);
-	h->svc_state[KVP_ID] = NULL;
-}
-
-void kvp_vm_id(const struct vm *vm, char *buf)
-{
-	struct {
-		char tag[8];
-		int64_t created_us;
-		char name[VM_NAME_MAX + 1];
-	} seed;
-	XXH128_hash_t h;
-	uint8_t b[16];
-
-	memset(&seed, 0, sizeof(seed));
-	memcpy(seed.tag, "vmic-vm", 7);
-	seed.created_us = vm->created_us;
-	snprintf(seed.name, sizeof(seed.name), "%s", vm->name);
-	h = XXH3_128bits(&seed, sizeof(seed));
-	for (int i = 0; i < 8; i++) {
-		b[i] = (uint8_t)(h.high64 >> (56 - 8 * i));
-		b[8 + i] = (uint8_t)(h.low64 >> (56 - 8 * i));
-	}
-	/* RFC 9562 version 8 (custom), variant 10. */
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x80);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(buf, KVP_VM_ID_LEN + 1,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		 "%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	hostd_set_state(h, KVP_ID, NULL);
 }
 
 static void fact(struct kvp_table *t, const char *key, const char *value)
@@ -174,9 +142,9 @@ void kvp_facts_refresh(struct kvp_vm *kv)
 {
 	const struct kvp_daemon *d = kvp_daemon_of(kv->vm);
 	struct kvp_table *t = &kv->pools[VMIC_KVP_AUTO_EXTERNAL];
-	char id[KVP_VM_ID_LEN + 1], shortname[256];
+	char id[VM_UUID_LEN + 1], shortname[256];
 
-	kvp_vm_id(kv->vm, id);
+	vm_uuid(kv->vm, id);
 	snprintf(shortname, sizeof(shortname), "%.*s",
 		 (int)strcspn(d->host, "."), d->host);
 	kvp_table_clear(t);
@@ -184,7 +152,7 @@ void kvp_facts_refresh(struct kvp_vm *kv)
 	fact(t, "PhysicalHostName", shortname);
 	fact(t, "PhysicalHostNameFullyQualified", d->host);
 	fact(t, "VirtualMachineId", id);
-	fact(t, "VirtualMachineName", kv->vm->name);
+	fact(t, "VirtualMachineName", vm_name(kv->vm));
 }
 
 static int kvp_attach(struct vm *vm)
@@ -203,7 +171,7 @@ static int kvp_attach(struct vm *vm)
 	kvp_store_init(kv);
 	kvp_pools_init(kv);
 	kvp_sync_init(kv);
-	vm->svc[KVP_ID].state = kv;
+	vm_set_state(vm, KVP_ID, kv);
 	kvp_facts_refresh(kv);
 	return 0;
 }
@@ -235,7 +203,7 @@ static void kvp_release(struct vm *vm)
 	}
 	kvp_store_free(kv);
 	free(kv);
-	vm->svc[KVP_ID].state = NULL;
+	vm_set_state(vm, KVP_ID, NULL);
 }
 
 /* The registration is loaded now: its time of `add` makes the id. */
@@ -300,7 +268,7 @@ static void member_name(unsigned pool, const char *what, char *buf, size_t n)
 static void kvp_status_json(const struct vm *vm, json_t *o)
 {
 	const struct kvp_vm *kv = kvp_of(vm);
-	char id[KVP_VM_ID_LEN + 1], name[40];
+	char id[VM_UUID_LEN + 1], name[40];
 	bool stale = !kv->active;
 
 	for (unsigned p = 0; p < VMIC_KVP_AUTO_INTERNAL; p++) {
@@ -329,7 +297,7 @@ static void kvp_status_json(const struct vm *vm, json_t *o)
 					      : json_null());
 	json_object_set_new(o, "refused",
 			    json_integer((json_int_t)kv->refused));
-	kvp_vm_id(vm, id);
+	vm_uuid(vm, id);
 	json_object_set_new(o, "vm_id", json_string(id));
 }
 
@@ -346,7 +314,7 @@ static void kvp_settings_changed(struct vm *vm)
 
 static void kvp_stats_json(struct hostd *h, json_t *o, bool reset UNUSED)
 {
-	const struct kvp_daemon *d = h->svc_state[KVP_ID];
+	const struct kvp_daemon *d = hostd_state(h, KVP_ID);
 
 	json_object_set_new(
 		o, "kvp",
@@ -368,6 +336,9 @@ const struct host_service kvp_host = {
 	.daemon_settings = &daemon_table,
 	.daemon_settings_size = sizeof(struct kvp_daemon_conf),
 	.daemon_settings_defaults = kvp_daemon_defaults,
+	/* The window of batches, and those of a session's start that are
+	 * still answered after the next began. */
+	.max_requests = 2 * VMIC_KVP_WINDOW,
 	.daemon_start = kvp_daemon_start,
 	.daemon_stop = kvp_daemon_stop,
 	.attach = kvp_attach,

@@ -28,7 +28,7 @@
 #ifndef VMIC_SERVICES_KVP_HOST_H
 #define VMIC_SERVICES_KVP_HOST_H
 
-#include "host/hostd.h"
+#include "host/service-api.h"
 #include "services/kvp/kvp.h"
 #include "services/kvp/sync.h"
 #include "services/kvp/table.h"
@@ -45,7 +45,6 @@
 /* A VM's writes of what its guest sent: at most one transaction at a
  * time, and at least this far apart. */
 #define KVP_STORE_GAP_MS 50
-#define KVP_VM_ID_LEN 36
 /* Pools nothing needs stay in memory this long (a quick reconnect does
  * not read them again), then only in the store. */
 #define KVP_UNLOAD_MS 5000
@@ -176,9 +175,6 @@ struct kvp_vm *kvp_of(const struct vm *vm);
 const struct kvp_settings *kvp_settings_of(const struct vm *vm);
 struct kvp_daemon *kvp_daemon_of(const struct vm *vm);
 const struct kvp_daemon_conf *kvp_conf(const struct hostd *h);
-/* The VM's id: stable for one registration (its name and time of
- * `vmic add`), a UUID of 36 characters, into buf (37 bytes). */
-void kvp_vm_id(const struct vm *vm, char *buf);
 /* Pool 3 made again from the VM's registration and this host. */
 void kvp_facts_refresh(struct kvp_vm *kv);
 /* A key of pool changed (now NULL: deleted): tell the watchers. */

@@ -18,7 +18,7 @@
 #include "common/utf8.h"
 #include "common/macro.h"
 #include "common/run.h"
-#include "guest/guestd.h"
+#include "guest/service-api.h"
 #include "proto/control.h"
 #include "proto/services.h"
 #include "services/shutdown/shutdown.h"
@@ -96,23 +96,23 @@ static const char *shutdown_command(const struct sd_guest_conf *cfg,
 /* Tell the host when the command failed, if it is still there. */
 static void report_failure(struct shutdown_job *job, const char *why)
 {
-	struct guest_conn *c = job->g->conn;
+	struct guest_conn *c = agent_conn(job->g);
 	struct vmic_frame f = {
 		.service = VMIC_SVC_SHUTDOWN,
 		.request_id = job->request_id,
 	};
 
 	log_error("shutdown command '%s' failed: %s", job->command, why);
-	if (c && c->session.peer_nonce == job->peer_nonce)
-		conn_reply_error(c, &f, VMIC_E_FAILED,
-				 "shutdown command '%s' failed: %s",
-				 job->command, why);
+	if (c && agent_session(c)->peer_nonce == job->peer_nonce)
+		agent_reply_error(c, &f, VMIC_E_FAILED,
+				  "shutdown command '%s' failed: %s",
+				  job->command, why);
 }
 
 static void on_job_done(void *ud, const struct vmic_run_result *r)
 {
 	struct shutdown_job *job = ud;
-	struct sd_state *st = job->g->svc[VMIC_SVC_SHUTDOWN].state;
+	struct sd_state *st = agent_state(job->g, VMIC_SVC_SHUTDOWN);
 	char what[128], line[256], why[400];
 
 	if (r->spawn_error || r->timed_out || r->signo || r->status) {
@@ -141,7 +141,7 @@ static int send_accepted(struct guest_conn *c, const struct vmic_frame *f,
 				 VMIC_SD_REPLY_MAX_LEN);
 	if (n < 0)
 		return 0;
-	return conn_reply(c, f, VMIC_SD_REPLY, buf, (size_t)n);
+	return agent_reply(c, f, VMIC_SD_REPLY, buf, (size_t)n);
 }
 
 static void log_request(const struct vmic_sd_request *req,
@@ -162,7 +162,8 @@ static void log_request(const struct vmic_sd_request *req,
 
 static int sd_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 {
-	struct sd_state *st = c->g->svc[VMIC_SVC_SHUTDOWN].state;
+	struct guestd *g = agent_of(c);
+	struct sd_state *st = agent_state(g, VMIC_SVC_SHUTDOWN);
 	struct vmic_sd_request req;
 	struct shutdown_job *job;
 	int r;
@@ -170,28 +171,29 @@ static int sd_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 	if (f->type != VMIC_SD_REQUEST)
 		return 0;
 	if (vmic_sd_request_decode(f->payload, f->length, &req) < 0)
-		return conn_reply_error(c, f, VMIC_E_MALFORMED,
-					"shutdown request does not decode "
-					"(unknown action or flags?)");
+		return agent_reply_error(c, f, VMIC_E_MALFORMED,
+					 "shutdown request does not decode "
+					 "(unknown action or flags?)");
 	if (st->job)
-		return conn_reply_error(c, f, VMIC_E_BUSY,
-					"a shutdown command is already running "
-					"('%s'); wait for it",
-					st->job->command);
+		return agent_reply_error(c, f, VMIC_E_BUSY,
+					 "a shutdown command is already "
+					 "running ('%s'); wait for it",
+					 st->job->command);
 	job = calloc(1, sizeof(*job));
 	if (!job)
-		return conn_reply_error(c, f, VMIC_E_INTERNAL, "out of memory");
-	job->g = c->g;
+		return agent_reply_error(c, f, VMIC_E_INTERNAL,
+					 "out of memory");
+	job->g = g;
 	job->request_id = f->request_id;
-	job->peer_nonce = c->session.peer_nonce;
-	shutdown_command(c->g->svc[VMIC_SVC_SHUTDOWN].conf, req.action,
+	job->peer_nonce = agent_session(c)->peer_nonce;
+	shutdown_command(agent_conf(g, VMIC_SVC_SHUTDOWN), req.action,
 			 req.flags & VMIC_SD_F_FORCE, job->command,
 			 sizeof(job->command));
 	log_request(&req, job->command);
 	/* Accepted first, the way Hyper-V's component answers before it
 	 * acts; a command that cannot start or fails is a late error. */
 	r = send_accepted(c, f, job->command);
-	if (vmic_run_start(c->g->loop, job->command, JOB_TIMEOUT_MS,
+	if (vmic_run_start(agent_loop(g), job->command, JOB_TIMEOUT_MS,
 			   on_job_done, job, &job->run) < 0) {
 		report_failure(job, "out of memory");
 		free(job);
@@ -203,15 +205,19 @@ static int sd_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 
 static int sd_start(struct guestd *g)
 {
-	g->svc[VMIC_SVC_SHUTDOWN].state = calloc(1, sizeof(struct sd_state));
-	return g->svc[VMIC_SVC_SHUTDOWN].state ? 0 : -ENOMEM;
+	struct sd_state *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return -ENOMEM;
+	agent_set_state(g, VMIC_SVC_SHUTDOWN, st);
+	return 0;
 }
 
 /* The agent exits: a command still running goes on (it may be the very
  * poweroff that stops the agent), but nobody waits for it any more. */
 static void sd_stop(struct guestd *g)
 {
-	struct sd_state *st = g->svc[VMIC_SVC_SHUTDOWN].state;
+	struct sd_state *st = agent_state(g, VMIC_SVC_SHUTDOWN);
 
 	if (!st->job)
 		return;

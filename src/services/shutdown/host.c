@@ -27,7 +27,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/utf8.h"
-#include "host/hostd.h"
+#include "host/service-api.h"
 #include "proto/control.h"
 #include "proto/services.h"
 #include "services/shutdown/power.h"
@@ -136,8 +136,8 @@ static void stop_step(struct stop_op *op, const char *fmt, ...)
 	va_end(ap);
 	vmic_utf8_sanitize(text, sizeof(text), raw, strlen(raw));
 	json_array_append_new(op->steps, json_string(text));
-	events_emit(op->vm->h, op->vm->name, "shutdown", "shutdown", NULL, NULL,
-		    "%s", text);
+	events_emit(vm_hostd(op->vm), vm_name(op->vm), "shutdown", "shutdown",
+		    NULL, NULL, "%s", text);
 }
 
 static void stop_timer_closed(struct htimer *t)
@@ -169,7 +169,7 @@ static void stop_release(struct stop_op *op)
 
 static uint64_t stop_elapsed_ms(const struct stop_op *op)
 {
-	return (hostd_now_us(op->vm->h) - op->start_us) / 1000;
+	return (hostd_now_us(vm_hostd(op->vm)) - op->start_us) / 1000;
 }
 
 static void stop_succeed(struct stop_op *op, const char *outcome)
@@ -181,8 +181,8 @@ static void stop_succeed(struct stop_op *op, const char *outcome)
 	json_object_set_new(result, "elapsed_ms",
 			    json_integer((json_int_t)stop_elapsed_ms(op)));
 	json_object_set(result, "steps", op->steps);
-	events_emit(op->vm->h, op->vm->name, "shutdown", "shutdown", NULL,
-		    outcome, "stop finished: %s after %llums", outcome,
+	events_emit(vm_hostd(op->vm), vm_name(op->vm), "shutdown", "shutdown",
+		    NULL, outcome, "stop finished: %s after %llums", outcome,
 		    (unsigned long long)stop_elapsed_ms(op));
 	ctl_reply_ok(op->rq, result);
 	/* Off on purpose: not a loss of communication. */
@@ -202,8 +202,8 @@ static void stop_fail(struct stop_op *op, const char *code, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	events_emit(op->vm->h, op->vm->name, "shutdown", "shutdown", NULL,
-		    "failed", "stop failed (%s): %s", code, msg);
+	events_emit(vm_hostd(op->vm), vm_name(op->vm), "shutdown", "shutdown",
+		    NULL, "failed", "stop failed (%s): %s", code, msg);
 	ctl_reply_error(op->rq, code, "%s", msg);
 	notify(op->vm, NOTICE_STOP_OVER);
 	stop_release(op);
@@ -212,7 +212,7 @@ static void stop_fail(struct stop_op *op, const char *code, const char *fmt,
 /* Why the guest's shutdown service cannot take a request now. */
 static const char *sd_unavailable_reason(const struct vm *vm)
 {
-	const struct vmic_session *s = &vm->conn.session;
+	const struct vmic_session *s = vm_session(vm);
 
 	if (!conn_up(vm))
 		return "its guest agent is not connected";
@@ -243,13 +243,13 @@ static void on_stop_timeout(struct htimer *t)
 		  : op->phase == STOP_WAIT_BACK ? "the guest agent is not back"
 						: "the VM is still there";
 	stop_step(op, "%s after %ums", waiting, op->timeout_ms);
-	if (op->force && op->vm->power_off) {
+	if (op->force && vm_power_off(op->vm)) {
 		stop_power(op);
 		return;
 	}
 	stop_fail(op, "timeout",
 		  "%s after %ums; %s", waiting, op->timeout_ms,
-		  op->vm->power_off
+		  vm_power_off(op->vm)
 			  ? "`vmic stop --force` powers it off through its "
 			    "backend"
 			  : "with a power backend (`vmic set VM --power-off "
@@ -270,7 +270,7 @@ static void on_power_done(struct vm *vm, int status, const char *detail)
 		return;
 	}
 	stop_step(op, "powered off: %s", detail);
-	if (vm->conn.link) {
+	if (vm_link(vm)) {
 		op->phase = STOP_POWER_SETTLE;
 		htimer_start_in(&op->timer, SETTLE_MS);
 		return;
@@ -292,7 +292,7 @@ static void stop_power(struct stop_op *op)
 		op->request_id = 0;
 	}
 	stop_step(op, "powering off through %s backend",
-		  strncmp(vm->power_off, "qmp:", 4) == 0 ? "the QMP"
+		  strncmp(vm_power_off(vm), "qmp:", 4) == 0 ? "the QMP"
 							 : "the exec");
 	r = power_off(vm, settings_of(vm)->power_timeout_ms, on_power_done,
 		      &op->power);
@@ -315,7 +315,7 @@ static int stop_send_request(struct stop_op *op, const char *reason)
 	n = vmic_sd_request_encode(&m, payload, sizeof(payload));
 	if (n < 0)
 		return n;
-	op->old_nonce = vm->conn.session.peer_nonce;
+	op->old_nonce = vm_session(vm)->peer_nonce;
 	/* The request lives as long as the stop: a command that fails after
 	 * the guest accepted comes back as a late error on it. */
 	return request_send(vm, ID, VMIC_SD_REQUEST, payload, (size_t)n,
@@ -329,26 +329,26 @@ static void stop_without_agent(struct stop_op *op)
 	struct vm *vm = op->vm;
 	const char *why = sd_unavailable_reason(vm);
 
-	if (op->force && vm->power_off) {
+	if (op->force && vm_power_off(vm)) {
 		stop_step(op, "cannot ask the guest: %s", why);
 		stop_power(op);
-	} else if (!vm->power_off && !conn_up(vm)) {
+	} else if (!vm_power_off(vm) && !conn_up(vm)) {
 		stop_fail(op, "unsupported",
 			  "'%s' cannot be stopped: %s and it has no power "
 			  "backend; set one with `vmic set %s --power-off "
 			  "qmp:PATH`",
-			  vm->name, why, vm->name);
+			  vm_name(vm), why, vm_name(vm));
 	} else if (!conn_up(vm)) {
 		stop_fail(op, "not-connected",
 			  "'%s' cannot be asked to stop: %s (connection %s); "
 			  "`vmic stop --force` powers it off through its "
 			  "backend",
-			  vm->name, why, conn_state_name(vm->conn.state));
+			  vm_name(vm), why, vm_connection_state(vm));
 	} else {
 		stop_fail(op, "service-unavailable", "'%s' cannot be asked to "
 						     "stop: %s%s",
-			  vm->name, why,
-			  vm->power_off ? "; `vmic stop --force` powers it "
+			  vm_name(vm), why,
+			  vm_power_off(vm) ? "; `vmic stop --force` powers it "
 					  "off through its backend"
 					: "");
 	}
@@ -366,14 +366,14 @@ static void stop_start(struct vm *vm, struct ctl_request *rq, uint8_t action,
 		ctl_reply_error(rq, "service-unavailable",
 				"a stop of '%s' is already in progress; wait "
 				"for its reply",
-				vm->name);
+				vm_name(vm));
 		return;
 	}
-	if (turn_off && !vm->power_off) {
+	if (turn_off && !vm_power_off(vm)) {
 		ctl_reply_error(rq, "unsupported",
 				"'%s' has no power backend to turn it off; set "
 				"one with `vmic set %s --power-off qmp:PATH`",
-				vm->name, vm->name);
+				vm_name(vm), vm_name(vm));
 		return;
 	}
 	op = calloc(1, sizeof(*op));
@@ -387,11 +387,11 @@ static void stop_start(struct vm *vm, struct ctl_request *rq, uint8_t action,
 	op->force = force;
 	op->graceful = true;
 	op->timeout_ms = timeout_ms;
-	op->start_us = hostd_now_us(vm->h);
+	op->start_us = hostd_now_us(vm_hostd(vm));
 	op->steps = json_array();
 	vm_ref(vm);
 	sd->stop = op;
-	htimer_init(vm->h, &op->timer, on_stop_timeout, op);
+	htimer_init(vm_hostd(vm), &op->timer, on_stop_timeout, op);
 	stop_step(op, "%s requested%s%s", vmic_sd_action_name(action),
 		  reason[0] ? ": " : "", reason);
 	notify(vm, NOTICE_STOPPING);
@@ -553,7 +553,7 @@ static void sd_on_session_up(struct stop_op *op)
 		return;
 	}
 	if (op->phase != STOP_WAIT_BACK || op->agent_back ||
-	    vm->conn.session.peer_nonce == op->old_nonce)
+	    vm_session(vm)->peer_nonce == op->old_nonce)
 		return;
 	op->agent_back = true;
 	stop_step(op, "agent back (new session)");
@@ -609,8 +609,12 @@ static int sd_on_frame(struct vm *vm, const struct vmic_frame *f)
 
 static int sd_attach(struct vm *vm)
 {
-	vm->svc[ID].state = calloc(1, sizeof(struct sd_vm));
-	return vm->svc[ID].state ? 0 : -ENOMEM;
+	struct sd_vm *sd = calloc(1, sizeof(*sd));
+
+	if (!sd)
+		return -ENOMEM;
+	vm_set_state(vm, ID, sd);
+	return 0;
 }
 
 /* The VM goes away: a stop in progress answers its client now. */
@@ -629,8 +633,8 @@ static void sd_detach(struct vm *vm, enum detach_reason why)
 
 static void sd_release(struct vm *vm)
 {
-	free(vm->svc[ID].state);
-	vm->svc[ID].state = NULL;
+	free(vm_state(vm, ID));
+	vm_set_state(vm, ID, NULL);
 }
 
 static void cmd_stop(struct ctl_request *rq, struct vm *vm, json_t *args)
@@ -684,6 +688,7 @@ const struct host_service shutdown_host = {
 	.settings = &settings_table,
 	.settings_size = sizeof(struct sd_settings),
 	.settings_defaults = sd_settings_defaults,
+	.max_requests = 1, /* one stop of a VM at a time */
 	.attach = sd_attach,
 	.detach = sd_detach,
 	.release = sd_release,

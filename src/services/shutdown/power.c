@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "common/log.h"
 #include "common/run.h"
@@ -40,7 +41,7 @@ struct power_op {
 	int handles; /* open handles; freed at zero once done */
 	bool done;
 	/* qmp */
-	char path[VMIC_PATH_MAX + 1];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	uv_pipe_t pipe;
 	uv_connect_t connect_req;
 	uv_write_t write_req;
@@ -247,7 +248,7 @@ static int qmp_start(struct power_op *op, const char *path)
 	if (!op->line)
 		return -ENOMEM;
 	snprintf(op->path, sizeof(op->path), "%s", path);
-	uv_pipe_init(op->vm->h->loop, &op->pipe, 0);
+	uv_pipe_init(hostd_loop(vm_hostd(op->vm)), &op->pipe, 0);
 	op->pipe.data = op;
 	op->pipe_open = true;
 	op->handles++;
@@ -281,18 +282,19 @@ static int exec_start(struct power_op *op, const char *command)
 {
 	vmic_utf8_sanitize(op->command, sizeof(op->command), command,
 			   strlen(command));
-	log_debug("%s: starting the power-off command", op->vm->name);
-	return vmic_run_start(op->vm->h->loop, command, op->timeout_ms,
-			      exec_on_done, op, &op->run);
+	log_debug("%s: starting the power-off command", vm_name(op->vm));
+	return vmic_run_start(hostd_loop(vm_hostd(op->vm)), command,
+			      op->timeout_ms, exec_on_done, op, &op->run);
 }
 
 int power_off(struct vm *vm, unsigned timeout_ms, power_cb cb,
 	      struct power_op **out)
 {
+	const char *backend = vm_power_off(vm);
 	struct power_op *op;
 	int r;
 
-	if (!vm->power_off)
+	if (!backend)
 		return -EOPNOTSUPP;
 	op = calloc(1, sizeof(*op));
 	if (!op)
@@ -301,13 +303,13 @@ int power_off(struct vm *vm, unsigned timeout_ms, power_cb cb,
 	op->cb = cb;
 	op->timeout_ms = timeout_ms;
 	vm_ref(vm);
-	uv_timer_init(vm->h->loop, &op->timer);
+	uv_timer_init(hostd_loop(vm_hostd(vm)), &op->timer);
 	op->timer.data = op;
 	op->handles = 1;
-	if (strncmp(vm->power_off, "qmp:", 4) == 0)
-		r = qmp_start(op, vm->power_off + 4);
-	else if (strncmp(vm->power_off, "exec:", 5) == 0)
-		r = exec_start(op, vm->power_off + 5);
+	if (strncmp(backend, "qmp:", 4) == 0)
+		r = qmp_start(op, backend + 4);
+	else if (strncmp(backend, "exec:", 5) == 0)
+		r = exec_start(op, backend + 5);
 	else
 		r = -EINVAL;
 	if (r < 0) {

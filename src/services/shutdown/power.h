@@ -6,13 +6,13 @@
 #ifndef VMIC_SERVICES_SHUTDOWN_POWER_H
 #define VMIC_SERVICES_SHUTDOWN_POWER_H
 
-#include "host/hostd.h"
+#include "host/service-api.h"
 
 struct power_op;
 
 /* status 0 when the VM was powered off; detail says what happened. */
 typedef void (*power_cb)(struct vm *vm, int status, const char *detail);
-/* Power the VM off through vm->power_off; cb runs once, later. */
+/* Power the VM off through vm_power_off(vm); cb runs once, later. */
 int power_off(struct vm *vm, unsigned timeout_ms, power_cb cb,
 	      struct power_op **out);
 /* Abandon an operation: no callback, resources released. */

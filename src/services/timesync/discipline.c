@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/saturate.h"
-#include "guest/clock.h"
+#include "guest/service-api.h"
 
 #define NSEC 1e9
 

@@ -54,7 +54,7 @@
 #include "common/ratelimit.h"
 #include "common/safe-file.h"
 #include "common/saturate.h"
-#include "guest/guestd.h"
+#include "guest/service-api.h"
 #include "proto/control.h"
 #include "proto/frame.h"
 #include "proto/services.h"
@@ -186,12 +186,12 @@ struct ts_state {
 
 static struct ts_state *state_of(struct guestd *g)
 {
-	return g->svc[ID].state;
+	return agent_state(g, ID);
 }
 
 static const struct ts_conf *conf_of(struct guestd *g)
 {
-	return g->svc[ID].conf;
+	return agent_conf(g, ID);
 }
 
 static int64_t mono_ns(void)
@@ -201,13 +201,23 @@ static int64_t mono_ns(void)
 
 static void ts_cycle(struct ts_state *st);
 
+/* Give up the SAMPLE that waits, if any: its answer is no use now. */
+static void drop_sample(struct ts_state *st)
+{
+	struct guest_conn *c = agent_conn(st->g);
+
+	if (st->sample_id && c)
+		agent_request_cancel(c, st->sample_id);
+	st->sample_id = 0;
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct ts_state *st = t->data;
 
 	if (st->measuring) {
 		/* The sample timed out: use what the burst has. */
-		st->sample_id = 0;
+		drop_sample(st);
 		st->left = 0;
 	}
 	ts_cycle(st);
@@ -237,24 +247,28 @@ static struct ts_disc_config disc_config(const struct ts_state *st)
  * unasked. */
 static void send_report(struct ts_state *st, struct vmic_ts_report *m)
 {
-	struct guest_conn *c = st->g->conn;
+	struct guest_conn *c = agent_conn(st->g);
 	uint8_t buf[VMIC_HDR_SIZE + VMIC_TS_REPORT_MAX_LEN];
 	struct vmic_frame req = { .service = ID };
 	int n;
 
-	if (!c || !c->up)
+	if (!c || !agent_session_up(c))
 		return;
 	n = vmic_ts_report_encode(m, buf + VMIC_HDR_SIZE,
 				  VMIC_TS_REPORT_MAX_LEN);
 	if (n < 0)
 		return;
-	if (st->answer_id && c->session.peer_nonce == st->answer_nonce) {
+	if (st->answer_id &&
+	    agent_session(c)->peer_nonce == st->answer_nonce) {
 		req.request_id = st->answer_id;
-		conn_reply(c, &req, VMIC_TS_REPORT, buf, (size_t)n);
+		agent_reply(c, &req, VMIC_TS_REPORT, buf, (size_t)n);
 	} else {
-		conn_send(c, buf,
-			  vmic_frame_seal(buf, ID, VMIC_TS_REPORT, 0,
-					  ++c->next_request_id, 0, (size_t)n));
+		/* Unasked: an id, but nothing waits for an answer (the host
+		 * answers only a report that does not decode). */
+		agent_send(c, buf,
+			   vmic_frame_seal(buf, ID, VMIC_TS_REPORT, 0,
+					   agent_request_id(c), 0,
+					   (size_t)n));
 	}
 	st->answer_id = 0;
 }
@@ -262,7 +276,7 @@ static void send_report(struct ts_state *st, struct vmic_ts_report *m)
 static void fill_report(struct ts_state *st, struct vmic_ts_report *m,
 			uint8_t action, int64_t step_ns, unsigned interval_ms)
 {
-	struct guest_clock *clk = &st->g->clock;
+	struct guest_clock *clk = agent_clock(st->g);
 
 	memset(m, 0, sizeof(*m));
 	m->mode = st->mode;
@@ -320,7 +334,8 @@ static uint8_t refuse(struct ts_state *st, enum ts_disc_refusal why,
 			 off_s, max);
 		break;
 	}
-	if (vmic_ratelimit_pass(&st->refuse_log, uv_now(st->g->loop), &held))
+	if (vmic_ratelimit_pass(&st->refuse_log, uv_now(agent_loop(st->g)),
+				&held))
 		log_warning("timesync: %s (%s)%s", st->detail,
 			    vmic_ts_reason_name(st->reason),
 			    held ? " (and earlier refusals)" : "");
@@ -335,7 +350,8 @@ static void log_step(struct ts_state *st, const struct ts_disc_out *out)
 		log_notice("timesync: the clock read before this agent was "
 			   "built (it was never set): stepping it to the "
 			   "host's time whatever max-step says");
-	if (!vmic_ratelimit_pass(&st->step_log, uv_now(st->g->loop), &held))
+	if (!vmic_ratelimit_pass(&st->step_log, uv_now(agent_loop(st->g)),
+				 &held))
 		return;
 	if (held)
 		log_info("timesync: stepped the clock by %+.6f s (%s, %s; %" PRIu64
@@ -355,7 +371,7 @@ static uint8_t discipline(struct ts_state *st, int64_t *step_ns,
 			  unsigned *interval_ms, bool *back_refused)
 {
 	struct ts_disc_config cfg = disc_config(st);
-	struct guest_clock *clk = &st->g->clock;
+	struct guest_clock *clk = agent_clock(st->g);
 	struct ts_disc_out out;
 	int r = 0;
 
@@ -411,7 +427,7 @@ static uint8_t feed_chrony(struct ts_state *st)
 	r = st->chrony_fd < 0 ? -EBADF
 			      : ts_chrony_send(st->chrony_fd, c->chrony_socket,
 					       guest_clock_to_system(
-						       &st->g->clock,
+						       agent_clock(st->g),
 						       st->best.mid_ns),
 					       st->best.offset_ns);
 	if (r < 0) {
@@ -464,13 +480,13 @@ static void ts_finish(struct ts_state *st)
 	fill_report(st, &m, action, step, interval);
 	if (refused)
 		m.flags |= VMIC_TS_REP_BACK_REFUSED;
-	if (st->g->clock.simulated)
+	if (agent_clock(st->g)->simulated)
 		log_debug("timesync: offset %+" PRId64 " ns delay %" PRId64
 			  " ns mode %s action %s freq %+d ppb; simulated "
 			  "clock: true error %+" PRId64 " ns",
 			  m.offset_ns, m.delay_ns, vmic_ts_mode_name(m.mode),
 			  vmic_ts_action_name(action), m.freq_ppb,
-			  guest_clock_true_error(&st->g->clock));
+			  guest_clock_true_error(agent_clock(st->g)));
 	else
 		log_debug("timesync: offset %+" PRId64 " ns delay %" PRId64
 			  " ns mode %s action %s freq %+d ppb",
@@ -482,20 +498,45 @@ static void ts_finish(struct ts_state *st)
 	schedule(st, interval);
 }
 
+static int on_reply(struct ts_state *st, const struct vmic_frame *f);
+
+/*
+ * The host's answer to our SAMPLE. An error answer (the host turned the
+ * service off, or is stopping) is only logged, and so is the end of the
+ * wait: the cycle's timer notes the missing sample and reports it.
+ */
+static bool on_sample_answer(struct guest_conn *c, void *ud,
+			     const struct vmic_frame *f, int err UNUSED)
+{
+	struct ts_state *st = ud;
+	struct vmic_error e;
+
+	if (!f || st != state_of(agent_of(c)))
+		return false;
+	if (f->type == VMIC_TS_SAMPLE_REPLY)
+		on_reply(st, f);
+	else if (f->type == VMIC_T_ERROR &&
+		 vmic_error_decode(f->payload, f->length, &e) == 0)
+		log_debug("timesync: the host answered %s: %s",
+			  vmic_error_name(e.code), e.message);
+	return false;
+}
+
 static void send_sample(struct ts_state *st)
 {
-	struct guest_conn *c = st->g->conn;
+	struct guest_conn *c = agent_conn(st->g);
 	uint8_t buf[VMIC_HDR_SIZE + VMIC_TS_SAMPLE_LEN];
-	size_t n;
 
 	st->left--;
-	st->sample_id = ++c->next_request_id;
-	st->t1 = guest_clock_now(&st->g->clock);
+	drop_sample(st);
+	st->t1 = guest_clock_now(agent_clock(st->g));
 	vmic_ts_sample_encode(st->t1, buf + VMIC_HDR_SIZE, VMIC_TS_SAMPLE_LEN);
-	n = vmic_frame_seal(buf, ID, VMIC_TS_SAMPLE, 0, st->sample_id, 0,
-			    VMIC_TS_SAMPLE_LEN);
 	schedule(st, SAMPLE_TIMEOUT_MS);
-	if (conn_send(c, buf, n) < 0) {
+	/* The tracker's deadline is the cycle timer's too: whichever fires
+	 * first, the sample is given up once. */
+	if (agent_request_send(c, ID, VMIC_TS_SAMPLE, buf, VMIC_TS_SAMPLE_LEN,
+			       SAMPLE_TIMEOUT_MS, on_sample_answer, st,
+			       &st->sample_id) < 0) {
 		st->sample_id = 0;
 		st->left = 0;
 	}
@@ -507,7 +548,7 @@ static bool measure_ptp(struct ts_state *st)
 	struct ts_ptp_reading r;
 	char err[VMIC_TS_DETAIL_MAX];
 
-	if (ts_ptp_read(&st->g->clock, st->env.ptp_path,
+	if (ts_ptp_read(agent_clock(st->g), st->env.ptp_path,
 			conf_of(st->g)->burst, &r, err, sizeof(err)) < 0) {
 		snprintf(st->detail, sizeof(st->detail), "%.200s; using the channel",
 			 err);
@@ -522,10 +563,10 @@ static bool measure_ptp(struct ts_state *st)
 /* Is there a session, and does everyone agree the service runs? */
 static bool ts_can_run(struct ts_state *st)
 {
-	struct guest_conn *c = st->g->conn;
+	struct guest_conn *c = agent_conn(st->g);
 	uint16_t code;
 
-	return c && c->up && st->have_settings &&
+	return c && agent_session_up(c) && st->have_settings &&
 	       !guest_service_refusal(c, ID, &code);
 }
 
@@ -535,7 +576,7 @@ static void note_env(struct ts_state *st, const struct ts_env_paths *paths)
 	uint64_t held;
 
 	if (st->env.pid_file_err &&
-	    vmic_ratelimit_pass(&st->env_log, uv_now(st->g->loop), &held))
+	    vmic_ratelimit_pass(&st->env_log, uv_now(agent_loop(st->g)), &held))
 		log_warning("timesync: [timesync] chrony-pid-file %s is not "
 			    "read: %s; chronyd is taken as not running",
 			    paths->chrony_pid_file,
@@ -592,9 +633,9 @@ static void ts_cycle_now(struct ts_state *st, struct guest_conn *c,
 		send_report(st, &m);
 	}
 	st->answer_id = f->request_id;
-	st->answer_nonce = c->session.peer_nonce;
+	st->answer_nonce = agent_session(c)->peer_nonce;
 	st->measuring = false;
-	st->sample_id = 0;
+	drop_sample(st);
 	ts_cycle(st);
 }
 
@@ -604,8 +645,8 @@ static int on_settings(struct ts_state *st, struct guest_conn *c,
 	struct vmic_ts_settings m;
 
 	if (vmic_ts_settings_decode(f->payload, f->length, &m) < 0)
-		return conn_reply_error(c, f, VMIC_E_MALFORMED,
-					"time settings do not decode");
+		return agent_reply_error(c, f, VMIC_E_MALFORMED,
+					 "time settings do not decode");
 	st->set = m;
 	st->have_settings = true;
 	ts_cycle_now(st, c, f);
@@ -616,7 +657,7 @@ static int on_settings(struct ts_state *st, struct guest_conn *c,
  * when the host asks faster than the bucket allows. */
 static bool take_sync_token(struct ts_state *st)
 {
-	uint64_t now = uv_now(st->g->loop), held;
+	uint64_t now = uv_now(agent_loop(st->g)), held;
 
 	if (now > st->sync_tokens_at_ms)
 		st->sync_tokens += (double)(now - st->sync_tokens_at_ms) /
@@ -644,18 +685,18 @@ static int on_sync(struct ts_state *st, struct guest_conn *c,
 	struct vmic_ts_sync m;
 
 	if (vmic_ts_sync_decode(f->payload, f->length, &m) < 0)
-		return conn_reply_error(c, f, VMIC_E_MALFORMED,
-					"time sync request does not decode");
+		return agent_reply_error(c, f, VMIC_E_MALFORMED,
+					 "time sync request does not decode");
 	if (!st->have_settings)
-		return conn_reply_error(c, f, VMIC_E_NOT_READY,
-					"no time settings from the host yet");
+		return agent_reply_error(c, f, VMIC_E_NOT_READY,
+					 "no time settings from the host yet");
 	if (!take_sync_token(st))
-		return conn_reply_error(c, f, VMIC_E_BUSY,
-					"syncs come faster than %d at once "
-					"and one per %d s: this one is not "
-					"taken (the regular cycle keeps the "
-					"clock in time)",
-					SYNC_BURST, SYNC_REFILL_MS / 1000);
+		return agent_reply_error(c, f, VMIC_E_BUSY,
+					 "syncs come faster than %d at once "
+					 "and one per %d s: this one is not "
+					 "taken (the regular cycle keeps the "
+					 "clock in time)",
+					 SYNC_BURST, SYNC_REFILL_MS / 1000);
 	st->reason = m.reason;
 	st->force = true;
 	st->allow_back = m.flags & VMIC_TS_SYNC_BACKWARD;
@@ -669,7 +710,7 @@ static int on_sync(struct ts_state *st, struct guest_conn *c,
 /* The host's answer to a SAMPLE: one more point of the burst. */
 static int on_reply(struct ts_state *st, const struct vmic_frame *f)
 {
-	int64_t t4 = guest_clock_now(&st->g->clock), offset, delay;
+	int64_t t4 = guest_clock_now(agent_clock(st->g)), offset, delay;
 	struct vmic_ts_reply m;
 
 	if (!st->measuring || f->request_id != st->sample_id)
@@ -690,27 +731,9 @@ static int on_reply(struct ts_state *st, const struct vmic_frame *f)
 	return 0;
 }
 
-/*
- * The host's answers to our SAMPLEs. An error answer (the host turned the
- * service off, or is stopping) is only logged: the cycle's timer notes the
- * missing sample and reports it.
- */
-static int ts_on_reply(struct guest_conn *c, const struct vmic_frame *f)
-{
-	struct vmic_error e;
-
-	if (f->type == VMIC_TS_SAMPLE_REPLY)
-		return on_reply(state_of(c->g), f);
-	if (f->type == VMIC_T_ERROR &&
-	    vmic_error_decode(f->payload, f->length, &e) == 0)
-		log_debug("timesync: the host answered %s: %s",
-			  vmic_error_name(e.code), e.message);
-	return 0;
-}
-
 static int ts_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 {
-	struct ts_state *st = state_of(c->g);
+	struct ts_state *st = state_of(agent_of(c));
 
 	switch (f->type) {
 	case VMIC_TS_SETTINGS:
@@ -724,14 +747,14 @@ static int ts_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 
 static void ts_on_session(struct guest_conn *c, bool up)
 {
-	struct ts_state *st = state_of(c->g);
+	struct ts_state *st = state_of(agent_of(c));
 
 	if (!st)
 		return;
 	/* Either way, wait for the host's settings of the new session. */
 	st->have_settings = false;
 	st->measuring = false;
-	st->sample_id = 0;
+	drop_sample(st);
 	st->answer_id = 0;
 	st->force = st->allow_back = false;
 	st->reason = VMIC_TS_REASON_REGULAR;
@@ -772,7 +795,7 @@ static void on_clock_set(uv_poll_t *p, int status, int events UNUSED)
 		return;
 	st->reason = VMIC_TS_REASON_CLOCK_SET;
 	st->measuring = false;
-	st->sample_id = 0;
+	drop_sample(st);
 	ts_cycle(st);
 }
 
@@ -782,11 +805,11 @@ static void start_set_watch(struct ts_state *st)
 	int fd;
 
 	st->set_fd = -1;
-	if (st->g->clock.simulated)
+	if (agent_clock(st->g)->simulated)
 		return;
 	fd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (fd < 0 || arm_set_watch(fd) < 0 ||
-	    uv_poll_init(st->g->loop, &st->set_poll, fd) < 0) {
+	    uv_poll_init(agent_loop(st->g), &st->set_poll, fd) < 0) {
 		log_warning("timesync: cannot watch for clock changes (%s); "
 			    "they are noticed at the next cycle",
 			    strerror(errno));
@@ -816,12 +839,12 @@ static int ts_start(struct guestd *g)
 	if (!st)
 		return -ENOMEM;
 	st->g = g;
-	uv_timer_init(g->loop, &st->timer);
+	uv_timer_init(agent_loop(g), &st->timer);
 	st->timer.data = st;
 	ts_disc_init(&st->disc, conf_of(g)->min_interval_ms);
 	st->build_ns = guest_clock_build_ns();
 	st->sync_tokens = SYNC_BURST;
-	st->sync_tokens_at_ms = uv_now(g->loop);
+	st->sync_tokens_at_ms = uv_now(agent_loop(g));
 	st->step_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
 		STEP_LOG_EVERY_MS);
 	st->refuse_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
@@ -835,7 +858,7 @@ static int ts_start(struct guestd *g)
 	if (fd < 0)
 		log_warning_errno(fd, "timesync: no socket to feed chronyd "
 				      "with");
-	g->svc[ID].state = st;
+	agent_set_state(g, ID, st);
 	start_set_watch(st);
 	return 0;
 }
@@ -865,5 +888,4 @@ const struct guest_service timesync_guest = {
 	.stop = ts_stop,
 	.on_session = ts_on_session,
 	.on_frame = ts_on_frame,
-	.on_reply = ts_on_reply,
 };

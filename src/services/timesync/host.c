@@ -27,7 +27,7 @@
 #include "common/log.h"
 #include "common/ratelimit.h"
 #include "common/utf8.h"
-#include "host/hostd.h"
+#include "host/service-api.h"
 #include "proto/control.h"
 #include "proto/frame.h"
 #include "proto/services.h"
@@ -152,19 +152,23 @@ static const struct ts_settings *settings_of(const struct vm *vm)
 
 static struct ts_daemon *daemon_of(const struct vm *vm)
 {
-	return vm->h->svc_state[ID];
+	return hostd_state(vm_hostd(vm), ID);
 }
 
 static int ts_daemon_start(struct hostd *h)
 {
-	h->svc_state[ID] = calloc(1, sizeof(struct ts_daemon));
-	return h->svc_state[ID] ? 0 : -ENOMEM;
+	struct ts_daemon *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	hostd_set_state(h, ID, d);
+	return 0;
 }
 
 static void ts_daemon_stop(struct hostd *h)
 {
-	free(h->svc_state[ID]);
-	h->svc_state[ID] = NULL;
+	free(hostd_state(h, ID));
+	hostd_set_state(h, ID, NULL);
 }
 
 static int ts_attach(struct vm *vm)
@@ -175,26 +179,26 @@ static int ts_attach(struct vm *vm)
 		return -ENOMEM;
 	t->vm = vm;
 	t->tokens = TOKENS_MAX;
-	t->tokens_at_us = hostd_now_us(vm->h);
+	t->tokens_at_us = hostd_now_us(vm_hostd(vm));
 	t->drop_log = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
 		DROP_LOG_EVERY_MS);
 	t->step_events = (struct vmic_ratelimit)VMIC_RATELIMIT_INIT(
 		EVENT_EVERY_MS);
-	vm->svc[ID].state = t;
+	vm_set_state(vm, ID, t);
 	return 0;
 }
 
 static void ts_release(struct vm *vm)
 {
-	free(vm->svc[ID].state);
-	vm->svc[ID].state = NULL;
+	free(vm_state(vm, ID));
+	vm_set_state(vm, ID, NULL);
 }
 
 /* Take a token for an unasked frame; false (and counted) when none. */
 static bool take_token(struct vm *vm)
 {
 	struct ts_vm *t = ts_of(vm);
-	uint64_t now = hostd_now_us(vm->h), suppressed;
+	uint64_t now = hostd_now_us(vm_hostd(vm)), suppressed;
 
 	t->tokens += (double)(now - t->tokens_at_us) * TOKENS_PER_S / 1e6;
 	if (t->tokens > TOKENS_MAX)
@@ -209,7 +213,7 @@ static bool take_token(struct vm *vm)
 	if (vmic_ratelimit_pass(&t->drop_log, now / 1000, &suppressed))
 		log_warning("%s: timesync: the guest sends time frames faster "
 			    "than %d/s; dropping them (%" PRIu64 " so far)",
-			    vm->name, TOKENS_PER_S, t->dropped);
+			    vm_name(vm), TOKENS_PER_S, t->dropped);
 	return false;
 }
 
@@ -224,7 +228,7 @@ static void answer_sample(struct vm *vm, const struct vmic_frame *f,
 	if (vmic_ts_sample_decode(f->payload, f->length, &m.t1) < 0)
 		return; /* the table checked the length: cannot happen */
 	m.t2 = t2;
-	m.t3 = hostd_realtime_ns(vm->h);
+	m.t3 = hostd_realtime_ns(vm_hostd(vm));
 	vmic_ts_reply_encode(&m, buf + VMIC_HDR_SIZE,
 			     VMIC_TS_SAMPLE_REPLY_LEN);
 	n = vmic_frame_seal(buf, ID, VMIC_TS_SAMPLE_REPLY, VMIC_F_REPLY,
@@ -246,8 +250,8 @@ static void ts_event(struct vm *vm, const char *from, const char *to,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	events_emit(vm->h, vm->name, "timesync", "timesync", from, to, "%s",
-		    msg);
+	events_emit(vm_hostd(vm), vm_name(vm), "timesync", "timesync", from,
+		    to, "%s", msg);
 }
 
 /* A step is worth an event, but not sixteen a second. */
@@ -258,7 +262,8 @@ static void step_event(struct vm *vm, const struct vmic_ts_report *m)
 	char more[64] = "";
 
 	if (!vmic_ratelimit_pass(&t->step_events,
-				 hostd_now_us(vm->h) / 1000, &suppressed))
+				 hostd_now_us(vm_hostd(vm)) / 1000,
+				 &suppressed))
 		return;
 	if (suppressed)
 		snprintf(more, sizeof(more), " (%" PRIu64 " more steps since "
@@ -274,7 +279,7 @@ static void step_event(struct vm *vm, const struct vmic_ts_report *m)
 static void take_report(struct vm *vm, struct vmic_ts_report *m)
 {
 	struct ts_vm *t = ts_of(vm);
-	int64_t now_us = hostd_realtime_ns(vm->h) / 1000;
+	int64_t now_us = hostd_realtime_ns(vm_hostd(vm)) / 1000;
 	char clean[VMIC_TS_DETAIL_MAX + 1];
 
 	vmic_utf8_sanitize(clean, sizeof(clean), m->detail,
@@ -307,7 +312,7 @@ static bool take_report_frame(struct vm *vm, const struct vmic_frame *f)
 	struct vmic_ts_report m;
 
 	if (vmic_ts_report_decode(f->payload, f->length, &m) < 0) {
-		vm->conn.bad_frames++;
+		vm_bad_frame(vm);
 		return false;
 	}
 	take_report(vm, &m);
@@ -330,7 +335,7 @@ static bool take_sync_answer(struct vm *vm, const struct vmic_frame *f)
 
 static int ts_on_frame(struct vm *vm, const struct vmic_frame *f)
 {
-	int64_t t2 = hostd_realtime_ns(vm->h);
+	int64_t t2 = hostd_realtime_ns(vm_hostd(vm));
 
 	if (!vmic_frame_is_request(f) || !take_token(vm))
 		return 0;
@@ -370,7 +375,7 @@ static bool on_own_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 		take_sync_answer(vm, f);
 	} else {
 		conn_peer_error(f, text, sizeof(text));
-		log_debug("%s: timesync: the guest answered: %s", vm->name,
+		log_debug("%s: timesync: the guest answered: %s", vm_name(vm),
 			  text);
 	}
 	return false;
@@ -540,7 +545,7 @@ static void ts_status(const struct vm *vm, struct svc_status *st)
 
 static void ts_stats_json(struct hostd *h, json_t *o, bool reset UNUSED)
 {
-	const struct ts_daemon *d = h->svc_state[ID];
+	const struct ts_daemon *d = hostd_state(h, ID);
 
 	json_object_set_new(o, "timesync",
 			    json_pack("{s:I, s:I, s:I}", "samples_answered",
@@ -558,10 +563,10 @@ static json_t *time_json(const struct vm *vm)
 	json_t *o = json_object();
 
 	service_status(vm, ID, &st);
-	json_object_set_new(o, "vm", json_string(vm->name));
+	json_object_set_new(o, "vm", json_string(vm_name(vm)));
 	svc_status_json(o, &st);
 	json_object_set_new(o, "connection",
-			    json_string(conn_state_name(vm->conn.state)));
+			    json_string(vm_connection_state(vm)));
 	json_object_set_new(o, "policy",
 			    json_string(vmic_ts_policy_name(
 				    (unsigned)settings_of(vm)->policy)));
@@ -580,9 +585,9 @@ static const char *sync_unavailable(const struct vm *vm, const char **code)
 		*code = "not-connected";
 		return "its guest agent is not connected";
 	}
-	if (vmic_session_version(&vm->conn.session, ID) == 0)
+	if (vmic_session_version(vm_session(vm), ID) == 0)
 		return "its guest agent has no common timesync version";
-	if (!vmic_session_peer_enabled(&vm->conn.session, ID))
+	if (!vmic_session_peer_enabled(vm_session(vm), ID))
 		return "timesync is disabled in the guest's configuration";
 	return NULL;
 }
@@ -600,19 +605,19 @@ static bool sync_on_answer(struct vm *vm, void *ud, const struct vmic_frame *f,
 			ctl_reply_error(op->rq, "timeout", "'%s' did not "
 							   "answer the sync "
 							   "within %d s",
-					vm->name, SYNC_TIMEOUT_MS / 1000);
+					vm_name(vm), SYNC_TIMEOUT_MS / 1000);
 		else if (err == -ECONNRESET)
 			ctl_reply_error(op->rq, "not-connected",
 					"the session with '%s' ended before "
 					"it answered the sync",
-					vm->name);
-		else if (vm->h->stopping)
+					vm_name(vm));
+		else if (hostd_stopping(vm_hostd(vm)))
 			ctl_reply_error(op->rq, "internal",
 					"vmic-hostd is stopping");
 		else
 			ctl_reply_error(op->rq, "unknown-vm",
 					"'%s' was removed during the sync",
-					vm->name);
+					vm_name(vm));
 	} else if (f->type == VMIC_TS_REPORT) {
 		if (!take_sync_answer(vm, f)) {
 			ctl_reply_error(op->rq, "refused",
@@ -652,7 +657,7 @@ static void cmd_time(struct ctl_request *rq, struct vm *vm, json_t *args)
 	}
 	why = sync_unavailable(vm, &code);
 	if (why) {
-		ctl_reply_error(rq, code, "cannot sync '%s': %s", vm->name,
+		ctl_reply_error(rq, code, "cannot sync '%s': %s", vm_name(vm),
 				why);
 		return;
 	}
@@ -666,9 +671,9 @@ static void cmd_time(struct ctl_request *rq, struct vm *vm, json_t *args)
 	if (r < 0) {
 		free(op);
 		ctl_reply_error(rq, r == -EBUSY ? "limit" : "not-connected",
-				"cannot ask '%s' to sync: %s", vm->name,
-				r == -EBUSY ? "too many requests wait for "
-					      "its answers"
+				"cannot ask '%s' to sync: %s", vm_name(vm),
+				r == -EBUSY ? "too many time requests wait "
+					      "for its answers already"
 					    : strerror(-r));
 	}
 }
@@ -683,6 +688,9 @@ const struct host_service timesync_host = {
 	.settings = &settings_table,
 	.settings_size = sizeof(struct ts_settings),
 	.settings_defaults = ts_settings_defaults,
+	/* SETTINGS, a resume SYNC, and the operators' `vmic time --sync`
+	 * (more are refused with `limit`). */
+	.max_requests = 8,
 	.daemon_start = ts_daemon_start,
 	.daemon_stop = ts_daemon_stop,
 	.attach = ts_attach,

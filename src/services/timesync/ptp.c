@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/saturate.h"
-#include "guest/clock.h"
+#include "guest/service-api.h"
 
 /* A device's reading in ns; a kernel bug's absurd one saturates. */
 static int64_t pct_ns(const struct ptp_clock_time *t)
