@@ -28,6 +28,7 @@ struct guest_config {
 	char channel[VMIC_PATH_MAX + 32];
 	struct vmic_peer_cids allowed_cids; /* vsock-listen peers */
 	int log_level;
+	unsigned max_streams; /* streams the host link may have open */
 	bool enabled[VMIC_SVC_COUNT]; /* [SERVICE] enabled */
 };
 
@@ -169,6 +170,11 @@ int conn_send(struct guest_conn *c, const uint8_t *frame, size_t len);
  */
 int conn_reply(struct guest_conn *c, const struct vmic_frame *f, uint8_t type,
 	       uint8_t *buf, size_t payload_len);
+/* A sentence for a stream the agent could not open (err from opening
+ * it, or from pumping or sinking a descriptor into one; -EMFILE: the
+ * link holds [agent] max-streams), for the error frame of a refusal. */
+void conn_stream_error_text(const struct guest_conn *c, int err, char *buf,
+			    size_t n);
 /* Answer request f with an error frame carrying code and a sentence. */
 int conn_reply_error(struct guest_conn *c, const struct vmic_frame *f,
 		     uint16_t code, const char *fmt, ...) PRINTF_LIKE(4, 5);
