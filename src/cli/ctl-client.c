@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The client side of the control socket (docs/control.md): connect, send
- * one JSON line, read JSON lines back, and split a reply into its result
- * or its error. Blocking sockets and poll() are all a CLI needs.
+ * one JSON line (with descriptors as SCM_RIGHTS when a command takes
+ * them), read JSON lines back, and split a reply into its result or its
+ * error. Blocking sockets and poll() are all a CLI needs.
  *
  * Nothing here prints: failures are described in a struct cli_error for
  * the command to report once (or, for `check`, to map to a state).
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -99,29 +101,80 @@ static int send_all(int fd, const char *buf, size_t n)
 	return 0;
 }
 
-/* Send req as one line (compact JSON + '\n'). */
-static int ctl_send(struct ctl *c, json_t *req, struct cli_error *e)
+/*
+ * Write buf with fds[0..nfds) as SCM_RIGHTS on the sendmsg that carries
+ * its first byte (docs/control.md, "Descriptors"), the rest after it.
+ */
+static int send_with_fds(int fd, const char *buf, size_t n, const int *fds,
+			 size_t nfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * CTL_FDS_MAX)] = { 0 };
+	struct iovec iov = { (void *)buf, n };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t w;
+
+	if (nfds == 0)
+		return send_all(fd, buf, n);
+	if (nfds > CTL_FDS_MAX)
+		return -E2BIG;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	do
+		w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return -errno;
+	return send_all(fd, buf + w, n - (size_t)w);
+}
+
+/*
+ * Send o as one line (compact JSON + '\n'), with descriptors: "fds" says
+ * how many. Fills e naming `what` ("the request") on failure.
+ */
+int ctl_send_line(struct ctl *c, json_t *o, const int *fds, size_t nfds,
+		  const char *what, struct cli_error *e)
 {
 	_cleanup_free_ char *line = NULL;
+	_cleanup_free_ char *text = NULL;
 	size_t n;
 	int r;
 
-	line = json_dumps(req, JSON_COMPACT);
-	if (!line) {
-		cli_error_set(e, CLI_ERR_LOCAL, "cannot encode the request");
+	if (nfds > 0 &&
+	    json_object_set_new(o, "fds", json_integer((json_int_t)nfds)) < 0) {
+		cli_error_set(e, CLI_ERR_LOCAL, "cannot build %s", what);
 		return -ENOMEM;
 	}
-	n = strlen(line);
-	r = send_all(c->fd, line, n);
-	if (r == 0)
-		r = send_all(c->fd, "\n", 1);
+	text = json_dumps(o, JSON_COMPACT);
+	n = text ? strlen(text) : 0;
+	line = text ? malloc(n + 1) : NULL;
+	if (!line) {
+		cli_error_set(e, CLI_ERR_LOCAL, "cannot encode %s", what);
+		return -ENOMEM;
+	}
+	memcpy(line, text, n);
+	line[n] = '\n';
+	/* One write for the whole line: its descriptors go with its first
+	 * byte. */
+	r = send_with_fds(c->fd, line, n + 1, fds, nfds);
 	if (r < 0) {
 		cli_error_set(e, CLI_ERR_IO,
-			      "cannot send the request to vmic-hostd at %s: %s",
+			      "cannot send %s to vmic-hostd at %s: %s", what,
 			      c->path, strerror(-r));
 		e->errnum = -r;
 	}
 	return r;
+}
+
+/* Send req as one line (compact JSON + '\n'). */
+static int ctl_send(struct ctl *c, json_t *req, struct cli_error *e)
+{
+	return ctl_send_line(c, req, NULL, 0, "the request", e);
 }
 
 /* Make room for READ_CHUNK more bytes, within REPLY_MAX. */
@@ -193,6 +246,27 @@ static ssize_t read_more(struct ctl *c, uint64_t deadline_us)
 	return n;
 }
 
+/*
+ * One read of what the daemon sent, when poll said the socket is
+ * readable: > 0 bytes read, 0 at its end, or -errno (-EMSGSIZE past
+ * REPLY_MAX without a whole line).
+ */
+ssize_t ctl_read_some(struct ctl *c)
+{
+	ssize_t n;
+	int r = grow_buffer(c);
+
+	if (r < 0)
+		return r;
+	do
+		n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	c->len += (size_t)n;
+	return n;
+}
+
 /* Parse the first len bytes of the buffer as one JSON object. */
 static int parse_line(struct ctl *c, size_t len, json_t **line,
 		      struct cli_error *e)
@@ -245,6 +319,24 @@ static int read_failed(struct ctl *c, int r, int timeout_ms,
 	if (r < 0)
 		e->errnum = -r;
 	return r == 0 ? -ECONNRESET : r;
+}
+
+/*
+ * The next whole line of what was read, parsed into a JSON object (a new
+ * reference in *line): 1, or 0 when no whole line is buffered, or < 0
+ * with e filled (the line is consumed either way).
+ */
+int ctl_next_line(struct ctl *c, json_t **line, struct cli_error *e)
+{
+	char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+	int r;
+
+	if (!nl)
+		return 0;
+	r = parse_line(c, (size_t)(nl - c->buf), line, e);
+	c->len -= (size_t)(nl + 1 - c->buf);
+	memmove(c->buf, nl + 1, c->len);
+	return r < 0 ? r : 1;
 }
 
 /* True when a whole line is buffered: ctl_recv will not block. */

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "common/macro.h"
 
@@ -109,8 +110,14 @@ struct ctl {
 	char *buf; /* bytes read but not yet consumed */
 	size_t len, cap;
 };
+/* Descriptors one request or message may carry (docs/control.md). */
+#define CTL_FDS_MAX 8
 int ctl_open(struct ctl *c, const char *path, struct cli_error *e);
 void ctl_close(struct ctl *c);
+int ctl_send_line(struct ctl *c, json_t *o, const int *fds, size_t nfds,
+		  const char *what, struct cli_error *e);
+ssize_t ctl_read_some(struct ctl *c);
+int ctl_next_line(struct ctl *c, json_t **line, struct cli_error *e);
 bool ctl_has_line(const struct ctl *c);
 int ctl_follow_next(struct ctl *c, const char *what, json_t **line,
 		    struct cli_error *e);
@@ -134,6 +141,35 @@ int ctl_request_pages(struct ctl *c, json_t *req, const char *key,
 int ctl_pages_next(struct ctl *c, struct ctl_pages *p, json_t **page,
 		   struct cli_error *e);
 void ctl_pages_free(struct ctl_pages *p);
+
+/* operation.c: running a long operation of the daemon */
+struct cli_op;
+struct cli_op_spec {
+	/* Descriptors sent with the request, in the order the command
+	 * takes them (opened here, with the user's rights). */
+	const int *fds;
+	size_t nfds;
+	/* SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the operation as
+	 * {"signal": "INT"}; without, the first SIGINT, SIGTERM or SIGHUP
+	 * cancels it and a second stops waiting. */
+	bool forward_signals;
+	/* >= 0: SIGWINCH sends {"winsize": [rows, cols]} of this terminal
+	 * (the request carries the first size). -1: none. */
+	int winsize_fd;
+	/* A line of the operation's own kind (not progress, not the end):
+	 * 0 to go on, < 0 with e to stop (the connection closes, which
+	 * cancels the operation). NULL: "warning" lines are printed, others
+	 * ignored. May send messages (cli_op_send). */
+	int (*on_line)(void *ud, struct cli_op *op, const char *name,
+		       json_t *value, struct cli_error *e);
+	/* The result: print it for people (not when json: it was printed
+	 * as {"result": ...}) and return the exit status. NULL: 0. */
+	int (*on_result)(void *ud, json_t *result, bool json);
+	void *ud;
+};
+int cli_op_run(struct cli *cli, json_t *req, const struct cli_op_spec *spec);
+int cli_op_send(struct cli_op *op, const char *name, json_t *value,
+		const int *fds, size_t nfds, struct cli_error *e);
 
 /* pages.c: printing a paged reply as it comes */
 struct page_printer {
