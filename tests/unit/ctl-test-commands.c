@@ -13,6 +13,7 @@
 #define ANY_STREAM (CTL_FD_PIPE | CTL_FD_SOCKET | CTL_FD_TTY | CTL_FD_CHAR)
 
 struct ctl_test_counts ctl_test_counts;
+unsigned ctl_test_max_ticks;
 
 static const char *kind_name(int fd)
 {
@@ -249,7 +250,9 @@ static void cmd_op(struct ctl_request *rq, struct vm *unused UNUSED,
 	}
 	t->h = h;
 	t->messages = json_array();
-	t->ticks = ticks > 0 ? (unsigned)ticks : 0;
+	t->ticks = ticks > 0 && ticks < 100000000 ? (unsigned)ticks : 0;
+	if (ctl_test_max_ticks && t->ticks > ctl_test_max_ticks)
+		t->ticks = ctl_test_max_ticks;
 	t->total = total > 0 ? (uint64_t)total : 0;
 	t->finish_after_ticks = end && strcmp(end, "finish") == 0;
 	t->end_on_signal = end_on_signal;

@@ -35,6 +35,9 @@ struct ctl_test_counts {
 	unsigned msg_fds;     /* descriptors that came with them */
 };
 extern struct ctl_test_counts ctl_test_counts;
+/* The most progress ticks a t-op sends (0: as asked); the fuzz target
+ * keeps them few. */
+extern unsigned ctl_test_max_ticks;
 
 extern const struct ctl_command ctl_test_commands[];
 extern const size_t ctl_test_command_count;

@@ -784,6 +784,11 @@ static void test_op_lines_and_messages(void **state)
 				 json_object_get(r, "progress"), "bytes")),
 			 10);
 	json_decref(r);
+	r = client_line(w, c);
+	assert_int_equal(json_integer_value(json_array_get(
+				 json_object_get(r, "heard"), 0)),
+			 24);
+	json_decref(r);
 	/* A message with a descriptor of the kind its messages take. */
 	client_send(w, c, "{\"id\":\"op-1\",\"file\":true,\"fds\":1}\n", &fd,
 		    1);
