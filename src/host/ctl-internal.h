@@ -161,6 +161,10 @@ void ctl_client_poll(struct ctl_client *c);
 void ctl_request_free(struct ctl_request *rq);
 
 /* ctl-reply.c */
+/* An error's sentence (a C string in a buffer of size bytes) made valid
+ * UTF-8, so it can go into a JSON reply: bytes of a client's that are
+ * not become '?'. */
+void ctl_message_sane(char *msg, size_t size);
 /* Send one JSON object as a line; a client that leaves more than
  * [control] max-unread bytes unread is dropped (a follower told why). */
 void ctl_client_send_json(struct ctl_client *c, json_t *o);

@@ -317,6 +317,7 @@ void ctl_op_fail(struct ctl_op *op, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	ctl_message_sane(msg, sizeof(msg));
 	ctl_op_finish(op, json_pack("{s:O?, s:b, s:{s:s, s:s}}", "id", op->id,
 				    "ok", 0, "error", "code", code, "message",
 				    msg));
@@ -338,6 +339,7 @@ static void ctl_op_reject(struct ctl_op *op, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	ctl_message_sane(msg, sizeof(msg));
 	o = op_line(op, "rejected",
 		    json_pack("{s:s, s:s}", "code", code, "message", msg));
 	if (o)

@@ -42,6 +42,7 @@
 #endif
 
 #include "common/log.h"
+#include "common/utf8.h"
 #include "ctl-internal.h"
 
 /* Items per batch of a streamed reply, and batches per loop iteration. */
@@ -632,6 +633,20 @@ static json_t *error_reply(struct ctl_request *rq, json_t *error)
 	return o;
 }
 
+void ctl_message_sane(char *msg, size_t size)
+{
+	char copy[2048];
+	size_t n = strlen(msg);
+
+	if (vmic_utf8_valid(msg, n))
+		return;
+	/* Bytes of the client's (a parser's error quoting them, a name
+	 * cut at 64 bytes) that are no UTF-8 would fail the whole reply. */
+	n = MIN(n, sizeof(copy) - 1);
+	memcpy(copy, msg, n);
+	vmic_utf8_sanitize(msg, size, copy, n);
+}
+
 void ctl_reply_error(struct ctl_request *rq, const char *code,
 		     const char *fmt, ...)
 {
@@ -641,6 +656,7 @@ void ctl_reply_error(struct ctl_request *rq, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	ctl_message_sane(msg, sizeof(msg));
 	ctl_request_done(rq, error_reply(rq, json_pack("{s:s, s:s}", "code",
 						       code, "message", msg)));
 }
@@ -755,6 +771,7 @@ void ctl_stream_fail(struct ctl_request *rq, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(s->err_msg, sizeof(s->err_msg), fmt, ap);
 	va_end(ap);
+	ctl_message_sane(s->err_msg, sizeof(s->err_msg));
 }
 
 void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item)

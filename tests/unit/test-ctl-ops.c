@@ -348,6 +348,29 @@ static unsigned count_fds(void)
 	return n - 1; /* the directory's own */
 }
 
+/* ---- errors quote what the client sent as valid UTF-8 ---- */
+
+static void test_error_text_is_utf8(void **state)
+{
+	struct world *w = *state;
+	struct client *c = client_new(w);
+	char req[256];
+	size_t off;
+
+	/* The parser's message quotes bytes that are no UTF-8. */
+	expect_error(w, c,
+		     "{\"id\":1,\"L\\\xcc\x98\x01progress\":1}\n", NULL,
+		     0, "bad-request", "the request is not JSON");
+	/* A command name cut at 64 bytes in the middle of a character. */
+	off = (size_t)snprintf(req, sizeof(req), "{\"cmd\":\"a");
+	for (int i = 0; i < 40; i++)
+		off += (size_t)snprintf(req + off, sizeof(req) - off,
+					"\xc3\xa9");
+	snprintf(req + off, sizeof(req) - off, "\"}\n");
+	expect_error(w, c, req, NULL, 0, "unknown-command", "no command 'a");
+	client_free(w, c);
+}
+
 /* ---- descriptors: accepted ---- */
 
 static void test_fds_accepted(void **state)
@@ -1167,6 +1190,8 @@ static void test_streams_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_error_text_is_utf8, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_fds_accepted, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fds_terminal, setup,
