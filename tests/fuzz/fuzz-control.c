@@ -126,6 +126,9 @@ static void remove_dir(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	char path[96];
+	int fd;
+
 	(void)argc;
 	(void)argv;
 	log_init("fuzz-control", LOG_TARGET_STDERR);
@@ -136,6 +139,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!mkdtemp(dir) || chmod(dir, 0711) < 0)
 		die("cannot make a temporary directory");
 	atexit(remove_dir);
+	snprintf(path, sizeof(path), "%s/file", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, "a regular file\n", 15) != 15)
+		die("cannot make the file descriptors are opened on");
+	close(fd);
 	choose_client();
 	configure();
 	if (uv_loop_init(&loop) < 0)
@@ -378,9 +386,9 @@ static int make_fd(unsigned k, int *spare)
 	case 2:
 		return open("/dev/null", O_RDONLY | O_CLOEXEC);
 	case 3:
-		return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		return open(path, O_RDWR | O_CLOEXEC);
 	case 4:
-		return open(path, O_PATH | O_CREAT | O_CLOEXEC, 0600);
+		return open(path, O_PATH | O_CLOEXEC);
 	case 5:
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
 			return -1;
