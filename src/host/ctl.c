@@ -322,14 +322,21 @@ out:
  * The framing is lost (descriptors no line claims, a bad "fds"): one
  * error line, as the reply to rq, then the client is closed.
  */
-static void ctl_framing_error(struct ctl_client *c, struct ctl_request *rq,
-			      const char *why)
+static void ctl_framing_error_code(struct ctl_client *c,
+				   struct ctl_request *rq, const char *code,
+				   const char *why)
 {
 	log_info("closing a control client of uid %u: %s", (unsigned)c->uid,
 		 why);
 	ctl_fds_drop(c);
-	ctl_reply_error(rq, "bad-descriptor", "%s", why);
+	ctl_reply_error(rq, code, "%s", why);
 	ctl_client_finish(c);
+}
+
+static void ctl_framing_error(struct ctl_client *c, struct ctl_request *rq,
+			      const char *why)
+{
+	ctl_framing_error_code(c, rq, "bad-descriptor", why);
 }
 
 /*
@@ -586,6 +593,7 @@ static ssize_t ctl_receive(struct ctl_client *c)
 			      .msg_controllen = sizeof(cbuf) };
 	char why[512];
 	ssize_t n;
+	int r;
 
 	if (ctl_client_listens(c)) {
 		/* Input after --follow is read only to notice EOF. */
@@ -603,14 +611,17 @@ static ssize_t ctl_receive(struct ctl_client *c)
 		c->inlen += (size_t)n;
 	else
 		c->in_off += (uint64_t)n;
-	if (ctl_fds_receive(c, &msg, c->in_off + c->inlen, why,
-			    sizeof(why)) < 0) {
+	r = ctl_fds_receive(c, &msg, c->in_off + c->inlen, why, sizeof(why));
+	if (r < 0) {
 		/* Input is read only while no request runs: this error line
 		 * is the next thing the client gets. */
 		struct ctl_request *rq = ctl_request_new(c);
 
 		if (rq)
-			ctl_framing_error(c, rq, why);
+			ctl_framing_error_code(c, rq,
+					       r == -ENFILE ? "limit"
+							    : "bad-descriptor",
+					       why);
 		else
 			ctl_client_close(c);
 		return -EPROTO;

@@ -642,6 +642,43 @@ static void test_fds_framing(void **state)
 	assert_int_equal(w->h.ctl->fds_pending, 0);
 }
 
+/* All clients together hold at most 256 descriptors waiting for their
+ * lines: past that a client is closed with `limit`. */
+static void test_fds_waiting_total(void **state)
+{
+	struct world *w = *state;
+	struct client *c[33];
+	int p[2], eight[CTL_FDS_MAX];
+	const char *msg;
+	json_t *r;
+
+	assert_int_equal(pipe(p), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(eight); i++)
+		eight[i] = p[0];
+	for (size_t i = 0; i < 32; i++) {
+		c[i] = client_new(w);
+		client_send(w, c[i], "{", eight, CTL_FDS_MAX);
+		for (int t = 0; t < TURNS && w->h.ctl->fds_pending < 8 * (i + 1);
+		     t++)
+			turn(w);
+	}
+	assert_int_equal(w->h.ctl->fds_pending, 256);
+	c[32] = client_new(w);
+	client_send(w, c[32], "{", eight, 1);
+	r = client_line(w, c[32]);
+	assert_string_equal(error_code(r, &msg), "limit");
+	assert_non_null(strstr(msg, "vmic-hostd holds 256 descriptors of "
+				    "request lines not read yet"));
+	json_decref(r);
+	client_expect_eof(w, c[32]);
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++)
+		client_free(w, c[i]);
+	for (int t = 0; t < TURNS && w->h.ctl->fds_pending; t++)
+		turn(w);
+	assert_int_equal(w->h.ctl->fds_pending, 0);
+	close_all(p, 2);
+}
+
 /* One line with its descriptors split over two sendmsg calls: they may
  * come with any byte of the line. */
 static void test_fds_lenient_split(void **state)
@@ -1203,6 +1240,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fds_counts, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fds_framing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fds_waiting_total, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fds_lenient_split, setup,
 						teardown),
