@@ -601,6 +601,8 @@ static ssize_t ctl_receive(struct ctl_client *c)
 	} else {
 		ctl_in_room(c);
 		iov = (struct iovec){ c->in + c->inlen, c->incap - c->inlen };
+		if (iov.iov_len == 0)
+			return -ENOMEM; /* no room, and none to be had */
 	}
 	do
 		n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
