@@ -122,8 +122,9 @@ static int check_vm(struct cli *cli, const char *name,
 	json_t *status = NULL, *conn;
 	int r;
 
-	r = ctl_call(cli, json_pack("{s:s, s:s}", "cmd", "status", "vm", name),
-		     CHECK_TIMEOUT_MS, &status, e);
+	r = cli_ctl_call(cli,
+			 json_pack("{s:s, s:s}", "cmd", "status", "vm", name),
+			 CHECK_TIMEOUT_MS, &status, e);
 	if (r < 0)
 		return r;
 	if ((r = reply_vm_summary(status, &vm, e)) == 0 &&

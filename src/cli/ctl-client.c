@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The client side of the control socket (docs/control.md): connect, send
- * one JSON line, read JSON lines back, and split a reply into its result
- * or its error. Blocking sockets and poll() are all a CLI needs.
+ * one JSON line (with descriptors as SCM_RIGHTS when a command takes
+ * them), read JSON lines back, and split a reply into its result or its
+ * error. Blocking sockets and poll() are all a CLI needs.
  *
  * Nothing here prints: failures are described in a struct cli_error for
  * the command to report once (or, for `check`, to map to a state).
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,13 +36,13 @@
  * failure: a missing socket or refused connection means no daemon runs,
  * EACCES/EPERM means the caller may not use it.
  */
-int ctl_open(struct ctl *c, const char *path, struct cli_error *e)
+int cli_ctl_open(struct cli_ctl *c, const char *path, struct cli_error *e)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = -1;
 	int err;
 
-	*c = (struct ctl){ .fd = -1, .path = path };
+	*c = (struct cli_ctl){ .fd = -1, .path = path };
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		cli_error_set(e, CLI_ERR_CONNECT,
 			      "the path is too long for a unix socket (at "
@@ -73,7 +75,7 @@ int ctl_open(struct ctl *c, const char *path, struct cli_error *e)
 }
 
 /* Close the connection and free its buffer; safe to call twice. */
-void ctl_close(struct ctl *c)
+void cli_ctl_close(struct cli_ctl *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
@@ -99,33 +101,84 @@ static int send_all(int fd, const char *buf, size_t n)
 	return 0;
 }
 
-/* Send req as one line (compact JSON + '\n'). */
-static int ctl_send(struct ctl *c, json_t *req, struct cli_error *e)
+/*
+ * Write buf with fds[0..nfds) as SCM_RIGHTS on the sendmsg that carries
+ * its first byte (docs/control.md, "Descriptors"), the rest after it.
+ */
+static int send_with_fds(int fd, const char *buf, size_t n, const int *fds,
+			 size_t nfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * CTL_FDS_MAX)] = { 0 };
+	struct iovec iov = { (void *)buf, n };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t w;
+
+	if (nfds == 0)
+		return send_all(fd, buf, n);
+	if (nfds > CTL_FDS_MAX)
+		return -E2BIG;
+	msg.msg_control = cbuf;
+	msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	do
+		w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return -errno;
+	return send_all(fd, buf + w, n - (size_t)w);
+}
+
+/*
+ * Send o as one line (compact JSON + '\n'), with descriptors: "fds" says
+ * how many. Fills e naming `what` ("the request") on failure.
+ */
+int cli_ctl_send_line(struct cli_ctl *c, json_t *o, const int *fds, size_t nfds,
+		      const char *what, struct cli_error *e)
 {
 	_cleanup_free_ char *line = NULL;
+	_cleanup_free_ char *text = NULL;
 	size_t n;
 	int r;
 
-	line = json_dumps(req, JSON_COMPACT);
-	if (!line) {
-		cli_error_set(e, CLI_ERR_LOCAL, "cannot encode the request");
+	if (nfds > 0 &&
+	    json_object_set_new(o, "fds", json_integer((json_int_t)nfds)) < 0) {
+		cli_error_set(e, CLI_ERR_LOCAL, "cannot build %s", what);
 		return -ENOMEM;
 	}
-	n = strlen(line);
-	r = send_all(c->fd, line, n);
-	if (r == 0)
-		r = send_all(c->fd, "\n", 1);
+	text = json_dumps(o, JSON_COMPACT);
+	n = text ? strlen(text) : 0;
+	line = text ? malloc(n + 1) : NULL;
+	if (!line) {
+		cli_error_set(e, CLI_ERR_LOCAL, "cannot encode %s", what);
+		return -ENOMEM;
+	}
+	memcpy(line, text, n);
+	line[n] = '\n';
+	/* One write for the whole line: its descriptors go with its first
+	 * byte. */
+	r = send_with_fds(c->fd, line, n + 1, fds, nfds);
 	if (r < 0) {
 		cli_error_set(e, CLI_ERR_IO,
-			      "cannot send the request to vmic-hostd at %s: %s",
+			      "cannot send %s to vmic-hostd at %s: %s", what,
 			      c->path, strerror(-r));
 		e->errnum = -r;
 	}
 	return r;
 }
 
+/* Send req as one line (compact JSON + '\n'). */
+static int cli_ctl_send(struct cli_ctl *c, json_t *req, struct cli_error *e)
+{
+	return cli_ctl_send_line(c, req, NULL, 0, "the request", e);
+}
+
 /* Make room for READ_CHUNK more bytes, within REPLY_MAX. */
-static int grow_buffer(struct ctl *c)
+static int grow_buffer(struct cli_ctl *c)
 {
 	size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
 	char *p;
@@ -173,7 +226,7 @@ static int wait_readable(int fd, uint64_t deadline_us)
 }
 
 /* Read more bytes; 0 at end of stream, > 0 bytes read, or -errno. */
-static ssize_t read_more(struct ctl *c, uint64_t deadline_us)
+static ssize_t read_more(struct cli_ctl *c, uint64_t deadline_us)
 {
 	ssize_t n;
 	int r;
@@ -193,8 +246,29 @@ static ssize_t read_more(struct ctl *c, uint64_t deadline_us)
 	return n;
 }
 
+/*
+ * One read of what the daemon sent, when poll said the socket is
+ * readable: > 0 bytes read, 0 at its end, or -errno (-EMSGSIZE past
+ * REPLY_MAX without a whole line).
+ */
+ssize_t cli_ctl_read_some(struct cli_ctl *c)
+{
+	ssize_t n;
+	int r = grow_buffer(c);
+
+	if (r < 0)
+		return r;
+	do
+		n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	c->len += (size_t)n;
+	return n;
+}
+
 /* Parse the first len bytes of the buffer as one JSON object. */
-static int parse_line(struct ctl *c, size_t len, json_t **line,
+static int parse_line(struct cli_ctl *c, size_t len, json_t **line,
 		      struct cli_error *e)
 {
 	json_error_t jerr;
@@ -218,7 +292,7 @@ static int parse_line(struct ctl *c, size_t len, json_t **line,
 }
 
 /* Describe a failed read in e; returns r. */
-static int read_failed(struct ctl *c, int r, int timeout_ms,
+static int read_failed(struct cli_ctl *c, int r, int timeout_ms,
 		       struct cli_error *e)
 {
 	if (r == 0 && c->len == 0)
@@ -247,8 +321,26 @@ static int read_failed(struct ctl *c, int r, int timeout_ms,
 	return r == 0 ? -ECONNRESET : r;
 }
 
-/* True when a whole line is buffered: ctl_recv will not block. */
-bool ctl_has_line(const struct ctl *c)
+/*
+ * The next whole line of what was read, parsed into a JSON object (a new
+ * reference in *line): 1, or 0 when no whole line is buffered, or < 0
+ * with e filled (the line is consumed either way).
+ */
+int cli_ctl_next_line(struct cli_ctl *c, json_t **line, struct cli_error *e)
+{
+	char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
+	int r;
+
+	if (!nl)
+		return 0;
+	r = parse_line(c, (size_t)(nl - c->buf), line, e);
+	c->len -= (size_t)(nl + 1 - c->buf);
+	memmove(c->buf, nl + 1, c->len);
+	return r < 0 ? r : 1;
+}
+
+/* True when a whole line is buffered: cli_ctl_recv will not block. */
+bool cli_ctl_has_line(const struct cli_ctl *c)
 {
 	return c->len > 0 && memchr(c->buf, '\n', c->len) != NULL;
 }
@@ -259,14 +351,14 @@ bool ctl_has_line(const struct ctl *c)
  * next line, which may be hours away. poll reports POLLERR/POLLHUP on
  * stdout without asking. True when stdout's reader left.
  */
-static bool wait_or_reader_left(const struct ctl *c)
+static bool wait_or_reader_left(const struct cli_ctl *c)
 {
 	struct pollfd p[2] = {
 		{ .fd = c->fd, .events = POLLIN },
 		{ .fd = STDOUT_FILENO, .events = 0 },
 	};
 
-	if (ctl_has_line(c))
+	if (cli_ctl_has_line(c))
 		return false;
 	while (poll(p, 2, -1) < 0)
 		if (errno != EINTR)
@@ -277,17 +369,17 @@ static bool wait_or_reader_left(const struct ctl *c)
 /*
  * The next line of a stream that runs until the user ends it (`events
  * --follow`, `kvp watch`): -EPIPE when stdout's reader left, otherwise
- * ctl_recv's answer with no time limit; a daemon that hung up is named
+ * cli_ctl_recv's answer with no time limit; a daemon that hung up is named
  * as having closed `what`.
  */
-int ctl_follow_next(struct ctl *c, const char *what, json_t **line,
-		    struct cli_error *e)
+int cli_ctl_follow_next(struct cli_ctl *c, const char *what, json_t **line,
+			struct cli_error *e)
 {
 	int r;
 
 	if (wait_or_reader_left(c))
 		return -EPIPE;
-	r = ctl_recv(c, CTL_NO_TIMEOUT, line, e);
+	r = cli_ctl_recv(c, CTL_NO_TIMEOUT, line, e);
 	if (r == -ECONNRESET && e->kind == CLI_ERR_IO)
 		cli_error_set(e, CLI_ERR_IO,
 			      "vmic-hostd closed %s (stopped or restarted?)",
@@ -300,8 +392,8 @@ int ctl_follow_next(struct ctl *c, const char *what, json_t **line,
  * *line). timeout_ms bounds the wait (CTL_NO_TIMEOUT: wait for ever).
  * Fails with CLI_ERR_TIMEOUT, CLI_ERR_IO (hang-up) or CLI_ERR_PROTOCOL.
  */
-int ctl_recv(struct ctl *c, int timeout_ms, json_t **line,
-	     struct cli_error *e)
+int cli_ctl_recv(struct cli_ctl *c, int timeout_ms, json_t **line,
+		 struct cli_error *e)
 {
 	uint64_t deadline = 0;
 	size_t scanned = 0;
@@ -335,7 +427,7 @@ int ctl_recv(struct ctl *c, int timeout_ms, json_t **line,
  * daemon error becomes CLI_ERR_DAEMON (CLI_ERR_ACCESS for
  * permission-denied); a reply of another shape is CLI_ERR_PROTOCOL.
  */
-static int ctl_unwrap(json_t *reply, json_t **result, struct cli_error *e)
+static int cli_ctl_unwrap(json_t *reply, json_t **result, struct cli_error *e)
 {
 	json_t *ok = json_object_get(reply, "ok"), *err, *id;
 	const char *code, *message;
@@ -383,8 +475,8 @@ static int ctl_unwrap(json_t *reply, json_t **result, struct cli_error *e)
  * up while we were sending, a reply it wrote first (permission-denied) is
  * still read and reported.
  */
-static int ctl_exchange(struct ctl *c, json_t *req, int timeout_ms,
-			json_t **reply, struct cli_error *e)
+static int cli_ctl_exchange(struct cli_ctl *c, json_t *req, int timeout_ms,
+			    json_t **reply, struct cli_error *e)
 {
 	struct cli_error send_err = { 0 };
 	int r;
@@ -393,8 +485,8 @@ static int ctl_exchange(struct ctl *c, json_t *req, int timeout_ms,
 		cli_error_set(e, CLI_ERR_LOCAL, "cannot build the request");
 		return -ENOMEM;
 	}
-	r = ctl_send(c, req, &send_err);
-	r = ctl_recv(c, r < 0 ? 1000 : timeout_ms, reply, e);
+	r = cli_ctl_send(c, req, &send_err);
+	r = cli_ctl_recv(c, r < 0 ? 1000 : timeout_ms, reply, e);
 	if (r < 0 && send_err.kind != CLI_ERR_NONE)
 		*e = send_err;
 	return r;
@@ -404,16 +496,16 @@ static int ctl_exchange(struct ctl *c, json_t *req, int timeout_ms,
  * Send req on an open connection and wait for its reply. *result is a
  * new reference on success.
  */
-int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
-		struct cli_error *e)
+int cli_ctl_request(struct cli_ctl *c, json_t *req, int timeout_ms,
+		    json_t **result, struct cli_error *e)
 {
 	json_t *reply = NULL, *res;
 	int r;
 
-	r = ctl_exchange(c, req, timeout_ms, &reply, e);
+	r = cli_ctl_exchange(c, req, timeout_ms, &reply, e);
 	if (r < 0)
 		return r;
-	r = ctl_unwrap(reply, &res, e);
+	r = cli_ctl_unwrap(reply, &res, e);
 	if (r == 0)
 		*result = json_incref(res);
 	json_decref(reply);
@@ -424,7 +516,7 @@ int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
 
 /* The head of a paged reply, or a one-line reply's array: into p. */
 static int pages_begin(json_t *reply, json_t *res, const char *key,
-		       struct ctl_pages *p, struct cli_error *e)
+		       struct cli_ctl_pages *p, struct cli_error *e)
 {
 	json_t *pages = json_object_get(reply, "pages"), *items;
 
@@ -456,24 +548,24 @@ static int pages_begin(json_t *reply, json_t *res, const char *key,
 
 /*
  * Send req asking for pages and read the head of the reply: p->result
- * is the result without its array `key`, whose items ctl_pages_next
+ * is the result without its array `key`, whose items cli_ctl_pages_next
  * hands out. A daemon that answers in one line is read the same way.
  */
-int ctl_request_pages(struct ctl *c, json_t *req, const char *key,
-		      struct ctl_pages *p, struct cli_error *e)
+int cli_ctl_request_pages(struct cli_ctl *c, json_t *req, const char *key,
+			  struct cli_ctl_pages *p, struct cli_error *e)
 {
 	json_t *reply = NULL, *res;
 	int r;
 
-	*p = (struct ctl_pages){ .key = key };
+	*p = (struct cli_ctl_pages){ .key = key };
 	if (json_object_set_new(req, "paged", json_true()) < 0) {
 		cli_error_set(e, CLI_ERR_LOCAL, "cannot build the request");
 		return -ENOMEM;
 	}
-	r = ctl_exchange(c, req, CTL_DEFAULT_TIMEOUT_MS, &reply, e);
+	r = cli_ctl_exchange(c, req, CTL_DEFAULT_TIMEOUT_MS, &reply, e);
 	if (r < 0)
 		return r;
-	r = ctl_unwrap(reply, &res, e);
+	r = cli_ctl_unwrap(reply, &res, e);
 	if (r == 0)
 		r = pages_begin(reply, res, key, p, e);
 	json_decref(reply);
@@ -482,7 +574,7 @@ int ctl_request_pages(struct ctl *c, json_t *req, const char *key,
 
 /* One line after the head: a page, the end, or the error that ended
  * the reply early. */
-static int pages_line(json_t *line, struct ctl_pages *p, json_t **page,
+static int pages_line(json_t *line, struct cli_ctl_pages *p, json_t **page,
 		      struct cli_error *e)
 {
 	json_t *items = json_object_get(line, "page"), *count, *res;
@@ -512,7 +604,7 @@ static int pages_line(json_t *line, struct ctl_pages *p, json_t **page,
 		return -EPROTO;
 	}
 	if (json_object_get(line, "ok")) {
-		int r = ctl_unwrap(line, &res, e);
+		int r = cli_ctl_unwrap(line, &res, e);
 
 		if (r == 0) {
 			cli_error_set(e, CLI_ERR_PROTOCOL,
@@ -542,8 +634,8 @@ static int pages_line(json_t *line, struct ctl_pages *p, json_t **page,
  * error, or that stops short of its end line, is an error: the items
  * handed out so far are not all of it.
  */
-int ctl_pages_next(struct ctl *c, struct ctl_pages *p, json_t **page,
-		   struct cli_error *e)
+int cli_ctl_pages_next(struct cli_ctl *c, struct cli_ctl_pages *p,
+		       json_t **page, struct cli_error *e)
 {
 	json_t *line = NULL;
 	int r;
@@ -558,7 +650,7 @@ int ctl_pages_next(struct ctl *c, struct ctl_pages *p, json_t **page,
 		p->items = NULL;
 		return 0;
 	}
-	r = ctl_recv(c, CTL_DEFAULT_TIMEOUT_MS, &line, e);
+	r = cli_ctl_recv(c, CTL_DEFAULT_TIMEOUT_MS, &line, e);
 	if (r == -ECONNRESET) {
 		cli_error_set(e, CLI_ERR_IO,
 			      "vmic-hostd closed the connection in the middle "
@@ -575,7 +667,7 @@ int ctl_pages_next(struct ctl *c, struct ctl_pages *p, json_t **page,
 }
 
 /* Free what p holds (the head's result, a one-line reply's items). */
-void ctl_pages_free(struct ctl_pages *p)
+void cli_ctl_pages_free(struct cli_ctl_pages *p)
 {
 	json_decref(p->result);
 	json_decref(p->items);
@@ -588,20 +680,20 @@ void ctl_pages_free(struct ctl_pages *p)
  * over req (NULL, a failed json_pack, is reported), so a request can be
  * built in the call.
  */
-int ctl_call(const struct cli *cli, json_t *req, int timeout_ms,
-	     json_t **result, struct cli_error *e)
+int cli_ctl_call(const struct cli *cli, json_t *req, int timeout_ms,
+		 json_t **result, struct cli_error *e)
 {
-	struct ctl c;
+	struct cli_ctl c;
 	int r;
 
 	if (!req) {
 		cli_error_set(e, CLI_ERR_LOCAL, "cannot build the request");
 		return -ENOMEM;
 	}
-	r = ctl_open(&c, cli->socket_path, e);
+	r = cli_ctl_open(&c, cli->socket_path, e);
 	if (r == 0) {
-		r = ctl_request(&c, req, timeout_ms, result, e);
-		ctl_close(&c);
+		r = cli_ctl_request(&c, req, timeout_ms, result, e);
+		cli_ctl_close(&c);
 	}
 	json_decref(req);
 	return r;

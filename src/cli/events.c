@@ -135,14 +135,14 @@ static int dropped(json_t *line, struct cli_error *e)
  * user ends it. Returns only on failure (-EPIPE when stdout's reader left,
  * -ECONNABORTED when the daemon dropped us for reading too slowly).
  */
-static int follow_events(struct events_printer *p, struct ctl *c,
+static int follow_events(struct events_printer *p, struct cli_ctl *c,
 			 struct cli_error *e)
 {
 	for (;;) {
 		json_t *line = NULL, *ev;
 		int r;
 
-		r = ctl_follow_next(c, "the event stream", &line, e);
+		r = cli_ctl_follow_next(c, "the event stream", &line, e);
 		if (r < 0)
 			return r;
 		ev = json_object_get(line, "event");
@@ -245,7 +245,7 @@ static int parse_events_args(struct cli *cli, int argc, char **argv,
 }
 
 /* Request the log on c and print it, then follow it when asked. */
-static int run_events(struct events_printer *p, struct ctl *c, json_t *req,
+static int run_events(struct events_printer *p, struct cli_ctl *c, json_t *req,
 		      struct cli_error *e)
 {
 	static const struct page_printer pp = {
@@ -272,7 +272,7 @@ int cmd_events(struct cli *cli, int argc, char **argv)
 	struct cli_error e = { 0 };
 	json_t *req = json_pack("{s:s}", "cmd", "events");
 	bool follow = false;
-	struct ctl c;
+	struct cli_ctl c;
 	int r;
 
 	if ((r = parse_events_args(cli, argc, argv, req, &follow)) != CLI_NEXT)
@@ -286,10 +286,10 @@ int cmd_events(struct cli *cli, int argc, char **argv)
 	}
 	if (follow)
 		reserve_widths(p.table);
-	r = ctl_open(&c, cli->socket_path, &e);
+	r = cli_ctl_open(&c, cli->socket_path, &e);
 	if (r == 0) {
 		r = run_events(&p, &c, req, &e);
-		ctl_close(&c);
+		cli_ctl_close(&c);
 	}
 	/* A reader that went away (| head) is the normal end of a stream. */
 	if (r == -EPIPE || (r < 0 && ferror(stdout)))

@@ -86,7 +86,7 @@ static json_t *request(const char *cmd, const struct kvp_args *a)
 static int call(struct cli *cli, json_t *req, json_t **result)
 {
 	struct cli_error e = { 0 };
-	int r = ctl_call(cli, req, CTL_DEFAULT_TIMEOUT_MS, result, &e);
+	int r = cli_ctl_call(cli, req, CTL_DEFAULT_TIMEOUT_MS, result, &e);
 
 	return r < 0 ? cli_report(cli, &e) : 0;
 }
@@ -325,13 +325,13 @@ static void print_change(json_t *ch)
 }
 
 /* Print the stream's lines until it ends; 0 or -errno (e filled). */
-static int watch_lines(struct cli *cli, struct ctl *c, struct cli_error *e)
+static int watch_lines(struct cli *cli, struct cli_ctl *c, struct cli_error *e)
 {
 	for (;;) {
 		json_t *line = NULL, *ch, *end;
 		int r;
 
-		r = ctl_follow_next(c, "the stream", &line, e);
+		r = cli_ctl_follow_next(c, "the stream", &line, e);
 		if (r < 0)
 			return r;
 		ch = json_object_get(line, "kvp");
@@ -361,15 +361,16 @@ static int kvp_watch(struct cli *cli, const struct kvp_args *a)
 {
 	struct cli_error e = { 0 };
 	json_t *req, *result = NULL;
-	struct ctl c;
+	struct cli_ctl c;
 	int r;
 
 	if (a->nrest)
 		return cli_usage_error(cli, "`kvp watch` takes only the VM");
 	req = request("kvp-watch", a);
-	r = ctl_open(&c, cli->socket_path, &e);
+	r = cli_ctl_open(&c, cli->socket_path, &e);
 	if (r == 0) {
-		r = ctl_request(&c, req, CTL_DEFAULT_TIMEOUT_MS, &result, &e);
+		r = cli_ctl_request(&c, req, CTL_DEFAULT_TIMEOUT_MS, &result,
+				    &e);
 		if (r == 0 && cli->json)
 			cli_print_json(result, true);
 		else if (r == 0)
@@ -378,7 +379,7 @@ static int kvp_watch(struct cli *cli, const struct kvp_args *a)
 		json_decref(result);
 		if (r == 0)
 			r = watch_lines(cli, &c, &e);
-		ctl_close(&c);
+		cli_ctl_close(&c);
 	}
 	json_decref(req);
 	if (r == -EPIPE || (r < 0 && ferror(stdout)))

@@ -91,22 +91,23 @@ static int doc_end(size_t written)
  * e filled (what was printed before a failure stays printed; a document
  * cut short does not parse).
  */
-int cli_print_pages(struct cli *cli, struct ctl *c, json_t *req,
+int cli_print_pages(struct cli *cli, struct cli_ctl *c, json_t *req,
 		    const struct page_printer *pp, void *ud, bool json_doc,
 		    struct cli_error *e)
 {
-	struct ctl_pages p;
+	struct cli_ctl_pages p;
 	json_t *page = NULL;
 	size_t written = 0;
 	int r;
 
 	(void)cli;
-	r = ctl_request_pages(c, req, pp->key, &p, e);
+	r = cli_ctl_request_pages(c, req, pp->key, &p, e);
 	if (r == 0)
 		r = json_doc ? doc_begin(p.result, pp->key)
 		     : pp->head ? pp->head(ud, p.result, e)
 				: 0;
-	while (r == 0 && (r = ctl_pages_next(c, &p, &page, e)) == 0 && page) {
+	while (r == 0 && (r = cli_ctl_pages_next(c, &p, &page, e)) == 0 &&
+	       page) {
 		if (json_doc)
 			r = doc_page(page, &written);
 		else if (pp->page)
@@ -118,7 +119,7 @@ int cli_print_pages(struct cli *cli, struct ctl *c, json_t *req,
 		r = json_doc ? doc_end(written)
 		     : pp->end ? pp->end(ud, p.count, e)
 			       : 0;
-	ctl_pages_free(&p);
+	cli_ctl_pages_free(&p);
 	if (r == -EIO || r == -ENOMEM)
 		cli_error_set(e, CLI_ERR_LOCAL, "cannot print the reply: %s",
 			      strerror(-r));
@@ -133,17 +134,17 @@ int cli_call_pages(struct cli *cli, json_t *req,
 		   const struct page_printer *pp, void *ud)
 {
 	struct cli_error e = { 0 };
-	struct ctl c;
+	struct cli_ctl c;
 	int r;
 
 	if (!req) {
 		cli_error_set(&e, CLI_ERR_LOCAL, "cannot build the request");
 		return cli_report(cli, &e);
 	}
-	r = ctl_open(&c, cli->socket_path, &e);
+	r = cli_ctl_open(&c, cli->socket_path, &e);
 	if (r == 0) {
 		r = cli_print_pages(cli, &c, req, pp, ud, cli->json, &e);
-		ctl_close(&c);
+		cli_ctl_close(&c);
 	}
 	json_decref(req);
 	/* A reader that went away (| head) ends the listing, quietly. */

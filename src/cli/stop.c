@@ -169,7 +169,7 @@ int cmd_stop(struct cli *cli, int argc, char **argv)
 			  : CTL_NO_TIMEOUT;
 	if (!cli->json)
 		announce(&a);
-	r = ctl_call(cli, stop_request(&a), timeout, &result, &e);
+	r = cli_ctl_call(cli, stop_request(&a), timeout, &result, &e);
 	if (r < 0)
 		return cli_report(cli, &e);
 	if (cli->json)

@@ -192,7 +192,7 @@ int cmd_time(struct cli *cli, int argc, char **argv)
 		return r;
 	req = json_pack("{s:s, s:s, s:b}", "cmd", "time", "vm", argv[optind],
 			"sync", sync);
-	r = ctl_call(cli, req, CTL_DEFAULT_TIMEOUT_MS, &result, &e);
+	r = cli_ctl_call(cli, req, CTL_DEFAULT_TIMEOUT_MS, &result, &e);
 	if (r < 0)
 		return cli_report(cli, &e);
 	if (cli->json) {

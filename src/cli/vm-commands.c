@@ -29,7 +29,7 @@ static int run_request(struct cli *cli, json_t *req, print_fn *print,
 	json_t *result = NULL;
 	int r;
 
-	r = ctl_call(cli, req, CTL_DEFAULT_TIMEOUT_MS, &result, &e);
+	r = cli_ctl_call(cli, req, CTL_DEFAULT_TIMEOUT_MS, &result, &e);
 	if (r < 0)
 		return cli_report(cli, &e);
 	if (cli->json)

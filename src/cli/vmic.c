@@ -177,8 +177,8 @@ int cmd_version(struct cli *cli, int argc, char **argv)
 	if (!cli->json)
 		printf("vmic %s\n", VMIC_VERSION);
 	fflush(stdout);
-	r = ctl_call(cli, json_pack("{s:s}", "cmd", "version"),
-		     CTL_DEFAULT_TIMEOUT_MS, &result, &e);
+	r = cli_ctl_call(cli, json_pack("{s:s}", "cmd", "version"),
+			 CTL_DEFAULT_TIMEOUT_MS, &result, &e);
 	if (r < 0)
 		return cli_report(cli, &e);
 	if (cli->json) {

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "common/macro.h"
 
@@ -103,25 +104,31 @@ void cli_format_span_ms(int64_t ms, char *buf, size_t n);
 /* ctl-client.c */
 #define CTL_NO_TIMEOUT (-1)
 #define CTL_DEFAULT_TIMEOUT_MS 30000
-struct ctl {
+struct cli_ctl {
 	int fd;
 	const char *path;
 	char *buf; /* bytes read but not yet consumed */
 	size_t len, cap;
 };
-int ctl_open(struct ctl *c, const char *path, struct cli_error *e);
-void ctl_close(struct ctl *c);
-bool ctl_has_line(const struct ctl *c);
-int ctl_follow_next(struct ctl *c, const char *what, json_t **line,
-		    struct cli_error *e);
-int ctl_recv(struct ctl *c, int timeout_ms, json_t **line,
-	     struct cli_error *e);
-int ctl_request(struct ctl *c, json_t *req, int timeout_ms, json_t **result,
-		struct cli_error *e);
-int ctl_call(const struct cli *cli, json_t *req, int timeout_ms,
-	     json_t **result, struct cli_error *e);
+/* Descriptors one request or message may carry (docs/control.md). */
+#define CTL_FDS_MAX 8
+int cli_ctl_open(struct cli_ctl *c, const char *path, struct cli_error *e);
+void cli_ctl_close(struct cli_ctl *c);
+int cli_ctl_send_line(struct cli_ctl *c, json_t *o, const int *fds, size_t nfds,
+		      const char *what, struct cli_error *e);
+ssize_t cli_ctl_read_some(struct cli_ctl *c);
+int cli_ctl_next_line(struct cli_ctl *c, json_t **line, struct cli_error *e);
+bool cli_ctl_has_line(const struct cli_ctl *c);
+int cli_ctl_follow_next(struct cli_ctl *c, const char *what, json_t **line,
+			struct cli_error *e);
+int cli_ctl_recv(struct cli_ctl *c, int timeout_ms, json_t **line,
+		 struct cli_error *e);
+int cli_ctl_request(struct cli_ctl *c, json_t *req, int timeout_ms,
+		    json_t **result, struct cli_error *e);
+int cli_ctl_call(const struct cli *cli, json_t *req, int timeout_ms,
+		 json_t **result, struct cli_error *e);
 /* A reply in pages: the head's result, then the items of one array. */
-struct ctl_pages {
+struct cli_ctl_pages {
 	json_t *result;  /* the result without the array */
 	json_t *items;   /* a one-line reply's array, not handed out yet */
 	const char *key; /* the array's member */
@@ -129,11 +136,40 @@ struct ctl_pages {
 	bool paged;      /* the daemon sends pages (else one line) */
 	bool ended;
 };
-int ctl_request_pages(struct ctl *c, json_t *req, const char *key,
-		      struct ctl_pages *p, struct cli_error *e);
-int ctl_pages_next(struct ctl *c, struct ctl_pages *p, json_t **page,
-		   struct cli_error *e);
-void ctl_pages_free(struct ctl_pages *p);
+int cli_ctl_request_pages(struct cli_ctl *c, json_t *req, const char *key,
+			  struct cli_ctl_pages *p, struct cli_error *e);
+int cli_ctl_pages_next(struct cli_ctl *c, struct cli_ctl_pages *p,
+		       json_t **page, struct cli_error *e);
+void cli_ctl_pages_free(struct cli_ctl_pages *p);
+
+/* operation.c: running a long operation of the daemon */
+struct cli_op;
+struct cli_op_spec {
+	/* Descriptors sent with the request, in the order the command
+	 * takes them (opened here, with the user's rights). */
+	const int *fds;
+	size_t nfds;
+	/* SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the operation as
+	 * {"signal": "INT"}; without, the first SIGINT, SIGTERM or SIGHUP
+	 * cancels it and a second stops waiting. */
+	bool forward_signals;
+	/* >= 0: SIGWINCH sends {"winsize": [rows, cols]} of this terminal
+	 * (the request carries the first size). -1: none. */
+	int winsize_fd;
+	/* A line of the operation's own kind (not progress, not the end):
+	 * 0 to go on, < 0 with e to stop (the connection closes, which
+	 * cancels the operation). NULL: "warning" lines are printed, others
+	 * ignored. May send messages (cli_op_send). */
+	int (*on_line)(void *ud, struct cli_op *op, const char *name,
+		       json_t *value, struct cli_error *e);
+	/* The result: print it for people (not when json: it was printed
+	 * as {"result": ...}) and return the exit status. NULL: 0. */
+	int (*on_result)(void *ud, json_t *result, bool json);
+	void *ud;
+};
+int cli_op_run(struct cli *cli, json_t *req, const struct cli_op_spec *spec);
+int cli_op_send(struct cli_op *op, const char *name, json_t *value,
+		const int *fds, size_t nfds, struct cli_error *e);
 
 /* pages.c: printing a paged reply as it comes */
 struct page_printer {
@@ -144,7 +180,7 @@ struct page_printer {
 	int (*page)(void *ud, json_t *items, struct cli_error *e);
 	int (*end)(void *ud, size_t count, struct cli_error *e);
 };
-int cli_print_pages(struct cli *cli, struct ctl *c, json_t *req,
+int cli_print_pages(struct cli *cli, struct cli_ctl *c, json_t *req,
 		    const struct page_printer *pp, void *ud, bool json_doc,
 		    struct cli_error *e);
 int cli_call_pages(struct cli *cli, json_t *req,

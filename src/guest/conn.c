@@ -376,7 +376,7 @@ void conn_open(struct guestd *g, uv_stream_t *stream)
 		return;
 	}
 	/* The link answers stream frames itself (services open streams). */
-	vmic_link_streams_attach(&c->link, true, 0);
+	vmic_link_streams_attach(&c->link, true, g->cfg.max_streams);
 	g->conn = c;
 	log_debug("host channel open");
 	conn_restart_session(c);
@@ -387,4 +387,17 @@ void conn_close(struct guest_conn *c)
 	c->closing = true;
 	uv_timer_stop(&c->hello_timer);
 	vmic_link_close(&c->link, 0);
+}
+
+void agent_stream_error_text(const struct guest_conn *c, int err, char *buf,
+			     size_t n)
+{
+	if (err == -EMFILE)
+		snprintf(buf, n,
+			 "the agent has %u streams open, the most [agent] "
+			 "max-streams of vmic-guestd.conf allows",
+			 c->link.streams.count);
+	else
+		snprintf(buf, n, "the agent cannot open a stream: %s",
+			 strerror(-err));
 }

@@ -56,6 +56,10 @@ static const struct vmic_conf_key keys[] = {
 	{ "agent", "log-level", VMIC_CONF_CUSTOM, CFG(log_level), 0, 0, 0,
 	  vmic_conf_parse_log_level, vmic_conf_format_log_level,
 	  "err, warning, notice, info or debug" },
+	{ "agent", "max-streams", VMIC_CONF_UINT, CFG(max_streams), 0, 1,
+	  4096, NULL, NULL,
+	  "streams the host's link may have open at once (1..4096), taken "
+	  "at the next connection" },
 };
 
 const struct vmic_conf_table guest_config_table = { keys, ARRAY_SIZE(keys) };
@@ -67,4 +71,5 @@ void guest_config_defaults(struct guest_config *cfg)
 	cfg->allowed_cids.cid[0] = VMIC_CID_HOST;
 	cfg->allowed_cids.count = 1;
 	cfg->log_level = LOG_INFO;
+	cfg->max_streams = 256;
 }

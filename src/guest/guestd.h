@@ -32,6 +32,7 @@ struct guest_config {
 	char channel[VMIC_PATH_MAX + 32];
 	struct vmic_peer_cids allowed_cids; /* vsock-listen peers */
 	int log_level;
+	unsigned max_streams; /* streams the host link may have open */
 	bool enabled[VMIC_SVC_COUNT]; /* [SERVICE] enabled */
 };
 

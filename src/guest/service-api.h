@@ -176,6 +176,11 @@ int agent_reply_error(struct guest_conn *c, const struct vmic_frame *f,
  * request of the service's own.
  */
 struct vmic_link *agent_link(struct guest_conn *c);
+/* A sentence for a stream the agent could not open (err from opening
+ * it, or from pumping or sinking a descriptor into one; -EMFILE: the
+ * link holds [agent] max-streams), for the error frame of a refusal. */
+void agent_stream_error_text(const struct guest_conn *c, int err, char *buf,
+			     size_t n);
 
 /* ---- requests to the host: the same tracker as the host's ---- */
 

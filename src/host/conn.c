@@ -698,7 +698,7 @@ static void conn_on_connected(void *ud, int status, uv_stream_t *stream,
 		return;
 	}
 	/* The link answers stream frames itself (services open streams). */
-	vmic_link_streams_attach(c->link, false, 0);
+	vmic_link_streams_attach(c->link, false, vm->h->cfg.max_streams);
 	vm_ref(vm); /* dropped in conn_on_close */
 	requests_restart_ids(vm);
 	c->stale_frames = 0;
@@ -798,4 +798,27 @@ void conn_shutdown(struct vm *vm)
 	 * and its timers are closed by vm_destroy. */
 	conn_drop(vm);
 	vm->conn.state = CONN_CLOSED;
+}
+
+const char *conn_stream_error(const struct vm *vm, int err, char *msg,
+			      size_t n)
+{
+	switch (err) {
+	case -EMFILE:
+		snprintf(msg, n,
+			 "VM '%s' has %u streams open, the most [connection] "
+			 "max-streams of vmic-hostd.conf allows; wait for an "
+			 "operation to end, or raise it",
+			 vm->name,
+			 vm->conn.link ? vm->conn.link->streams.count : 0);
+		return "limit";
+	case -ENOTCONN:
+		snprintf(msg, n, "VM '%s' is not connected (%s)", vm->name,
+			 conn_state_name(vm->conn.state));
+		return "not-connected";
+	default:
+		snprintf(msg, n, "cannot open a stream to VM '%s': %s",
+			 vm->name, strerror(-err));
+		return "internal";
+	}
 }

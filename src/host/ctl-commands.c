@@ -790,25 +790,47 @@ static const struct ctl_command commands[] = {
 	  "daemon-wide numbers" },
 };
 
+/* ctl_commands_extend's table. */
+static const struct ctl_command *extra_commands;
+static size_t extra_count;
+static char command_names[768];
+
+void ctl_commands_extend(const struct ctl_command *table, size_t n)
+{
+	extra_commands = table;
+	extra_count = n;
+	command_names[0] = '\0';
+}
+
 const struct ctl_command *ctl_command_find(const char *name)
 {
+	const struct ctl_command *c;
+
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return &commands[i];
-	return services_command_find(name);
+	c = services_command_find(name);
+	for (size_t i = 0; !c && i < extra_count; i++)
+		if (strcmp(extra_commands[i].name, name) == 0)
+			c = &extra_commands[i];
+	return c;
 }
 
 const char *ctl_command_names(void)
 {
-	static char names[512];
+	char *names = command_names;
+	size_t n = sizeof(command_names);
 
 	if (names[0] == '\0') {
 		size_t off = 0;
 
 		for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-			off = vmic_appendf(names, sizeof(names), off, "%s%s",
+			off = vmic_appendf(names, n, off, "%s%s",
 					   i ? ", " : "", commands[i].name);
-		services_command_names(names, sizeof(names), off);
+		off = services_command_names(names, n, off);
+		for (size_t i = 0; i < extra_count; i++)
+			off = vmic_appendf(names, n, off, ", %s",
+					   extra_commands[i].name);
 	}
 	return names;
 }

@@ -5,8 +5,9 @@
  * holds more than [control] max-unread bytes of unwritten output, and all
  * clients together no more than [control] max-unread-total.
  *
- * Each client has a queue of lines and at most one write request in
- * flight (up to CTL_WRITE_BUFS lines). A line is refcounted: an event or
+ * Each client has a queue of lines, written with sendmsg (up to
+ * CTL_WRITE_BUFS lines at once) as far as the socket takes them, the
+ * rest when poll says it has room. A line is refcounted: an event or
  * a watched change is serialized once and the same bytes are queued for
  * every client that gets it, so a change costs one serialization, and
  * memory grows with the lines, not with lines x clients. What a client's
@@ -31,6 +32,8 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +42,13 @@
 #endif
 
 #include "common/log.h"
+#include "common/utf8.h"
 #include "ctl-internal.h"
 
 /* Items per batch of a streamed reply, and batches per loop iteration. */
 #define STREAM_BATCH 64
 #define STREAM_BATCHES_PER_TURN 4
-/* Lines handed to libuv in one write request. */
+/* Lines written with one sendmsg at most. */
 #define CTL_WRITE_BUFS 32
 /* What a queue entry costs (with the ring's slack), and a line's
  * header and allocation beyond its bytes. */
@@ -232,72 +236,97 @@ static void out_pop(struct ctl_client *c)
 	c->out_n--;
 }
 
-static void ctl_on_write(uv_write_t *req, int status);
-
-/* Hand the first lines of the queue to libuv, unless some are already. */
-static void out_flush(struct ctl_client *c)
+/* The first entry is written in part: it must go on to its end. */
+static bool out_started(const struct ctl_client *c)
 {
-	uv_buf_t bufs[CTL_WRITE_BUFS];
-	size_t n;
-
-	if (c->closing || c->out_flight || c->out_n == 0)
-		return;
-	n = MIN(c->out_n, (size_t)CTL_WRITE_BUFS);
-	for (size_t i = 0; i < n; i++) {
-		const struct ctl_out *o = out_at(c, i);
-
-		bufs[i] = uv_buf_init(o->line->data + o->off,
-				      (unsigned)(o->line->len - o->off));
-		if (o->line->event_id)
-			c->last_event_id = o->line->event_id;
-	}
-	c->wreq.data = c;
-	if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, bufs, (unsigned)n,
-		     ctl_on_write) < 0) {
-		ctl_client_close(c);
-		return;
-	}
-	c->out_flight = n;
+	return c->out_n > 0 && out_at(c, 0)->off > 0;
 }
 
-static void ctl_on_write(uv_write_t *req, int status)
+/* n bytes of the queue's head went out: drop what is written whole. */
+static void out_consume(struct ctl_client *c, size_t n)
 {
-	struct ctl_client *c = req->data;
-	size_t n = c->out_flight;
-
-	/* A closing client's entries were uncounted when it closed; this is
-	 * libuv cancelling (or finishing) the last write. */
-	c->out_flight = 0;
-	for (size_t i = 0; i < n; i++) {
+	while (n > 0) {
 		struct ctl_out *o = out_at(c, 0);
+		size_t left = o->line->len - o->off;
 
-		if (!c->closing)
-			count_out(c, o);
+		if (o->line->event_id)
+			c->last_event_id = o->line->event_id;
+		if (n < left) {
+			/* Partly written: what it costs shrinks with it. */
+			c->out_bytes -= n;
+			o->off += n;
+			return;
+		}
+		n -= left;
+		count_out(c, o);
 		ctl_line_unref(o->line);
 		out_pop(c);
 	}
-	if (c->closing)
-		return;
+}
+
+/*
+ * Write the queue as far as the socket takes it. 0 when it is empty or
+ * the socket is full, < 0 (the client is closed) when writing failed.
+ */
+static int out_write(struct ctl_client *c)
+{
+	struct iovec iov[CTL_WRITE_BUFS];
+	struct msghdr msg = { .msg_iov = iov };
+	bool wrote = false;
+
+	while (!c->closing && c->out_n > 0) {
+		size_t n = MIN(c->out_n, (size_t)CTL_WRITE_BUFS);
+		ssize_t w;
+
+		for (size_t i = 0; i < n; i++) {
+			const struct ctl_out *o = out_at(c, i);
+
+			iov[i] = (struct iovec){ o->line->data + o->off,
+						 o->line->len - o->off };
+		}
+		msg.msg_iovlen = n;
+		w = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w <= 0) {
+			ctl_client_close(c);
+			return -EPIPE;
+		}
+		wrote = true;
+		out_consume(c, (size_t)w);
+	}
 	out_shrink(c);
 	maybe_trim(c->ctl);
-	if (status < 0) {
-		ctl_client_close(c);
+	/* It reads: the cut-off starts over (or stops, when all is out). */
+	if (wrote || c->out_n == 0)
+		ctl_client_watch(c);
+	ctl_client_poll(c);
+	return 0;
+}
+
+void ctl_output_flush(struct ctl_client *c)
+{
+	out_write(c);
+}
+
+void ctl_output_writable(struct ctl_client *c)
+{
+	if (out_write(c) < 0 || c->closing)
 		return;
-	}
-	/* It reads: the cut-off starts over. */
-	ctl_client_watch(c);
 	if (c->finish_after_write && c->out_n == 0) {
 		ctl_client_close(c);
 		return;
 	}
-	out_flush(c);
 	if (c->stream && c->out_bytes < low_water(c))
 		ctl_stream_pump(c);
 }
 
 static void on_shed(uv_timer_t *t);
 
-/* Queue a line (a reference is taken) without looking at the caps. */
+/* Queue a line (a reference is taken) without looking at the caps, and
+ * write what the socket takes. */
 static void queue_line(struct ctl_client *c, struct ctl_line *line)
 {
 	struct ctl *ctl = c->ctl;
@@ -306,19 +335,25 @@ static void queue_line(struct ctl_client *c, struct ctl_line *line)
 	if (c->closing)
 		return;
 	if (c->out_n == 0) {
-		uv_buf_t b = uv_buf_init(line->data, (unsigned)line->len);
-		int r = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+		/* Most lines go out at once, never queued. */
+		ssize_t w;
 
-		if (r == (int)line->len) {
+		do
+			w = send(c->fd, line->data, line->len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		while (w < 0 && errno == EINTR);
+		if (w == (ssize_t)line->len) {
 			if (line->event_id)
 				c->last_event_id = line->event_id;
 			return;
 		}
-		if (r < 0 && r != UV_EAGAIN) {
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 			ctl_client_close(c);
 			return;
 		}
-		o.off = r > 0 ? (size_t)r : 0;
+		o.off = w > 0 ? (size_t)w : 0;
+		if (w > 0 && line->event_id)
+			c->last_event_id = line->event_id;
 	}
 	if (out_grow(c) < 0) {
 		ctl_client_close(c);
@@ -328,14 +363,37 @@ static void queue_line(struct ctl_client *c, struct ctl_line *line)
 	*out_at(c, c->out_n) = o;
 	c->out_n++;
 	count_in(c, &o);
-	if (c->out_n == 1)
+	if (c->out_n == 1) {
 		ctl_client_watch(c); /* output now waits for the client */
-	out_flush(c);
+		ctl_client_poll(c);
+	}
 	/* Not now: the caller may be going through a list of clients or
 	 * watchers, which dropping another would change under it. */
 	if (ctl->held > ctl->h->cfg.max_unread_total &&
 	    !uv_is_active((uv_handle_t *)&ctl->shed))
 		uv_timer_start(&ctl->shed, on_shed, 0, 0);
+}
+
+/*
+ * The last entry holds `line` and none of it is written: put `with` in
+ * its place (a reference is taken). False when that is not so.
+ */
+static bool replace_last(struct ctl_client *c, const struct ctl_line *line,
+			 struct ctl_line *with)
+{
+	struct ctl_out *o;
+
+	if (!line || c->out_n == 0)
+		return false;
+	o = out_at(c, c->out_n - 1);
+	if (o->line != line || o->off > 0)
+		return false;
+	count_out(c, o);
+	ctl_line_unref(o->line);
+	with->refs++;
+	o->line = with;
+	count_in(c, o);
+	return true;
 }
 
 static void queue_text(struct ctl_client *c, const char *p, size_t n)
@@ -352,11 +410,11 @@ static void queue_text(struct ctl_client *c, const char *p, size_t n)
 
 void ctl_output_release(struct ctl_client *c)
 {
-	/* The entries in flight stay until libuv calls back (cancelled). */
-	for (size_t i = 0; i < c->out_n; i++)
-		count_out(c, out_at(c, i));
-	while (c->out_n > c->out_flight) {
-		ctl_line_unref(out_at(c, c->out_n - 1)->line);
+	while (c->out_n > 0) {
+		struct ctl_out *o = out_at(c, c->out_n - 1);
+
+		count_out(c, o);
+		ctl_line_unref(o->line);
 		c->out_n--;
 	}
 	maybe_trim(c->ctl);
@@ -368,10 +426,10 @@ void ctl_output_free(struct ctl_client *c)
 	c->outq = NULL;
 }
 
-/* A dropped listener: its events or changes not yet in flight go. */
+/* A dropped listener: its events or changes not yet begun go. */
 static void discard_feed(struct ctl_client *c)
 {
-	while (c->out_n > c->out_flight) {
+	while (c->out_n > (out_started(c) ? 1u : 0u)) {
 		struct ctl_out *o = out_at(c, c->out_n - 1);
 
 		if (!o->line->feed)
@@ -490,6 +548,16 @@ static void ctl_client_write(struct ctl_client *c, struct ctl_line *line)
 	queue_line(c, line);
 }
 
+void ctl_client_send_line(struct ctl_client *c, struct ctl_line *line,
+			  const struct ctl_line *replaces)
+{
+	if (c->closing || c->finish_after_write)
+		return;
+	if (replace_last(c, replaces, line))
+		return;
+	ctl_client_write(c, line);
+}
+
 void ctl_client_send_json(struct ctl_client *c, json_t *o)
 {
 	struct ctl_line *line = ctl_line_json(o);
@@ -527,8 +595,7 @@ static void ctl_request_finish(struct ctl_request *rq)
 
 	if (c)
 		c->pending = NULL;
-	json_decref(rq->id);
-	free(rq);
+	ctl_request_free(rq);
 	if (c && resume && !c->closing)
 		ctl_client_process(c);
 }
@@ -566,6 +633,20 @@ static json_t *error_reply(struct ctl_request *rq, json_t *error)
 	return o;
 }
 
+void ctl_message_sane(char *msg, size_t size)
+{
+	char copy[2048];
+	size_t n = strlen(msg);
+
+	if (vmic_utf8_valid(msg, n))
+		return;
+	/* Bytes of the client's (a parser's error quoting them, a name
+	 * cut at 64 bytes) that are no UTF-8 would fail the whole reply. */
+	n = MIN(n, sizeof(copy) - 1);
+	memcpy(copy, msg, n);
+	vmic_utf8_sanitize(msg, size, copy, n);
+}
+
 void ctl_reply_error(struct ctl_request *rq, const char *code,
 		     const char *fmt, ...)
 {
@@ -575,6 +656,7 @@ void ctl_reply_error(struct ctl_request *rq, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	ctl_message_sane(msg, sizeof(msg));
 	ctl_request_done(rq, error_reply(rq, json_pack("{s:s, s:s}", "code",
 						       code, "message", msg)));
 }
@@ -689,6 +771,7 @@ void ctl_stream_fail(struct ctl_request *rq, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(s->err_msg, sizeof(s->err_msg), fmt, ap);
 	va_end(ap);
+	ctl_message_sane(s->err_msg, sizeof(s->err_msg));
 }
 
 void ctl_text_append(struct ctl_text *t, const char *s, size_t n, bool item)
@@ -858,7 +941,7 @@ void ctl_stream_pump(struct ctl_client *c)
 	for (int turn = 0; c->stream && !c->closing && !c->stream->waiting;
 	     turn++) {
 		if (c->out_bytes >= low_water(c))
-			return; /* ctl_on_write calls again */
+			return; /* ctl_output_writable calls again */
 		if (turn == STREAM_BATCHES_PER_TURN) {
 			/* Let the loop run; go on in the next iteration. */
 			ctl_client_later(c);
@@ -893,8 +976,7 @@ void ctl_stream_abort(struct ctl_client *c)
 	c->stream = NULL;
 	c->pending = NULL;
 	s->ops->done(s->ud);
-	json_decref(s->rq->id);
-	free(s->rq);
+	ctl_request_free(s->rq);
 	stream_free(s);
 }
 

@@ -10,10 +10,17 @@
  * cached for a few seconds, since they may ask a slow directory service).
  * Requests are read one line at a time (64 KiB at most) and answered in
  * order: while an asynchronous command (stop) or a streamed reply runs,
- * the client's further lines wait unread. Connections are bounded per
- * user and in all ([control] max-clients-per-uid, max-clients); root and
- * the daemon's own user have CTL_ADMIN_RESERVE more, so an administrator
+ * the client's further lines wait unread; while an operation runs
+ * (ctl-op.c), they are its messages. Connections are bounded per user
+ * and in all ([control] max-clients-per-uid, max-clients); root and the
+ * daemon's own user have CTL_ADMIN_RESERVE more, so an administrator
  * always gets in.
+ *
+ * A client's socket is read with recvmsg and written with sendmsg, on a
+ * uv_poll, rather than through a libuv pipe: descriptors come with
+ * request lines as SCM_RIGHTS (ctl-fds.c), and libuv would take them only
+ * on an IPC pipe, which queues any number of them and hands out only
+ * sockets.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,9 +55,7 @@
 /* At most one log line per this long says connections were refused. */
 #define REFUSED_LOG_US (10ull * 1000 * 1000)
 
-static void ctl_on_alloc(uv_handle_t *handle, size_t suggested,
-			 uv_buf_t *buf);
-static void ctl_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void ctl_on_io(uv_poll_t *p, int status, int events);
 
 struct hostd *ctl_request_hostd(const struct ctl_request *rq)
 {
@@ -75,9 +80,43 @@ static void ctl_client_closed(uv_handle_t *handle)
 
 	if (--c->handles > 0)
 		return;
+	/* libuv leaves the descriptor of a poll handle to its owner. */
+	if (c->fd >= 0)
+		close(c->fd);
 	ctl_output_free(c);
 	free(c->in);
 	free(c);
+}
+
+void ctl_client_poll(struct ctl_client *c)
+{
+	int events = 0;
+
+	if (c->closing)
+		return;
+	if (c->reading && !c->eof && !c->finish_after_write)
+		events |= UV_READABLE;
+	if (c->out_n > 0)
+		events |= UV_WRITABLE;
+	if (events == c->poll_events)
+		return;
+	c->poll_events = events;
+	if (events == 0)
+		uv_poll_stop(&c->poll);
+	else if (uv_poll_start(&c->poll, events, ctl_on_io) < 0)
+		ctl_client_close(c);
+}
+
+static void ctl_read_stop(struct ctl_client *c)
+{
+	c->reading = false;
+	ctl_client_poll(c);
+}
+
+static void ctl_read_start(struct ctl_client *c)
+{
+	c->reading = true;
+	ctl_client_poll(c);
 }
 
 void ctl_client_close(struct ctl_client *c)
@@ -89,10 +128,14 @@ void ctl_client_close(struct ctl_client *c)
 	c->closing = true;
 	ctl->nclients--;
 	ctl_output_release(c);
+	ctl_fds_drop(c);
 	if (c->follow)
 		ctl->followers--;
 	ctl_watch_gone(c);
 	ctl_stream_abort(c);
+	ctl_op_client_gone(c);
+	json_decref(c->op_ended_id);
+	c->op_ended_id = NULL;
 	if (c->pending) {
 		/* The command goes on (a stop); its reply is dropped. */
 		c->pending->c = NULL;
@@ -104,10 +147,10 @@ void ctl_client_close(struct ctl_client *c)
 		ctl->clients = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	c->pipe.data = c;
+	c->poll.data = c;
 	c->resume.data = c;
 	c->drain.data = c;
-	uv_close((uv_handle_t *)&c->pipe, ctl_client_closed);
+	uv_close((uv_handle_t *)&c->poll, ctl_client_closed);
 	uv_close((uv_handle_t *)&c->resume, ctl_client_closed);
 	uv_close((uv_handle_t *)&c->drain, ctl_client_closed);
 }
@@ -127,7 +170,10 @@ void ctl_client_watch(struct ctl_client *c)
 {
 	if (c->closing)
 		return;
-	if (c->out_bytes == 0)
+	/* An operation's client may leave its output unread for as long as
+	 * the operation runs: its progress lines replace each other, and
+	 * anything else counts against max-unread. */
+	if (c->out_bytes == 0 || (c->op && !c->finish_after_write))
 		uv_timer_stop(&c->drain);
 	else
 		uv_timer_start(&c->drain, on_drain_timeout,
@@ -140,8 +186,8 @@ void ctl_client_finish(struct ctl_client *c)
 {
 	if (c->closing || c->finish_after_write)
 		return;
-	uv_read_stop((uv_stream_t *)&c->pipe);
 	c->finish_after_write = true;
+	ctl_read_stop(c);
 	if (c->out_bytes == 0)
 		ctl_client_close(c);
 	else
@@ -161,6 +207,47 @@ static struct ctl_request *ctl_request_new(struct ctl_client *c)
 	rq->uid = c->uid;
 	c->pending = rq;
 	return rq;
+}
+
+void ctl_request_free(struct ctl_request *rq)
+{
+	ctl_fds_close(rq->fds, rq->nfds);
+	json_decref(rq->id);
+	free(rq);
+}
+
+unsigned ctl_request_nfds(const struct ctl_request *rq)
+{
+	return rq->nfds;
+}
+
+int ctl_request_fd(const struct ctl_request *rq, unsigned i)
+{
+	return i < rq->nfds ? rq->fds[i] : -1;
+}
+
+int ctl_request_take_fd(struct ctl_request *rq, unsigned i)
+{
+	int fd = ctl_request_fd(rq, i);
+
+	if (fd >= 0)
+		rq->fds[i] = -1;
+	return fd;
+}
+
+/* The request's descriptors against what the command takes; false
+ * after replying when they do not fit. */
+static bool ctl_check_fds(struct ctl_request *rq,
+			  const struct ctl_command *cmd)
+{
+	char why[1024], what[96];
+
+	snprintf(what, sizeof(what), "`%s`", cmd->name);
+	if (ctl_fds_check(what, cmd->fds, cmd->nfds, rq->fds, rq->nfds, why,
+			  sizeof(why)) == 0)
+		return true;
+	ctl_reply_error(rq, "bad-descriptor", "%s", why);
+	return false;
 }
 
 /* Take a member out of the request (so strict unpacking skips it). */
@@ -203,6 +290,9 @@ static void ctl_dispatch(struct ctl_request *rq, json_t *req)
 				json_string_value(name), ctl_command_names());
 		goto out;
 	}
+	rq->cmd = cmd->name;
+	if (!ctl_check_fds(rq, cmd))
+		goto out;
 	if (cmd->needs_vm) {
 		vmname = take_member(req, "vm");
 		if (!json_is_string(vmname)) {
@@ -228,23 +318,129 @@ out:
 	json_decref(vmname);
 }
 
-static void ctl_handle_line(struct ctl_client *c, const char *line, size_t n)
+/*
+ * The framing is lost (descriptors no line claims, a bad "fds"): one
+ * error line, as the reply to rq, then the client is closed.
+ */
+static void ctl_framing_error_code(struct ctl_client *c,
+				   struct ctl_request *rq, const char *code,
+				   const char *why)
+{
+	log_info("closing a control client of uid %u: %s", (unsigned)c->uid,
+		 why);
+	ctl_fds_drop(c);
+	ctl_reply_error(rq, code, "%s", why);
+	ctl_client_finish(c);
+}
+
+static void ctl_framing_error(struct ctl_client *c, struct ctl_request *rq,
+			      const char *why)
+{
+	ctl_framing_error_code(c, rq, "bad-descriptor", why);
+}
+
+/*
+ * The request's "fds": how many descriptors came with the line (0 when
+ * absent), or -1 after replying that the member is wrong.
+ */
+static int ctl_declared_fds(struct ctl_client *c, struct ctl_request *rq,
+			    json_t *req)
+{
+	json_t *v = json_is_object(req) ? json_object_get(req, "fds") : NULL;
+	char why[256];
+	json_int_t n;
+
+	if (!v)
+		return 0;
+	n = json_is_integer(v) ? json_integer_value(v) : -1;
+	if (n < 0 || n > CTL_FDS_MAX) {
+		snprintf(why, sizeof(why),
+			 "\"fds\" must be the number of descriptors sent "
+			 "with the request line, 0 to %d",
+			 CTL_FDS_MAX);
+		ctl_framing_error(c, rq, why);
+		return -1;
+	}
+	json_object_del(req, "fds");
+	return (int)n;
+}
+
+/*
+ * A message to the operation that just ended on the connection, which
+ * crossed its end: dropped, with its descriptors. The first request
+ * after the end forgets the operation. True when dropped.
+ */
+static bool ctl_late_message(struct ctl_client *c, json_t *req, uint64_t end)
+{
+	json_t *id, *declared;
+	int fds[CTL_FDS_MAX];
+	json_int_t n = 0;
+	char why[256];
+
+	if (!c->op_ended_id)
+		return false;
+	if (!json_is_object(req) || json_object_get(req, "cmd")) {
+		json_decref(c->op_ended_id);
+		c->op_ended_id = NULL;
+		return false;
+	}
+	id = json_object_get(req, "id");
+	if (!json_equal(id ? id : json_null(), c->op_ended_id))
+		return false;
+	declared = json_object_get(req, "fds");
+	if (declared)
+		n = json_is_integer(declared) ? json_integer_value(declared)
+					      : -1;
+	if (n < 0 || n > CTL_FDS_MAX ||
+	    ctl_fds_claim(c, (unsigned)n, end, fds, why, sizeof(why)) < 0)
+		return false; /* the request path says what is wrong */
+	ctl_fds_close(fds, (unsigned)n);
+	return true;
+}
+
+/* A line that ends at offset `end` (its newline included). */
+static void ctl_handle_line(struct ctl_client *c, const char *line, size_t n,
+			    uint64_t end)
 {
 	struct ctl_request *rq;
 	json_error_t jerr;
+	char why[512];
 	json_t *req;
+	int nfds;
 
 	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' ||
 			 line[n - 1] == '\t'))
 		n--;
-	if (n == 0)
+	req = n ? json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+	if (c->op) {
+		ctl_op_line(c, req, n && !req ? jerr.text : NULL, end);
+		json_decref(req);
 		return;
+	}
+	if (ctl_late_message(c, req, end)) {
+		json_decref(req);
+		return;
+	}
+	if (n == 0 && ctl_fds_claim(c, 0, end, NULL, why, sizeof(why)) == 0)
+		return; /* an empty line, alone */
 	rq = ctl_request_new(c);
 	if (!rq) {
+		json_decref(req);
 		ctl_client_close(c);
 		return;
 	}
-	req = json_loadb(line, n, JSON_REJECT_DUPLICATES, &jerr);
+	nfds = ctl_declared_fds(c, rq, req);
+	if (nfds < 0) {
+		json_decref(req);
+		return;
+	}
+	if (ctl_fds_claim(c, (unsigned)nfds, end, rq->fds, why, sizeof(why)) <
+	    0) {
+		json_decref(req);
+		ctl_framing_error(c, rq, why);
+		return;
+	}
+	rq->nfds = (unsigned)nfds;
 	if (!req) {
 		ctl_reply_error(rq, "bad-request",
 				"the request is not JSON: %s (column %d)",
@@ -267,6 +463,14 @@ static void ctl_client_consume(struct ctl_client *c, size_t n)
 {
 	memmove(c->in, c->in + n, c->inlen - n);
 	c->inlen -= n;
+	c->in_off += n;
+}
+
+/* Input that nobody reads any more (a follower's, a watcher's). */
+static void ctl_client_discard(struct ctl_client *c)
+{
+	c->in_off += c->inlen;
+	c->inlen = 0;
 }
 
 static void on_resume(uv_timer_t *t)
@@ -290,14 +494,14 @@ void ctl_client_process(struct ctl_client *c)
 	unsigned handled = 0;
 	char *nl;
 
-	while (!c->closing && !c->pending && !ctl_client_listens(c) &&
-	       c->inlen > 0) {
+	while (!c->closing && !c->pending && !c->finish_after_write &&
+	       !ctl_client_listens(c) && c->inlen > 0) {
 		/* Past the batch, or while clients that hold more than the
 		 * total in all wait to be dropped (next turn, the largest
 		 * first), go on in the next iteration. */
 		if (handled++ == CTL_BATCH ||
 		    uv_is_active((uv_handle_t *)&c->ctl->shed)) {
-			uv_read_stop((uv_stream_t *)&c->pipe);
+			ctl_read_stop(c);
 			ctl_client_later(c);
 			return;
 		}
@@ -306,36 +510,50 @@ void ctl_client_process(struct ctl_client *c)
 			if (!c->eof)
 				break;
 			/* A last request without its newline. */
-			ctl_handle_line(c, c->in, c->inlen);
-			c->inlen = 0;
+			ctl_handle_line(c, c->in, c->inlen,
+					c->in_off + c->inlen);
+			if (!c->closing)
+				ctl_client_discard(c);
 			break;
 		}
-		ctl_handle_line(c, c->in, (size_t)(nl - c->in));
+		ctl_handle_line(c, c->in, (size_t)(nl - c->in),
+				c->in_off + (uint64_t)(nl - c->in) + 1);
+		if (c->closing)
+			return;
 		ctl_client_consume(c, (size_t)(nl - c->in) + 1);
 	}
-	if (c->closing || c->pending)
+	if (c->closing || c->pending || c->finish_after_write)
 		return;
 	if (ctl_client_listens(c))
-		c->inlen = 0;
-	if (c->eof && ctl_client_listens(c))
+		ctl_client_discard(c);
+	if ((c->eof || ctl_client_listens(c)) && ctl_fds_unclaimed(c)) {
+		/* Nothing will claim them: the framing is lost. */
+		struct ctl_request *rq = ctl_request_new(c);
+
+		if (rq)
+			ctl_framing_error(c, rq,
+					  "descriptors came with no request "
+					  "line that declares them "
+					  "(\"fds\": N)");
+		else
+			ctl_client_close(c);
+		return;
+	}
+	if (c->eof && (ctl_client_listens(c) || c->op))
+		/* A listener left; an operation's client left, which
+		 * cancels it. */
 		ctl_client_close(c);
 	else if (c->eof)
 		ctl_client_finish(c);
 	else
 		/* Reading may have paused for an asynchronous command. */
-		uv_read_start((uv_stream_t *)&c->pipe, ctl_on_alloc,
-			      ctl_on_read);
+		ctl_read_start(c);
 }
 
-static void ctl_on_alloc(uv_handle_t *handle, size_t suggested UNUSED,
-			 uv_buf_t *buf)
+/* Room for more input: the buffer grows up to CTL_IN_MAX. */
+static void ctl_in_room(struct ctl_client *c)
 {
-	struct ctl_client *c = handle->data;
-
-	if (ctl_client_listens(c)) {
-		/* Input after --follow is read only to notice EOF. */
-		c->inlen = 0;
-	} else if (c->incap - c->inlen < 1024 && c->incap < CTL_IN_MAX) {
+	if (c->incap - c->inlen < 1024 && c->incap < CTL_IN_MAX) {
 		size_t cap = MIN(MAX(c->incap * 2, (size_t)CTL_IN_INITIAL),
 				 (size_t)CTL_IN_MAX);
 		char *n = realloc(c->in, cap);
@@ -345,48 +563,122 @@ static void ctl_on_alloc(uv_handle_t *handle, size_t suggested UNUSED,
 			c->incap = cap;
 		}
 	}
-	buf->base = c->in + c->inlen;
-	buf->len = c->incap - c->inlen;
 }
 
 static void ctl_line_too_long(struct ctl_client *c)
 {
 	struct ctl_request *rq = ctl_request_new(c);
 
-	c->inlen = 0;
+	ctl_client_discard(c);
+	ctl_fds_drop(c);
 	if (rq)
 		ctl_reply_error(rq, "bad-request",
 				"the request line is longer than 64 KiB");
 	ctl_client_finish(c);
 }
 
-static void ctl_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf UNUSED)
+/*
+ * One recvmsg: the bytes go to the input buffer, descriptors that came
+ * with them to the client's list (ctl-fds.c). > 0 bytes read, 0 at EOF,
+ * -EAGAIN, or another -errno (the client is closed then, after an error
+ * line when the descriptors were wrong).
+ */
+static ssize_t ctl_receive(struct ctl_client *c)
 {
-	struct ctl_client *c = s->data;
+	char cbuf[CMSG_SPACE(sizeof(int) * CTL_FDS_MAX)];
+	char scratch[4096];
+	struct iovec iov;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	char why[512];
+	ssize_t n;
+	int r;
 
-	if (n == 0)
+	if (ctl_client_listens(c)) {
+		/* Input after --follow is read only to notice EOF. */
+		iov = (struct iovec){ scratch, sizeof(scratch) };
+	} else {
+		ctl_in_room(c);
+		iov = (struct iovec){ c->in + c->inlen, c->incap - c->inlen };
+		if (iov.iov_len == 0)
+			return -ENOMEM; /* no room, and none to be had */
+	}
+	do
+		n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (!ctl_client_listens(c))
+		c->inlen += (size_t)n;
+	else
+		c->in_off += (uint64_t)n;
+	r = ctl_fds_receive(c, &msg, c->in_off + c->inlen, why, sizeof(why));
+	if (r < 0) {
+		/* Input is read only while no request runs: this error line
+		 * is the next thing the client gets. */
+		struct ctl_request *rq = ctl_request_new(c);
+
+		if (rq)
+			ctl_framing_error_code(c, rq,
+					       r == -ENFILE ? "limit"
+							    : "bad-descriptor",
+					       why);
+		else
+			ctl_client_close(c);
+		return -EPROTO;
+	}
+	return n;
+}
+
+static void ctl_client_readable(struct ctl_client *c)
+{
+	ssize_t n;
+
+	if (c->inlen >= c->incap && c->incap >= CTL_IN_MAX &&
+	    !ctl_client_listens(c)) {
+		ctl_line_too_long(c);
+		return;
+	}
+	n = ctl_receive(c);
+	if (n == -EAGAIN || n == -EPROTO)
 		return;
 	if (n < 0) {
-		uv_read_stop(s);
-		if (n != UV_EOF) {
-			ctl_client_close(c);
-			return;
-		}
+		ctl_client_close(c);
+		return;
+	}
+	if (n == 0) {
 		c->eof = true;
+		c->reading = false;
+		ctl_client_poll(c);
 		ctl_client_process(c);
 		return;
 	}
-	c->inlen += (size_t)n;
 	ctl_client_process(c);
 	if (c->closing || uv_is_active((uv_handle_t *)&c->resume))
 		return;
 	if (c->pending) {
 		/* Later lines wait for the running command's reply. */
-		uv_read_stop(s);
+		ctl_read_stop(c);
 		return;
 	}
 	if (!ctl_client_listens(c) && c->inlen >= CTL_IN_MAX)
 		ctl_line_too_long(c);
+}
+
+static void ctl_on_io(uv_poll_t *p, int status, int events)
+{
+	struct ctl_client *c = p->data;
+
+	if (status < 0) {
+		/* POLLERR: the peer reset the connection. */
+		ctl_client_close(c);
+		return;
+	}
+	if (events & UV_WRITABLE)
+		ctl_output_writable(c);
+	if (!c->closing && (events & UV_READABLE) && c->reading)
+		ctl_client_readable(c);
 }
 
 /* ---- access ---- */
@@ -561,20 +853,22 @@ static void ctl_client_new(struct ctl *ctl, int fd)
 	}
 	c->ctl = ctl;
 	c->uid = cred.uid;
+	c->fd = fd;
 	c->handles = 3;
-	uv_pipe_init(ctl->h->loop, &c->pipe, 0);
 	uv_timer_init(ctl->h->loop, &c->resume);
 	uv_timer_init(ctl->h->loop, &c->drain);
-	c->pipe.data = c;
+	c->poll.data = c;
 	c->resume.data = c;
 	c->drain.data = c;
-	if (uv_pipe_open(&c->pipe, fd) < 0) {
+	if (uv_poll_init(ctl->h->loop, &c->poll, fd) < 0) {
 		close(fd);
-		uv_close((uv_handle_t *)&c->pipe, ctl_client_closed);
+		c->fd = -1;
+		c->handles = 2;
 		uv_close((uv_handle_t *)&c->resume, ctl_client_closed);
 		uv_close((uv_handle_t *)&c->drain, ctl_client_closed);
 		return;
 	}
+	c->poll.data = c;
 	c->next = ctl->clients;
 	if (c->next)
 		c->next->prev = c;
@@ -588,9 +882,7 @@ static void ctl_client_new(struct ctl *ctl, int fd)
 		ctl_refuse(c, why);
 		return;
 	}
-	if (uv_read_start((uv_stream_t *)&c->pipe, ctl_on_alloc, ctl_on_read) <
-	    0)
-		ctl_client_close(c);
+	ctl_read_start(c);
 }
 
 /* ---- listening ---- */
@@ -717,12 +1009,15 @@ void ctl_stats_json(const struct hostd *h, json_t *stats)
 	const struct ctl *ctl = h->ctl ? h->ctl : &none;
 
 	json_object_set_new(stats, "control",
-			    json_pack("{s:I, s:I, s:I, s:I, s:I}", "clients",
-				      (json_int_t)ctl->nclients, "followers",
-				      (json_int_t)ctl->followers,
+			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+				      "clients", (json_int_t)ctl->nclients,
+				      "followers", (json_int_t)ctl->followers,
 				      "unread_bytes", (json_int_t)ctl->held,
 				      "dropped", (json_int_t)ctl->dropped,
-				      "refused", (json_int_t)ctl->refused));
+				      "refused", (json_int_t)ctl->refused,
+				      "operations", (json_int_t)h->nops,
+				      "descriptors_waiting",
+				      (json_int_t)ctl->fds_pending));
 }
 
 void ctl_reload(struct hostd *h)
@@ -775,6 +1070,8 @@ int ctl_open(struct hostd *h)
 	ctl->poll.data = ctl;
 	uv_timer_init(h->loop, &ctl->pause);
 	ctl->pause.data = ctl;
+	uv_timer_init(h->loop, &ctl->ops_due);
+	ctl->ops_due.data = h;
 	ctl_output_init(ctl);
 	uv_poll_start(&ctl->poll, UV_READABLE, ctl_on_readable);
 	h->ctl = ctl;
@@ -795,11 +1092,24 @@ void ctl_close(struct hostd *h)
 
 	if (!ctl)
 		return;
-	while (ctl->clients)
-		ctl_client_close(ctl->clients);
-	ctl->handles = 2 + ctl_output_close(ctl, ctl_free_when_closed);
+	/* Operations' clients hear why they end, as far as their sockets
+	 * take the line now; the owners are told to stop. */
+	ctl_ops_stop(h);
+	while (ctl->clients) {
+		struct ctl_client *c = ctl->clients;
+
+		/* A failed write closes c (it stays allocated until its
+		 * handles are closed by the loop). */
+		ctl_output_flush(c);
+		if (!c->closing)
+			ctl_client_close(c);
+	}
+	ctl->handles = 3 + ctl_output_close(ctl, ctl_free_when_closed);
+	ctl->pause.data = ctl;
+	ctl->ops_due.data = ctl;
 	uv_close((uv_handle_t *)&ctl->poll, ctl_free_when_closed);
 	uv_close((uv_handle_t *)&ctl->pause, ctl_free_when_closed);
+	uv_close((uv_handle_t *)&ctl->ops_due, ctl_free_when_closed);
 	close(ctl->fd);
 	unlink(h->cfg.socket);
 	h->ctl = NULL;

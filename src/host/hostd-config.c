@@ -53,6 +53,10 @@ static const struct vmic_conf_key keys[] = {
 	RANGED("connection", "session-interval", VMIC_CONF_DURATION,
 	       session_interval_ms, 10, 3600000,
 	       "then one session per this long (10ms..1h)"),
+	RANGED("connection", "max-streams", VMIC_CONF_UINT, max_streams, 1,
+	       4096,
+	       "streams one VM's link may have open at once (1..4096); a "
+	       "connection made after a reload takes a new value"),
 	RANGED("events", "keep", VMIC_CONF_UINT, events_keep, 100, 100000000,
 	       "events kept in the database; older ones are pruned"),
 	RANGED("events", "max-size", VMIC_CONF_SIZE, events_max_size,
@@ -95,6 +99,13 @@ static const struct vmic_conf_key keys[] = {
 	       max_clients_per_uid, 1, 65536,
 	       "control connections one user other than root and the "
 	       "daemon's may have at once"),
+	RANGED("control", "max-operations", VMIC_CONF_UINT, max_ops, 1,
+	       65536,
+	       "long operations (copies, sessions) running at once on the "
+	       "control socket (1..65536)"),
+	RANGED("control", "max-operations-per-vm", VMIC_CONF_UINT,
+	       max_ops_per_vm, 1, 65536,
+	       "of them, on one VM at once (1..65536)"),
 };
 
 const struct vmic_conf_table hostd_conf_table = {
@@ -127,6 +138,9 @@ int hostd_config_defaults(struct hostd_config *c)
 	c->max_unread_total = 64ull << 20;
 	c->max_clients = 512;
 	c->max_clients_per_uid = 128;
+	c->max_ops = 1024;
+	c->max_ops_per_vm = 64;
+	c->max_streams = 256;
 	for (size_t i = 0; i < vmic_service_count; i++) {
 		uint8_t id = vmic_services[i]->id;
 		const struct host_service *s = host_service_get(id);

@@ -74,6 +74,10 @@ struct hostd_config {
 	uint64_t max_unread_total;  /* bytes all clients may leave unread */
 	unsigned max_clients;       /* connections at once */
 	unsigned max_clients_per_uid; /* connections of one user at once */
+	unsigned max_ops;           /* operations running at once */
+	unsigned max_ops_per_vm;    /* of them, on one VM */
+	/* [connection] */
+	unsigned max_streams;       /* streams one VM's link holds at once */
 	/* Each service's settings as hostd.conf's [NAME] sections give
 	 * them: the defaults of a VM without its own (NULL: no settings). */
 	void *svc_defaults[VMIC_SVC_COUNT];
@@ -188,6 +192,7 @@ struct vm {
 	struct vm_service svc[VMIC_SVC_COUNT];
 	struct ev_limit evlim;
 	int refs; /* registry + handles and operations still pending */
+	unsigned nops; /* control operations running on it (ctl-op.c) */
 	bool removed;
 	bool quiet; /* a stop is taking the VM down: silence is expected */
 	/* The `list` summary as JSON text, kept while gen stays the same. */
@@ -245,6 +250,9 @@ struct hostd {
 	struct ctl_parked *cmd_parked, *cmd_parked_tail;
 	uint64_t fd_limit; /* open files we may have (one per VM) */
 	bool fd_warned;
+	/* ctl-op.c: the control operations running, and how many */
+	struct ctl_op *ops;
+	unsigned nops;
 	/* each service's daemon-wide state, from its daemon_start() */
 	void *svc_state[VMIC_SVC_COUNT];
 	bool stopping;
@@ -570,6 +578,9 @@ void ctl_close(struct hostd *h);
 void ctl_reload(struct hostd *h);
 /* "control": clients, followers and the bytes they left unread. */
 void ctl_stats_json(const struct hostd *h, json_t *stats);
+/* The VM is removed (or the daemon stops, why): its operations' owners
+ * are told to stop (ctl-op.c). */
+void ctl_ops_vm_removed(struct vm *vm, enum detach_reason why);
 /* Send an event line to every following client. */
 void ctl_broadcast_event(struct hostd *h, json_t *event);
 /* True when some client follows events (skip building them if not). */
@@ -583,6 +594,10 @@ void ctl_request_follow(struct ctl_request *rq);
 const struct ctl_command *ctl_command_find(const char *name);
 /* "version, list, ..." for unknown-command messages. */
 const char *ctl_command_names(void);
+/* Commands of a program that embeds the daemon's core (a test's own
+ * table, looked up after the core's and the services'); vmic-hostd adds
+ * none. The table must outlive the program's use of the core. */
+void ctl_commands_extend(const struct ctl_command *table, size_t n);
 
 /* ctl-json.c (new references, owned by the caller) */
 /* The VM summary of `list`. */

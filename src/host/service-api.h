@@ -118,6 +118,33 @@ enum detach_reason {
 };
 
 /* The control commands a table (core or service) offers. */
+/* Descriptors a command takes (ctl-fds.c; docs/control.md
+ * "Descriptors"). */
+/* What a descriptor handed to a command may be (fstat, isatty). */
+enum ctl_fd_kind {
+	CTL_FD_FILE = 1 << 0,   /* a regular file */
+	CTL_FD_PIPE = 1 << 1,   /* a pipe or FIFO */
+	CTL_FD_SOCKET = 1 << 2, /* a stream socket */
+	CTL_FD_TTY = 1 << 3,    /* a terminal: a tty, a pty's either side */
+	CTL_FD_CHAR = 1 << 4,   /* another character device (/dev/null) */
+};
+/* What it must be open for (fcntl F_GETFL; O_PATH never is). */
+enum ctl_fd_access {
+	CTL_FD_READ = 1 << 0,
+	CTL_FD_WRITE = 1 << 1,
+};
+/* Descriptors one request or message may carry at most. */
+#define CTL_FDS_MAX 8
+
+/* One descriptor a command takes, in order. */
+struct ctl_fd_spec {
+	const char *name; /* its role, for errors: "source", "stdin" */
+	uint8_t kinds;    /* the enum ctl_fd_kind it may be */
+	uint8_t access;   /* the enum ctl_fd_access it must allow */
+	bool optional;    /* it and those after it may be left out */
+};
+
+/* The control commands a table (core or service) offers. */
 struct ctl_command {
 	const char *name;
 	/* Reply through rq now, or later for asynchronous commands. */
@@ -125,6 +152,11 @@ struct ctl_command {
 	bool needs_vm; /* "vm" is required and must be registered */
 	const char *members; /* for error messages */
 	const char *summary;
+	/* The descriptors it takes (none when nfds is 0): each request is
+	 * checked against them before run is called, and refused with an
+	 * error that names the descriptor when one does not fit. */
+	const struct ctl_fd_spec *fds;
+	uint8_t nfds;
 };
 
 /*
@@ -544,5 +576,128 @@ void ctl_stream_fail(struct ctl_request *rq, const char *code,
 		     const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* A producer that answered CTL_STREAM_WAIT has items now. */
 void ctl_stream_wake(struct ctl_request *rq);
+
+/* ---- descriptors and long operations (ctl-fds.c, ctl-op.c; docs/control.md
+ * "Descriptors" and "Operations") ---- */
+
+/* How many descriptors came with the request (they met the command's
+ * ctl_fd_spec). */
+unsigned ctl_request_nfds(const struct ctl_request *rq);
+/* Descriptor i of the request, -1 when there is none or it was taken.
+ * Borrowed: the request closes it when it is answered, or hands it to
+ * the operation it starts. */
+int ctl_request_fd(const struct ctl_request *rq, unsigned i);
+/* Take descriptor i: the caller owns it from now on (and closes it);
+ * -1 when there is none or it was taken already. */
+int ctl_request_take_fd(struct ctl_request *rq, unsigned i);
+
+/*
+ * A long operation: a command that goes on after its handler returned,
+ * for seconds or hours (a copy, a shell), on its client's connection.
+ * While it runs the client gets progress lines and lines of the owner's
+ * own kinds, and sends messages ({"id": ID, NAME: VALUE}) that reach the
+ * owner; then the owner ends it with a result or an error, which is the
+ * request's reply, and the connection takes requests again. Operations
+ * live in a table of their own: they hold none of the VM's request
+ * slots, and are bounded by [control] max-operations and
+ * max-operations-per-vm.
+ */
+struct ctl_op;
+
+/* Why an operation must stop (on_cancel). */
+enum ctl_op_cancel {
+	CTL_OP_CANCEL_ASKED,    /* the client sent {"cancel": true}; it waits
+				   for the reply (code "cancelled") */
+	CTL_OP_CLIENT_GONE,     /* the client closed its connection (or was
+				   dropped): nobody hears the reply */
+	CTL_OP_VM_REMOVED,      /* the operation's VM is being removed */
+	CTL_OP_DAEMON_STOPPING, /* vmic-hostd stops: the client was told */
+};
+
+struct ctl_op_ops {
+	/* The messages the operation takes besides "cancel" ("signal",
+	 * "winsize"), NULL-terminated; NULL for none. Others are answered
+	 * with a "rejected" line and never reach on_message. */
+	const char *const *messages;
+	/* The descriptors one message may carry (checked like a
+	 * command's); none when msg_nfds is 0. */
+	const struct ctl_fd_spec *msg_fds;
+	uint8_t msg_nfds;
+	/*
+	 * A message {"id": ID, NAME: VALUE} of a listed NAME; value is
+	 * borrowed. fds[0..nfds) came with it, checked against msg_fds: set
+	 * an entry to -1 to keep that descriptor (then it is the owner's to
+	 * close); the others are closed when this returns. May end the
+	 * operation.
+	 */
+	void (*on_message)(void *ud, struct ctl_op *op, const char *name,
+			   json_t *value, int *fds, unsigned nfds);
+	/*
+	 * The operation must stop (why). Called at most once. The owner
+	 * stops its work (in the guest too), then ends the operation with
+	 * ctl_op_end or ctl_op_fail, now or later: until then it counts
+	 * against the limits. Required.
+	 */
+	void (*on_cancel)(void *ud, struct ctl_op *op, enum ctl_op_cancel why);
+};
+
+/*
+ * Turn the request into an operation on vm (NULL for none) and return
+ * it; the request itself is gone (its descriptors and id move to the
+ * operation). NULL after replying when a limit is reached (`limit`) or
+ * memory is short, or when the client left already: then nothing runs
+ * and ud is still the caller's. Call it before the work starts, since
+ * it may refuse.
+ */
+struct ctl_op *ctl_op_start(struct ctl_request *rq, struct vm *vm,
+			    const struct ctl_op_ops *ops, void *ud);
+/* The operation's VM (NULL for none), the user who asked (SO_PEERCRED),
+ * and whether it is root or the daemon's own user. */
+struct vm *ctl_op_vm(const struct ctl_op *op);
+uid_t ctl_op_uid(const struct ctl_op *op);
+bool ctl_op_privileged(const struct ctl_op *op);
+/* The request's descriptors: as ctl_request_fd and _take_fd; the ones
+ * not taken are closed when the operation ends. */
+unsigned ctl_op_nfds(const struct ctl_op *op);
+int ctl_op_fd(const struct ctl_op *op, unsigned i);
+int ctl_op_take_fd(struct ctl_op *op, unsigned i);
+/* True while a client hears the operation (it did not leave). */
+bool ctl_op_attached(const struct ctl_op *op);
+/*
+ * Progress: {"id": ID, "progress": progress} (taken; docs/control.md
+ * names the members the CLI shows: bytes, total, items, items_total).
+ * A progress line the client has not begun to read is replaced by the
+ * new one, so a client that reads slowly holds one at most: send it as
+ * often as is useful, a few times a second at most.
+ */
+void ctl_op_progress(struct ctl_op *op, json_t *progress);
+/*
+ * A line of the owner's own kind, {"id": ID, name: value} (value taken):
+ * something the client acts on or shows ("warning", "frozen"). name must
+ * not be one the protocol uses: id, ok, result, error, progress, page,
+ * end, rejected, cancel, fds. Counted against [control] max-unread like
+ * any output: a client that does not read them is dropped (and the
+ * operation cancelled).
+ */
+void ctl_op_send(struct ctl_op *op, const char *name, json_t *value);
+/* End with success, result (taken) the reply's result; or with an error
+ * (docs/control.md codes; "cancelled" after a cancel). op is freed, the
+ * descriptors not taken are closed, and the owner's ud is not touched
+ * again. Exactly once per operation, after on_cancel too. */
+void ctl_op_end(struct ctl_op *op, json_t *result);
+void ctl_op_fail(struct ctl_op *op, const char *code, const char *fmt, ...)
+	PRINTF_LIKE(3, 4);
+/* "the client cancelled the operation", ...: for the error of the end. */
+const char *ctl_op_cancel_text(enum ctl_op_cancel why);
+
+/*
+ * A stream of vm's link could not be opened (err from opening it, or
+ * from pumping or sinking a descriptor into one): the docs/control.md
+ * error code to answer with, and a sentence in msg (-EMFILE: the link
+ * holds [connection] max-streams; -ENOTCONN: no session) (conn.c).
+ */
+const char *conn_stream_error(const struct vm *vm, int err, char *msg,
+			      size_t n);
+
 
 #endif

@@ -189,6 +189,7 @@ void vm_destroy(struct vm *vm, enum detach_reason why)
 		return;
 	vm->removed = true;
 	vm_unregister(vm);
+	ctl_ops_vm_removed(vm, why);
 	services_detach(vm, why);
 	requests_close(vm);
 	conn_shutdown(vm);
