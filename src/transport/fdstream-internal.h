@@ -53,6 +53,9 @@ struct vmic_fdstream {
 	unsigned nbufs, fill, send, nready;
 	size_t buf_size;
 	bool reading;  /* a read is in flight */
+	bool nowait_off; /* pump: the file refuses RWF_NOWAIT reads */
+	bool opening;    /* pump: inside vmic_fdstream_pump, no callbacks */
+	uint64_t loop_reads; /* pump: reads served from the page cache */
 	bool eof;      /* pump: EOF read; sink: END received */
 	bool finished; /* pump: END queued */
 	/* sink: a ring of one window */

@@ -10,10 +10,18 @@
  * one, read on the loop when poll says so and while the stream takes
  * everything; while the stream has no room, polling stops and the
  * descriptor's own buffer (a pipe's 64 KiB) holds the writer back.
+ *
+ * A file's next buffer is first tried on the loop with RWF_NOWAIT, which
+ * reads only what the page cache already holds and never waits for the
+ * device: a cached file then costs no thread-pool round trip (two
+ * wake-ups) per buffer. Whatever it cannot serve (pages not cached, EOF to
+ * be confirmed, a file system without RWF_NOWAIT such as tmpfs on some
+ * kernels) goes to the pool as before.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/macro.h"
@@ -72,6 +80,38 @@ static void pump_read_done(uv_fs_t *req)
 		fds_pump_kick(f);
 	}
 	fds_leave(f);
+}
+
+/*
+ * The next buffer from the page cache, on the loop; false when the pool
+ * must read it (nothing cached, EOF or an error to report from there).
+ */
+static bool pump_read_cached(struct vmic_fdstream *f)
+{
+#ifdef RWF_NOWAIT
+	struct iovec iov = { f->buf[f->fill].p, f->buf_size };
+	ssize_t n;
+
+	if (!f->seek || f->nowait_off || f->opening)
+		return false;
+	do {
+		n = preadv2(f->fd, &iov, 1, f->pos, RWF_NOWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		/* EAGAIN: not cached now. Anything else (EOPNOTSUPP, a real
+		 * error) the pool meets again and reports; stop trying. */
+		if (n < 0 && errno != EAGAIN)
+			f->nowait_off = true;
+		return false;
+	}
+	f->loop_reads++;
+	f->pos += n;
+	pump_got(f, (size_t)n);
+	return true;
+#else
+	(void)f;
+	return false;
+#endif
 }
 
 static void pump_read_pool(struct vmic_fdstream *f)
@@ -155,7 +195,8 @@ void fds_pump_kick(struct vmic_fdstream *f)
 
 	while (!f->ended) {
 		/* Start the next read first, so the pool works meanwhile. */
-		if (f->pool && !f->reading && !f->eof && f->nready < f->nbufs)
+		if (f->pool && !f->reading && !f->eof && f->nready < f->nbufs &&
+		    !pump_read_cached(f))
 			pump_read_pool(f);
 		if (f->ended || f->nready == 0 || !pump_send(f))
 			break;

@@ -420,9 +420,12 @@ int vmic_fdstream_pump(struct vmic_link *l, uint32_t stream_id,
 		fds_discard(f);
 		return r;
 	}
-	/* The first read; a failure here is the caller's to hear now. */
+	/* The first read; a failure here is the caller's to hear now. It
+	 * goes to the pool: no tap may run before the caller has f. */
 	fds_enter(f);
+	f->opening = true;
 	fds_pump_kick(f);
+	f->opening = false;
 	if (f->ended) {
 		r = f->err;
 		fds_discard(f);
@@ -487,6 +490,7 @@ void vmic_fdstream_stats(const struct vmic_fdstream *f,
 		.peak_alloc = f->peak_alloc,
 		.bound = f->bound,
 		.waits = f->waits,
+		.loop_reads = f->loop_reads,
 		.pool = f->pool,
 		.eof = f->eof,
 	};

@@ -111,6 +111,7 @@ struct vmic_fdstream_stats {
 	size_t peak_alloc; /* highest alloc so far */
 	size_t bound;     /* what alloc can never exceed (see the top) */
 	uint64_t waits;   /* pump: the stream had no room; sink: fd was full */
+	uint64_t loop_reads; /* pump: file reads done on the loop (cached) */
 	bool pool;        /* driven on the thread pool (else polled) */
 	bool eof;         /* pump: EOF read; sink: END received */
 };

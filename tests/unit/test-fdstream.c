@@ -29,7 +29,10 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/uio.h>
 #include <sys/socket.h>
 #include <termios.h>
 
@@ -598,6 +601,73 @@ static void test_file_from_position(void **state)
 	close(dst);
 	end_free(&pe);
 	end_free(&se);
+}
+
+/*
+ * A file on a disk file system: buffers the page cache holds are read on
+ * the loop (RWF_NOWAIT), the others by the pool, and both give every byte
+ * in order. Cold pages are made by dropping the file's cache first.
+ */
+static bool nowait_supported(int fd)
+{
+	char c;
+	struct iovec iov = { &c, 1 };
+
+	return preadv2(fd, &iov, 1, 0, RWF_NOWAIT) >= 0 || errno == EAGAIN;
+}
+
+static void copy_disk_file(struct fx *fx, int src, uint64_t size,
+			   bool cached)
+{
+	int dst = make_dest(files_dir);
+	struct end pe = { 0 }, se = { 0 };
+	uint64_t got;
+
+	assert_int_equal(lseek(src, 0, SEEK_SET), 0);
+	if (!cached)
+		assert_int_equal(posix_fadvise(src, 0, 0, POSIX_FADV_DONTNEED),
+				 0);
+	open_pair(fx, src, dst, &pe, &se, NULL, NULL);
+	wait_done(fx, &pe, &se);
+	assert_success(&pe, &se, size);
+	assert_hash_eq(file_hash(dst, &got), pattern_hash(size));
+	assert_true(got == size);
+	assert_true(lseek(src, 0, SEEK_CUR) == (off_t)size);
+	if (cached)
+		assert_true(pe.st.loop_reads > 0);
+	close(dst);
+	end_free(&pe);
+	end_free(&se);
+}
+
+static void test_file_from_page_cache(void **state)
+{
+	static const char *const dirs[] = { "/var/tmp", "/tmp" };
+	struct fx *fx = *state;
+	uint64_t size = 3 * MIB + 5;
+	struct statfs sf;
+	int src = -1;
+
+	for (size_t i = 0; i < ARRAY_SIZE(dirs) && src < 0; i++) {
+		if (statfs(dirs[i], &sf) < 0 || sf.f_type == TMPFS_MAGIC ||
+		    access(dirs[i], W_OK) < 0)
+			continue;
+		src = make_file(dirs[i], size, O_RDWR);
+		if (!nowait_supported(src)) {
+			close(src);
+			src = -1;
+		}
+	}
+	if (src < 0) {
+		print_message("skipped: no writable disk file system with "
+			      "RWF_NOWAIT reads in /var/tmp or /tmp, so the "
+			      "loop-read path is not tested\n");
+		skip();
+	}
+	assert_int_equal(fsync(src), 0);
+	copy_disk_file(fx, src, size, true);
+	copy_disk_file(fx, src, size, false);
+	close(src);
 }
 
 /* ---- pipes, sockets, a pty, devices ------------------------------------ */
@@ -1594,6 +1664,7 @@ int main(int argc, char **argv)
 		T(test_file_sizes),
 		T(test_file_small_buffers),
 		T(test_file_from_position),
+		T(test_file_from_page_cache),
 		T(test_pipe_sizes),
 		T(test_file_pipe_mixed),
 		T(test_sockets),
