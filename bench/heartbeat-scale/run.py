@@ -15,6 +15,10 @@ runs `vmic list` every second, as monitoring would. It measures:
     first and for the last minute of the run,
   - heartbeat replies per second, checked equal to N (within 0.5 %).
 
+  - hostd's wake-ups per second (its voluntary context switches: with the
+    timing wheel at most 250 a second come from timers, the rest from
+    replies and control traffic; against N replies a second this says
+    how many replies one wake-up reads),
   - the simulated guests' own CPU per simulated agent (guest-sim), so that
     the guest side of the traffic is seen too.
 
@@ -63,7 +67,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from benchlib import (Control, build_type, fmt_us, mmm, proc_cpu_seconds,  # noqa: E402
-                      proc_rss_kib, start_sims, stop_all, wait_for)
+                      proc_rss_kib, proc_wakeups, start_sims, stop_all, wait_for)
 
 TARGET_P99_US = 5000
 TARGET_KIB_PER_VM = 8.0
@@ -155,6 +159,7 @@ def measure(build, count, duration, state_root, pinned, floor_seconds):
         start = ctl.call({"cmd": "stats", "reset": True})
         cpu0, t0 = proc_cpu_seconds(hostd.pid), time.monotonic()
         sim0 = sum(proc_cpu_seconds(p.pid) for p in sims)
+        wake0 = proc_wakeups(hostd.pid)
         time.sleep(minute)
         first_min = ctl.call({"cmd": "stats", "reset": True})
         time.sleep(duration - 2 * minute)
@@ -163,6 +168,7 @@ def measure(build, count, duration, state_root, pinned, floor_seconds):
         last_min = ctl.call({"cmd": "stats", "reset": True})
         cpu1, t1 = proc_cpu_seconds(hostd.pid), time.monotonic()
         sim1 = sum(proc_cpu_seconds(p.pid) for p in sims)
+        wake1 = proc_wakeups(hostd.pid)
         lister.stop.set()
         lister.join()
         rss = proc_rss_kib(hostd.pid)
@@ -177,6 +183,7 @@ def measure(build, count, duration, state_root, pinned, floor_seconds):
             build, count, floor_seconds, rundir, pinned, slotted=True)
         return {
             "cpu": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+            "wakeups_per_s": (wake1 - wake0) / (t1 - t0),
             "sim_us_per_agent_s": 1e6 * (sim1 - sim0) / (t1 - t0) / count,
             "kib_per_vm": (rss - rss0) / count,
             "rss_mib": rss / 1024.0,
@@ -248,6 +255,7 @@ def scale(args):
         print(f"| hostd CPU / spread fanout CPU | {mmm_rows(rows, 'ratio', lambda v: f'{v:.2f}')} |")
         print(f"| hostd CPU / slotted fanout CPU | {mmm_rows(rows, 'slotted_ratio', lambda v: f'{v:.2f}')} |")
         print(f"| hostd p99 (last minute) / slotted fanout p99 | {mmm_rows(rows, 'p99_ratio', lambda v: f'{v:.2f}')} |")
+        print(f"| hostd wake-ups/s (voluntary context switches) | {mmm_rows(rows, 'wakeups_per_s', lambda v: f'{v:,.0f}')} |")
         print(f"| guest-sim CPU per simulated agent | {mmm_rows(rows, 'sim_us_per_agent_s', lambda v: f'{v:.1f} us/s')} |")
         print(f"| `vmic list` calls (failed) | {mmm_rows(rows, 'lists', lambda v: f'{v}')} "
               f"({sum(r['list_failures'] for r in rows)}) |")
