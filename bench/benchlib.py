@@ -69,6 +69,18 @@ def proc_rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
+def proc_wakeups(pid):
+    """Voluntary context switches of every thread of pid so far: how often
+    it went to sleep waiting for something, so about its wake-ups."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
 def wait_for(what, predicate, timeout):
     """Poll predicate until true; raise naming `what` after timeout s."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,13 @@
  * daemon's CPU can be read against what this machine charges for the bare
  * traffic.
  *
- *   fanout DIR COUNT SECONDS [PINGER_CPU ECHO_CPU]
+ *   fanout [--slotted] DIR COUNT SECONDS [PINGER_CPU ECHO_CPU]
+ *
+ * --slotted: instead of one timer per connection, one timer for all of
+ * them, waking at the end of every 4 ms slot and writing to each
+ * connection whose phase falls in it, as vmic-hostd's timing wheel does
+ * (src/host/clock.h, HCLOCK_SLOT_US). That is the floor for the same
+ * traffic with one wake-up per slot rather than one per connection.
  *
  * The echo process listens on DIR/fanout.sock. After 5 s of warm-up the
  * pinger measures SECONDS and prints
@@ -35,7 +41,11 @@
 #define MSG 32
 #define WARMUP_MS 5000
 
+#define SLOT_MS 4
+#define SLOTS (1000 / SLOT_MS)
+
 struct link {
+	struct link *next_in_slot;
 	uv_pipe_t pipe;
 	uv_timer_t tick;
 	uint64_t due_ms; /* the next tick, on the loop's clock */
@@ -49,6 +59,10 @@ static char msg[MSG];
 static uint32_t *rtt;
 static size_t nrtt, rtt_cap;
 static bool measuring;
+static bool slotted;
+static struct link *slot_links[SLOTS];
+static uv_timer_t slot_timer;
+static uint64_t slot_due_ms, slot_index;
 
 static uint64_t now_ns(void)
 {
@@ -165,6 +179,25 @@ static void on_tick(uv_timer_t *t)
 	uv_try_write((uv_stream_t *)&l->pipe, &b, 1);
 }
 
+/* The slotted schedule: one timer, every connection of the slot. */
+static void on_slot(uv_timer_t *t)
+{
+	uv_buf_t b = uv_buf_init(msg, MSG);
+	uint64_t now = uv_now(loop);
+
+	(void)t;
+	do {
+		for (struct link *l = slot_links[slot_index % SLOTS]; l;
+		     l = l->next_in_slot) {
+			l->sent_ns = now_ns();
+			uv_try_write((uv_stream_t *)&l->pipe, &b, 1);
+		}
+		slot_index++;
+		slot_due_ms += SLOT_MS;
+	} while (slot_due_ms <= now);
+	uv_timer_start(&slot_timer, on_slot, slot_due_ms - now, 0);
+}
+
 static void ping_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
 	struct link *l = s->data;
@@ -205,10 +238,22 @@ static int start_links(const char *path, unsigned count)
 		uv_pipe_open(&l->pipe, fd);
 		l->pipe.data = l;
 		uv_read_start((uv_stream_t *)&l->pipe, on_alloc, ping_read);
+		if (slotted) {
+			unsigned k = (unsigned)rand() % SLOTS;
+
+			l->next_in_slot = slot_links[k];
+			slot_links[k] = l;
+			continue;
+		}
 		uv_timer_init(loop, &l->tick);
 		l->tick.data = l;
 		l->due_ms = uv_now(loop) + 1 + (uint64_t)rand() % 1000;
 		uv_timer_start(&l->tick, on_tick, l->due_ms - uv_now(loop), 0);
+	}
+	if (slotted) {
+		uv_timer_init(loop, &slot_timer);
+		slot_due_ms = uv_now(loop) + SLOT_MS;
+		uv_timer_start(&slot_timer, on_slot, SLOT_MS, 0);
 	}
 	return 0;
 }
@@ -258,8 +303,13 @@ int main(int argc, char **argv)
 	pid_t pid;
 	char c;
 
+	if (argc > 1 && strcmp(argv[1], "--slotted") == 0) {
+		slotted = true;
+		argc--;
+		argv++;
+	}
 	if (argc != 4 && argc != 6) {
-		fprintf(stderr, "usage: fanout DIR COUNT SECONDS "
+		fprintf(stderr, "usage: fanout [--slotted] DIR COUNT SECONDS "
 				"[PINGER_CPU ECHO_CPU]\n");
 		return 2;
 	}

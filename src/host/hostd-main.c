@@ -238,6 +238,7 @@ static void hostd_stop(struct hostd *h)
 	uv_close((uv_handle_t *)&h->sig_term, NULL);
 	uv_close((uv_handle_t *)&h->sig_int, NULL);
 	uv_close((uv_handle_t *)&h->sig_hup, NULL);
+	clock_stop(h);
 }
 
 /* The command line, kept for a reload: its values win over the file. */
@@ -335,6 +336,7 @@ static void hostd_abort(struct hostd *h)
 		vm_destroy(h->vms[h->nvms - 1], DETACH_STOPPING);
 	ctl_close(h);
 	uv_close((uv_handle_t *)&h->sig_hup, NULL);
+	clock_stop(h);
 	uv_run(h->loop, UV_RUN_DEFAULT);
 	services_daemon_stop(h);
 }

@@ -41,6 +41,7 @@ static void on_term(uv_signal_t *s, int signum UNUSED)
 	ctl_close(&h);
 	services_daemon_stop(&h);
 	events_close(&h);
+	clock_stop(&h);
 	uv_close((uv_handle_t *)s, NULL);
 }
 

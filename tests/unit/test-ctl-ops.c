@@ -96,6 +96,7 @@ static void world_free(struct world *w)
 	ctl_close(&w->h);
 	services_daemon_stop(&w->h);
 	events_close(&w->h);
+	clock_stop(&w->h);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	events_close(&w->h);
 	store_stop(&w->h);

@@ -326,13 +326,16 @@ static void hb_send(struct vm *vm)
 	struct hb *hb = hb_of(vm);
 	uint8_t payload[VMIC_HB_REQUEST_LEN];
 	uint64_t seq = hb->seq + 1;
+	/* Before the write: a daemon descheduled between the write and a
+	 * later clock read would record a round trip too short. */
+	uint64_t now = hostd_now_us(vm_hostd(vm));
 
 	vmic_hb_request_encode(seq, payload, sizeof(payload));
 	if (request_send(vm, ID, VMIC_HB_REQUEST, payload, sizeof(payload), 0,
 			 hb_on_answer, NULL, &hb->waiting_id) < 0)
 		return;
 	hb->seq = seq;
-	hb->sent_us = hostd_now_us(vm_hostd(vm));
+	hb->sent_us = now;
 	daemon_of(vm)->sent++;
 }
 
