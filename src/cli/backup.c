@@ -9,15 +9,17 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmic.h"
 
-enum { OPT_TIMEOUT = 0x200, OPT_QMP };
+enum { OPT_TIMEOUT = 0x200, OPT_QMP, OPT_QMP_DEVICE };
 
 struct bk_args {
 	const char *vm;
 	const char *qmp;
+	const char *qmp_device;
 	int64_t timeout_ms; /* 0: the daemon's default */
 	char **cmd;
 	int ncmd;
@@ -32,6 +34,7 @@ static int parse_bk_args(struct cli *cli, int argc, char **argv,
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "qmp-snapshot", required_argument, NULL, OPT_QMP },
+		{ "qmp-device", required_argument, NULL, OPT_QMP_DEVICE },
 		CLI_COMMON_OPTIONS,
 		{},
 	};
@@ -61,6 +64,13 @@ static int parse_bk_args(struct cli *cli, int argc, char **argv,
 							    "backup`");
 			a->qmp = optarg;
 			break;
+		case OPT_QMP_DEVICE:
+			if (!with_command)
+				return cli_usage_error(cli, "--qmp-device is an "
+							    "option of `vmic "
+							    "backup`");
+			a->qmp_device = optarg;
+			break;
 		default:
 			if ((r = cli_common_option(cli, c, argv)) != CLI_NEXT)
 				return r;
@@ -84,6 +94,9 @@ static int parse_bk_args(struct cli *cli, int argc, char **argv,
 	if (a->ncmd && a->qmp)
 		return cli_usage_error(cli, "give a snapshot command or "
 					    "--qmp-snapshot, not both");
+	if (a->qmp_device && !a->qmp)
+		return cli_usage_error(cli, "--qmp-device goes with "
+					    "--qmp-snapshot FILE");
 	return CLI_NEXT;
 }
 
@@ -239,7 +252,20 @@ int cmd_backup(struct cli *cli, int argc, char **argv)
 	if (!req)
 		return 1;
 	if (a.qmp) {
-		json_object_set_new(req, "qmp_snapshot", json_string(a.qmp));
+		char abs[4096];
+
+		/* QEMU resolves a relative path from its own directory. */
+		if (a.qmp[0] != '/' && realpath(".", abs) &&
+		    strlen(abs) + strlen(a.qmp) + 2 < sizeof(abs)) {
+			strcat(abs, "/");
+			strcat(abs, a.qmp);
+		} else {
+			snprintf(abs, sizeof(abs), "%s", a.qmp);
+		}
+		json_object_set_new(req, "qmp_snapshot", json_string(abs));
+		if (a.qmp_device)
+			json_object_set_new(req, "qmp_device",
+					    json_string(a.qmp_device));
 	} else {
 		cmd = json_array();
 		for (int i = 0; i < a.ncmd; i++)

@@ -48,7 +48,8 @@ const struct cli_command cli_commands[] = {
 	  "Freeze a VM's filesystems; it thaws by itself after the timeout" },
 	{ "thaw", cmd_thaw, "NAME", "Thaw a VM's filesystems now" },
 	{ "backup", cmd_backup,
-	  "NAME [--timeout DURATION] -- SNAPSHOT-CMD [ARGS...]",
+	  "NAME [--timeout DURATION] {-- SNAPSHOT-CMD [ARGS...] | "
+	  "--qmp-snapshot FILE [--qmp-device DRIVE]}",
 	  "Freeze, run a snapshot command on the host, thaw (a checkpoint)" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",

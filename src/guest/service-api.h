@@ -57,6 +57,7 @@ struct guest_option {
 	const char *arg;  /* its value in --help: "DIR" */
 	const char *key;
 	const char *help; /* one line for --help */
+	bool repeatable;  /* given again: the values joined with commas */
 };
 
 /*

@@ -92,8 +92,8 @@ static void bk_conf_defaults(void *p)
 }
 
 static const struct guest_option options[] = {
-	{ "freeze-only", "PATHS", "include",
-	  "freeze only these mount points (comma-separated; tests)" },
+	{ "freeze-only", "PATH", "include",
+	  "freeze only this mount point (repeatable; tests)", true },
 };
 
 enum bk_phase { BK_IDLE, BK_FREEZING, BK_FROZEN, BK_THAWING };

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/qmp.h"
 #include "common/run.h"
 #include "common/utf8.h"
 #include "services/backup/host.h"
@@ -33,7 +34,9 @@ struct bk_op {
 	struct vm *vm;
 	struct ctl_op *op; /* NULL once the client left and nothing waits */
 	enum bk_step step;
-	char *command;     /* the shell line */
+	char *command;     /* the shell line, or the QMP command */
+	char *qmp_path;    /* --qmp-snapshot: the VM's QMP socket */
+	struct qmp_call *qmp;
 	uint32_t timeout_ms;
 	struct vmic_run *run;
 	uint64_t step_us;  /* monotonic start of the current step */
@@ -98,6 +101,7 @@ static void op_free(struct bk_op *o)
 	json_decref(o->steps);
 	json_decref(o->mounts);
 	free(o->command);
+	free(o->qmp_path);
 	vm_unref(o->vm);
 	free(o);
 }
@@ -182,6 +186,33 @@ static void op_thaw(struct bk_op *o)
 			    strerror(-r), o->timeout_ms);
 		op_finish(o, 0);
 	}
+}
+
+/* Kill the snapshot command or abandon the QMP call; true when one ran. */
+static bool snapshot_stop(struct bk_op *o)
+{
+	bool ran = o->run || o->qmp;
+
+	if (o->run)
+		vmic_run_cancel(o->run);
+	qmp_call_cancel(o->qmp);
+	o->run = NULL;
+	o->qmp = NULL;
+	return ran;
+}
+
+static void on_qmp_done(void *ud, int status, const char *detail)
+{
+	struct bk_op *o = ud;
+
+	o->qmp = NULL;
+	o->cmd_status = status < 0 ? -1 : 0;
+	add_step(o, "snapshot", "%s", detail);
+	if (status < 0)
+		set_failure(o, "failed", "the QMP snapshot failed (%s); the "
+					 "guest was thawed",
+			    detail);
+	op_thaw(o);
 }
 
 static void on_command_done(void *ud, const struct vmic_run_result *r)
@@ -334,7 +365,8 @@ static void on_frozen(struct vm *vm, void *ud, const char *code,
 		op_thaw(o);
 		return;
 	}
-	o->command = build_command(vm, argv, o->mounts);
+	if (!o->qmp_path)
+		o->command = build_command(vm, argv, o->mounts);
 	json_decref(argv);
 	if (!o->command) {
 		set_failure(o, "internal", "out of memory");
@@ -342,8 +374,14 @@ static void on_frozen(struct vm *vm, void *ud, const char *code,
 		return;
 	}
 	o->step = OP_RUNNING;
-	r = vmic_run_start(hostd_loop(vm_hostd(vm)), o->command, o->timeout_ms,
-			   on_command_done, o, &o->run);
+	if (o->qmp_path)
+		r = qmp_call_start(hostd_loop(vm_hostd(vm)), o->qmp_path,
+				   o->command, "blockdev-snapshot-sync",
+				   o->timeout_ms, false, on_qmp_done, o,
+				   &o->qmp);
+	else
+		r = vmic_run_start(hostd_loop(vm_hostd(vm)), o->command,
+				   o->timeout_ms, on_command_done, o, &o->run);
 	if (r < 0) {
 		set_failure(o, "internal", "cannot start the snapshot "
 					   "command: %s",
@@ -364,10 +402,8 @@ static void on_cancel(void *ud, struct ctl_op *op, enum ctl_op_cancel why)
 		ctl_op_fail(op, "cancelled", "%s", ctl_op_cancel_text(why));
 		o->op = NULL;
 	}
-	if (o->step == OP_RUNNING && o->run) {
-		vmic_run_cancel(o->run);
-		o->run = NULL;
-		add_step(o, "snapshot", "killed: %s", ctl_op_cancel_text(why));
+	if (o->step == OP_RUNNING && snapshot_stop(o)) {
+		add_step(o, "snapshot", "stopped: %s", ctl_op_cancel_text(why));
 		op_thaw(o);
 	}
 	/* Freezing or thawing: the answer's callback goes on from there. */
@@ -380,11 +416,8 @@ void bk_op_guest_thawed(struct vm *vm, const struct vmic_bk_thawed *m)
 
 	if (!o || o->step != OP_RUNNING)
 		return;
-	if (o->run) {
-		vmic_run_cancel(o->run);
-		o->run = NULL;
-	}
-	add_step(o, "snapshot", "killed: the guest thawed by itself (%s)",
+	snapshot_stop(o);
+	add_step(o, "snapshot", "stopped: the guest thawed by itself (%s)",
 		 vmic_bk_why_name(m->reason));
 	set_failure(o, "failed", "the guest thawed by itself (%s) after %u ms "
 				 "before the snapshot command finished: the "
@@ -400,11 +433,8 @@ void bk_op_down(struct vm *vm)
 
 	if (!o || o->step != OP_RUNNING)
 		return; /* freezing, thawing: the request hears it */
-	if (o->run) {
-		vmic_run_cancel(o->run);
-		o->run = NULL;
-	}
-	add_step(o, "snapshot", "killed: the channel to the guest dropped");
+	snapshot_stop(o);
+	add_step(o, "snapshot", "stopped: the channel to the guest dropped");
 	set_failure(o, "not-connected",
 		    "the channel to the guest dropped during the snapshot; "
 		    "the guest thaws by itself when it sees its session end, "
@@ -437,16 +467,28 @@ static bool argv_ok(json_t *argv)
 static bool backup_args(struct ctl_request *rq, struct vm *vm, json_t *argv,
 			const char *qmp, json_int_t timeout)
 {
-	const char *code, *why;
+	const char *code, *why, *backend = vm_power_off(vm);
 
-	if (qmp) {
-		ctl_reply_error(rq, "unsupported",
-				"qmp_snapshot (--qmp-snapshot) is not "
-				"implemented in this build; give a snapshot "
-				"command instead (`vmic backup VM -- CMD...`)");
+	if (qmp && argv) {
+		ctl_reply_error(rq, "bad-request",
+				"give argv or qmp_snapshot, not both");
 		return false;
 	}
-	if (!argv_ok(argv)) {
+	if (qmp && (!qmp[0] || qmp[0] != '/' || strlen(qmp) > 4096)) {
+		ctl_reply_error(rq, "invalid-argument",
+				"qmp_snapshot must be an absolute path of at "
+				"most 4096 bytes: the new overlay image QEMU "
+				"creates");
+		return false;
+	}
+	if (qmp && (!backend || strncmp(backend, "qmp:", 4) != 0)) {
+		ctl_reply_error(rq, "unsupported",
+				"'%s' has no QMP socket: give it one with "
+				"`vmic set %s --power-off qmp:PATH`",
+				vm_name(vm), vm_name(vm));
+		return false;
+	}
+	if (!qmp && !argv_ok(argv)) {
 		ctl_reply_error(rq, "bad-request",
 				"argv must be an array of 1 to %d non-empty "
 				"strings: the snapshot command and its "
@@ -456,8 +498,9 @@ static bool backup_args(struct ctl_request *rq, struct vm *vm, json_t *argv,
 	}
 	if (!ctl_request_privileged(rq)) {
 		ctl_reply_error(rq, "permission-denied",
-				"a snapshot command runs as vmic-hostd's user: "
-				"only root or that user may give one");
+				"a snapshot runs as vmic-hostd's user (or "
+				"QEMU's): only root or that user may ask "
+				"for one");
 		return false;
 	}
 	if (timeout < 0 || timeout > 3600000) {
@@ -482,21 +525,47 @@ static bool backup_args(struct ctl_request *rq, struct vm *vm, json_t *argv,
 	return true;
 }
 
+/* blockdev-snapshot-sync of device into a new qcow2 overlay at file; the
+ * socket's path into *path. */
+static char *qmp_snapshot_command(const char *device, const char *file,
+				  char **path, const struct vm *vm)
+{
+	json_t *o = json_pack("{s:s, s:{s:s, s:s, s:s}}", "execute",
+			      "blockdev-snapshot-sync", "arguments", "device",
+			      device, "snapshot-file", file, "format",
+			      "qcow2");
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	*path = text ? strdup(vm_power_off(vm) + 4) : NULL;
+	if (!*path) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
 void bk_cmd_backup(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
 	json_t *argv = NULL;
-	const char *qmp = NULL;
+	const char *qmp = NULL, *device = "virtio0";
 	json_int_t timeout = 0;
 	struct bk_start *s;
 	struct bk_op *o;
 	uint32_t id;
 	int r;
 
-	if (!ctl_args_unpack(rq, "backup", args, "{s?o, s?s, s?I}", "argv",
-			     &argv, "qmp_snapshot", &qmp, "timeout_ms",
-			     &timeout) ||
+	if (!ctl_args_unpack(rq, "backup", args, "{s?o, s?s, s?s, s?I}",
+			     "argv", &argv, "qmp_snapshot", &qmp, "qmp_device",
+			     &device, "timeout_ms", &timeout) ||
 	    !backup_args(rq, vm, argv, qmp, timeout))
 		return;
+	if (!device[0] || strlen(device) > 128) {
+		ctl_reply_error(rq, "invalid-argument",
+				"qmp_device must name a QEMU block device in "
+				"1 to 128 bytes (the drive's id)");
+		return;
+	}
 	o = calloc(1, sizeof(*o));
 	s = calloc(1, sizeof(*s));
 	if (!o || !s || !(o->steps = json_array())) {
@@ -507,11 +576,21 @@ void bk_cmd_backup(struct ctl_request *rq, struct vm *vm, json_t *args)
 	}
 	o->vm = vm;
 	o->cmd_status = -1;
+	if (qmp && !(o->command = qmp_snapshot_command(device, qmp,
+						      &o->qmp_path, vm))) {
+		json_decref(o->steps);
+		free(o);
+		free(s);
+		ctl_reply_error(rq, "internal", "out of memory");
+		return;
+	}
 	o->timeout_ms = timeout ? (uint32_t)timeout
 				: bk_settings_of(vm)->timeout_ms;
 	o->op = ctl_op_start(rq, vm, &op_ops, o);
 	if (!o->op) {
 		json_decref(o->steps);
+		free(o->command);
+		free(o->qmp_path);
 		free(o);
 		free(s);
 		return;

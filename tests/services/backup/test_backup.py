@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from vmictest import VMIC, Env, Relay, Tap, child_pids, descendants, unix_dialer, wait_until
@@ -225,6 +226,41 @@ try:
     tap.check("thawed after the failed command", thawed_within(3) is not None and not is_frozen())
     tap.check("status shows the last failure",
               "exit status 4" in backup_state().get("last_failure", {}).get("message", ""))
+
+    # --qmp-snapshot: blockdev-snapshot-sync on the VM's QMP socket (a
+    # fake QEMU here; the VM suite has the real one) while frozen
+    qmp_path = os.path.join(env.dir, "qmp.sock")
+    qmp_seen, qmp_frozen = [], []
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(qmp_path)
+    srv.listen(1)
+
+    def fake_qemu():
+        c, _ = srv.accept()
+        c.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+        for line in c.makefile("rb"):
+            cmd = json.loads(line)
+            qmp_seen.append(cmd)
+            if cmd.get("execute") == "blockdev-snapshot-sync":
+                qmp_frozen.append(not writer_done_within(start_writer("qmp"), 0.5))
+            c.sendall(b'{"return": {}}\n')
+        c.close()
+
+    threading.Thread(target=fake_qemu, daemon=True).start()
+    env.vmic("set", "vm1", "--power-off", f"qmp:{qmp_path}", check=True)
+    overlay = os.path.join(env.dir, "overlay.qcow2")
+    rc, out, err = vmic_json("backup", "vm1", "--qmp-snapshot", overlay,
+                             "--qmp-device", "disk0")
+    tap.check("vmic backup --qmp-snapshot succeeds", rc == 0, err)
+    snap = [c for c in qmp_seen if c.get("execute") == "blockdev-snapshot-sync"]
+    tap.check("QEMU was asked for blockdev-snapshot-sync of the drive",
+              snap and snap[0].get("arguments") == {"device": "disk0",
+                                                     "snapshot-file": overlay,
+                                                     "format": "qcow2"}, qmp_seen)
+    tap.check("the guest was frozen while QEMU took the snapshot", qmp_frozen == [True],
+              qmp_frozen)
+    tap.check("thawed after the QMP snapshot", thawed_within(3) is not None)
+    srv.close()
 
     # the CLI killed mid-backup: hostd thaws
     cli = subprocess.Popen([VMIC, "--socket", env.sock, "backup", "vm1", "--timeout", "60s",
