@@ -130,7 +130,11 @@ try:
     hook("20-second", "true")
     env.start_hostd()
     guest_conf = f"[backup]\nhooks-dir = {hooks}\nhook-timeout = 2s\nmax-timeout = 5m\n"
-    guest = env.start_guest("vm1", "--freeze-only", mnt, conf=guest_conf)
+    # The KVP pool files on the scratch filesystem: their writes must wait
+    # for the thaw in memory.
+    kvp_dir = os.path.join(mnt, "kvp")
+    guest = env.start_guest("vm1", "--freeze-only", mnt, "--kvp-dir", kvp_dir,
+                            conf=guest_conf)
     env.add("vm1")
     tap.check("the agent connects", env.wait_heartbeat("vm1", "OK", 20) is not None, env.logs())
     tap.check("backup is on by default and OK",
@@ -147,7 +151,18 @@ try:
     tap.check("the hooks' output reaches the host",
               out and "flushed by first" in out.get("output", ""), out)
     w = start_writer("blocked")
+    env.vmic("kvp", "set", "vm1", "SetWhileFrozen", "yes", check=True)
+    guest.signal(signal.SIGHUP)  # the agent logs that it reloads
     tap.check("a write blocks while frozen", not writer_done_within(w, 1.0))
+    pool0 = os.path.join(kvp_dir, ".kvp_pool_0")
+
+    def in_pool0():
+        with open(pool0, "rb") as f:
+            return b"SetWhileFrozen" in f.read()
+
+    tap.check("the agent holds its log lines while frozen",
+              "SIGHUP: reloading" not in guest.output())
+    tap.check("a KVP pool write waits while frozen", not in_pool0())
     st = backup_state()
     tap.check("status shows frozen, what and since when",
               st.get("frozen") and st.get("mounts") == [mnt] and st.get("frozen_since_us", 0) > 0
@@ -160,6 +175,9 @@ try:
     tap.check("the write completes after the thaw", writer_done_within(w, 5),
               f"{time.monotonic() - t0:.2f}s")
     tap.check("frozen_ms is measured", out and 900 <= out.get("frozen_ms", 0) < 30000, out)
+    tap.check("the held log lines are written after the thaw",
+              wait_until(lambda: "SIGHUP: reloading" in guest.output(), 3))
+    tap.check("the KVP pool write happens after the thaw", wait_until(in_pool0, 3))
     tap.check("hooks ran with thaw in reverse order",
               hook_calls() == ["20-second thaw", "10-first thaw"])
     tap.check("status shows thawed", not is_frozen())
@@ -197,7 +215,18 @@ try:
     # a hanging hook: killed at hook-timeout (2 s), nothing frozen
     hook("30-hang", 'if [ "$1" = freeze ]; then exec sleep 60; fi')
     t0 = time.monotonic()
-    rc, out, err = vmic_json("freeze", "vm1")
+    hanging = subprocess.Popen([VMIC, "--socket", env.sock, "freeze", "vm1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The hook blocks a worker thread, not the agent's loop.
+    time.sleep(0.3)
+    hb0 = env.service("vm1", "heartbeat")
+    time.sleep(1.5)
+    hb1 = env.service("vm1", "heartbeat")
+    tap.check("heartbeats keep coming while a hook hangs",
+              hb1.get("primary_status") == "OK" and
+              hb1.get("last_reply_us") != hb0.get("last_reply_us"), (hb0, hb1))
+    _, err = hanging.communicate(timeout=10)
+    rc = hanging.returncode
     took = time.monotonic() - t0
     tap.check("a hanging hook fails the freeze at its timeout",
               rc != 0 and "timed out" in err and took < 4.0, f"{took:.2f}s: {err}")
@@ -294,7 +323,8 @@ try:
 
     # the channel dropped while frozen (through a relay): the guest thaws
     relay_path = os.path.join(env.dir, "relay.sock")
-    guest = env.start_guest("vm1", "--freeze-only", mnt, conf=guest_conf)
+    guest = env.start_guest("vm1", "--freeze-only", mnt, "--kvp-dir", kvp_dir,
+                            conf=guest_conf)
     relay = Relay(relay_path, unix_dialer(env.guest_socket("vm1")))
     env.vmic("remove", "vm1", check=True)
     env.add("vm1", f"unix:{relay_path}")
