@@ -493,6 +493,30 @@ static void bk_status(const struct vm *vm, struct svc_status *st)
 			 json_array_size(b->mounts));
 }
 
+/* A text of the mounts for `vmic status VM backup`, which prints scalars. */
+static json_t *mounts_text(json_t *mounts)
+{
+	char buf[2048];
+	size_t off = 0, i;
+	json_t *v;
+
+	buf[0] = '\0';
+	json_array_foreach(mounts, i, v) {
+		int n = snprintf(buf + off, sizeof(buf) - off, "%s%s",
+				 i ? " " : "", json_string_value(v));
+
+		if (n < 0 || (size_t)n >= sizeof(buf) - off)
+			break;
+		off += (size_t)n;
+	}
+	return json_string(buf);
+}
+
+/*
+ * The members of the service's status entry: scalars (what `vmic status
+ * VM backup` prints) and, for JSON readers, the whole last thaw, backup
+ * and failure as objects.
+ */
 static void bk_status_json(const struct vm *vm, json_t *entry)
 {
 	const struct bk_vm *b = bk_vm_of(vm);
@@ -500,26 +524,45 @@ static void bk_status_json(const struct vm *vm, json_t *entry)
 
 	if (!b)
 		return;
-	o = json_pack("{s:b}", "frozen", b->frozen);
+	json_object_set_new(entry, "frozen", json_boolean(b->frozen));
 	if (b->frozen) {
-		json_object_set_new(o, "frozen_since_us",
+		json_object_set_new(entry, "frozen_since_us",
 				    json_integer(b->frozen_since_us));
-		json_object_set_new(o, "frozen_ms",
+		json_object_set_new(entry, "frozen_ms",
 				    json_integer((now_realtime_us(vm) -
 						  b->frozen_since_us) /
 						 1000));
-		json_object_set_new(o, "auto_thaw_ms",
+		json_object_set_new(entry, "auto_thaw_ms",
 				    json_integer(b->auto_thaw_ms));
-		json_object_set(o, "mounts", b->mounts);
+		json_object_set(entry, "mounts", b->mounts);
+		json_object_set_new(entry, "frozen_mounts",
+				    mounts_text(b->mounts));
 	}
-	json_object_set_new(o, "backup_running", json_boolean(b->op != NULL));
-	if (b->last_thaw)
-		json_object_set(o, "last_thaw", b->last_thaw);
-	if (b->last_backup)
-		json_object_set(o, "last_backup", b->last_backup);
-	if (b->last_failure)
-		json_object_set(o, "last_failure", b->last_failure);
-	json_object_set_new(entry, "backup", o);
+	json_object_set_new(entry, "backup_running",
+			    json_boolean(b->op != NULL));
+	if ((o = b->last_thaw)) {
+		json_object_set(entry, "last_thaw", o);
+		json_object_set(entry, "last_thaw_reason",
+				json_object_get(o, "reason"));
+		json_object_set(entry, "last_frozen_ms",
+				json_object_get(o, "frozen_ms"));
+	}
+	if ((o = b->last_backup)) {
+		json_object_set(entry, "last_backup", o);
+		json_object_set(entry, "last_backup_us",
+				json_object_get(o, "time_us"));
+		json_object_set(entry, "last_backup_ok",
+				json_object_get(o, "ok"));
+		json_object_set(entry, "last_backup_frozen_ms",
+				json_object_get(o, "frozen_ms"));
+	}
+	if ((o = b->last_failure)) {
+		json_object_set(entry, "last_failure", o);
+		json_object_set(entry, "last_failure_us",
+				json_object_get(o, "time_us"));
+		json_object_set(entry, "last_failure_message",
+				json_object_get(o, "message"));
+	}
 }
 
 static const struct ctl_command commands[] = {

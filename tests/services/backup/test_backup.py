@@ -92,8 +92,7 @@ def writer_done_within(p, seconds):
 
 
 def backup_state():
-    s = env.service("vm1", "backup")
-    return (s or {}).get("backup", {})
+    return env.service("vm1", "backup") or {}
 
 
 def is_frozen():
@@ -255,6 +254,10 @@ try:
     tap.check("thawed after the failed command", thawed_within(3) is not None and not is_frozen())
     tap.check("status shows the last failure",
               "exit status 4" in backup_state().get("last_failure", {}).get("message", ""))
+    text = env.vmic("status", "vm1", "backup").stdout
+    tap.check("vmic status VM backup shows the last backup and failure",
+              "last_backup_ok" in text and "last_frozen_ms" in text and
+              "exit status 4" in text, text)
 
     # --qmp-snapshot: blockdev-snapshot-sync on the VM's QMP socket (a
     # fake QEMU here; the VM suite has the real one) while frozen
