@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from vmictest import VMIC, Env, Relay, Tap, child_pids, descendants, unix_dialer, wait_until
+from vmictest import GUESTD, VMIC, Env, Relay, Tap, child_pids, descendants, unix_dialer, wait_until
 
 tap = Tap()
 
@@ -123,6 +123,10 @@ def vmic_json(*args, timeout=60):
 
 
 try:
+    r = subprocess.run([GUESTD, "--config", "/dev/null", "--freeze-only", "/srv/a",
+                        "--freeze-only", "/", "--check-config"],
+                       capture_output=True, text=True)
+    tap.check("--freeze-only is repeatable", "include = /srv/a,/\n" in r.stdout, r.stdout)
     setup_scratch()
     os.mkdir(hooks)
     hook("10-first", "echo flushed by first")
