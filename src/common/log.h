@@ -57,7 +57,8 @@ uint64_t log_dropped_count(void);
  * so a caller can keep the process off a disk it froze. log_hold_end
  * writes the kept records in order, then one warning with the count of
  * those dropped, and returns that count. -EALREADY when a hold is on,
- * -ENOMEM. Callable from any thread.
+ * -ENOMEM. A structured record held keeps its fields as key="value" text.
+ * Callable from any thread.
  */
 int log_hold_begin(size_t max_bytes);
 uint64_t log_hold_end(void);
