@@ -26,7 +26,11 @@
 #include "services/backup/host.h"
 
 #define ARGV_MAX 256
-#define COMMAND_MAX (64 * 1024)
+/* The shell line is one argument of /bin/sh: Linux takes 128 KiB. */
+#define COMMAND_MAX (128 * 1024 - 1)
+/* The argv's bytes: quoting at most quadruples a quote, and the
+ * environment (VM name, mounts) takes its share of COMMAND_MAX. */
+#define ARGV_BYTES (8 * 1024)
 
 enum bk_step { OP_FREEZING, OP_RUNNING, OP_THAWING };
 
@@ -369,7 +373,10 @@ static void on_frozen(struct vm *vm, void *ud, const char *code,
 		o->command = build_command(vm, argv, o->mounts);
 	json_decref(argv);
 	if (!o->command) {
-		set_failure(o, "internal", "out of memory");
+		set_failure(o, "internal",
+			    "cannot build the snapshot command: out of memory, "
+			    "or with the frozen mount points in its "
+			    "environment it passes 128 KiB");
 		op_thaw(o);
 		return;
 	}
@@ -446,11 +453,11 @@ static const struct ctl_op_ops op_ops = {
 	.on_cancel = on_cancel,
 };
 
-/* argv: 1..ARGV_MAX non-empty strings. */
+/* argv: 1..ARGV_MAX non-empty strings without NUL, ARGV_BYTES in all. */
 static bool argv_ok(json_t *argv)
 {
+	size_t total = 0, i;
 	json_t *v;
-	size_t i;
 
 	if (!json_is_array(argv) || json_array_size(argv) == 0 ||
 	    json_array_size(argv) > ARGV_MAX)
@@ -459,8 +466,9 @@ static bool argv_ok(json_t *argv)
 		if (!json_is_string(v) || !json_string_length(v) ||
 		    strlen(json_string_value(v)) != json_string_length(v))
 			return false;
+		total += json_string_length(v);
 	}
-	return true;
+	return total <= ARGV_BYTES;
 }
 
 /* Checks before anything starts; false after replying. */
@@ -491,9 +499,9 @@ static bool backup_args(struct ctl_request *rq, struct vm *vm, json_t *argv,
 	if (!qmp && !argv_ok(argv)) {
 		ctl_reply_error(rq, "bad-request",
 				"argv must be an array of 1 to %d non-empty "
-				"strings: the snapshot command and its "
-				"arguments",
-				ARGV_MAX);
+				"strings of %d bytes in all: the snapshot "
+				"command and its arguments",
+				ARGV_MAX, ARGV_BYTES);
 		return false;
 	}
 	if (!ctl_request_privileged(rq)) {
