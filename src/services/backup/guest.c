@@ -159,6 +159,33 @@ static struct guest_conn *asker_conn(struct bk_guest *st,
 	return c;
 }
 
+/* The kernel's mount table, whole, into *out (malloc'd); 0 or -errno
+ * with a sentence in msg. */
+static int read_mount_table(char **out, char *msg, size_t n)
+{
+	FILE *f = fopen(MOUNTS_FILE, "re");
+	size_t cap = 0;
+	ssize_t len;
+
+	*out = NULL;
+	if (!f) {
+		snprintf(msg, n, "cannot read %s: %s", MOUNTS_FILE,
+			 strerror(errno));
+		return -errno;
+	}
+	len = getdelim(out, &cap, '\0', f);
+	fclose(f);
+	if (len < 0) {
+		free(*out);
+		*out = NULL;
+		snprintf(msg, n, "cannot read %s", MOUNTS_FILE);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* On the thread pool: the freeze (find the hooks and mounts, then the
+ * engine's sequence) or the thaw. */
 static void work_run(uv_work_t *w)
 {
 	struct bk_job *job = w->data;
@@ -173,29 +200,10 @@ static void work_run(uv_work_t *w)
 				      job->plan_msg, sizeof(job->plan_msg));
 	if (job->plan_err < 0)
 		return;
-	table = NULL;
-	{
-		FILE *f = fopen(MOUNTS_FILE, "re");
-		size_t cap = 0;
-		ssize_t n;
-
-		if (!f) {
-			job->plan_err = -errno;
-			snprintf(job->plan_msg, sizeof(job->plan_msg),
-				 "cannot read %s: %s", MOUNTS_FILE,
-				 strerror(errno));
-			return;
-		}
-		n = getdelim(&table, &cap, '\0', f);
-		fclose(f);
-		if (n < 0) {
-			free(table);
-			job->plan_err = -EIO;
-			snprintf(job->plan_msg, sizeof(job->plan_msg),
-				 "cannot read %s", MOUNTS_FILE);
-			return;
-		}
-	}
+	job->plan_err = read_mount_table(&table, job->plan_msg,
+					 sizeof(job->plan_msg));
+	if (job->plan_err < 0)
+		return;
 	job->plan_err = bk_mounts_select(table, job->include, job->exclude,
 					 &job->mounts, job->plan_msg,
 					 sizeof(job->plan_msg));
@@ -241,6 +249,39 @@ static int job_start(struct bk_guest *st, bool thaw)
 	return 0;
 }
 
+static void thaw_done(struct bk_guest *st, struct bk_job *job);
+
+/* No worker could take the thaw (err): it runs here, since blocking the
+ * loop is better than staying frozen. */
+static void thaw_here(struct bk_guest *st, int err)
+{
+	const struct bk_guest_conf *conf = agent_conf(st->g, ID);
+	struct bk_job *job = calloc(1, sizeof(*job));
+	struct bk_sys sys = { .hook_timeout_ms = conf->hook_timeout_ms };
+
+	snprintf(sys.hooks_dir, sizeof(sys.hooks_dir), "%s", conf->hooks_dir);
+	if (!job) {
+		struct bk_thaw_result tr;
+
+		bk_engine_thaw(&bk_sys_ops, &sys, &st->hooks, &st->frozen,
+			       &tr);
+		st->frozen.count = 0;
+		st->phase = BK_IDLE;
+		agent_set_frozen(st->g, false);
+		log_hold_end();
+	} else {
+		job->thaw = true;
+		job->sys = sys;
+		bk_engine_thaw(&bk_sys_ops, &sys, &st->hooks, &st->frozen,
+			       &job->tr);
+		thaw_done(st, job);
+		free(job);
+	}
+	log_error("backup: thawed on the event loop: cannot queue the thaw "
+		  "(%s)",
+		  uv_strerror(err));
+}
+
 /* Start the thaw (why), or note it for when the freeze is done. */
 static void thaw_begin(struct bk_guest *st, uint8_t why)
 {
@@ -259,27 +300,8 @@ static void thaw_begin(struct bk_guest *st, uint8_t why)
 		uv_timer_stop(&st->timer);
 	st->thaw_why = why;
 	r = job_start(st, true);
-	if (r < 0) {
-		/* Without a worker the thaw runs here: blocking the loop is
-		 * better than staying frozen. */
-		struct bk_job job = { .thaw = true };
-
-		job.sys.hook_timeout_ms =
-			((struct bk_guest_conf *)agent_conf(st->g, ID))
-				->hook_timeout_ms;
-		snprintf(job.sys.hooks_dir, sizeof(job.sys.hooks_dir), "%s",
-			 ((struct bk_guest_conf *)agent_conf(st->g, ID))
-				 ->hooks_dir);
-		bk_engine_thaw(&bk_sys_ops, &job.sys, &st->hooks, &st->frozen,
-			       &job.tr);
-		st->frozen.count = 0;
-		st->phase = BK_IDLE;
-		agent_set_frozen(st->g, false);
-		log_hold_end();
-		log_error("backup: thawed on the event loop: cannot queue "
-			  "the thaw (%s)",
-			  uv_strerror(r));
-	}
+	if (r < 0)
+		thaw_here(st, r);
 }
 
 static void on_auto_thaw(uv_timer_t *t)

@@ -239,24 +239,24 @@ static void on_command_done(void *ud, const struct vmic_run_result *r)
 }
 
 /* A growing text; err once an append failed or passed COMMAND_MAX. */
-struct strbuf {
+struct bk_text {
 	char *p;
 	size_t len, cap;
 	bool err;
 };
 
-static void strbuf_init(struct strbuf *sb)
+static void bk_text_init(struct bk_text *sb)
 {
 	memset(sb, 0, sizeof(*sb));
 }
 
-static void strbuf_free(struct strbuf *sb)
+static void bk_text_free(struct bk_text *sb)
 {
 	free(sb->p);
 	sb->p = NULL;
 }
 
-static void strbuf_append(struct strbuf *sb, const char *s, size_t n)
+static void bk_text_append(struct bk_text *sb, const char *s, size_t n)
 {
 	char *p;
 
@@ -282,52 +282,52 @@ static void strbuf_append(struct strbuf *sb, const char *s, size_t n)
 }
 
 /* Single quotes for /bin/sh: ' becomes '\''. */
-static void sh_quote(struct strbuf *sb, const char *s)
+static void sh_quote(struct bk_text *sb, const char *s)
 {
-	strbuf_append(sb, "'", 1);
+	bk_text_append(sb, "'", 1);
 	for (; *s; s++) {
 		if (*s == '\'')
-			strbuf_append(sb, "'\\''", 4);
+			bk_text_append(sb, "'\\''", 4);
 		else
-			strbuf_append(sb, s, 1);
+			bk_text_append(sb, s, 1);
 	}
-	strbuf_append(sb, "'", 1);
+	bk_text_append(sb, "'", 1);
 }
 
 /* The shell line: the environment, then exec of the argv as given. */
 static char *build_command(const struct vm *vm, json_t *argv,
 			   json_t *mounts)
 {
-	struct strbuf sb;
+	struct bk_text sb;
 	json_t *v;
 	size_t i;
 
-	strbuf_init(&sb);
-	strbuf_append(&sb, "VMIC_VM=", 8);
+	bk_text_init(&sb);
+	bk_text_append(&sb, "VMIC_VM=", 8);
 	sh_quote(&sb, vm_name(vm));
-	strbuf_append(&sb, " VMIC_FROZEN_MOUNTS=", 20);
+	bk_text_append(&sb, " VMIC_FROZEN_MOUNTS=", 20);
 	{
-		struct strbuf list;
+		struct bk_text list;
 
-		strbuf_init(&list);
+		bk_text_init(&list);
 		json_array_foreach(mounts, i, v) {
 			if (i)
-				strbuf_append(&list, "\n", 1);
-			strbuf_append(&list, json_string_value(v),
+				bk_text_append(&list, "\n", 1);
+			bk_text_append(&list, json_string_value(v),
 				      strlen(json_string_value(v)));
 		}
-		strbuf_append(&list, "", 1);
+		bk_text_append(&list, "", 1);
 		sh_quote(&sb, list.p ? list.p : "");
-		strbuf_free(&list);
+		bk_text_free(&list);
 	}
-	strbuf_append(&sb, " exec", 5);
+	bk_text_append(&sb, " exec", 5);
 	json_array_foreach(argv, i, v) {
-		strbuf_append(&sb, " ", 1);
+		bk_text_append(&sb, " ", 1);
 		sh_quote(&sb, json_string_value(v));
 	}
-	strbuf_append(&sb, "", 1);
+	bk_text_append(&sb, "", 1);
 	if (sb.err) {
-		strbuf_free(&sb);
+		bk_text_free(&sb);
 		return NULL;
 	}
 	return sb.p;
