@@ -8,7 +8,10 @@ on that same filesystem:
 
   - bare: FIFREEZE then FITHAW from this script, nothing else (the floor);
   - vmic: `vmic backup VM -- true` (an empty snapshot command): the time the
-    agent reports frozen, from its first FIFREEZE to its last FITHAW;
+    agent reports frozen, from its first FIFREEZE to its last FITHAW (the
+    host's spawn of the command included);
+  - vmic freeze then thaw on the control socket, no command between (the
+    same measure as qemu-ga's row);
   - qemu-ga: guest-fsfreeze-freeze-list then guest-fsfreeze-thaw on a
     qemu-ga listening on a unix socket, when qemu-ga is installed;
   - the heartbeat round trip (p99, max) while backups with a 1 s snapshot
@@ -128,12 +131,15 @@ def one_run(args, rundir, mnt, qga):
         ctl = Control(sock)
         wait_for("heartbeat OK", lambda: ctl.call({"cmd": "status", "vm": "vm1"})
                  .get("heartbeat") == "OK", 20)
-        bare, vmic, qg = [], [], []
+        bare, vmic, ft, qg = [], [], [], []
         for _ in range(args.backups):
             dirty(mnt)
             bare.append(bare_us(mnt))
             dirty(mnt)
             vmic.append(backup(cli, sock, ["true"])["frozen_ms"] * 1000)
+            dirty(mnt)
+            ctl.call({"cmd": "freeze", "vm": "vm1"})
+            ft.append(ctl.call({"cmd": "thaw", "vm": "vm1"})["frozen_ms"] * 1000)
             if qga:
                 dirty(mnt)
                 qg.append(qga.freeze_thaw_us(mnt))
@@ -143,6 +149,7 @@ def one_run(args, rundir, mnt, qga):
         rtt = ctl.call({"cmd": "stats", "reset": True})["rtt_us"]
         ctl.close()
         return {"bare": statistics.median(bare), "vmic": statistics.median(vmic),
+                "freeze_thaw": statistics.median(ft),
                 "qga": statistics.median(qg) if qg else None,
                 "p99": rtt["p99"], "max": rtt["max"], "samples": rtt["samples"]}
     finally:
@@ -197,6 +204,7 @@ def main():
     print(f"{'what':44} {'frozen (first FIFREEZE..last FITHAW)':>40}")
     print(f"{'bare FIFREEZE + FITHAW (this script)':44} {mmm(col('bare'), fmt_us):>40}")
     print(f"{'vmic backup VM -- true (agent reports)':44} {mmm(col('vmic'), fmt_us):>40}")
+    print(f"{'vmic freeze + thaw, control socket':44} {mmm(col('freeze_thaw'), fmt_us):>40}")
     if qga:
         print(f"{'qemu-ga fsfreeze-freeze-list + thaw':44} {mmm(col('qga'), fmt_us):>40}")
     else:
