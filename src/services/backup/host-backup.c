@@ -511,7 +511,8 @@ static bool backup_args(struct ctl_request *rq, struct vm *vm, json_t *argv,
 				"for one");
 		return false;
 	}
-	if (timeout < 0 || timeout > 3600000) {
+	if (timeout < 0 || (timeout > 0 && timeout < 1000) ||
+	    timeout > 3600000) {
 		ctl_reply_error(rq, "invalid-argument",
 				"timeout_ms %lld is out of range (1 s .. 1 h)",
 				(long long)timeout);

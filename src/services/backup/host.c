@@ -362,7 +362,8 @@ static void cmd_freeze(struct ctl_request *rq, struct vm *vm, json_t *args)
 	if (!ctl_args_unpack(rq, "freeze", args, "{s?I}", "timeout_ms",
 			     &timeout))
 		return;
-	if (timeout < 0 || timeout > 3600000) {
+	if (timeout < 0 || (timeout > 0 && timeout < 1000) ||
+	    timeout > 3600000) {
 		ctl_reply_error(rq, "invalid-argument",
 				"timeout_ms %lld is out of range (1 s .. 1 h; "
 				"the guest may cut it to its max-timeout)",

@@ -92,6 +92,9 @@ try:
     r = env.vmic("backup", "good", "--", "echo", "y" * 9000)
     tap.check("more than 8 KiB of arguments are refused", r.returncode != 0 and
               "8192 bytes" in r.stderr, r.stderr)
+    reply = env.ctl({"cmd": "freeze", "vm": "good", "timeout_ms": 500})
+    tap.check("a freeze timeout under 1 s is refused",
+              reply.get("error", {}).get("code") == "invalid-argument", reply)
     r = env.vmic("backup", "good", "--qmp-snapshot", "/tmp/x.qcow2")
     tap.check("a QMP snapshot of a VM without a QMP socket is refused",
               r.returncode != 0 and "no QMP socket" in r.stderr, r.stderr)
