@@ -45,9 +45,9 @@ static int parse_bk_args(struct cli *cli, int argc, char **argv,
 		switch (c) {
 		case OPT_TIMEOUT:
 			if (!with_timeout)
-				return cli_usage_error(cli, "--timeout is not an "
-							    "option of this "
-							    "command");
+				return cli_usage_error(
+					cli, "--timeout is not an option of "
+					     "this command");
 			if (cli_parse_duration(optarg, &ms) < 0 || ms < 1000 ||
 			    ms > 3600000)
 				return cli_usage_error(
@@ -59,16 +59,16 @@ static int parse_bk_args(struct cli *cli, int argc, char **argv,
 			break;
 		case OPT_QMP:
 			if (!with_command)
-				return cli_usage_error(cli, "--qmp-snapshot is an "
-							    "option of `vmic "
-							    "backup`");
+				return cli_usage_error(
+					cli, "--qmp-snapshot is an option of "
+					     "`vmic backup`");
 			a->qmp = optarg;
 			break;
 		case OPT_QMP_DEVICE:
 			if (!with_command)
-				return cli_usage_error(cli, "--qmp-device is an "
-							    "option of `vmic "
-							    "backup`");
+				return cli_usage_error(
+					cli, "--qmp-device is an option of "
+					     "`vmic backup`");
 			a->qmp_device = optarg;
 			break;
 		default:
@@ -216,7 +216,8 @@ static int on_backup_line(void *ud, struct cli_op *op, const char *name,
 				"the snapshot\n",
 			vm, json_array_size(json_object_get(value, "mounts")));
 	else if (strcmp(name, "warning") == 0 && json_is_string(value))
-		fprintf(stderr, "vmic: warning: %s\n", json_string_value(value));
+		fprintf(stderr, "vmic: warning: %s\n",
+			json_string_value(value));
 	return 0;
 }
 

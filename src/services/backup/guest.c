@@ -364,7 +364,8 @@ static void thaw_done(struct bk_guest *st, struct bk_job *job)
 				      "%llu log lines dropped while frozen",
 				      (unsigned long long)dropped);
 	}
-	log_notice("backup: thawed %u filesystem(s) (%s) after %u ms frozen%s%s",
+	log_notice("backup: thawed %u filesystem(s) (%s) after %u ms "
+		   "frozen%s%s",
 		   st->frozen.count, vmic_bk_why_name(st->thaw_why),
 		   m ? m->frozen_ms : 0, job->tr.err ? ": " : "",
 		   job->tr.err ? job->tr.output : "");

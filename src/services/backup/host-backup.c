@@ -232,8 +232,9 @@ static void on_command_done(void *ud, const struct vmic_run_result *r)
 				: r->status;
 	add_step(o, "snapshot", "%s%s%s", what, line[0] ? ": " : "", line);
 	if (r->spawn_error || r->timed_out || r->signo || r->status)
-		set_failure(o, "failed", "the snapshot command failed (%s%s%s); "
-					 "the guest was thawed",
+		set_failure(o, "failed",
+			    "the snapshot command failed (%s%s%s); the guest "
+			    "was thawed",
 			    what, line[0] ? ": " : "", line);
 	op_thaw(o);
 }

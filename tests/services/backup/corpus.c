@@ -36,7 +36,8 @@ void gen_corpus_backup(void)
 	     vmic_bk_frozen_encode(&fz, p, sizeof(p)));
 	seed("bk-thaw", VMIC_BK_THAW, p, vmic_bk_thaw_encode(0, p, sizeof(p)));
 	th.mounts = fz.mounts;
-	snprintf(th.detail, sizeof(th.detail), "hook 10-db thaw: exit status 1");
+	snprintf(th.detail, sizeof(th.detail),
+		 "hook 10-db thaw: exit status 1");
 	seed("bk-thawed", VMIC_BK_THAWED, p,
 	     vmic_bk_thawed_encode(&th, p, sizeof(p)));
 }

@@ -363,7 +363,6 @@ try:
               env.wait_heartbeat("vm1", "OK", 20) is not None)
     rc, out, err = vmic_json("freeze", "vm1", "--timeout", "60s")
     w = start_writer("channel")
-    relay.close()  # no reconnect through it: the next session is direct
     t0 = time.monotonic()
     with relay.lock:
         for s in (relay.host_side, relay.guest_side):
@@ -372,12 +371,16 @@ try:
     took = time.monotonic() - t0
     tap.check("channel dropped while frozen: thawed within 2 s", rc == 0 and ok and took < 2.0,
               f"{took:.2f}s {err}")
-    env.vmic("remove", "vm1", check=True)
-    env.add("vm1")
-    tap.check("the agent connects again", env.wait_heartbeat("vm1", "OK", 20) is not None)
+    # hostd dials again through the relay: the next session hears why
+    tap.check("the agent connects again", wait_until(lambda: relay.connections >= 2, 10) and
+              env.wait_heartbeat("vm1", "OK", 20) is not None)
     wait_until(lambda: backup_state().get("last_thaw", {}).get("reason") == "session-end", 5)
     tap.check("the host hears the thaw's reason at the next session",
               backup_state().get("last_thaw", {}).get("reason") == "session-end", backup_state())
+    env.vmic("remove", "vm1", check=True)
+    relay.close()
+    env.add("vm1")
+    tap.check("the agent connects directly", env.wait_heartbeat("vm1", "OK", 20) is not None)
 
     # hostd killed mid-backup: the agent sees the session end and thaws
     cli = subprocess.Popen([VMIC, "--socket", env.sock, "backup", "vm1", "--timeout", "60s",
