@@ -146,6 +146,16 @@ run stop web1 --force --turn-off
 expect "--force with --turn-off" 2 err "exclude each other"
 run stop web1 --timeout soon
 expect "stop with a bad timeout" 2 err "--timeout 'soon' is not a duration"
+run backup web1
+expect "backup without a snapshot" 2 err "give the snapshot command after"
+run backup web1 --qmp-snapshot /x.qcow2 -- true
+expect "backup with both snapshots" 2 err "not both"
+run backup web1 --qmp-device disk0 -- true
+expect "--qmp-device without --qmp-snapshot" 2 err "goes with --qmp-snapshot"
+run freeze web1 --timeout 10ms
+expect "freeze with a timeout under 1 s" 2 err "from 1s to 1h"
+run thaw web1 --timeout 5s
+expect "thaw takes no --timeout" 2 err "--timeout is not an option"
 run events --since yesterday
 expect "events --since garbage" 2 err "--since 'yesterday' is neither"
 run events --since 2025-02-30
@@ -170,7 +180,8 @@ expect "service names are case-insensitive (then no daemon)" 1 err \
 # No daemon: every command says so, exit 1
 for cmd in "list" "status web1" "add web1 --channel unix:/x" "remove web1" \
 	"set web1 --power-off qmp:/x" "enable web1 heartbeat" "events" \
-	"events --follow" "stop web1" "version"; do
+	"events --follow" "stop web1" "version" "freeze web1" "thaw web1" \
+	"backup web1 -- true"; do
 	# shellcheck disable=SC2086 # word splitting of $cmd is intended
 	run --socket "$SOCK" $cmd
 	expect "$cmd without daemon" 1 err \

@@ -44,6 +44,13 @@ const struct cli_command cli_commands[] = {
 	  "[--raw]",
 	  "Read a VM's key-value pairs, set or delete its External ones, "
 	  "watch them" },
+	{ "freeze", cmd_freeze, "NAME [--timeout DURATION]",
+	  "Freeze a VM's filesystems; it thaws by itself after the timeout" },
+	{ "thaw", cmd_thaw, "NAME", "Thaw a VM's filesystems now" },
+	{ "backup", cmd_backup,
+	  "NAME [--timeout DURATION] {-- SNAPSHOT-CMD [ARGS...] | "
+	  "--qmp-snapshot FILE [--qmp-device DRIVE]}",
+	  "Freeze, run a snapshot command on the host, thaw (a checkpoint)" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",
 	  "Show the event log (state changes, stops, settings)" },

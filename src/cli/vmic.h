@@ -300,6 +300,9 @@ int cmd_stop(struct cli *cli, int argc, char **argv);
 
 /* time.c */
 int cmd_time(struct cli *cli, int argc, char **argv);
+int cmd_freeze(struct cli *cli, int argc, char **argv);
+int cmd_thaw(struct cli *cli, int argc, char **argv);
+int cmd_backup(struct cli *cli, int argc, char **argv);
 /* kvp.c */
 int cmd_kvp(struct cli *cli, int argc, char **argv);
 

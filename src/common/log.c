@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,10 +160,44 @@ const char *log_level_to_string(int level)
 static int journal_send(int level, const char *message,
 			const char *const *fields);
 
+/*
+ * Hold mode (log_hold_begin): records wait in memory, in order, up to a
+ * byte bound; the rest are counted. The mutex guards only the hold state,
+ * since worker threads may log while the loop thread ends the hold.
+ */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *hold_buf;       /* records: level byte, text, NUL */
+static size_t hold_len, hold_cap;
+static uint64_t hold_dropped;
+
+/* Keep the record when held: true when it was kept or counted. */
+static bool hold_record(int level, const char *text)
+{
+	size_t n;
+	bool held;
+
+	pthread_mutex_lock(&hold_lock);
+	held = hold_buf != NULL;
+	if (held) {
+		n = strlen(text) + 2;
+		if (hold_len + n <= hold_cap) {
+			hold_buf[hold_len] = (char)level;
+			memcpy(hold_buf + hold_len + 1, text, n - 1);
+			hold_len += n;
+		} else {
+			hold_dropped++;
+		}
+	}
+	pthread_mutex_unlock(&hold_lock);
+	return held;
+}
+
 static void log_write(int level, const char *text)
 {
 	static const char *const no_fields[] = { NULL };
 
+	if (hold_record(level, text))
+		return;
 	if (log_journal_native && log_target == LOG_TARGET_AUTO &&
 	    journal_send(level, text, no_fields) == 0)
 		return;
@@ -297,7 +333,8 @@ void log_struct(int level, const char *message, const char *const *fields)
 
 	if (level > log_max_level)
 		return;
-	if (log_journal_native && log_target == LOG_TARGET_AUTO &&
+	if (!log_held() && log_journal_native &&
+	    log_target == LOG_TARGET_AUTO &&
 	    journal_send(level, message, fields) == 0)
 		return;
 	off = (size_t)snprintf(buf, sizeof(buf), "%s", message);
@@ -306,8 +343,71 @@ void log_struct(int level, const char *message, const char *const *fields)
 		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
 					" %s=\"%s\"", fields[i],
 					fields[i + 1]);
-	if (log_target == LOG_TARGET_SYSLOG)
+	if (log_target == LOG_TARGET_SYSLOG && !log_held())
 		syslog(level, "%s", buf);
 	else
 		log_write(level, buf);
+}
+
+int log_hold_begin(size_t max_bytes)
+{
+	char *b = malloc(max_bytes ? max_bytes : 1);
+
+	if (!b)
+		return -ENOMEM;
+	pthread_mutex_lock(&hold_lock);
+	if (hold_buf) {
+		pthread_mutex_unlock(&hold_lock);
+		free(b);
+		return -EALREADY;
+	}
+	hold_buf = b;
+	hold_cap = max_bytes;
+	hold_len = 0;
+	hold_dropped = 0;
+	pthread_mutex_unlock(&hold_lock);
+	return 0;
+}
+
+bool log_held(void)
+{
+	bool held;
+
+	pthread_mutex_lock(&hold_lock);
+	held = hold_buf != NULL;
+	pthread_mutex_unlock(&hold_lock);
+	return held;
+}
+
+uint64_t log_hold_end(void)
+{
+	char *b;
+	size_t len;
+	uint64_t dropped;
+
+	pthread_mutex_lock(&hold_lock);
+	b = hold_buf;
+	len = hold_len;
+	dropped = hold_dropped;
+	hold_buf = NULL;
+	hold_len = hold_cap = 0;
+	hold_dropped = 0;
+	pthread_mutex_unlock(&hold_lock);
+	if (!b)
+		return 0;
+	/* Written in order now that the hold is off; a record may be
+	 * logged by another thread in between, which is harmless. */
+	for (size_t off = 0; off < len;) {
+		size_t n = strlen(b + off + 1);
+
+		log_write((unsigned char)b[off], b + off + 1);
+		off += n + 2;
+	}
+	free(b);
+	if (dropped)
+		log_msg(LOG_WARNING,
+			"%llu log lines dropped while logging was held "
+			"(the hold buffer was full)",
+			(unsigned long long)dropped);
+	return dropped;
 }

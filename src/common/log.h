@@ -14,6 +14,8 @@
 #define VMIC_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -48,6 +50,19 @@ int log_msg_errno(int level, int err, const char *fmt, ...) PRINTF_LIKE(3, 4);
 int log_journal_open(const char *path);
 /* Records dropped and not yet reported. */
 uint64_t log_dropped_count(void);
+
+/*
+ * Hold mode: from log_hold_begin until log_hold_end every record is kept
+ * in memory (up to max_bytes of text, the rest counted), never written,
+ * so a caller can keep the process off a disk it froze. log_hold_end
+ * writes the kept records in order, then one warning with the count of
+ * those dropped, and returns that count. -EALREADY when a hold is on,
+ * -ENOMEM. A structured record held keeps its fields as key="value" text.
+ * Callable from any thread.
+ */
+int log_hold_begin(size_t max_bytes);
+uint64_t log_hold_end(void);
+bool log_held(void);
 
 /*
  * A structured record: message plus NULL-terminated pairs of field names

@@ -125,6 +125,27 @@ static void build_longopts(const struct option *fixed, size_t nfixed,
 	out[n] = (struct option){ NULL, 0, NULL, 0 };
 }
 
+/* A service's option i given: a repeatable one's values are joined with
+ * commas (kept until exit: opts is static). */
+static int add_service_option(struct options *o, size_t i, const char *v)
+{
+	const struct guest_service *s;
+	const struct guest_option *opt;
+	const char *prev = o->service_opt[i];
+	char *joined;
+
+	if (!prev || !guest_service_option(i, &s, &opt) || !opt->repeatable) {
+		o->service_opt[i] = v;
+		return 0;
+	}
+	if (asprintf(&joined, "%s,%s", prev, v) < 0) {
+		log_error("out of memory for --%s", opt->name);
+		return -ENOMEM;
+	}
+	o->service_opt[i] = joined;
+	return 0;
+}
+
 /* Returns 0, 1 when the program should exit 0 (help), or -EINVAL. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -148,7 +169,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 	/* "+": a command's own options follow its name. */
 	while ((c = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
 		if (c >= OPT_SERVICE && c < OPT_SERVICE + MAX_SERVICE_OPTIONS) {
-			o->service_opt[c - OPT_SERVICE] = optarg;
+			if (add_service_option(o, (size_t)(c - OPT_SERVICE),
+					       optarg) < 0)
+				return -EINVAL;
 			continue;
 		}
 		switch (c) {

@@ -59,6 +59,7 @@ struct guestd {
 	/* The wall clock services read and set (clock.h): the real one, or
 	 * a simulated one for tests (--simulated-clock). */
 	struct guest_clock clock;
+	bool frozen; /* agent_frozen(): the backup service froze disks */
 	uv_signal_t sigterm, sigint, sighup;
 	bool stopping;
 	/* the stop deadline: armed at SIGTERM; when it fires, the agent

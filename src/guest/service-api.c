@@ -66,3 +66,22 @@ struct vmic_link *agent_link(struct guest_conn *c)
 {
 	return c->closing ? NULL : &c->link;
 }
+
+bool agent_frozen(const struct guestd *g)
+{
+	return g->frozen;
+}
+
+void agent_set_frozen(struct guestd *g, bool frozen)
+{
+	const struct guest_service *s;
+
+	g->frozen = frozen;
+	if (frozen)
+		return;
+	for (uint8_t id = 0; id < VMIC_SVC_COUNT; id++) {
+		s = guest_service_find(id);
+		if (s && s->on_thaw && g->svc[id].state)
+			s->on_thaw(g);
+	}
+}

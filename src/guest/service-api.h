@@ -57,6 +57,7 @@ struct guest_option {
 	const char *arg;  /* its value in --help: "DIR" */
 	const char *key;
 	const char *help; /* one line for --help */
+	bool repeatable;  /* given again: the values joined with commas */
 };
 
 /*
@@ -110,6 +111,9 @@ struct guest_service {
 	const char *command;
 	const char *command_usage; /* one line for --help */
 	int (*command_run)(struct guestd *g, int argc, char **argv);
+	/* The filesystems were thawed (agent_set_frozen(false)): start the
+	 * disk writes held back while agent_frozen() was true. */
+	void (*on_thaw)(struct guestd *g);
 };
 
 /* Each service's entry: NAME_guest, from its guest.c. */
@@ -135,6 +139,13 @@ const char *agent_config_path(const struct guestd *g);
 /* The wall clock services read and set (clock.h): the real one, or the
  * simulated one of --simulated-clock that tests run on. */
 struct guest_clock *agent_clock(struct guestd *g);
+/* Filesystems of this guest are frozen (the backup service): a write
+ * would block until the thaw, so no service starts one while this is
+ * true; they wait in memory and start from the service's on_thaw. */
+bool agent_frozen(const struct guestd *g);
+/* The backup service says so; false calls every running service's
+ * on_thaw. */
+void agent_set_frozen(struct guestd *g, bool frozen);
 /* The current connection to the host, NULL while there is none. It may
  * be replaced at any time the loop runs: take it again, never keep it
  * past the session (on_session). */

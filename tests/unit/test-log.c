@@ -147,6 +147,36 @@ static void test_reconnects_after_restart(void **state)
 	assert_int_equal(log_dropped_count(), 0);
 }
 
+/* Held (a frozen disk): nothing is written until the hold ends, then the
+ * kept records in order, then one line counting those past the bound. */
+static void test_hold_keeps_then_writes(void **state)
+{
+	struct journal *j = *state;
+	char buf[8192];
+	uint64_t dropped;
+
+	assert_int_equal(log_hold_begin(64), 0);
+	assert_true(log_held());
+	assert_int_equal(log_hold_begin(64), -EALREADY);
+	log_info("held %d", 1);
+	log_record(2);
+	for (int i = 0; i < 10; i++)
+		log_info("overflow line %d", i);
+	assert_null(journal_recv(j, buf, sizeof(buf)));
+	dropped = log_hold_end();
+	assert_false(log_held());
+	assert_true(dropped > 0 && dropped <= 10);
+	assert_non_null(journal_recv(j, buf, sizeof(buf)));
+	assert_non_null(strstr(buf, "MESSAGE=held 1\n"));
+	assert_non_null(journal_recv(j, buf, sizeof(buf)));
+	assert_non_null(strstr(buf, "MESSAGE=record 2"));
+	while (journal_recv(j, buf, sizeof(buf)) &&
+	       !strstr(buf, "dropped while logging was held"))
+		assert_non_null(strstr(buf, "overflow line"));
+	assert_non_null(strstr(buf, "dropped while logging was held"));
+	assert_int_equal(log_hold_end(), 0); /* no hold: nothing to do */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -155,6 +185,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_plain_lines_use_the_socket,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconnects_after_restart,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_keeps_then_writes,
 						setup, teardown),
 	};
 

@@ -496,7 +496,9 @@ void kvp_files_kick(struct kvp_guest *k)
 	enum kvp_job_kind kind;
 	unsigned pool = 0;
 
-	if (k->stopping || k->job || !next_job(k, &kind, &pool))
+	/* Frozen disks: the changes wait in memory until on_thaw. */
+	if (k->stopping || k->job || agent_frozen(k->g) ||
+	    !next_job(k, &kind, &pool))
 		return;
 	job_queue(k, kind, pool);
 }

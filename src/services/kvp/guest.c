@@ -447,6 +447,12 @@ static void kg_on_session(struct guest_conn *c, bool up)
 	kvp_files_kick(k);
 }
 
+/* The disks were frozen: the pool file writes held back start now. */
+static void kg_on_thaw(struct guestd *g)
+{
+	kvp_files_kick(kg_of(g));
+}
+
 const struct guest_service kvp_guest = {
 	.desc = &vmic_kvp_service,
 	.enabled_help = "exchange key-value pairs with the host through the "
@@ -458,6 +464,7 @@ const struct guest_service kvp_guest = {
 	.stop = kg_stop,
 	.pending = kg_pending,
 	.on_session = kg_on_session,
+	.on_thaw = kg_on_thaw,
 	.max_requests = VMIC_KVP_WINDOW,
 	.on_frame = kg_on_frame,
 	.options = options,

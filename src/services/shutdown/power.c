@@ -19,19 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
 #include "common/log.h"
 #include "common/run.h"
 #include "common/utf8.h"
 #include "services/shutdown/power.h"
-#include "services/shutdown/qmp.h"
-
-enum qmp_stage {
-	STAGE_GREETING,
-	STAGE_CAPABILITIES, /* qmp_capabilities sent */
-	STAGE_QUIT,         /* quit sent */
-};
+#include "common/qmp.h"
 
 struct power_op {
 	struct vm *vm;
@@ -40,15 +33,8 @@ struct power_op {
 	unsigned timeout_ms;
 	int handles; /* open handles; freed at zero once done */
 	bool done;
-	/* qmp */
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	uv_pipe_t pipe;
-	uv_connect_t connect_req;
-	uv_write_t write_req;
-	bool pipe_open;
-	enum qmp_stage stage;
-	char *line;
-	size_t len;
+	/* qmp (common/qmp-client.c) */
+	struct qmp_call *qmp;
 	/* exec */
 	struct vmic_run *run;
 	char command[128]; /* sanitised, for messages */
@@ -61,7 +47,6 @@ static void power_handle_closed(uv_handle_t *handle)
 	if (--op->handles > 0)
 		return;
 	vm_unref(op->vm);
-	free(op->line);
 	free(op);
 }
 
@@ -75,9 +60,8 @@ static void power_close_handle(struct power_op *op, uv_handle_t *handle)
 
 static void power_release(struct power_op *op)
 {
-	uv_timer_stop(&op->timer);
-	if (op->pipe_open)
-		power_close_handle(op, (uv_handle_t *)&op->pipe);
+	qmp_call_cancel(op->qmp);
+	op->qmp = NULL;
 	vmic_run_cancel(op->run); /* kills what still runs of the group */
 	op->run = NULL;
 	power_close_handle(op, (uv_handle_t *)&op->timer);
@@ -112,151 +96,21 @@ void power_cancel(struct power_op *op)
 	power_release(op);
 }
 
-static void on_qmp_timeout(uv_timer_t *t)
-{
-	struct power_op *op = t->data;
-
-	power_finish(op, -ETIMEDOUT, "QEMU did not complete quit on its QMP "
-				     "socket within %ums",
-		     op->timeout_ms);
-}
-
 /* ---- qmp ---- */
 
-static void qmp_on_write(uv_write_t *req, int status)
+static void qmp_done(void *ud, int status, const char *detail)
 {
-	struct power_op *op = req->data;
+	struct power_op *op = ud;
 
-	if (status < 0 && status != UV_ECANCELED)
-		power_finish(op, status, "cannot write to the QMP socket: %s",
-			     uv_strerror(status));
-}
-
-static void qmp_send(struct power_op *op, const char *command)
-{
-	uv_buf_t b = uv_buf_init((char *)command, (unsigned)strlen(command));
-	int r;
-
-	op->write_req.data = op;
-	r = uv_write(&op->write_req, (uv_stream_t *)&op->pipe, &b, 1,
-		     qmp_on_write);
-	if (r < 0)
-		power_finish(op, r, "cannot write to the QMP socket: %s",
-			     uv_strerror(r));
-}
-
-/* One line from QEMU moves the conversation on. */
-static void qmp_on_line(struct power_op *op, const char *line, size_t n)
-{
-	char err[QMP_ERROR_MAX];
-	enum qmp_kind kind = qmp_parse_line(line, n, err, sizeof(err));
-
-	if (kind == QMP_ERROR) {
-		power_finish(op, -EIO, "QEMU refused %s: %s",
-			     op->stage == STAGE_QUIT ? "quit"
-						     : "qmp_capabilities",
-			     err);
-		return;
-	}
-	switch (op->stage) {
-	case STAGE_GREETING:
-		if (kind != QMP_GREETING)
-			break;
-		op->stage = STAGE_CAPABILITIES;
-		qmp_send(op, "{\"execute\":\"qmp_capabilities\"}\n");
-		break;
-	case STAGE_CAPABILITIES:
-		if (kind != QMP_RETURN)
-			break;
-		op->stage = STAGE_QUIT;
-		qmp_send(op, "{\"execute\":\"quit\"}\n");
-		break;
-	case STAGE_QUIT:
-		if (kind == QMP_RETURN)
-			power_finish(op, 0, "QEMU acknowledged quit");
-		break;
-	}
-}
-
-static void qmp_on_alloc(uv_handle_t *h, size_t suggested UNUSED,
-			 uv_buf_t *buf)
-{
-	struct power_op *op = h->data;
-
-	buf->base = op->line + op->len;
-	buf->len = QMP_LINE_MAX - op->len;
-}
-
-/* Handle every complete line in the buffer; keep the rest. */
-static void qmp_drain_lines(struct power_op *op)
-{
-	char *nl;
-
-	while (!op->done && (nl = memchr(op->line, '\n', op->len))) {
-		size_t n = (size_t)(nl - op->line);
-
-		qmp_on_line(op, op->line, n);
-		memmove(op->line, nl + 1, op->len - n - 1);
-		op->len -= n + 1;
-	}
-}
-
-static void qmp_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf UNUSED)
-{
-	struct power_op *op = s->data;
-
-	if (op->done)
-		return;
-	if (n < 0) {
-		if (op->stage == STAGE_QUIT)
-			power_finish(op, 0, "QEMU closed its QMP socket after "
-					    "quit");
-		else
-			power_finish(op, -EPIPE, "QEMU closed its QMP socket "
-						 "before quit was sent");
-		return;
-	}
-	op->len += (size_t)n;
-	qmp_drain_lines(op);
-	if (!op->done && op->len == QMP_LINE_MAX)
-		power_finish(op, -EPROTO, "the QMP socket sent a line longer "
-					  "than 64 KiB: is it QEMU's QMP?");
-}
-
-static void qmp_on_connect(uv_connect_t *req, int status)
-{
-	struct power_op *op = req->data;
-	int r;
-
-	if (op->done)
-		return;
-	if (status < 0) {
-		power_finish(op, status, "cannot connect to the QMP socket "
-					 "%s: %s",
-			     op->path, uv_strerror(status));
-		return;
-	}
-	r = uv_read_start((uv_stream_t *)&op->pipe, qmp_on_alloc, qmp_on_read);
-	if (r < 0)
-		power_finish(op, r, "cannot read the QMP socket: %s",
-			     uv_strerror(r));
+	op->qmp = NULL; /* it frees itself */
+	power_finish(op, status, "%s", detail);
 }
 
 static int qmp_start(struct power_op *op, const char *path)
 {
-	op->line = malloc(QMP_LINE_MAX);
-	if (!op->line)
-		return -ENOMEM;
-	snprintf(op->path, sizeof(op->path), "%s", path);
-	uv_pipe_init(hostd_loop(vm_hostd(op->vm)), &op->pipe, 0);
-	op->pipe.data = op;
-	op->pipe_open = true;
-	op->handles++;
-	op->connect_req.data = op;
-	uv_pipe_connect(&op->connect_req, &op->pipe, op->path,
-			qmp_on_connect);
-	uv_timer_start(&op->timer, on_qmp_timeout, op->timeout_ms, 0);
-	return 0;
+	return qmp_call_start(hostd_loop(vm_hostd(op->vm)), path,
+			      "{\"execute\":\"quit\"}", "quit",
+			      op->timeout_ms, true, qmp_done, op, &op->qmp);
 }
 
 /* ---- exec ---- */
@@ -303,6 +157,8 @@ int power_off(struct vm *vm, unsigned timeout_ms, power_cb cb,
 	op->cb = cb;
 	op->timeout_ms = timeout_ms;
 	vm_ref(vm);
+	/* The timer is only a handle whose close frees op, once the QMP
+	 * call or the command (each with its own timeout) is released. */
 	uv_timer_init(hostd_loop(vm_hostd(vm)), &op->timer);
 	op->timer.data = op;
 	op->handles = 1;

@@ -10,7 +10,7 @@
 
 #include "common/utf8.h"
 #include "fuzz.h"
-#include "services/shutdown/qmp.h"
+#include "common/qmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

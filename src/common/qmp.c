@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "services/shutdown/qmp.h"
+#include "common/qmp.h"
 
 #include <jansson.h>
 #include <string.h>
