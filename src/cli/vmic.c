@@ -44,6 +44,13 @@ const struct cli_command cli_commands[] = {
 	  "[--raw]",
 	  "Read a VM's key-value pairs, set or delete its External ones, "
 	  "watch them" },
+	{ "exec", cmd_exec,
+	  "NAME [--user U] [--cwd DIR] [--env K=V]... [--timeout DURATION] "
+	  "[--tty] -- COMMAND [ARG]...",
+	  "Run a command in the guest with this terminal's stdin, stdout "
+	  "and stderr" },
+	{ "shell", cmd_shell, "NAME [--user U]",
+	  "A login shell in the guest (~. on a new line ends it)" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",
 	  "Show the event log (state changes, stops, settings)" },
