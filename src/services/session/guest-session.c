@@ -112,12 +112,12 @@ static void send_exit(struct ss_session *s)
 	struct guest_conn *c = host_of(s);
 	uint8_t buf[VMIC_HDR_SIZE + VMIC_SS_EXIT_LEN];
 	struct vmic_ss_exit m = { .session = s->id };
-	struct vmic_frame f = { .service = ID, .type = VMIC_SS_EXIT,
-				.request_id = agent_request_id(c) };
+	struct vmic_frame f = { .service = ID, .type = VMIC_SS_EXIT };
 	int n;
 
 	if (!c)
 		return;
+	f.request_id = agent_request_id(c);
 	if (s->timed_out) {
 		m.how = VMIC_SS_EXIT_TIMEOUT;
 	} else if (s->closed) {

@@ -540,16 +540,23 @@ static bool open_from_args(struct ctl_request *rq, const struct exec_args *a,
 /* The command's stream ids once they are open; then the request. */
 static int open_streams(struct ss_host_session *s, struct vmic_ss_open *m)
 {
+	/* The output streams open here before the guest opens its ends: a
+	 * window beyond the implicit credit would be granted at once, in a
+	 * CREDIT frame the guest drops as late (its end is not open yet),
+	 * and the two sides would disagree on the credit. */
+	static const struct vmic_fdstream_opts out_opts = {
+		.window = VMIC_STREAM_INITIAL_CREDIT,
+	};
 	struct vmic_link *l = vm_link(s->vm);
 	int r;
 
 	if (!l)
 		return -ENOTCONN;
-	r = vmic_fdstream_sink(l, 0, ID, ctl_op_fd(s->op, 1), NULL, &out_ops,
-			       s, &s->out);
+	r = vmic_fdstream_sink(l, 0, ID, ctl_op_fd(s->op, 1), &out_opts,
+			       &out_ops, s, &s->out);
 	if (r == 0 && !(m->flags & VMIC_SS_F_TTY))
-		r = vmic_fdstream_sink(l, 0, ID, ctl_op_fd(s->op, 2), NULL,
-				       &out_ops, s, &s->err);
+		r = vmic_fdstream_sink(l, 0, ID, ctl_op_fd(s->op, 2),
+				       &out_opts, &out_ops, s, &s->err);
 	if (r == 0)
 		r = vmic_fdstream_pump(l, 0, ID, ctl_op_fd(s->op, 0), NULL,
 				       &in_ops, s, &s->in);
