@@ -303,9 +303,11 @@ static int open_streams(struct ss_session *s, struct guest_conn *c,
 	if (r == 0 && s->child.err_fd >= 0)
 		r = vmic_fdstream_pump(l, m->err_stream, ID, s->child.err_fd,
 				       NULL, &out_ops, s, &s->err);
-	if (s->child.master < 0)
+	/* The pty master stays the session's (window size, ^D at EOF). */
+	if (s->child.master < 0) {
 		close(s->child.in_fd);
-	close(s->child.out_fd);
+		close(s->child.out_fd);
+	}
 	if (s->child.err_fd >= 0)
 		close(s->child.err_fd);
 	s->child.in_fd = s->child.out_fd = s->child.err_fd = -1;

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""vmic shell driven through tmux (send-keys, capture-pane): the login
+shell's prompt, a full-screen program, a resize seen by `stty size`, `~.`
+ending the session (exit 255), and the terminal restored after the agent
+is killed under the shell."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from sessionlib import start
+from vmictest import VMIC, Tap, wait_until
+
+if not shutil.which("tmux"):
+    print("1..0 # SKIP tmux is not installed")
+    sys.exit(77)
+
+tap = Tap()
+env = None
+sock = None
+
+
+def tmux(*args, check=True):
+    return subprocess.run(["tmux", "-S", sock, *args], capture_output=True, text=True,
+                          check=check)
+
+
+def screen():
+    return tmux("capture-pane", "-p", "-t", "s", check=False).stdout
+
+
+def shows(text, timeout=10):
+    return wait_until(lambda: text in screen(), timeout, 0.1)
+
+
+def keys(*k):
+    tmux("send-keys", "-t", "s", *k)
+
+
+try:
+    env, guest = start(tap)
+    sock = os.path.join(env.dir, "tmux.sock")
+    status = os.path.join(env.dir, "status")
+    before = os.path.join(env.dir, "stty-before")
+    after = os.path.join(env.dir, "stty-after")
+    # The pane runs a shell script: the terminal's modes before and after
+    # vmic shell, and vmic's exit status.
+    script = (f"stty -g > {before}; PS1='host$ '; export PS1; "
+              f"{VMIC} --socket {env.sock} shell vm1; echo $? > {status}; "
+              f"stty -g > {after}; echo VMIC-DONE; exec sleep 600")
+    tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
+         "env", "TERM=xterm", "sh", "-c", script)
+    keys("PS1='guest# '", "Enter")
+    tap.check("the login shell's prompt", shows("guest# "), screen())
+    keys("echo hi-$((6*7))", "Enter")
+    tap.check("a command's output", shows("hi-42"), screen())
+    keys("stty size", "Enter")
+    tap.check("the first size is the terminal's: 24 80", shows("24 80"), screen())
+    tmux("resize-window", "-t", "s", "-x", "100", "-y", "30")
+    time.sleep(0.5)
+    keys("clear; stty size", "Enter")
+    tap.check("a resize is seen by stty size: 30 100", shows("30 100"), screen())
+    keys("clear; top -d 0.5", "Enter")
+    tap.check("a full-screen program (top) draws", shows("load average"), screen())
+    keys("q")
+    keys("clear; echo back-$((1+1))", "Enter")
+    tap.check("and gives the shell back", shows("back-2"), screen())
+    keys("Enter", "~.")
+    tap.check("~. on a new line ends the session",
+              wait_until(lambda: os.path.exists(status) and open(status).read().strip(), 10),
+              screen())
+    tap.check("vmic exits 255 after ~.", open(status).read().strip() == "255",
+              open(status).read() if os.path.exists(status) else "")
+    tap.check("the terminal is restored after ~.", shows("VMIC-DONE") and
+              open(before).read() == open(after).read(),
+              (open(before).read(), open(after).read() if os.path.exists(after) else None))
+    tmux("kill-server", check=False)
+
+    # The agent killed under a shell: vmic ends, the terminal comes back.
+    for f in (status, before, after):
+        if os.path.exists(f):
+            os.unlink(f)
+    tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
+         "env", "TERM=xterm", "sh", "-c", script)
+    keys("PS1='guest# '", "Enter")
+    tap.check("a second shell", shows("guest# "), screen())
+    guest.kill9()
+    tap.check("vmic ends when the agent dies",
+              wait_until(lambda: os.path.exists(status) and open(status).read().strip(), 15),
+              screen())
+    tap.check("its status says it failed", os.path.exists(status) and
+              open(status).read().strip() not in ("", "0"), screen())
+    tap.check("the terminal is restored after the agent died",
+              shows("VMIC-DONE") and open(before).read() == open(after).read(), screen())
+    tap.check("vmic says why", "vmic:" in screen(), screen())
+finally:
+    if sock:
+        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+    if env:
+        env.close()
+tap.done()
