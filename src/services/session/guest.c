@@ -21,8 +21,8 @@
 static const struct vmic_conf_key keys[] = {
 	{ .section = "session", .key = "users", .type = VMIC_CONF_STRING,
 	  .offset = FIELD(users), .size = SS_GUEST_USERS_MAX,
-	  .help = "users sessions may run as, separated by spaces; the "
-		  "first is the default (empty: none, root only if listed)" },
+	  .help = "users sessions may run as, separated by spaces or commas; "
+		  "the first is the default (empty: none; root only if listed)" },
 	{ .section = "session", .key = "max-sessions", .type = VMIC_CONF_UINT,
 	  .offset = FIELD(max_sessions), .min = 1, .max = 1024,
 	  .help = "sessions that may run at once (1..1024)" },
