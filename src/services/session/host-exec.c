@@ -608,7 +608,7 @@ static bool may_open(struct ctl_request *rq, struct vm *vm)
 
 	if (!ss_host_uid_allowed(ctl_request_uid(rq),
 				 ctl_request_privileged(rq), conf->group)) {
-		ctl_reply_error(rq, "permission-denied",
+		ctl_reply_error(rq, "forbidden",
 				"only root%s%s%s may open sessions: set [session] "
 				"group in hostd.conf to let a group's members",
 				conf->group[0] ? " and members of group '" : "",
