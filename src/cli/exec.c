@@ -81,6 +81,22 @@ static void close_all(int *fds, size_t n)
 			close(fds[i]);
 }
 
+/*
+ * stdout and stderr are the same file or pipe (`> log 2>&1`): two helpers
+ * writing one file at their own offsets would overwrite each other's
+ * bytes, so the guest sends stderr where stdout goes instead.
+ */
+static bool same_output(void)
+{
+	struct stat a, b;
+
+	if (fstat(STDOUT_FILENO, &a) < 0 || fstat(STDERR_FILENO, &b) < 0)
+		return false;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+	       (S_ISREG(a.st_mode) || S_ISFIFO(a.st_mode) ||
+		S_ISSOCK(a.st_mode));
+}
+
 int cli_session_run(struct cli *cli, json_t *req, bool tty, bool shell)
 {
 	struct cli_op_spec spec = { .forward_signals = !shell,
@@ -89,6 +105,8 @@ int cli_session_run(struct cli *cli, json_t *req, bool tty, bool shell)
 				    .on_result = on_result };
 	int fds[3] = { -1, -1, -1 }, status;
 	bool raw = tty && isatty(STDIN_FILENO);
+	bool merge = !tty && same_output();
+	int nfds = tty || merge ? 2 : 3;
 	struct winsize ws;
 
 	if (raw) {
@@ -102,15 +120,17 @@ int cli_session_run(struct cli *cli, json_t *req, bool tty, bool shell)
 		spec.winsize_fd = STDIN_FILENO;
 	}
 	fds[1] = cli_session_fd(STDOUT_FILENO, O_WRONLY);
-	if (!tty)
+	if (nfds == 3)
 		fds[2] = cli_session_fd(STDERR_FILENO, O_WRONLY);
+	if (merge)
+		json_object_set_new(req, "merge_stderr", json_true());
 	if (raw) {
 		if (cli_term_relay(STDIN_FILENO, &fds[0]) < 0)
 			fds[0] = -1;
 	} else {
 		fds[0] = cli_session_fd(STDIN_FILENO, O_RDONLY);
 	}
-	if (fds[0] < 0 || fds[1] < 0 || (!tty && fds[2] < 0)) {
+	if (fds[0] < 0 || fds[1] < 0 || (nfds == 3 && fds[2] < 0)) {
 		fprintf(stderr, "vmic: cannot hand over stdin, stdout and "
 				"stderr: %s\n",
 			strerror(errno));
@@ -118,9 +138,9 @@ int cli_session_run(struct cli *cli, json_t *req, bool tty, bool shell)
 		json_decref(req);
 		return 1;
 	}
-	json_object_set_new(req, "fds", json_integer(tty ? 2 : 3));
+	json_object_set_new(req, "fds", json_integer(nfds));
 	spec.fds = fds;
-	spec.nfds = tty ? 2 : 3;
+	spec.nfds = (size_t)nfds;
 	if (raw && cli_term_raw(STDIN_FILENO) < 0)
 		raw = false;
 	status = cli_op_run(cli, req, &spec);

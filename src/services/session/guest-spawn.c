@@ -45,6 +45,7 @@ struct plan {
 	bool cwd_given;
 	int in[2], out[2], err[2];
 	int master, slave;
+	bool merge; /* stderr into the stdout pipe */
 };
 
 /* The step that failed in the child, with errno, for the message. */
@@ -256,7 +257,7 @@ static int plan_pty(struct plan *p, const struct vmic_ss_open *m,
 static int plan_pipes(struct plan *p, char *err, size_t n)
 {
 	if (pipe2(p->in, O_CLOEXEC) < 0 || pipe2(p->out, O_CLOEXEC) < 0 ||
-	    pipe2(p->err, O_CLOEXEC) < 0) {
+	    (!p->merge && pipe2(p->err, O_CLOEXEC) < 0)) {
 		snprintf(err, n, "cannot make pipes: %s", strerror(errno));
 		return -errno;
 	}
@@ -285,7 +286,7 @@ static void child_fds(const struct plan *p, int report)
 	} else {
 		fds[0] = p->in[0];
 		fds[1] = p->out[1];
-		fds[2] = p->err[1];
+		fds[2] = p->merge ? p->out[1] : p->err[1];
 	}
 	for (int i = 0; i < 3; i++)
 		if (dup2(fds[i], i) < 0)
@@ -396,6 +397,7 @@ static int plan_make(struct plan *p, const struct vmic_ss_open *m,
 	if (r < 0)
 		return r;
 	p->cwd_given = m->cwd[0] != '\0';
+	p->merge = (m->flags & VMIC_SS_F_MERGE) != 0;
 	p->cwd = strdup(p->cwd_given ? m->cwd : pw.pw_dir);
 	if (!p->cwd)
 		return -ENOMEM;
@@ -431,7 +433,7 @@ int ss_guest_spawn(const struct vmic_ss_open *m, const char *user,
 	} else {
 		c->in_fd = p.in[1];
 		c->out_fd = p.out[0];
-		c->err_fd = p.err[0];
+		c->err_fd = p.err[0]; /* -1 with MERGE */
 		c->master = -1;
 	}
 	plan_free(&p);

@@ -432,7 +432,7 @@ struct exec_args {
 	json_t *argv, *env, *winsize;
 	const char *user, *cwd, *term;
 	json_int_t timeout;
-	int tty, shell;
+	int tty, shell, merge;
 };
 
 /* Strings of a JSON array into out (at most max of at most len bytes);
@@ -488,7 +488,8 @@ static bool open_from_args(struct ctl_request *rq, const struct exec_args *a,
 	int n;
 
 	m->flags = (a->tty ? VMIC_SS_F_TTY : 0) |
-		   (a->shell ? VMIC_SS_F_SHELL | VMIC_SS_F_TTY : 0);
+		   (a->shell ? VMIC_SS_F_SHELL | VMIC_SS_F_TTY : 0) |
+		   (a->merge ? VMIC_SS_F_MERGE : 0);
 	if (a->timeout < 0 || a->timeout > VMIC_SS_TIMEOUT_MAX) {
 		ctl_reply_error(rq, "invalid-argument",
 				"timeout must be 0..%u seconds",
@@ -554,7 +555,7 @@ static int open_streams(struct ss_host_session *s, struct vmic_ss_open *m)
 		return -ENOTCONN;
 	r = vmic_fdstream_sink(l, 0, ID, ctl_op_fd(s->op, 1), &out_opts,
 			       &out_ops, s, &s->out);
-	if (r == 0 && !(m->flags & VMIC_SS_F_TTY))
+	if (r == 0 && !(m->flags & (VMIC_SS_F_TTY | VMIC_SS_F_MERGE)))
 		r = vmic_fdstream_sink(l, 0, ID, ctl_op_fd(s->op, 2),
 				       &out_opts, &out_ops, s, &s->err);
 	if (r == 0)
@@ -647,11 +648,12 @@ static void cmd_session_exec(struct ctl_request *rq, struct vm *vm,
 	struct vmic_ss_open *m;
 
 	if (!ctl_args_unpack(rq, "session-exec", args,
-			     "{s?o, s?s, s?s, s?o, s?I, s?b, s?b, s?o, s?s}",
+			     "{s?o, s?s, s?s, s?o, s?I, s?b, s?b, s?b, s?o, s?s}",
 			     "argv", &a.argv, "user", &a.user, "cwd", &a.cwd,
 			     "env", &a.env, "timeout", &a.timeout, "tty",
-			     &a.tty, "shell", &a.shell, "winsize", &a.winsize,
-			     "term", &a.term) ||
+			     &a.tty, "shell", &a.shell, "merge_stderr",
+			     &a.merge, "winsize", &a.winsize, "term",
+			     &a.term) ||
 	    !may_open(rq, vm))
 		return;
 	m = calloc(1, sizeof(*m));
@@ -664,10 +666,12 @@ static void cmd_session_exec(struct ctl_request *rq, struct vm *vm,
 	}
 	if (!open_from_args(rq, &a, m))
 		goto out;
-	if ((m->flags & VMIC_SS_F_TTY) == 0 && ctl_request_nfds(rq) < 3) {
+	if (!(m->flags & (VMIC_SS_F_TTY | VMIC_SS_F_MERGE)) &&
+	    ctl_request_nfds(rq) < 3) {
 		ctl_reply_error(rq, "bad-descriptor",
-				"session-exec without a tty takes three "
-				"descriptors (stdin, stdout, stderr)");
+				"session-exec without tty or merge_stderr "
+				"takes three descriptors (stdin, stdout, "
+				"stderr)");
 		goto out;
 	}
 	s->vm = vm;
@@ -707,7 +711,8 @@ const struct ctl_command ss_host_commands[SS_HOST_NCOMMANDS] = {
 	{ "session-exec", cmd_session_exec, true,
 	  "vm (string), argv (array of strings), user (string), cwd "
 	  "(string), env (array of NAME=VALUE), timeout (seconds), tty "
-	  "(boolean), shell (boolean), winsize ([rows, cols]), term "
+	  "(boolean), shell (boolean), merge_stderr (boolean), winsize "
+	  "([rows, cols]), term "
 	  "(string); descriptors stdin, stdout[, stderr]",
 	  "run a command or a login shell in the guest (an operation)",
 	  exec_fds, ARRAY_SIZE(exec_fds) },

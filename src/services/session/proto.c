@@ -123,7 +123,7 @@ int vmic_ss_open_decode(const uint8_t *p, size_t n, struct vmic_ss_open *m)
 		return -EBADMSG;
 	if ((m->flags & VMIC_SS_F_SHELL) ? m->argc != 0 : m->argc == 0)
 		return -EBADMSG;
-	if (!(m->flags & VMIC_SS_F_TTY) && !m->err_stream)
+	if (!(m->flags & (VMIC_SS_F_TTY | VMIC_SS_F_MERGE)) && !m->err_stream)
 		return -EBADMSG;
 	for (uint16_t i = 0; i < m->envc; i++)
 		if (!env_entry_ok(&m->env[i]))

@@ -7,7 +7,7 @@
  * OPEN    host -> guest, request: run a command.
  *         u32 session (the host's id, != 0), u8 flags (VMIC_SS_F_*),
  *         u32 stdin stream, u32 stdout stream, u32 stderr stream (the
- *         host's stream ids; stderr 0 with a TTY), u32 timeout (seconds,
+ *         host's stream ids; stderr 0 with a TTY or MERGE), u32 timeout (seconds,
  *         0 none), u16 rows, u16 cols (the TTY's size), str user (empty:
  *         the first allowed), str cwd (empty: the user's home), str term
  *         (TERM with a TTY), u16 argc, argc x str (empty with SHELL),
@@ -44,7 +44,8 @@ enum vmic_session_type {
 
 #define VMIC_SS_F_TTY 0x01   /* a pseudo-terminal, stdout and stderr one */
 #define VMIC_SS_F_SHELL 0x02 /* the user's login shell, no argv */
-#define VMIC_SS_F_KNOWN (VMIC_SS_F_TTY | VMIC_SS_F_SHELL)
+#define VMIC_SS_F_MERGE 0x04 /* stderr goes where stdout goes (2>&1) */
+#define VMIC_SS_F_KNOWN (VMIC_SS_F_TTY | VMIC_SS_F_SHELL | VMIC_SS_F_MERGE)
 
 enum vmic_session_exit {
 	VMIC_SS_EXIT_STATUS = 0,   /* exited with value */

@@ -77,6 +77,8 @@ static void test_open_refusals(void **state)
 	assert_int_equal(encode_decode(), -EBADMSG);
 	m.flags = VMIC_SS_F_TTY;
 	assert_int_equal(encode_decode(), 0);
+	m.flags = VMIC_SS_F_MERGE; /* stderr into stdout: no stream */
+	assert_int_equal(encode_decode(), 0);
 	open_base();
 	set_str(&m.env[0], "=x");
 	assert_int_equal(encode_decode(), -EBADMSG);

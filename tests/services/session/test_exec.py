@@ -3,10 +3,11 @@
 signals, stdin and stdout separate from stderr and interleaved, stdin EOF,
 a command that closes stdout early, the users the guest allows, the
 environment and directory, events of start and end."""
+import os
 import subprocess
 
-from sessionlib import run, start
-from vmictest import Tap
+from sessionlib import exec_argv, run, start
+from vmictest import CHILD_ENV, Tap
 
 tap = Tap()
 env = None
@@ -30,6 +31,20 @@ try:
     tap.check("interleaved output: every line on its own stream, in order",
               r.stdout == "".join(f"o{i}\n" for i in range(1, 6)) and
               r.stderr == "".join(f"e{i}\n" for i in range(1, 6)), (r.stdout, r.stderr))
+    # Both into one file or pipe (> log 2>&1): interleaved as written.
+    want = "".join(f"o{i}\ne{i}\n" for i in range(1, 6))
+    log = os.path.join(env.dir, "both.log")
+    with open(log, "w") as f:
+        p = subprocess.run(exec_argv(env, "--", "sh", "-c",
+                                     "for i in 1 2 3 4 5; do echo o$i; echo e$i >&2; done"),
+                           stdout=f, stderr=subprocess.STDOUT, env=CHILD_ENV, timeout=60)
+    tap.check("> file 2>&1: one file, lines interleaved as the command wrote them",
+              p.returncode == 0 and open(log).read() == want, open(log).read())
+    p = subprocess.run(exec_argv(env, "--", "sh", "-c",
+                                 "for i in 1 2 3 4 5; do echo o$i; echo e$i >&2; done"),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=CHILD_ENV, timeout=60)
+    tap.check("2>&1 into one pipe: interleaved as written",
+              p.returncode == 0 and p.stdout.decode() == want, p.stdout)
     r = run(env, "--", "sh", "-c", "exec >&-; echo still here >&2; sleep 0.2; exit 3")
     tap.check("a command that closes stdout early: its stderr and status still come",
               r.returncode == 3 and r.stderr == b"still here\n" and r.stdout == b"",
@@ -56,6 +71,14 @@ try:
     r = run(env, "--cwd", "/no/such/dir", "--", "true", text=True)
     tap.check("a directory that does not exist: a clear error",
               r.returncode != 0 and "/no/such/dir" in r.stderr, (r.returncode, r.stderr))
+    r = run(env, "--tty", "--", "sh", "-c", "tty; read line; echo got-$line; exit 4",
+            input=b"hello\n")
+    tap.check("--tty: a pseudo-terminal, stdin through it, the exit status",
+              r.returncode == 4 and b"/dev/pts/" in r.stdout and b"got-hello" in r.stdout,
+              (r.returncode, r.stdout, r.stderr))
+    r = run(env, "--tty", "--", "cat", input=b"abc\n")
+    tap.check("--tty: stdin's end is ^D, which ends cat", r.returncode == 0 and
+              r.stdout.count(b"abc") >= 1, (r.returncode, r.stdout, r.stderr))
     ev = [e for e in env.events("vm1") if e["kind"] in ("session-start", "session-end")]
     starts = [e for e in ev if e["kind"] == "session-start"]
     ends = [e for e in ev if e["kind"] == "session-end"]
