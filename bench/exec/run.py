@@ -8,7 +8,8 @@ commands as root. Every row is timed by this harness as a whole command
 it starts and waits for (subprocess, wall clock), interleaved so that
 load on the machine falls on all rows alike:
 
-  - spawn: `true` started locally, `vmic exec VM -- true`; qemu-ga's
+  - spawn: `true` started locally, `vmic status VM` (the CLI's start and
+    one control round trip, for reference), `vmic exec VM -- true`; qemu-ga's
     guest-exec with status polling and `ssh` to a loopback sshd (a new
     connection, and one through a ControlMaster) only when they are
     installed, else the row says so. Each run takes the median of
@@ -81,7 +82,11 @@ def time_cmd(argv, shell=False):
 
 def spawn_rows(ctl, count):
     """Median seconds of each row over count interleaved starts."""
-    rows = {"local true": ["true"], "vmic exec VM true": ctl + ["exec", "vm1", "--", "true"]}
+    rows = {"local true": ["true"],
+            # vmic's own start and one control round trip, no guest: what
+            # of the exec row is the CLI rather than the session.
+            "vmic status VM (no guest work)": ctl + ["status", "vm1"],
+            "vmic exec VM true": ctl + ["exec", "vm1", "--", "true"]}
     samples = {k: [] for k in rows}
     for _ in range(count):
         for name, argv in rows.items():
