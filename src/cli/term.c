@@ -35,7 +35,7 @@ int cli_term_raw(int fd)
 		return -errno;
 	raw = saved;
 	cfmakeraw(&raw);
-	if (tcsetattr(fd, TCSAFLUSH, &raw) < 0)
+	if (tcsetattr(fd, TCSADRAIN, &raw) < 0)
 		return -errno;
 	saved_fd = fd;
 	return 0;
@@ -45,7 +45,7 @@ void cli_term_restore(void)
 {
 	if (saved_fd < 0)
 		return;
-	tcsetattr(saved_fd, TCSAFLUSH, &saved);
+	tcsetattr(saved_fd, TCSADRAIN, &saved);
 	saved_fd = -1;
 }
 

@@ -57,6 +57,28 @@ try:
     tap.check("nothing of it is left", wait_until(lambda: not procs_with("sleep 1000.25"), 5),
               procs_with("sleep 1000.25"))
 
+    # SIGTERM to vmic: the command gets it.
+    p = popen(env, "--", "sh", "-c", "trap 'echo got-term; exit 9' TERM; echo ready; "
+              "while :; do sleep 0.1; done",
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, _ = p.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out = b""
+    tap.check("SIGTERM to vmic reaches the command (its trap runs, exit 9)",
+              p.returncode == 9 and b"got-term" in out, (p.returncode, out))
+
+    # A background child holding stdout: the session ends with the leader.
+    t0 = time.monotonic()
+    r = run(env, "--", "sh", "-c", "sleep 1000.125 & echo leader-done")
+    tap.check("a background child does not hold the session open, and is ended",
+              r.returncode == 0 and r.stdout == b"leader-done\n" and time.monotonic() - t0 < 10
+              and wait_until(lambda: not procs_with("sleep 1000.125"), 5),
+              (r.returncode, r.stdout, procs_with("sleep 1000.125")))
+
     # A command that ignores SIGINT and SIGTERM: --timeout ends its group.
     p = popen(env, "--timeout", "2s", "--", "sh", "-c",
               "trap '' INT TERM HUP; sleep 1000.5 & echo ready; wait",

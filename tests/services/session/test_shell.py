@@ -5,11 +5,12 @@ ending the session (exit 255), and the terminal restored after the agent
 is killed under the shell."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 
-from sessionlib import start
+from sessionlib import procs_with, start
 from vmictest import VMIC, Tap, wait_until
 
 if not shutil.which("tmux"):
@@ -38,6 +39,29 @@ def keys(*k):
     tmux("send-keys", "-t", "s", *k)
 
 
+def prompt_line(text):
+    """A screen line that starts with text: the shell printed it (typed
+    keys echo after the prompt, never at a line's start)."""
+    return wait_until(lambda: any(l.startswith(text) for l in screen().splitlines()), 10, 0.1)
+
+
+def shell_ready():
+    """The guest's shell evaluates what is typed (keys typed before it ran
+    would only be echoed by the local terminal)."""
+    # vmic's switch to raw mode flushes what was typed before it (TCSAFLUSH):
+    # type again until the shell answers.
+    for _ in range(10):
+        keys("echo READY-$((20+22))", "Enter")
+        if shows("READY-42", 2):
+            return prompt_ps1()
+    return False
+
+
+def prompt_ps1():
+    keys("PS1='guest# '", "Enter")
+    return prompt_line("guest#")
+
+
 try:
     env, guest = start(tap)
     sock = os.path.join(env.dir, "tmux.sock")
@@ -51,8 +75,7 @@ try:
               f"stty -g > {after}; echo VMIC-DONE; exec sleep 600")
     tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
          "env", "TERM=xterm", "sh", "-c", script)
-    keys("PS1='guest# '", "Enter")
-    tap.check("the login shell's prompt", shows("guest# "), screen())
+    tap.check("the login shell's prompt", shell_ready(), screen())
     keys("echo hi-$((6*7))", "Enter")
     tap.check("a command's output", shows("hi-42"), screen())
     keys("stty size", "Enter")
@@ -77,14 +100,32 @@ try:
               (open(before).read(), open(after).read() if os.path.exists(after) else None))
     tmux("kill-server", check=False)
 
+    # SIGTERM to vmic shell: the session ends, the terminal comes back.
+    for f in (status, before, after):
+        if os.path.exists(f):
+            os.unlink(f)
+    tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
+         "env", "TERM=xterm", "sh", "-c", script)
+    tap.check("a shell to be ended by SIGTERM", shell_ready(), screen())
+    shells = [p for p in procs_with(f"{env.sock}") if open(f"/proc/{p}/cmdline", "rb")
+              .read().split(b"\0")[-2:-1] == [b"vm1"]]
+    if shells:
+        os.kill(shells[0], signal.SIGTERM)
+    tap.check("SIGTERM to vmic shell: it ends with 128+15",
+              wait_until(lambda: os.path.exists(status) and open(status).read().strip(), 15) and
+              open(status).read().strip() == "143",
+              (shells, open(status).read() if os.path.exists(status) else None, screen()))
+    tap.check("the terminal is restored after SIGTERM", shows("VMIC-DONE") and
+              open(before).read() == open(after).read(), screen())
+    tmux("kill-server", check=False)
+
     # The agent killed under a shell: vmic ends, the terminal comes back.
     for f in (status, before, after):
         if os.path.exists(f):
             os.unlink(f)
     tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
          "env", "TERM=xterm", "sh", "-c", script)
-    keys("PS1='guest# '", "Enter")
-    tap.check("a second shell", shows("guest# "), screen())
+    tap.check("a second shell", shell_ready(), screen())
     guest.kill9()
     tap.check("vmic ends when the agent dies",
               wait_until(lambda: os.path.exists(status) and open(status).read().strip(), 15),
