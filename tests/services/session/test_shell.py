@@ -35,6 +35,15 @@ def shows(text, timeout=10):
     return wait_until(lambda: text in screen(), timeout, 0.1)
 
 
+def new_pane(n, script):
+    """A tmux server of its own per phase (a killed server may still hold
+    its socket for a moment)."""
+    global sock
+    sock = os.path.join(env.dir, f"tmux-{n}.sock")
+    tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
+         "env", "TERM=xterm", "sh", "-c", script)
+
+
 def keys(*k):
     tmux("send-keys", "-t", "s", *k)
 
@@ -64,7 +73,6 @@ def prompt_ps1():
 
 try:
     env, guest = start(tap)
-    sock = os.path.join(env.dir, "tmux.sock")
     status = os.path.join(env.dir, "status")
     before = os.path.join(env.dir, "stty-before")
     after = os.path.join(env.dir, "stty-after")
@@ -73,8 +81,7 @@ try:
     script = (f"stty -g > {before}; PS1='host$ '; export PS1; "
               f"{VMIC} --socket {env.sock} shell vm1; echo $? > {status}; "
               f"stty -g > {after}; echo VMIC-DONE; exec sleep 600")
-    tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
-         "env", "TERM=xterm", "sh", "-c", script)
+    new_pane(1, script)
     tap.check("the login shell's prompt", shell_ready(), screen())
     keys("echo hi-$((6*7))", "Enter")
     tap.check("a command's output", shows("hi-42"), screen())
@@ -104,8 +111,7 @@ try:
     for f in (status, before, after):
         if os.path.exists(f):
             os.unlink(f)
-    tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
-         "env", "TERM=xterm", "sh", "-c", script)
+    new_pane(2, script)
     tap.check("a shell to be ended by SIGTERM", shell_ready(), screen())
     shells = [p for p in procs_with(f"{env.sock}") if open(f"/proc/{p}/cmdline", "rb")
               .read().split(b"\0")[-2:-1] == [b"vm1"]]
@@ -123,8 +129,7 @@ try:
     for f in (status, before, after):
         if os.path.exists(f):
             os.unlink(f)
-    tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "80", "-y", "24",
-         "env", "TERM=xterm", "sh", "-c", script)
+    new_pane(3, script)
     tap.check("a second shell", shell_ready(), screen())
     guest.kill9()
     tap.check("vmic ends when the agent dies",
@@ -136,8 +141,10 @@ try:
               shows("VMIC-DONE") and open(before).read() == open(after).read(), screen())
     tap.check("vmic says why", "vmic:" in screen(), screen())
 finally:
-    if sock:
-        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+    for n in (1, 2, 3):
+        if env and os.path.exists(os.path.join(env.dir, f"tmux-{n}.sock")):
+            subprocess.run(["tmux", "-S", os.path.join(env.dir, f"tmux-{n}.sock"),
+                            "kill-server"], capture_output=True)
     if env:
         env.close()
 tap.done()
