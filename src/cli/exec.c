@@ -206,6 +206,12 @@ static int parse_exec_args(struct cli *cli, int argc, char **argv,
 	while ((c = getopt_long(argc, argv, ":ht", opts, NULL)) != -1) {
 		if (c == 't')
 			c = OPT_TTY;
+		if (c == '?')
+			return cli_usage_error(cli, "unknown option '%s': the "
+						    "command and its arguments "
+						    "go after -- (vmic exec VM "
+						    "-- CMD ARGS...)",
+					       argv[optind - 1]);
 		if ((r = parse_exec_opt(cli, c, argv, a)) != CLI_NEXT)
 			return r;
 	}
