@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -46,6 +47,8 @@ struct plan {
 	int in[2], out[2], err[2];
 	int master, slave;
 	bool merge; /* stderr into the stdout pipe */
+	long fd_max; /* descriptors to close in the child, when close_range
+			is missing (musl, old kernels) */
 };
 
 /* The step that failed in the child, with errno, for the message. */
@@ -275,6 +278,18 @@ _Noreturn static void child_fail(int fd, enum step step)
 	_exit(127);
 }
 
+/* Close lo..hi in the child: close_range(2) where the kernel and the
+ * headers have it, else one by one up to the limit read before fork. */
+static void close_fds(const struct plan *p, unsigned lo, unsigned hi)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, lo, hi, 0) == 0)
+		return;
+#endif
+	for (long fd = lo; fd < p->fd_max && (unsigned long)fd <= hi; fd++)
+		close((int)fd);
+}
+
 static void child_fds(const struct plan *p, int report)
 {
 	int fds[3];
@@ -293,8 +308,8 @@ static void child_fds(const struct plan *p, int report)
 			child_fail(report, STEP_SETUP);
 	/* The report pipe is close-on-exec; everything else above 2 goes. */
 	if (report > 3)
-		close_range(3, (unsigned)report - 1, 0);
-	close_range((unsigned)report + 1, ~0u, 0);
+		close_fds(p, 3, (unsigned)report - 1);
+	close_fds(p, (unsigned)report + 1, ~0u);
 }
 
 _Noreturn static void child_run(const struct plan *p, int report)
@@ -398,6 +413,9 @@ static int plan_make(struct plan *p, const struct vmic_ss_open *m,
 		return r;
 	p->cwd_given = m->cwd[0] != '\0';
 	p->merge = (m->flags & VMIC_SS_F_MERGE) != 0;
+	p->fd_max = sysconf(_SC_OPEN_MAX);
+	if (p->fd_max < 0 || p->fd_max > 65536)
+		p->fd_max = 65536;
 	p->cwd = strdup(p->cwd_given ? m->cwd : pw.pw_dir);
 	if (!p->cwd)
 		return -ENOMEM;
