@@ -114,11 +114,19 @@ static void ss_on_session(struct guest_conn *c, bool up)
 
 static int ss_start(struct guestd *g)
 {
+	const struct ss_guest_conf *conf = agent_conf(g, ID);
 	struct ss_guest *sg = ss_guest_new(g);
 
 	if (!sg)
 		return -ENOMEM;
 	agent_set_state(g, ID, sg);
+	/* Said once at start, so nobody relies on what this build lacks. */
+	log_notice("session: sessions run as [session] users (%s); this build "
+		   "opens no PAM session (pam_limits, logind do not see them) "
+		   "and makes no cgroup: a process that leaves the session's "
+		   "process group with setsid is not ended with it",
+		   conf->users[0] ? conf->users
+				  : "none listed: every session is refused");
 	return 0;
 }
 
