@@ -2,8 +2,12 @@
 /*
  * Starting a session's process as its user. Everything that may allocate
  * or read files (the user, its groups, the environment, the path of the
- * command) is done before fork(); the child only makes system calls that
- * are safe after fork() in a threaded process, then execve(). A
+ * command) is done before the child exists; the child only makes system
+ * calls, then execve(). It is made with clone(CLONE_VM | CLONE_VFORK), as
+ * posix_spawn does: no copy of the agent's page tables, the agent waiting
+ * until execve() succeeded or failed. Sharing the agent's memory, the
+ * child switches ids with raw system calls (glibc's setuid() would try to
+ * signal the agent's threads) and touches nothing but its own stack. A
  * close-on-exec pipe brings an errno back when a step fails, so the host
  * hears "no such directory" instead of an exit status 127 from nowhere.
  *
@@ -15,6 +19,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +37,20 @@
 #define USER_PATH "/usr/local/bin:/usr/bin:/bin"
 #define GROUPS_MAX 1024
 #define ENV_BASE 6
+/* The child's stack until execve(). */
+#define CHILD_STACK (128 * 1024)
+
+/* Ids switched with raw system calls: only the calling task changes
+ * (32-bit x86 and arm name the 32-bit ids' calls apart). */
+#ifdef SYS_setgroups32
+#define SS_SYS_SETGROUPS SYS_setgroups32
+#define SS_SYS_SETGID SYS_setgid32
+#define SS_SYS_SETUID SYS_setuid32
+#else
+#define SS_SYS_SETGROUPS SYS_setgroups
+#define SS_SYS_SETGID SYS_setgid
+#define SS_SYS_SETUID SYS_setuid
+#endif
 
 /* What the child needs, all made before fork(). */
 struct plan {
@@ -323,11 +342,11 @@ _Noreturn static void child_run(const struct plan *p, int report)
 	if (setsid() < 0)
 		child_fail(report, STEP_SETUP);
 	child_fds(p, report);
-	if (setgroups((size_t)p->ngroups, p->groups) < 0)
+	if (syscall(SS_SYS_SETGROUPS, (long)p->ngroups, p->groups) < 0)
 		child_fail(report, STEP_GROUPS);
-	if (setgid(p->gid) < 0)
+	if (syscall(SS_SYS_SETGID, (long)p->gid) < 0)
 		child_fail(report, STEP_GID);
-	if (setuid(p->uid) < 0)
+	if (syscall(SS_SYS_SETUID, (long)p->uid) < 0)
 		child_fail(report, STEP_UID);
 	if (chdir(p->cwd) < 0) {
 		if (p->cwd_given || chdir("/") < 0)
@@ -335,6 +354,18 @@ _Noreturn static void child_run(const struct plan *p, int report)
 	}
 	execve(p->path, p->argv, p->envp);
 	child_fail(report, STEP_EXEC);
+}
+
+struct child_arg {
+	const struct plan *p;
+	int report;
+};
+
+static int child_main(void *arg)
+{
+	const struct child_arg *a = arg;
+
+	child_run(a->p, a->report);
 }
 
 static void describe_failure(const struct plan *p, const int msg[2],
@@ -360,26 +391,33 @@ static void describe_failure(const struct plan *p, const int msg[2],
 	}
 }
 
-/* Fork, then wait for execve() (EOF on the report pipe) or a failure. */
+/* Start the child, then read its report: EOF when execve() succeeded. */
 static int plan_fork(struct plan *p, pid_t *pid, char *err, size_t n)
 {
 	int report[2], msg[2] = { 0, 0 };
+	struct child_arg arg;
+	char *stack;
 	ssize_t got;
 
 	if (pipe2(report, O_CLOEXEC) < 0) {
 		snprintf(err, n, "cannot make a pipe: %s", strerror(errno));
 		return -errno;
 	}
-	*pid = fork();
+	stack = malloc(CHILD_STACK);
+	arg = (struct child_arg){ .p = p, .report = report[1] };
+	/* The read end is close-on-exec too; the child closes everything
+	 * above its report pipe, this included. */
+	*pid = stack ? clone(child_main, stack + CHILD_STACK,
+			     CLONE_VM | CLONE_VFORK | SIGCHLD, &arg)
+		     : -1;
+	if (*pid < 0)
+		snprintf(err, n, "cannot start a process: %s",
+			 stack ? strerror(errno) : "out of memory");
+	free(stack);
 	if (*pid < 0) {
-		snprintf(err, n, "cannot fork: %s", strerror(errno));
 		close(report[0]);
 		close(report[1]);
 		return -EAGAIN;
-	}
-	if (*pid == 0) {
-		close(report[0]);
-		child_run(p, report[1]);
 	}
 	close(report[1]);
 	do
