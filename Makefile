@@ -10,7 +10,7 @@ MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
 .PHONY: all deps build static release demo check test asan fuzz vm-check bench \
 	bench-heartbeat bench-floor bench-loop bench-stream bench-timesync \
-	bench-kvp bench-backup clean
+	bench-kvp bench-backup bench-exec clean
 
 all: build
 
@@ -74,7 +74,7 @@ demo: build static
 
 # Benchmarks (docs/benchmarks.md) on the release build; each takes minutes.
 bench: bench-heartbeat bench-floor bench-loop bench-stream bench-timesync \
-	bench-kvp bench-backup
+	bench-kvp bench-backup bench-exec
 
 bench-heartbeat: release
 	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD)
@@ -104,6 +104,10 @@ bench-kvp: release
 # (docs/benchmarks.md): release build, root (a loop mount).
 bench-backup: release
 	python3 bench/backup/run.py --build $(RELEASE_BUILD)
+# Direct Session: `vmic exec VM true` against a local `true` (medians of
+# 200), `vmic exec VM cat` against a local pipe (docs/benchmarks.md).
+bench-exec: release
+	python3 bench/exec/run.py --build $(RELEASE_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD) $(RELEASE_BUILD)

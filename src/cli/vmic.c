@@ -51,6 +51,13 @@ const struct cli_command cli_commands[] = {
 	  "NAME [--timeout DURATION] {-- SNAPSHOT-CMD [ARGS...] | "
 	  "--qmp-snapshot FILE [--qmp-device DRIVE]}",
 	  "Freeze, run a snapshot command on the host, thaw (a checkpoint)" },
+	{ "exec", cmd_exec,
+	  "NAME [--user U] [--cwd DIR] [--env K=V]... [--timeout DURATION] "
+	  "[--tty] -- COMMAND [ARG]...",
+	  "Run a command in the guest with this terminal's stdin, stdout "
+	  "and stderr" },
+	{ "shell", cmd_shell, "NAME [--user U]",
+	  "A login shell in the guest (~. on a new line ends it)" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",
 	  "Show the event log (state changes, stops, settings)" },

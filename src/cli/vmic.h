@@ -306,4 +306,22 @@ int cmd_backup(struct cli *cli, int argc, char **argv);
 /* kvp.c */
 int cmd_kvp(struct cli *cli, int argc, char **argv);
 
+/* exec.c, shell.c, term.c: sessions in the guest */
+int cmd_exec(struct cli *cli, int argc, char **argv);
+int cmd_shell(struct cli *cli, int argc, char **argv);
+/* A new description of fd (pipes, terminals) or a duplicate (files,
+ * sockets), close-on-exec, to hand to the daemon; /dev/null when fd is
+ * closed. -1 with errno. */
+int cli_session_fd(int fd, int flags);
+/* Run a session-exec request (taken) with stdin/stdout/stderr; with tty
+ * and a terminal on stdin, in raw mode through the escape relay. The
+ * exit status. */
+int cli_session_run(struct cli *cli, json_t *req, bool tty, bool shell);
+/* Raw mode on fd, saved for cli_term_restore (idempotent). */
+int cli_term_raw(int fd);
+void cli_term_restore(void);
+/* A thread copies fd `from` into a new pipe, watching for `~.`; the
+ * pipe's read end in *session_stdin. 0 or -errno. */
+int cli_term_relay(int from, int *session_stdin);
+
 #endif

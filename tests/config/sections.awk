@@ -2,6 +2,9 @@
 # named in `only` (space-separated), or, without `only`, all but those
 # named in `except`. A section runs from its [name] line to the next;
 # lines before the first belong to none and are kept unless `only` is set.
+# With `only`, the output ends with the blank line that ends a section
+# followed by another, whether or not one follows: a service's section
+# reads the same wherever services/list.h puts it.
 #   awk -v only="kvp" -f sections.awk
 #   awk -v except="heartbeat kvp" -f sections.awk
 BEGIN {
@@ -17,4 +20,8 @@ BEGIN {
 	name = substr($0, 2, length($0) - 2)
 	keep = n ? (name in want) : !(name in skip)
 }
-keep { print }
+keep { print; last = $0; printed = 1 }
+END {
+	if (n && printed && last != "")
+		print ""
+}
