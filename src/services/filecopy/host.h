@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * File Copy, host half: what its files share. host.c holds the entry,
+ * the per-VM list of copies and the two commands' checks; host-put.c
+ * runs a copy into the guest, host-get.c one out of it. Each copy is a
+ * long operation of the control socket (ctl_op_*) whose descriptor the
+ * CLI opened with the user's own rights.
+ */
+#ifndef VMIC_SERVICES_FILECOPY_HOST_H
+#define VMIC_SERVICES_FILECOPY_HOST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "host/service-api.h"
+#include "services/filecopy/filecopy.h"
+
+#define FC_HOST_ID VMIC_SVC_FILECOPY
+/* The guest answers a PUT or GET once its end is open: this long. */
+#define FC_ACCEPT_TIMEOUT_MS 30000
+/* Progress lines at most this often. */
+#define FC_PROGRESS_US 200000
+
+struct vmic_fc_hasher;
+
+/* One copy, either way. */
+struct fc_xfer {
+	struct fc_xfer *next;
+	struct vm *vm;        /* referenced */
+	struct ctl_op *op;    /* NULL once ended (a leftover waits for the
+				 guest's answer to close its end) */
+	bool put;             /* into the guest */
+	int fd;               /* the CLI's descriptor, taken */
+	uint32_t stream_id;
+	uint32_t rid;         /* the request waiting, 0 when none */
+	struct vmic_fdstream *fs; /* the pump or sink, NULL once ended */
+	struct vmic_fc_hasher *hash;
+	uint64_t size;        /* expected, VMIC_FC_SIZE_UNKNOWN */
+	uint32_t mode;
+	int64_t mtime_ns;
+	uint64_t start_us, last_progress_us;
+	bool data_done;       /* the pump or sink ended well */
+	bool guest_done;      /* GET: the guest's DONE came */
+	uint8_t guest_hash[VMIC_FC_HASH_LEN];
+	uint64_t guest_bytes;
+	char path[VMIC_FC_PATH_MAX + 1];
+	struct vmic_fc_put msg; /* PUT: what was asked */
+};
+
+/* host.c */
+/* A new copy of vm (referenced), in its list; NULL without memory. */
+struct fc_xfer *fc_host_xfer_new(struct vm *vm, bool put);
+/* Cancel its stream and request, close its descriptor, free it. */
+void fc_host_xfer_free(struct fc_xfer *x);
+/* End the operation with an error (code of docs/control.md) and free
+ * the copy, unless free_later (a leftover keeps waiting). */
+void fc_host_fail(struct fc_xfer *x, const char *code, const char *fmt, ...)
+	PRINTF_LIKE(3, 4);
+/* The guest answered with an error frame: end the operation with it. */
+void fc_host_fail_frame(struct fc_xfer *x, const struct vmic_frame *f);
+/* A fresh stream id of the host's side for vm. */
+uint32_t fc_host_stream_id(struct vm *vm);
+/* Progress now and then ({"bytes", "total"}). */
+void fc_host_progress(struct fc_xfer *x, uint64_t bytes, bool force);
+/* The result's common members: path, bytes, hash, seconds. */
+json_t *fc_host_result(struct fc_xfer *x, uint64_t bytes,
+		       const uint8_t hash[VMIC_FC_HASH_LEN]);
+extern const struct ctl_op_ops fc_host_op_ops;
+
+/* host-put.c */
+void fc_host_put_start(struct ctl_request *rq, struct vm *vm,
+		       const struct vmic_fc_put *m);
+/* host-get.c */
+void fc_host_get_start(struct ctl_request *rq, struct vm *vm,
+		       const char *path);
+
+#endif
