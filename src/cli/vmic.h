@@ -302,5 +302,7 @@ int cmd_stop(struct cli *cli, int argc, char **argv);
 int cmd_time(struct cli *cli, int argc, char **argv);
 /* kvp.c */
 int cmd_kvp(struct cli *cli, int argc, char **argv);
+/* copy.c */
+int cmd_copy(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * File Copy, host half: a file out of the guest. The host's end of the
- * stream (a sink into the CLI's descriptor, written on the thread pool
- * for a file) opens first, then GET asks the guest to pump the file into
- * it; the guest answers once with the file's size, mode and mtime, and
+ * File Copy, host half: a file out of the guest. GET asks the guest to
+ * pump the file into a stream of the host's id; the guest answers once
+ * with the file's size, mode and mtime before it sends any data, and the
+ * host opens its end (a sink into the CLI's descriptor, written on the
+ * thread pool for a file) on that answer, so the credit it grants finds
+ * the guest's end open and the data finds the host's. The guest answers
  * again at the end with the XXH3-128 of what it read, which must equal
  * the hash of what arrived. The CLI renames its temporary into place
  * only after this operation's success.
@@ -45,6 +47,8 @@ static void maybe_finish(struct fc_xfer *x)
 	fc_host_xfer_free(x);
 }
 
+static const struct vmic_fdstream_ops sink_ops;
+
 static bool on_get(struct vm *vm, void *ud, const struct vmic_frame *f,
 		   int err)
 {
@@ -73,6 +77,22 @@ static bool on_get(struct vm *vm, void *ud, const struct vmic_frame *f,
 		return false;
 	}
 	if (rep.stage == VMIC_FC_ACCEPTED) {
+		int r = x->accepted ? -EPROTO
+				    : vmic_fdstream_sink(vm_link(vm),
+							 x->stream_id,
+							 FC_HOST_ID, x->fd,
+							 NULL, &sink_ops, x,
+							 &x->fs);
+		char msg[256];
+
+		x->accepted = true;
+		if (r < 0) {
+			x->rid = 0;
+			fc_host_fail(x, conn_stream_error(vm, r, msg,
+							  sizeof(msg)),
+				     "%s", msg);
+			return false;
+		}
 		x->size = rep.size;
 		x->mode = rep.mode;
 		x->mtime_ns = rep.mtime_ns;
@@ -134,7 +154,6 @@ void fc_host_get_start(struct ctl_request *rq, struct vm *vm,
 	struct vmic_fc_get m = { 0 };
 	uint8_t buf[VMIC_FC_GET_MAX_LEN];
 	struct fc_xfer *x = fc_host_xfer_new(vm, false);
-	char msg[1024];
 	int n, r;
 
 	if (!x) {
@@ -149,14 +168,6 @@ void fc_host_get_start(struct ctl_request *rq, struct vm *vm,
 		return;
 	}
 	x->fd = ctl_op_take_fd(x->op, 0);
-	r = vmic_fdstream_sink(vm_link(vm), x->stream_id, FC_HOST_ID, x->fd,
-			       NULL, &sink_ops, x, &x->fs);
-	if (r < 0) {
-		const char *code = conn_stream_error(vm, r, msg, sizeof(msg));
-
-		fc_host_fail(x, code, "%s", msg);
-		return;
-	}
 	m.stream_id = x->stream_id;
 	snprintf(m.path, sizeof(m.path), "%s", path);
 	n = vmic_fc_get_encode(&m, buf, sizeof(buf));

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * File Copy, host half: a file into the guest. PUT asks the guest to open
- * a temporary and its end of the stream; once it has, the CLI's
- * descriptor is pumped into the stream (read on the thread pool) and
- * hashed as it is read; COMMIT then carries the hash and length, and the
- * guest's answer says whether the file is in place.
+ * a temporary and its end of the stream, and the CLI's descriptor is
+ * pumped into the stream (read on the thread pool) and hashed as it is
+ * read, at once: the PUT frame goes before any data frame, so the guest
+ * opens its end before the data arrives, and the credit it grants finds
+ * the host's end open. When the guest refuses, its link resets the data
+ * of a stream it does not have, and the answer to PUT says why. COMMIT
+ * then carries the hash and length (after the PUT was accepted), and
+ * the guest's answer says whether the file is in place.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -81,6 +85,12 @@ static void pump_done(void *ud, struct vmic_fdstream *f, int err,
 	(void)f;
 	(void)code;
 	x->fs = NULL;
+	if (err < 0 && !x->accepted && x->rid) {
+		/* The answer to PUT tells the reason. */
+		x->aborted = err;
+		snprintf(x->abort_msg, sizeof(x->abort_msg), "%s", message);
+		return;
+	}
 	if (err == -ECONNABORTED) {
 		fc_host_fail(x, "failed", "the guest: %s", message);
 		return;
@@ -97,6 +107,8 @@ static void pump_done(void *ud, struct vmic_fdstream *f, int err,
 	}
 	x->data_done = true;
 	fc_host_progress(x, vmic_fc_hasher_bytes(x->hash), true);
+	if (!x->accepted)
+		return; /* COMMIT once the guest said yes */
 	r = send_commit(x);
 	if (r < 0)
 		fc_host_fail(x, "not-connected",
@@ -122,7 +134,6 @@ static bool on_put(struct vm *vm, void *ud, const struct vmic_frame *f,
 {
 	struct fc_xfer *x = ud;
 	struct vmic_fc_reply rep;
-	char msg[1024];
 	int r;
 
 	x->rid = 0;
@@ -143,12 +154,19 @@ static bool on_put(struct vm *vm, void *ud, const struct vmic_frame *f,
 			     "the guest's answer to the copy does not decode");
 		return false;
 	}
-	r = vmic_fdstream_pump(vm_link(vm), x->stream_id, FC_HOST_ID, x->fd,
-			       NULL, &pump_ops, x, &x->fs);
-	if (r < 0) {
-		const char *code = conn_stream_error(vm, r, msg, sizeof(msg));
-
-		fc_host_fail(x, code, "%s", msg);
+	x->accepted = true;
+	if (x->aborted) {
+		fc_host_fail(x, x->aborted == -ECONNABORTED ? "failed"
+							     : "not-connected",
+			     "%s", x->abort_msg);
+		return false;
+	}
+	if (x->data_done) {
+		r = send_commit(x);
+		if (r < 0)
+			fc_host_fail(x, "not-connected",
+				     "cannot confirm the copy of %s to the "
+				     "guest: %s", x->path, strerror(-r));
 	}
 	return false;
 }
@@ -158,6 +176,7 @@ void fc_host_put_start(struct ctl_request *rq, struct vm *vm,
 {
 	uint8_t buf[VMIC_FC_PUT_MAX_LEN];
 	struct fc_xfer *x = fc_host_xfer_new(vm, true);
+	char msg[256];
 	int n, r;
 
 	if (!x) {
@@ -179,10 +198,20 @@ void fc_host_put_start(struct ctl_request *rq, struct vm *vm,
 	r = n < 0 ? n
 		  : request_send(vm, FC_HOST_ID, VMIC_FC_PUT, buf, (size_t)n,
 				 FC_ACCEPT_TIMEOUT_MS, on_put, x, &x->rid);
-	if (r < 0)
+	if (r < 0) {
 		fc_host_fail(x, r == -EBUSY ? "limit" : "not-connected",
-			     r == -EBUSY ? "too many copies with this VM at "
-					   "once; wait for one to end"
-					 : "cannot ask the guest: %s",
+			     "%s: %s", r == -EBUSY ? "too many copies with this "
+						     "VM at once; wait for one "
+						     "to end"
+						   : "cannot ask the guest",
 			     strerror(-r));
+		return;
+	}
+	r = vmic_fdstream_pump(vm_link(vm), x->stream_id, FC_HOST_ID, x->fd,
+			       NULL, &pump_ops, x, &x->fs);
+	if (r < 0) {
+		const char *code = conn_stream_error(vm, r, msg, sizeof(msg));
+
+		fc_host_fail(x, code, "%s", msg);
+	}
 }

@@ -39,7 +39,11 @@ struct fc_xfer {
 	uint32_t mode;
 	int64_t mtime_ns;
 	uint64_t start_us, last_progress_us;
+	bool accepted;        /* the guest opened its end */
 	bool data_done;       /* the pump or sink ended well */
+	int aborted;          /* PUT: the pump was reset before the answer
+				 came (the answer says why), 0 */
+	char abort_msg[256];
 	bool guest_done;      /* GET: the guest's DONE came */
 	uint8_t guest_hash[VMIC_FC_HASH_LEN];
 	uint64_t guest_bytes;

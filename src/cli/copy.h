@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/* `vmic copy`: what copy.c (the command) and copy-files.c (the host's
+ * files) share. */
+#ifndef VMIC_CLI_COPY_H
+#define VMIC_CLI_COPY_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vmic.h"
+
+struct cli_copy_opts {
+	bool from_guest, force, parents, recursive, preserve;
+};
+
+/* A source on the host (a file, or standard input for "-"). */
+struct cli_copy_src {
+	int fd;
+	uint32_t mode;
+	int64_t mtime_ns;
+	int64_t size; /* -1 when not a regular file */
+	char name[NAME_MAX + 1]; /* "" for standard input */
+};
+
+/* A destination on the host: a temporary in its directory until the
+ * copy is confirmed, or standard output. */
+struct cli_copy_dst {
+	int fd;
+	bool is_stdout;
+	char path[PATH_MAX];
+	char dir[PATH_MAX];
+	char tmp[PATH_MAX];
+};
+
+/* The last component of path into out ("" for "/"). */
+void cli_copy_basename(const char *path, char *out, size_t n);
+/* Open path ("-": standard input) for reading, with its mode, mtime and
+ * size. 0, or -errno with e set (a directory: trees are not copied). */
+int cli_copy_open_source(const char *path, struct cli_copy_src *s,
+			 struct cli_error *e);
+/* The destination of guest file src given DST (a directory takes the
+ * base name; "-" is standard output): checked (exists? parent?) and its
+ * temporary created. 0, or -errno with e set. */
+int cli_copy_open_dest(const char *dst, const char *src, bool many,
+		       const struct cli_copy_opts *o, struct cli_copy_dst *d,
+		       struct cli_error *e);
+/* The copy is confirmed: mode, mtime, fsync, rename into place. 0, or
+ * -errno with e set and the temporary removed. */
+int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
+		    uint32_t mode, int64_t mtime_ns, struct cli_error *e);
+/* The copy failed: remove the temporary. */
+void cli_copy_discard(struct cli_copy_dst *d);
+/* The process's umask, unchanged. */
+mode_t cli_copy_umask(void);
+
+#endif
