@@ -116,7 +116,8 @@ static void sink_done(void *ud, struct vmic_fdstream *f, int err,
 	(void)code;
 	x->fs = NULL;
 	if (err == -ECONNABORTED) {
-		fc_host_fail(x, "failed", "the guest: %s", message);
+		fc_host_fail(x, "failed", "the guest, reading %s: %s", x->path,
+			     message);
 		return;
 	}
 	if (err == -ENOTCONN || err == -ECONNRESET) {

@@ -92,7 +92,8 @@ static void pump_done(void *ud, struct vmic_fdstream *f, int err,
 		return;
 	}
 	if (err == -ECONNABORTED) {
-		fc_host_fail(x, "failed", "the guest: %s", message);
+		fc_host_fail(x, "failed", "the guest, writing %s: %s", x->path,
+			     message);
 		return;
 	}
 	if (err == -ENOTCONN || err == -ECONNRESET) {

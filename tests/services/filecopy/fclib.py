@@ -59,3 +59,29 @@ def temporaries(*dirs):
         for root, _, files in os.walk(d):
             found += [os.path.join(root, f) for f in files if f.startswith(".vmic-copy-")]
     return found
+
+
+def start_guest_wrapped(env, name, conf, prefix):
+    """Env.start_guest with the agent's command line behind `prefix` (a
+    private mount namespace, another user)."""
+    import vmictest
+    conf_path = os.path.join(env.dir, f"{name}.conf")
+    with open(conf_path, "w") as f:
+        f.write(conf)
+    path = env.guest_socket(name)
+    if os.path.exists(path):
+        os.unlink(path)
+    kvp = os.path.join(env.dir, f"{name}-kvp")
+    os.makedirs(kvp, exist_ok=True)
+    os.chmod(kvp, 0o777)
+    log_path = os.path.join(env.dir, f"guest-{name}.log")
+    readies = vmictest.ready_lines(log_path)
+    p = vmictest.Proc(f"guest-{name}", [*prefix, vmictest.GUESTD, "--config", conf_path,
+                                        "--channel", f"unix-listen:{path}",
+                                        "--log-level", "debug", "--kvp-dir", kvp,
+                                        *vmictest.GUEST_CLOCK_ARGS], log_path)
+    env.procs.append(p)
+    if not wait_until(lambda: vmictest.ready_lines(log_path) > readies or not p.alive(), 10) \
+            or not p.alive():
+        raise RuntimeError(f"vmic-guestd {name} did not start:\n" + p.output())
+    return p
