@@ -29,6 +29,17 @@ def setup(tap, name="vm1", enable=True, conf=None, hostd_conf=None):
     return env, guest
 
 
+def ready(env, name="vm1", timeout=15):
+    """The session is up (a new one after a restart) and File Copy OK."""
+    def up():
+        st = env.status(name)
+        c = st.get("connection")
+        state = c.get("state") if isinstance(c, dict) else c
+        svc = [s for s in st.get("services", []) if s.get("name") == "filecopy"]
+        return state == "connected" and svc and svc[0].get("primary_status") == "OK"
+    return wait_until(up, timeout)
+
+
 def write_file(path, size, seed=0):
     """size bytes that differ per position and per seed."""
     block = hashlib.sha256(str(seed).encode()).digest() * 2048  # 64 KiB
