@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -112,6 +114,14 @@ static void put_fail(struct fc_put *p, uint16_t code, const char *msg)
 	put_free(p);
 }
 
+/* renameat2 by its system call: older C libraries (musl) lack the
+ * wrapper. */
+static int rename_beside(int dirfd, const char *from, const char *to,
+			 unsigned flags)
+{
+	return (int)syscall(SYS_renameat2, dirfd, from, dirfd, to, flags);
+}
+
 static void put_work(uv_work_t *w)
 {
 	struct fc_put *p = w->data;
@@ -135,7 +145,7 @@ static void put_work(uv_work_t *w)
 			 strerror(errno));
 		return;
 	}
-	if (renameat2(p->d.dirfd, p->tmp, p->d.dirfd, p->d.leaf, flags) < 0) {
+	if (rename_beside(p->d.dirfd, p->tmp, p->d.leaf, flags) < 0) {
 		p->work_err = -errno;
 		snprintf(p->work_msg, sizeof(p->work_msg),
 			 errno == EEXIST ? "%.512s exists in the guest: copy with "
