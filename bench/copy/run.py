@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""make bench-copy: vmic copy both ways against a protocol-free copy.
+
+One vmic-hostd and one real vmic-guestd on the unix transport (release
+build), every file on tmpfs (/dev/shm unless --dir) and in the page cache.
+Each run, interleaved, copies one file of --size-mb (1 GiB):
+
+- protocol-free: bench/unixcopy, two processes and one AF_UNIX socket,
+  read() into the socket, write() out of it, fsync;
+- vmic copy VM SRC DST (host to guest) and vmic copy --from-guest (guest
+  to host), timed from the CLI's start to its exit (the process, the
+  connection, the hash on both sides, the fsync and rename included);
+- scp to a loopback sshd and qemu-ga's guest-file-write / guest-file-read
+  are reported as "not installed" when they are not (their runs are not
+  written yet: "not run" when they are);
+
+then --files (10,000) files of 4 KiB both ways, against `tar c | tar x`
+through a pipe. Meanwhile the agent's VmRSS is sampled every 20 ms.
+Prints min / median / max of --runs (3) and the ratios of the medians;
+exit status 0 when vmic reaches 0.8 of the protocol-free copy both ways.
+"""
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import Control, build_type, mmm, proc_rss_kib, wait_for  # noqa: E402
+
+TARGET = 0.8
+
+
+class Rig:
+    def __init__(self, args, rundir):
+        self.args = args
+        self.dir = rundir
+        b = args.build
+        self.hostd = os.path.join(b, "src", "host", "vmic-hostd")
+        self.guestd = os.path.join(b, "src", "guest", "vmic-guestd")
+        self.vmic = os.path.join(b, "src", "cli", "vmic")
+        self.unixcopy = os.path.join(b, "bench", "unixcopy")
+        self.sock = os.path.join(rundir, "ctl.sock")
+        self.gin = os.path.join(rundir, "guest-in")
+        self.gout = os.path.join(rundir, "guest-out")
+        os.makedirs(self.gin)
+        os.makedirs(self.gout)
+        self.procs = []
+
+    def start(self):
+        conf = os.path.join(self.dir, "hostd.conf")
+        open(conf, "w").close()
+        self.procs.append(subprocess.Popen(
+            [self.hostd, "--state-dir", os.path.join(self.dir, "state"), "--socket",
+             self.sock, "--config", conf, "--log-level", "warning"],
+            stderr=subprocess.DEVNULL))
+        wait_for("the control socket", lambda: os.path.exists(self.sock), 30)
+        gconf = os.path.join(self.dir, "guestd.conf")
+        with open(gconf, "w") as f:
+            f.write(f"[filecopy]\nenabled = yes\nwrite-dirs = {self.gin}\n"
+                    f"read-dirs = {self.gout}\n")
+        path = os.path.join(self.dir, "vm1.sock")
+        self.agent = subprocess.Popen(
+            [self.guestd, "--config", gconf, "--channel", f"unix-listen:{path}",
+             "--kvp-dir", os.path.join(self.dir, "kvp"), "--log-level", "warning",
+             "--simulated-clock", "0"], stderr=subprocess.DEVNULL)
+        self.procs.append(self.agent)
+        wait_for("the agent's socket", lambda: os.path.exists(path), 10)
+        time.sleep(0.2)
+        self.ctl = Control(self.sock)
+        self.ctl.call({"cmd": "add", "vm": "vm1", "channel": f"unix:{path}"})
+        self.ctl.call({"cmd": "enable", "vm": "vm1", "service": "filecopy"})
+        wait_for("File Copy OK", self.ready, 30)
+
+    def ready(self):
+        st = self.ctl.call({"cmd": "status", "vm": "vm1"})
+        return any(s["name"] == "filecopy" and s["primary_status"] == "OK"
+                   for s in st["services"])
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+class RssWatch:
+    """The agent's peak VmRSS while copies run."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak = 0
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                self.peak = max(self.peak, proc_rss_kib(self.pid))
+            except (OSError, RuntimeError):
+                return
+            time.sleep(0.02)
+
+    def end(self):
+        self.stop = True
+        self.t.join()
+        return self.peak
+
+
+def timed(argv):
+    t = time.monotonic()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - t
+
+
+def make_file(path, size):
+    block = os.urandom(16 << 20)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, len(block))
+            f.write(block[:n])
+            left -= n
+
+
+def sshd_running():
+    return shutil.which("sshd") is not None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build-release")
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--files", type=int, default=10000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", default="/dev/shm")
+    args = ap.parse_args()
+    size = args.size_mb << 20
+    rundir = tempfile.mkdtemp(prefix="vmic-bench-copy-", dir=args.dir)
+    rig = Rig(args, rundir)
+    res = {k: [] for k in ("free", "h2g", "g2h", "tar", "small_h2g", "small_g2h")}
+    rss = []
+    try:
+        rig.start()
+        src = os.path.join(rundir, "src")
+        make_file(src, size)
+        shutil.copy(src, os.path.join(rig.gout, "src"))
+        small = os.path.join(rundir, "small")
+        os.makedirs(small)
+        block = os.urandom(4096)
+        for i in range(args.files):
+            with open(os.path.join(small, f"f{i:05d}"), "wb") as f:
+                f.write(block)
+        shutil.copytree(small, os.path.join(rig.gout, "small"))
+        names = sorted(os.listdir(small))
+        for _ in range(args.runs):
+            dst = os.path.join(rundir, "dst")
+            out = subprocess.run([rig.unixcopy, src, dst], check=True, capture_output=True,
+                                 text=True).stdout
+            res["free"].append(size / float(out))
+            os.unlink(dst)
+            w = RssWatch(rig.agent.pid)
+            res["h2g"].append(size / timed([rig.vmic, "--socket", rig.sock, "copy", "vm1",
+                                            src, os.path.join(rig.gin, "dst")]))
+            os.unlink(os.path.join(rig.gin, "dst"))
+            res["g2h"].append(size / timed([rig.vmic, "--socket", rig.sock, "copy", "vm1",
+                                            "--from-guest", os.path.join(rig.gout, "src"),
+                                            dst]))
+            rss.append(w.end())
+            os.unlink(dst)
+            tdst = os.path.join(rundir, "tar-dst")
+            os.makedirs(tdst)
+            res["tar"].append(args.files / timed(
+                ["sh", "-c", f"tar -C '{small}' -cf - . | tar -C '{tdst}' -xf -"]))
+            shutil.rmtree(tdst)
+            sdst = os.path.join(rig.gin, "small")
+            os.makedirs(sdst)
+            res["small_h2g"].append(args.files / timed(
+                [rig.vmic, "--socket", rig.sock, "copy", "vm1",
+                 *[os.path.join(small, n) for n in names], sdst]))
+            shutil.rmtree(sdst)
+            hdst = os.path.join(rundir, "host-small")
+            os.makedirs(hdst)
+            res["small_g2h"].append(args.files / timed(
+                [rig.vmic, "--socket", rig.sock, "copy", "vm1", "--from-guest",
+                 *[os.path.join(rig.gout, "small", n) for n in names], hdst]))
+            shutil.rmtree(hdst)
+    finally:
+        rig.stop()
+        shutil.rmtree(rundir, ignore_errors=True)
+
+    def mbs(v):
+        return f"{v / 1e6:,.0f} MB/s"
+
+    def fps(v):
+        return f"{v:,.0f} files/s"
+
+    med = {k: statistics.median(v) for k, v in res.items()}
+    ssh = "not run (sshd present)" if sshd_running() else "not installed"
+    qga = "not run (qemu-ga present)" if shutil.which("qemu-ga") else "not installed"
+    print(f"bench-copy: {args.size_mb} MiB file, {args.files} files of 4 KiB, "
+          f"{args.runs} interleaved runs, build {build_type(args.build)}, tmpfs {args.dir}")
+    print()
+    print("| copy | min / median / max | median / protocol-free |")
+    print("|---|---:|---:|")
+    print(f"| protocol-free: 2 processes, 1 AF_UNIX socket | {mmm(res['free'], mbs)} | 1.00 |")
+    print(f"| vmic copy, host to guest | {mmm(res['h2g'], mbs)} | "
+          f"{med['h2g'] / med['free']:.2f} |")
+    print(f"| vmic copy --from-guest, guest to host | {mmm(res['g2h'], mbs)} | "
+          f"{med['g2h'] / med['free']:.2f} |")
+    print(f"| scp to a loopback sshd | {ssh} | - |")
+    print(f"| qemu-ga guest-file-write / guest-file-read | {qga} | - |")
+    print()
+    print(f"| {args.files} files of 4 KiB | min / median / max | median / tar pipe |")
+    print("|---|---:|---:|")
+    print(f"| tar c \\| tar x through a pipe | {mmm(res['tar'], fps)} | 1.00 |")
+    print(f"| vmic copy, host to guest | {mmm(res['small_h2g'], fps)} | "
+          f"{med['small_h2g'] / med['tar']:.2f} |")
+    print(f"| vmic copy --from-guest | {mmm(res['small_g2h'], fps)} | "
+          f"{med['small_g2h'] / med['tar']:.2f} |")
+    print(f"| tar \\| ssh tar | {ssh} | - |")
+    print()
+    print(f"agent VmRSS peak during the {args.size_mb} MiB copies: "
+          f"{mmm(rss, lambda k: f'{k / 1024:.1f} MiB')} (target < 4 MiB: "
+          f"{'PASS' if max(rss) < 4096 else 'FAIL'})")
+    ok = all(med[k] >= TARGET * med["free"] for k in ("h2g", "g2h"))
+    print(f"target: vmic >= {TARGET} of the protocol-free copy both ways: "
+          f"{'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
