@@ -15,7 +15,8 @@ Each run, interleaved, copies one file of --size-mb (1 GiB):
   written yet: "not run" when they are);
 
 then --files (10,000) files of 4 KiB both ways, against `tar c | tar x`
-through a pipe. Meanwhile the agent's VmRSS is sampled every 20 ms.
+through a pipe, each run starting with another case. Meanwhile the
+agent's VmRSS is sampled every 20 ms.
 Prints min / median / max of --runs (3) and the ratios of the medians;
 exit status 0 when vmic reaches 0.8 of the protocol-free copy both ways.
 """
@@ -164,38 +165,62 @@ def main():
                 f.write(block)
         shutil.copytree(small, os.path.join(rig.gout, "small"))
         names = sorted(os.listdir(small))
-        for _ in range(args.runs):
-            dst = os.path.join(rundir, "dst")
-            out = subprocess.run([rig.unixcopy, src, dst], check=True, capture_output=True,
-                                 text=True).stdout
+        dst = os.path.join(rundir, "dst")
+
+        def free():
+            out = subprocess.run([rig.unixcopy, src, dst], check=True,
+                                 capture_output=True, text=True).stdout
             res["free"].append(size / float(out))
             os.unlink(dst)
+
+        def h2g():
             w = RssWatch(rig.agent.pid)
             res["h2g"].append(size / timed([rig.vmic, "--socket", rig.sock, "copy", "vm1",
                                             src, os.path.join(rig.gin, "dst")]))
+            rss.append(w.end())
             os.unlink(os.path.join(rig.gin, "dst"))
+
+        def g2h():
+            w = RssWatch(rig.agent.pid)
             res["g2h"].append(size / timed([rig.vmic, "--socket", rig.sock, "copy", "vm1",
                                             "--from-guest", os.path.join(rig.gout, "src"),
                                             dst]))
             rss.append(w.end())
             os.unlink(dst)
+
+        def tar():
             tdst = os.path.join(rundir, "tar-dst")
             os.makedirs(tdst)
             res["tar"].append(args.files / timed(
                 ["sh", "-c", f"tar -C '{small}' -cf - . | tar -C '{tdst}' -xf -"]))
             shutil.rmtree(tdst)
+
+        def small_h2g():
             sdst = os.path.join(rig.gin, "small")
             os.makedirs(sdst)
             res["small_h2g"].append(args.files / timed(
                 [rig.vmic, "--socket", rig.sock, "copy", "vm1",
                  *[os.path.join(small, n) for n in names], sdst]))
             shutil.rmtree(sdst)
+
+        def small_g2h():
             hdst = os.path.join(rundir, "host-small")
             os.makedirs(hdst)
             res["small_g2h"].append(args.files / timed(
                 [rig.vmic, "--socket", rig.sock, "copy", "vm1", "--from-guest",
                  *[os.path.join(rig.gout, "small", n) for n in names], hdst]))
             shutil.rmtree(hdst)
+
+        # Interleaved, and each run starts with another case: on a shared
+        # machine a slow moment (or tmpfs allocating fresh pages) then
+        # hits each case once, not always the same one.
+        big = [free, h2g, g2h]
+        many = [tar, small_h2g, small_g2h]
+        for run in range(args.runs):
+            for case in big[run % 3:] + big[:run % 3]:
+                case()
+            for case in many[run % 3:] + many[:run % 3]:
+                case()
     finally:
         rig.stop()
         shutil.rmtree(rundir, ignore_errors=True)
