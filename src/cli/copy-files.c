@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "copy.h"
+#include "services/filecopy/sparse.h"
 
 /* The last component of path ("" for "/"), trailing slashes ignored. */
 void cli_copy_basename(const char *path, char *out, size_t n)
@@ -63,6 +64,8 @@ int cli_copy_open_source(const char *path, struct cli_copy_src *s,
 	s->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
 		      sb.st_mtim.tv_nsec;
 	s->size = S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : -1;
+	s->sparse = S_ISREG(sb.st_mode) &&
+		    (int64_t)sb.st_blocks * 512 < (int64_t)sb.st_size;
 	if (strcmp(path, "-") != 0)
 		cli_copy_basename(path, s->name, sizeof(s->name));
 	return 0;
@@ -173,7 +176,8 @@ void cli_copy_discard(struct cli_copy_dst *d)
 }
 
 int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
-		    uint32_t mode, int64_t mtime_ns, struct cli_error *e)
+		    uint32_t mode, int64_t mtime_ns, int64_t sparse_size,
+		    struct cli_error *e)
 {
 	struct timespec ts[2] = {
 		{ .tv_nsec = UTIME_OMIT },
@@ -190,6 +194,12 @@ int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
 	if (ts[1].tv_nsec < 0) {
 		ts[1].tv_sec--;
 		ts[1].tv_nsec += 1000000000;
+	}
+	if (sparse_size >= 0 && vmic_fc_make_sparse(d->fd, sparse_size) < 0) {
+		cli_error_set(e, CLI_ERR_LOCAL, "%s: cannot make it sparse: %s",
+			      d->path, strerror(errno));
+		cli_copy_discard(d);
+		return -EIO;
 	}
 	if (fchmod(d->fd, mode & ~cli_copy_umask()) < 0 ||
 	    futimens(d->fd, ts) < 0 || fsync(d->fd) < 0 ||

@@ -27,6 +27,7 @@ enum {
 struct copy_result {
 	int64_t bytes, mtime_ns;
 	int64_t mode;
+	bool sparse;
 	char hash[33];
 	bool got;
 };
@@ -50,6 +51,7 @@ static int on_result(void *ud, json_t *result, bool json)
 	r->mode = json_is_integer(m) ? json_integer_value(m) : 0644;
 	m = json_object_get(result, "mtime_ns");
 	r->mtime_ns = json_is_integer(m) ? json_integer_value(m) : -1;
+	r->sparse = json_is_true(json_object_get(result, "sparse"));
 	r->got = true;
 	return 0;
 }
@@ -91,6 +93,8 @@ static int copy_in(struct cli *cli, const char *vm, const char *src,
 			(json_int_t)s.mtime_ns);
 	if (req && s.size >= 0)
 		json_object_set_new(req, "size", json_integer(s.size));
+	if (req && s.sparse)
+		json_object_set_new(req, "sparse", json_true());
 	status = req ? run_op(cli, req, s.fd, r) : 1;
 	close(s.fd);
 	return status;
@@ -117,7 +121,8 @@ static int copy_out(struct cli *cli, const char *vm, const char *src,
 			"path", src);
 	status = req ? run_op(cli, req, d.fd, r) : 1;
 	if (status == 0 && r->got &&
-	    cli_copy_finish(&d, o, (uint32_t)r->mode, r->mtime_ns, &e) < 0)
+	    cli_copy_finish(&d, o, (uint32_t)r->mode, r->mtime_ns,
+			    r->sparse ? r->bytes : -1, &e) < 0)
 		return cli_report(cli, &e);
 	if (status != 0 || !r->got) {
 		cli_copy_discard(&d);

@@ -21,6 +21,7 @@ struct cli_copy_src {
 	uint32_t mode;
 	int64_t mtime_ns;
 	int64_t size; /* -1 when not a regular file */
+	bool sparse;  /* a regular file with holes */
 	char name[NAME_MAX + 1]; /* "" for standard input */
 };
 
@@ -46,10 +47,12 @@ int cli_copy_open_source(const char *path, struct cli_copy_src *s,
 int cli_copy_open_dest(const char *dst, const char *src, bool many,
 		       const struct cli_copy_opts *o, struct cli_copy_dst *d,
 		       struct cli_error *e);
-/* The copy is confirmed: mode, mtime, fsync, rename into place. 0, or
+/* The copy is confirmed: holes punched back (sparse_size >= 0: the
+ * guest's file had holes), mode, mtime, fsync, rename into place. 0, or
  * -errno with e set and the temporary removed. */
 int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
-		    uint32_t mode, int64_t mtime_ns, struct cli_error *e);
+		    uint32_t mode, int64_t mtime_ns, int64_t sparse_size,
+		    struct cli_error *e);
 /* The copy failed: remove the temporary. */
 void cli_copy_discard(struct cli_copy_dst *d);
 /* The process's umask, unchanged. */

@@ -40,8 +40,9 @@ enum vmic_fc_type {
 #define VMIC_FC_F_PARENTS 0x02 /* make missing parent directories */
 #define VMIC_FC_F_INTO_DIR 0x04 /* path must be a directory: write name
 				   inside it */
+#define VMIC_FC_F_SPARSE 0x08 /* the source has holes: keep them */
 #define VMIC_FC_F_KNOWN (VMIC_FC_F_FORCE | VMIC_FC_F_PARENTS | \
-			 VMIC_FC_F_INTO_DIR)
+			 VMIC_FC_F_INTO_DIR | VMIC_FC_F_SPARSE)
 
 /* REPLY stages */
 enum vmic_fc_stage {
@@ -65,7 +66,7 @@ enum vmic_fc_stage {
 #define VMIC_FC_COMMIT_LEN (4 + 8 + VMIC_FC_HASH_LEN)
 #define VMIC_FC_GET_MIN_LEN (4 + 2 + 1)
 #define VMIC_FC_GET_MAX_LEN (4 + 2 + VMIC_FC_PATH_MAX)
-#define VMIC_FC_REPLY_LEN (1 + 8 + 4 + 8 + VMIC_FC_HASH_LEN)
+#define VMIC_FC_REPLY_LEN (1 + 1 + 8 + 4 + 8 + VMIC_FC_HASH_LEN)
 
 struct vmic_fc_put {
 	uint8_t flags;
@@ -92,6 +93,7 @@ struct vmic_fc_get {
 
 struct vmic_fc_reply {
 	uint8_t stage;     /* enum vmic_fc_stage */
+	uint8_t flags;     /* GET ACCEPTED: VMIC_FC_F_SPARSE, else 0 */
 	uint64_t size;     /* ACCEPTED of GET: the size; DONE: bytes */
 	uint32_t mode;     /* GET: the file's permission bits */
 	int64_t mtime_ns;  /* GET: its modification time */
@@ -101,7 +103,7 @@ struct vmic_fc_reply {
 /* Each encoder returns the payload length or -EMSGSIZE; each decoder 0 or
  * -EBADMSG (short, long, a string not UTF-8 or with a NUL, a relative or
  * empty path, a name with '/' or "."/"..", unknown flags or mode bits,
- * stream id 0, an unknown stage). */
+ * stream id 0, an unknown stage or reply flag). */
 int vmic_fc_put_encode(const struct vmic_fc_put *m, uint8_t *buf, size_t cap);
 int vmic_fc_put_decode(const uint8_t *p, size_t n, struct vmic_fc_put *m);
 int vmic_fc_commit_encode(const struct vmic_fc_commit *m, uint8_t *buf,

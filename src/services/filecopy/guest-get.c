@@ -160,6 +160,8 @@ int fc_guest_get(struct guest_conn *c, struct fc_guest *st,
 					 "out of memory");
 	}
 	rep.size = (uint64_t)sb.st_size;
+	if ((uint64_t)sb.st_blocks * 512 < (uint64_t)sb.st_size)
+		rep.flags = VMIC_FC_F_SPARSE;
 	rep.mode = sb.st_mode & VMIC_FC_MODE_MASK;
 	rep.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
 		       sb.st_mtim.tv_nsec;

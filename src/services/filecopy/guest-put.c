@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "services/filecopy/guest.h"
 #include "services/filecopy/hash.h"
+#include "services/filecopy/sparse.h"
 
 struct fc_put {
 	struct fc_put *next;
@@ -137,6 +138,15 @@ static void put_work(uv_work_t *w)
 		ts[1].tv_nsec += 1000000000;
 	}
 	p->work_err = 0;
+	/* Holes first: punching changes the mtime set below. */
+	if ((p->m.flags & VMIC_FC_F_SPARSE) &&
+	    (p->work_err = vmic_fc_make_sparse(p->fd,
+					       (off_t)p->commit.bytes)) < 0) {
+		snprintf(p->work_msg, sizeof(p->work_msg),
+			 "%.512s: cannot make it sparse in the guest: %s",
+			 p->m.path, strerror(-p->work_err));
+		return;
+	}
 	if (fchmod(p->fd, p->m.mode & VMIC_FC_MODE_MASK) < 0 ||
 	    futimens(p->fd, ts) < 0 || fsync(p->fd) < 0) {
 		p->work_err = -errno;
@@ -275,7 +285,7 @@ static int open_tmp(struct fc_put *p)
 			 FC_TMP_SUFFIX, p->st->token,
 			 (unsigned long long)++p->st->counter);
 		p->fd = openat(p->d.dirfd, p->tmp,
-			       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+			       O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
 				       O_NOFOLLOW,
 			       0600);
 		if (p->fd >= 0 || errno != EEXIST)

@@ -41,6 +41,7 @@ static void maybe_finish(struct fc_xfer *x)
 	if (res) {
 		json_object_set_new(res, "mode", json_integer(x->mode));
 		json_object_set_new(res, "mtime_ns", json_integer(x->mtime_ns));
+		json_object_set_new(res, "sparse", json_boolean(x->sparse));
 	}
 	ctl_op_end(x->op, res);
 	x->op = NULL;
@@ -96,6 +97,7 @@ static bool on_get(struct vm *vm, void *ud, const struct vmic_frame *f,
 		x->size = rep.size;
 		x->mode = rep.mode;
 		x->mtime_ns = rep.mtime_ns;
+		x->sparse = rep.flags & VMIC_FC_F_SPARSE;
 		fc_host_progress(x, vmic_fc_hasher_bytes(x->hash), true);
 		return true; /* DONE follows */
 	}

@@ -215,14 +215,15 @@ static void cmd_copy_to(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
 	struct vmic_fc_put m = { .mode = 0644, .size = VMIC_FC_SIZE_UNKNOWN };
 	const char *path, *name = "";
-	int force = 0, parents = 0, into_dir = 0;
+	int force = 0, parents = 0, into_dir = 0, sparse = 0;
 	json_int_t mode = 0644, mtime = -1, size = -1;
 
 	if (!ctl_args_unpack(rq, "copy-to-guest", args,
-			     "{s:s, s?s, s?b, s?b, s?b, s?I, s?I, s?I}", "path",
-			     &path, "name", &name, "force", &force, "parents",
-			     &parents, "into_dir", &into_dir, "mode", &mode,
-			     "mtime_ns", &mtime, "size", &size) ||
+			     "{s:s, s?s, s?b, s?b, s?b, s?I, s?I, s?I, s?b}",
+			     "path", &path, "name", &name, "force", &force,
+			     "parents", &parents, "into_dir", &into_dir, "mode",
+			     &mode, "mtime_ns", &mtime, "size", &size, "sparse",
+			     &sparse) ||
 	    !path_ok(rq, path))
 		return;
 	if (strlen(name) > VMIC_FC_NAME_MAX || strchr(name, '/') ||
@@ -240,7 +241,8 @@ static void cmd_copy_to(struct ctl_request *rq, struct vm *vm, json_t *args)
 	snprintf(m.name, sizeof(m.name), "%s", name);
 	m.flags = (force ? VMIC_FC_F_FORCE : 0) |
 		  (parents ? VMIC_FC_F_PARENTS : 0) |
-		  (into_dir ? VMIC_FC_F_INTO_DIR : 0);
+		  (into_dir ? VMIC_FC_F_INTO_DIR : 0) |
+		  (sparse ? VMIC_FC_F_SPARSE : 0);
 	m.mode = (uint32_t)mode;
 	m.mtime_ns = mtime >= 0 ? mtime : hostd_realtime_ns(vm_hostd(vm));
 	m.size = size >= 0 ? (uint64_t)size : VMIC_FC_SIZE_UNKNOWN;
@@ -273,7 +275,7 @@ static const struct ctl_command commands[] = {
 	{ "copy-to-guest", cmd_copy_to, true,
 	  "vm (string), path (string), name (string), force (boolean), "
 	  "parents (boolean), into_dir (boolean), mode (integer), mtime_ns "
-	  "(integer), size (integer); descriptor: source",
+	  "(integer), size (integer), sparse (boolean); descriptor: source",
 	  "copy a file into the guest (a long operation)", to_fds, 1 },
 	{ "copy-from-guest", cmd_copy_from, true,
 	  "vm (string), path (string); descriptor: destination",

@@ -38,6 +38,7 @@ struct fc_xfer {
 	uint64_t size;        /* expected, VMIC_FC_SIZE_UNKNOWN */
 	uint32_t mode;
 	int64_t mtime_ns;
+	bool sparse;          /* GET: the guest's file has holes */
 	uint64_t start_us, last_progress_us;
 	bool accepted;        /* the guest opened its end */
 	bool data_done;       /* the pump or sink ended well */

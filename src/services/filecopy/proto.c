@@ -135,6 +135,7 @@ int vmic_fc_reply_encode(const struct vmic_fc_reply *m, uint8_t *buf,
 
 	vmic_wr_init(&w, buf, cap);
 	vmic_wr_u8(&w, m->stage);
+	vmic_wr_u8(&w, m->flags);
 	vmic_wr_u64(&w, m->size);
 	vmic_wr_u32(&w, m->mode);
 	vmic_wr_i64(&w, m->mtime_ns);
@@ -150,11 +151,13 @@ int vmic_fc_reply_decode(const uint8_t *p, size_t n, struct vmic_fc_reply *m)
 		return -EBADMSG;
 	vmic_rd_init(&r, p, n);
 	m->stage = vmic_rd_u8(&r);
+	m->flags = vmic_rd_u8(&r);
 	m->size = vmic_rd_u64(&r);
 	m->mode = vmic_rd_u32(&r);
 	m->mtime_ns = vmic_rd_i64(&r);
 	memcpy(m->hash, p + n - VMIC_FC_HASH_LEN, VMIC_FC_HASH_LEN);
 	if (r.err || m->stage > VMIC_FC_DONE ||
+	    (m->flags & ~VMIC_FC_F_SPARSE) ||
 	    (m->mode & ~VMIC_FC_MODE_MASK))
 		return -EBADMSG;
 	return 0;

@@ -11,7 +11,8 @@
 void gen_corpus_filecopy(void)
 {
 	struct vmic_fc_put put = { .flags = VMIC_FC_F_FORCE |
-					    VMIC_FC_F_INTO_DIR,
+					    VMIC_FC_F_INTO_DIR |
+					    VMIC_FC_F_SPARSE,
 				   .stream_id = 0x40000001u, .mode = 0644,
 				   .mtime_ns = 1700000000123456789,
 				   .size = 4096 };
@@ -19,7 +20,8 @@ void gen_corpus_filecopy(void)
 					 .bytes = 4096,
 					 .hash = { 1, 2, 3, 4, 5, 6, 7, 8 } };
 	struct vmic_fc_get get = { .stream_id = 0x40000002u };
-	struct vmic_fc_reply reply = { .stage = VMIC_FC_DONE, .size = 4096,
+	struct vmic_fc_reply reply = { .stage = VMIC_FC_ACCEPTED,
+				       .flags = VMIC_FC_F_SPARSE, .size = 4096,
 				       .mode = 0600,
 				       .hash = { 9, 8, 7, 6, 5, 4, 3, 2 } };
 	uint8_t p[VMIC_FC_PUT_MAX_LEN];

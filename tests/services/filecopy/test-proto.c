@@ -102,6 +102,12 @@ static void test_others(void **state)
 	assert_true(r2.size == 5 && r2.mode == 0600 && r2.mtime_ns == 12);
 	buf[0] = 2; /* unknown stage */
 	assert_int_equal(vmic_fc_reply_decode(buf, (size_t)n, &r2), -EBADMSG);
+	buf[0] = VMIC_FC_ACCEPTED;
+	buf[1] = VMIC_FC_F_SPARSE;
+	assert_int_equal(vmic_fc_reply_decode(buf, (size_t)n, &r2), 0);
+	assert_int_equal(r2.flags, VMIC_FC_F_SPARSE);
+	buf[1] = VMIC_FC_F_FORCE; /* no flag of a reply */
+	assert_int_equal(vmic_fc_reply_decode(buf, (size_t)n, &r2), -EBADMSG);
 }
 
 /* The hash of bytes fed in pieces is the hash of them at once, and

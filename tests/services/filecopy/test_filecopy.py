@@ -3,7 +3,8 @@
 stream chunk (64 KiB) and the credit window (256 KiB), a large file (size
 from VMIC_FC_LARGE_MB, default 64 MiB, 16 MiB under ASan), both
 directions, non-ASCII and newline names, several sources into a
-directory, standard input and output, modes and mtimes, --force,
+directory, standard input and output, modes and mtimes, sparse files,
+--force,
 --create-full-path, --json, and no temporary left after any of it."""
 import json
 import os
@@ -67,6 +68,26 @@ try:
         tap.note(f"{mb} MiB out of the guest: {json.loads(r.stdout)['mb_per_s']:.0f} MB/s")
     for p in (big, f"{HOST}/big2", f"{OUT}/big"):
         os.unlink(p)
+
+    # Sparse files stay sparse, both ways: 32 MiB with 2 blocks of data.
+    sp = f"{HOST}/sparse"
+    with open(sp, "wb") as f:
+        f.truncate(32 << 20)
+        f.seek(5 << 20)
+        f.write(b"x" * 5000)
+        f.seek((32 << 20) - 3)
+        f.write(b"end")
+    r = env.vmic("copy", "vm1", sp, f"{IN}/sparse")
+    st = os.stat(f"{IN}/sparse")
+    tap.check("a sparse file stays sparse in the guest",
+              r.returncode == 0 and same(sp, f"{IN}/sparse") and
+              st.st_blocks * 512 < (1 << 20), (r.stderr, st.st_blocks))
+    os.rename(f"{IN}/sparse", f"{OUT}/sparse")
+    r = env.vmic("copy", "vm1", "--from-guest", f"{OUT}/sparse", f"{HOST}/sparse2")
+    st = os.stat(f"{HOST}/sparse2")
+    tap.check("and on the host",
+              r.returncode == 0 and same(sp, f"{HOST}/sparse2") and
+              st.st_blocks * 512 < (1 << 20), (r.stderr, st.st_blocks))
 
     # Names: non-ASCII and a newline, both ways.
     odd = "r\u00e9sum\u00e9 \u65e5\u672c\nline two"
