@@ -107,6 +107,11 @@ static void remember_failure(struct fc_put *p, uint16_t code, const char *msg)
 static void put_fail(struct fc_put *p, uint16_t code, const char *msg)
 {
 	log_warning("filecopy: copy to %s failed: %s", p->m.path, msg);
+	/* Gone before the host hears of it: whoever looks then finds
+	 * nothing. */
+	if (p->tmp[0] && p->d.dirfd >= 0)
+		unlinkat(p->d.dirfd, p->tmp, 0);
+	p->tmp[0] = '\0';
 	if (p->committed)
 		reply_commit_error(p, code, msg);
 	else
