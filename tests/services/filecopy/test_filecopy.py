@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """vmic copy between real daemons on the unix transport: sizes around the
 stream chunk (64 KiB) and the credit window (256 KiB), a large file (size
-from VMIC_FC_LARGE_MB, default 64 MiB, 16 MiB under ASan), both
+from VMIC_FC_LARGE_MB, default 1 GiB, 64 MiB under ASan), both
 directions, non-ASCII and newline names, several sources into a
 directory, standard input and output, modes and mtimes, sparse files,
 --force,
@@ -47,7 +47,7 @@ try:
               ok_in)
     tap.check("out of the guest: the same sizes arrive whole", ok_out)
 
-    mb = int(os.environ.get("VMIC_FC_LARGE_MB", "16" if asan() else "64"))
+    mb = int(os.environ.get("VMIC_FC_LARGE_MB", "64" if asan() else "1024"))
     big = f"{HOST}/big"
     write_file(big, mb << 20, seed=7)
     r = env.vmic("copy", "vm1", big, f"{IN}/big", "--json", timeout=600)
