@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +57,17 @@ static int on_result(void *ud, json_t *result, bool json)
 	return 0;
 }
 
+/* Count a copied file in the run's summary. */
+static void tally(struct cli_copy_run *run, const char *src, const char *dst,
+		  const struct copy_result *r)
+{
+	run->bytes += r->bytes;
+	json_array_append_new(run->items,
+			      json_pack("{s:s, s:s, s:I, s:s}", "source", src,
+					"destination", dst, "bytes",
+					(json_int_t)r->bytes, "hash", r->hash));
+}
+
 /* Run one operation; its exit status, r filled on success. */
 static int run_op(struct cli *cli, json_t *req, int fd,
 		  struct copy_result *r)
@@ -75,35 +87,40 @@ static int run_op(struct cli *cli, json_t *req, int fd,
 	return cli_op_run(&quiet, req, &spec);
 }
 
-static int copy_in(struct cli *cli, const char *vm, const char *src,
-		   const char *dst, bool many, const struct cli_copy_opts *o,
-		   struct copy_result *r)
+int cli_copy_in_file(struct cli_copy_run *run, const char *src,
+		     const char *dst, bool into_dir)
 {
+	const struct cli_copy_opts *o = run->o;
+	struct copy_result r;
 	struct cli_copy_src s;
 	struct cli_error e = { 0 };
 	json_t *req;
 	int status;
 
 	if (cli_copy_open_source(src, &s, &e) < 0)
-		return cli_report(cli, &e);
+		return cli_report(run->cli, &e);
 	req = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:i, s:I}",
-			"cmd", "copy-to-guest", "vm", vm, "path", dst, "name",
-			s.name, "force", o->force, "parents", o->parents,
-			"into_dir", many, "mode", (int)s.mode, "mtime_ns",
-			(json_int_t)s.mtime_ns);
+			"cmd", "copy-to-guest", "vm", run->vm, "path", dst,
+			"name", s.name, "force", o->force, "parents",
+			o->parents, "into_dir", into_dir, "mode", (int)s.mode,
+			"mtime_ns", (json_int_t)s.mtime_ns);
 	if (req && s.size >= 0)
 		json_object_set_new(req, "size", json_integer(s.size));
 	if (req && s.sparse)
 		json_object_set_new(req, "sparse", json_true());
-	status = req ? run_op(cli, req, s.fd, r) : 1;
+	status = req ? run_op(run->cli, req, s.fd, &r) : 1;
 	close(s.fd);
+	if (status == 0)
+		tally(run, src, dst, &r);
 	return status;
 }
 
-static int copy_out(struct cli *cli, const char *vm, const char *src,
-		    const char *dst, bool many, const struct cli_copy_opts *o,
-		    struct copy_result *r)
+static int copy_out(struct cli_copy_run *run, const char *src,
+		    const char *dst, bool many)
 {
+	struct cli *cli = run->cli;
+	const struct cli_copy_opts *o = run->o;
+	struct copy_result res, *r = &res;
 	struct cli_copy_dst d;
 	struct cli_error e = { 0 };
 	json_t *req;
@@ -117,8 +134,8 @@ static int copy_out(struct cli *cli, const char *vm, const char *src,
 	}
 	if (cli_copy_open_dest(dst, src, many, o, &d, &e) < 0)
 		return cli_report(cli, &e);
-	req = json_pack("{s:s, s:s, s:s}", "cmd", "copy-from-guest", "vm", vm,
-			"path", src);
+	req = json_pack("{s:s, s:s, s:s}", "cmd", "copy-from-guest", "vm",
+			run->vm, "path", src);
 	status = req ? run_op(cli, req, d.fd, r) : 1;
 	if (status == 0 && r->got &&
 	    cli_copy_finish(&d, o, (uint32_t)r->mode, r->mtime_ns,
@@ -128,6 +145,7 @@ static int copy_out(struct cli *cli, const char *vm, const char *src,
 		cli_copy_discard(&d);
 		return status ? status : 1;
 	}
+	tally(run, src, d.is_stdout ? "-" : d.path, r);
 	return 0;
 }
 
@@ -167,11 +185,11 @@ static int parse(struct cli *cli, int argc, char **argv,
 				return r;
 		}
 	}
-	if (o->recursive || o->preserve) {
-		fprintf(stderr, "vmic: %s is not implemented yet: copy files "
-				"one by one\n",
-			o->recursive ? "copying directory trees (-r)"
-				     : "--preserve (owners)");
+	if ((o->recursive && o->from_guest) || o->preserve) {
+		fprintf(stderr, "vmic: %s is not implemented yet\n",
+			o->preserve ? "--preserve (owners)"
+				    : "copying directory trees out of the guest "
+				      "(-r with --from-guest)");
 		return 1;
 	}
 	if (argc - optind < 3)
@@ -202,19 +220,24 @@ static int print_summary(json_t *items, int64_t bytes, double secs)
 	return r < 0 ? 1 : 0;
 }
 
+static bool is_dir(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 int cmd_copy(struct cli *cli, int argc, char **argv)
 {
 	struct cli_copy_opts o = { 0 };
-	struct copy_result res;
-	const char *vm, *dst;
-	json_t *items;
-	int64_t bytes = 0;
+	struct cli_copy_run run = { .cli = cli, .o = &o };
+	const char *dst;
 	int nsrc, r, status = 0;
 	double t0;
 
 	if ((r = parse(cli, argc, argv, &o)) != CLI_NEXT)
 		return r;
-	vm = argv[optind];
+	run.vm = argv[optind];
 	dst = argv[argc - 1];
 	nsrc = argc - optind - 2;
 	for (int i = 0; i < nsrc; i++)
@@ -226,30 +249,24 @@ int cmd_copy(struct cli *cli, int argc, char **argv)
 	if (nsrc > 1 && strcmp(dst, "-") == 0)
 		return cli_usage_error(cli, "several sources cannot go to "
 					    "standard output");
-	items = json_array();
+	run.items = json_array();
 	t0 = now_s();
 	for (int i = 0; i < nsrc && status == 0; i++) {
 		const char *src = argv[optind + 1 + i];
 
-		status = o.from_guest
-				 ? copy_out(cli, vm, src, dst, nsrc > 1, &o, &res)
-				 : copy_in(cli, vm, src, dst, nsrc > 1, &o, &res);
-		if (status == 0) {
-			bytes += res.bytes;
-			json_array_append_new(
-				items, json_pack("{s:s, s:s, s:I, s:s}",
-						 "source", src, "destination",
-						 dst, "bytes",
-						 (json_int_t)res.bytes, "hash",
-						 res.hash));
-		} else if (i > 0) {
-			fprintf(stderr, "vmic: %zu of %d files were copied "
-					"before this error\n",
-				json_array_size(items), nsrc);
-		}
+		if (o.from_guest)
+			status = copy_out(&run, src, dst, nsrc > 1);
+		else if (o.recursive && is_dir(src))
+			status = cli_copy_tree_in(&run, src, dst);
+		else
+			status = cli_copy_in_file(&run, src, dst, nsrc > 1);
+		if (status != 0 && json_array_size(run.items))
+			fprintf(stderr, "vmic: %zu files were copied before "
+					"this error\n",
+				json_array_size(run.items));
 	}
 	if (status == 0 && cli->json)
-		status = print_summary(items, bytes, now_s() - t0);
-	json_decref(items);
+		status = print_summary(run.items, run.bytes, now_s() - t0);
+	json_decref(run.items);
 	return status;
 }

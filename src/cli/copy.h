@@ -35,6 +35,25 @@ struct cli_copy_dst {
 	char tmp[PATH_MAX];
 };
 
+/* One `vmic copy`: its options and what it copied so far. */
+struct cli_copy_run {
+	struct cli *cli;
+	const char *vm;
+	const struct cli_copy_opts *o;
+	json_t *items;  /* {"source", "destination", "bytes", "hash"} */
+	int64_t bytes;
+	unsigned skipped; /* devices, sockets, FIFOs of a tree */
+};
+
+/* copy.c: host file src to guest path dst (into_dir: dst is a directory
+ * the file goes in by its name); counted in run. The exit status. */
+int cli_copy_in_file(struct cli_copy_run *run, const char *src,
+		     const char *dst, bool into_dir);
+/* copy-tree.c: the tree at src (a directory) to guest path dst, as cp -r
+ * does: into dst when it is a directory, else as dst. The exit status. */
+int cli_copy_tree_in(struct cli_copy_run *run, const char *src,
+		     const char *dst);
+
 /* The last component of path into out ("" for "/"). */
 void cli_copy_basename(const char *path, char *out, size_t n);
 /* Open path ("-": standard input) for reading, with its mode, mtime and

@@ -33,6 +33,8 @@ enum vmic_fc_type {
 	VMIC_FC_COMMIT = 2,
 	VMIC_FC_GET = 3,
 	VMIC_FC_REPLY = 4,
+	VMIC_FC_MKDIR = 5,
+	VMIC_FC_SYMLINK = 6,
 };
 
 /* PUT flags */
@@ -41,6 +43,9 @@ enum vmic_fc_type {
 #define VMIC_FC_F_INTO_DIR 0x04 /* path must be a directory: write name
 				   inside it */
 #define VMIC_FC_F_SPARSE 0x08 /* the source has holes: keep them */
+/* MKDIR: an existing directory is fine (its mode and mtime are set);
+ * REPLY to MKDIR: it existed. */
+#define VMIC_FC_F_EXISTS 0x10
 #define VMIC_FC_F_KNOWN (VMIC_FC_F_FORCE | VMIC_FC_F_PARENTS | \
 			 VMIC_FC_F_INTO_DIR | VMIC_FC_F_SPARSE)
 
@@ -67,6 +72,13 @@ enum vmic_fc_stage {
 #define VMIC_FC_GET_MIN_LEN (4 + 2 + 1)
 #define VMIC_FC_GET_MAX_LEN (4 + 2 + VMIC_FC_PATH_MAX)
 #define VMIC_FC_REPLY_LEN (1 + 1 + 8 + 4 + 8 + VMIC_FC_HASH_LEN)
+#define VMIC_FC_MKDIR_MIN_LEN (1 + 4 + 8 + 2 + 1)
+#define VMIC_FC_MKDIR_MAX_LEN (1 + 4 + 8 + 2 + VMIC_FC_PATH_MAX)
+#define VMIC_FC_SYMLINK_MIN_LEN (1 + 8 + 2 + 1 + 2 + 1)
+#define VMIC_FC_SYMLINK_MAX_LEN (1 + 8 + 2 + VMIC_FC_PATH_MAX + 2 + \
+				 VMIC_FC_PATH_MAX)
+/* MKDIR and SYMLINK: no mtime to set. */
+#define VMIC_FC_MTIME_NONE INT64_MIN
 
 struct vmic_fc_put {
 	uint8_t flags;
@@ -100,6 +112,27 @@ struct vmic_fc_reply {
 	uint8_t hash[VMIC_FC_HASH_LEN]; /* DONE: XXH3-128, big-endian */
 };
 
+/* MKDIR host -> guest: make directory path (PARENTS: and its missing
+ * parents; EXISTS: one already there is fine), then give it mode and,
+ * unless VMIC_FC_MTIME_NONE, mtime. Answered with REPLY DONE (flags
+ * EXISTS when it was there) or an error. */
+struct vmic_fc_mkdir {
+	uint8_t flags; /* VMIC_FC_F_PARENTS | VMIC_FC_F_EXISTS */
+	uint32_t mode;
+	int64_t mtime_ns;
+	char path[VMIC_FC_PATH_MAX + 1];
+};
+
+/* SYMLINK host -> guest: a symbolic link at path to target (kept as it
+ * is: resolving it later is the reader's business), replacing an
+ * existing one only with FORCE. Answered with REPLY DONE or an error. */
+struct vmic_fc_symlink {
+	uint8_t flags; /* VMIC_FC_F_FORCE */
+	int64_t mtime_ns;
+	char path[VMIC_FC_PATH_MAX + 1];
+	char target[VMIC_FC_PATH_MAX + 1]; /* not empty */
+};
+
 /* Each encoder returns the payload length or -EMSGSIZE; each decoder 0 or
  * -EBADMSG (short, long, a string not UTF-8 or with a NUL, a relative or
  * empty path, a name with '/' or "."/"..", unknown flags or mode bits,
@@ -117,6 +150,14 @@ int vmic_fc_reply_encode(const struct vmic_fc_reply *m, uint8_t *buf,
 int vmic_fc_reply_decode(const uint8_t *p, size_t n, struct vmic_fc_reply *m);
 
 /* A hash as 32 lowercase hex digits into out (33 bytes). */
+int vmic_fc_mkdir_encode(const struct vmic_fc_mkdir *m, uint8_t *buf,
+			 size_t cap);
+int vmic_fc_mkdir_decode(const uint8_t *p, size_t n, struct vmic_fc_mkdir *m);
+int vmic_fc_symlink_encode(const struct vmic_fc_symlink *m, uint8_t *buf,
+			   size_t cap);
+int vmic_fc_symlink_decode(const uint8_t *p, size_t n,
+			   struct vmic_fc_symlink *m);
+
 void vmic_fc_hash_hex(const uint8_t hash[VMIC_FC_HASH_LEN], char out[33]);
 
 #endif

@@ -308,6 +308,47 @@ int fc_guest_resolve_put(const char *dirs, const char *conf_path,
 	return 0;
 }
 
+int fc_guest_resolve_leaf(const char *dirs, const char *conf_path,
+			  const char *path, bool parents, struct fc_dest *d,
+			  char *err, size_t n)
+{
+	char rel[VMIC_FC_PATH_MAX + 1];
+	const char *r0, *slash;
+	uint16_t code;
+	size_t len;
+	int root, fd, rc;
+
+	d->dirfd = -1;
+	root = open_root(dirs, "write-dirs", conf_path, path, &r0, &code, err,
+			 n);
+	if (root < 0)
+		return code;
+	snprintf(rel, sizeof(rel), "%s", r0);
+	len = strlen(rel);
+	while (len && rel[len - 1] == '/')
+		rel[--len] = '\0';
+	if (!len) {
+		close(root);
+		snprintf(err, n, "%.512s is a directory of [filecopy] "
+				 "write-dirs itself", path);
+		return 1;
+	}
+	slash = strrchr(rel, '/');
+	rc = set_leaf(d, slash ? slash + 1 : rel,
+		      strlen(slash ? slash + 1 : rel), path, err, n);
+	if (rc) {
+		close(root);
+		return rc;
+	}
+	fd = open_parent(root, rel, slash ? (size_t)(slash - rel) : 0, parents,
+			 path, err, n);
+	close(root);
+	if (fd < 0)
+		return VMIC_E_REFUSED;
+	d->dirfd = fd;
+	return 0;
+}
+
 int fc_guest_open_get(const char *dirs, const char *conf_path,
 		      const char *path, uint16_t *code, char *err, size_t n)
 {

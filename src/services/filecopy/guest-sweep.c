@@ -41,7 +41,8 @@ static int visit(const char *path, const struct stat *sb, int type,
 		 struct FTW *ftw)
 {
 	(void)sb;
-	if (type == FTW_F && stale(path + ftw->base) && unlink(path) == 0)
+	if ((type == FTW_F || type == FTW_SL) && stale(path + ftw->base) &&
+	    unlink(path) == 0)
 		current->removed++;
 	return 0;
 }

@@ -107,6 +107,10 @@ static int fc_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 		return fc_guest_commit(c, st, f);
 	case VMIC_FC_GET:
 		return fc_guest_get(c, st, f);
+	case VMIC_FC_MKDIR:
+		return fc_guest_mkdir(c, st, f);
+	case VMIC_FC_SYMLINK:
+		return fc_guest_symlink(c, st, f);
 	}
 	return 0;
 }

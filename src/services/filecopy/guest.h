@@ -68,6 +68,12 @@ struct fc_dest {
 int fc_guest_resolve_put(const char *dirs, const char *conf_path,
 			 const struct vmic_fc_put *m, struct fc_dest *d,
 			 char *err, size_t n);
+/* The directory path's last component goes in (made when `parents`),
+ * resolved beneath one of `dirs`, and that component: 0; 1 when path is
+ * one of `dirs` itself; or a VMIC_E_* code with a sentence in err. */
+int fc_guest_resolve_leaf(const char *dirs, const char *conf_path,
+			  const char *path, bool parents, struct fc_dest *d,
+			  char *err, size_t n);
 /* Open path for reading beneath one of `dirs` (a regular file); the
  * descriptor, or -1 with a VMIC_E_* code in *code and a sentence. */
 int fc_guest_open_get(const char *dirs, const char *conf_path,
@@ -86,6 +92,12 @@ void fc_guest_puts_drop(struct fc_guest *st);
 int fc_guest_get(struct guest_conn *c, struct fc_guest *st,
 		 const struct vmic_frame *f);
 void fc_guest_gets_drop(struct fc_guest *st);
+
+/* guest-tree.c: directories and symbolic links of a tree copy */
+int fc_guest_mkdir(struct guest_conn *c, struct fc_guest *st,
+		   const struct vmic_frame *f);
+int fc_guest_symlink(struct guest_conn *c, struct fc_guest *st,
+		     const struct vmic_frame *f);
 
 /* guest-sweep.c */
 /* Remove, off the loop, the temporaries beneath `dirs` that another run

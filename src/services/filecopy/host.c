@@ -159,8 +159,7 @@ const struct ctl_op_ops fc_host_op_ops = {
 	.on_cancel = op_cancel,
 };
 
-/* The service can serve vm now; else the error is answered. */
-static bool usable(struct ctl_request *rq, struct vm *vm)
+bool fc_host_usable(struct ctl_request *rq, struct vm *vm)
 {
 	struct svc_status st;
 
@@ -197,7 +196,7 @@ static bool usable(struct ctl_request *rq, struct vm *vm)
 	return true;
 }
 
-static bool path_ok(struct ctl_request *rq, const char *path)
+bool fc_host_path_ok(struct ctl_request *rq, const char *path)
 {
 	size_t n = strlen(path);
 
@@ -224,7 +223,7 @@ static void cmd_copy_to(struct ctl_request *rq, struct vm *vm, json_t *args)
 			     "parents", &parents, "into_dir", &into_dir, "mode",
 			     &mode, "mtime_ns", &mtime, "size", &size, "sparse",
 			     &sparse) ||
-	    !path_ok(rq, path))
+	    !fc_host_path_ok(rq, path))
 		return;
 	if (strlen(name) > VMIC_FC_NAME_MAX || strchr(name, '/') ||
 	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || mode < 0 ||
@@ -235,7 +234,7 @@ static void cmd_copy_to(struct ctl_request *rq, struct vm *vm, json_t *args)
 				VMIC_FC_NAME_MAX);
 		return;
 	}
-	if (!usable(rq, vm))
+	if (!fc_host_usable(rq, vm))
 		return;
 	snprintf(m.path, sizeof(m.path), "%s", path);
 	snprintf(m.name, sizeof(m.name), "%s", name);
@@ -256,7 +255,7 @@ static void cmd_copy_from(struct ctl_request *rq, struct vm *vm,
 
 	if (!ctl_args_unpack(rq, "copy-from-guest", args, "{s:s}", "path",
 			     &path) ||
-	    !path_ok(rq, path) || !usable(rq, vm))
+	    !fc_host_path_ok(rq, path) || !fc_host_usable(rq, vm))
 		return;
 	fc_host_get_start(rq, vm, path);
 }
@@ -280,6 +279,14 @@ static const struct ctl_command commands[] = {
 	{ "copy-from-guest", cmd_copy_from, true,
 	  "vm (string), path (string); descriptor: destination",
 	  "copy a file out of the guest (a long operation)", from_fds, 1 },
+	{ "mkdir-in-guest", fc_host_cmd_mkdir, true,
+	  "vm (string), path (string), mode (integer), mtime_ns (integer), "
+	  "parents (boolean), exist_ok (boolean)",
+	  "make a directory in the guest (vmic copy -r)" },
+	{ "symlink-in-guest", fc_host_cmd_symlink, true,
+	  "vm (string), path (string), target (string), mtime_ns "
+	  "(integer), force (boolean)",
+	  "make a symbolic link in the guest (vmic copy -r)" },
 };
 
 static int fc_attach(struct vm *vm)

@@ -53,6 +53,10 @@ struct fc_xfer {
 };
 
 /* host.c */
+/* The service can serve vm now; else the error is answered (false). */
+bool fc_host_usable(struct ctl_request *rq, struct vm *vm);
+/* path is an absolute guest path that fits; else invalid-argument. */
+bool fc_host_path_ok(struct ctl_request *rq, const char *path);
 /* A new copy of vm (referenced), in its list; NULL without memory. */
 struct fc_xfer *fc_host_xfer_new(struct vm *vm, bool put);
 /* Cancel its stream and request, close its descriptor, free it. */
@@ -75,6 +79,10 @@ extern const struct ctl_op_ops fc_host_op_ops;
 /* host-put.c */
 void fc_host_put_start(struct ctl_request *rq, struct vm *vm,
 		       const struct vmic_fc_put *m);
+/* host-tree.c: the directories and links of vmic copy -r */
+void fc_host_cmd_mkdir(struct ctl_request *rq, struct vm *vm, json_t *args);
+void fc_host_cmd_symlink(struct ctl_request *rq, struct vm *vm,
+			 json_t *args);
 /* host-get.c */
 void fc_host_get_start(struct ctl_request *rq, struct vm *vm,
 		       const char *path);

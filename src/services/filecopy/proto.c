@@ -19,6 +19,10 @@ static const struct vmic_msg_desc messages[] = {
 	  VMIC_FC_GET_MAX_LEN },
 	{ VMIC_FC_REPLY, VMIC_DIR_G2H, "filecopy reply", VMIC_FC_REPLY_LEN,
 	  VMIC_FC_REPLY_LEN },
+	{ VMIC_FC_MKDIR, VMIC_DIR_H2G, "filecopy mkdir", VMIC_FC_MKDIR_MIN_LEN,
+	  VMIC_FC_MKDIR_MAX_LEN },
+	{ VMIC_FC_SYMLINK, VMIC_DIR_H2G, "filecopy symlink",
+	  VMIC_FC_SYMLINK_MIN_LEN, VMIC_FC_SYMLINK_MAX_LEN },
 };
 
 /* Off by default on both sides: a copy writes and reads guest files as
@@ -157,8 +161,66 @@ int vmic_fc_reply_decode(const uint8_t *p, size_t n, struct vmic_fc_reply *m)
 	m->mtime_ns = vmic_rd_i64(&r);
 	memcpy(m->hash, p + n - VMIC_FC_HASH_LEN, VMIC_FC_HASH_LEN);
 	if (r.err || m->stage > VMIC_FC_DONE ||
-	    (m->flags & ~VMIC_FC_F_SPARSE) ||
+	    (m->flags & ~(VMIC_FC_F_SPARSE | VMIC_FC_F_EXISTS)) ||
 	    (m->mode & ~VMIC_FC_MODE_MASK))
+		return -EBADMSG;
+	return 0;
+}
+
+int vmic_fc_mkdir_encode(const struct vmic_fc_mkdir *m, uint8_t *buf,
+			 size_t cap)
+{
+	struct vmic_wr w;
+
+	vmic_wr_init(&w, buf, cap);
+	vmic_wr_u8(&w, m->flags);
+	vmic_wr_u32(&w, m->mode);
+	vmic_wr_i64(&w, m->mtime_ns);
+	vmic_wr_str(&w, m->path, VMIC_FC_PATH_MAX);
+	return w.err ? -EMSGSIZE : (int)w.off;
+}
+
+int vmic_fc_mkdir_decode(const uint8_t *p, size_t n, struct vmic_fc_mkdir *m)
+{
+	struct vmic_rd r;
+
+	vmic_rd_init(&r, p, n);
+	m->flags = vmic_rd_u8(&r);
+	m->mode = vmic_rd_u32(&r);
+	m->mtime_ns = vmic_rd_i64(&r);
+	vmic_rd_strcpy(&r, VMIC_FC_PATH_MAX, m->path, sizeof(m->path));
+	if (r.err || vmic_rd_left(&r) ||
+	    (m->flags & ~(VMIC_FC_F_PARENTS | VMIC_FC_F_EXISTS)) ||
+	    (m->mode & ~VMIC_FC_MODE_MASK) || !path_ok(m->path))
+		return -EBADMSG;
+	return 0;
+}
+
+int vmic_fc_symlink_encode(const struct vmic_fc_symlink *m, uint8_t *buf,
+			   size_t cap)
+{
+	struct vmic_wr w;
+
+	vmic_wr_init(&w, buf, cap);
+	vmic_wr_u8(&w, m->flags);
+	vmic_wr_i64(&w, m->mtime_ns);
+	vmic_wr_str(&w, m->path, VMIC_FC_PATH_MAX);
+	vmic_wr_str(&w, m->target, VMIC_FC_PATH_MAX);
+	return w.err ? -EMSGSIZE : (int)w.off;
+}
+
+int vmic_fc_symlink_decode(const uint8_t *p, size_t n,
+			   struct vmic_fc_symlink *m)
+{
+	struct vmic_rd r;
+
+	vmic_rd_init(&r, p, n);
+	m->flags = vmic_rd_u8(&r);
+	m->mtime_ns = vmic_rd_i64(&r);
+	vmic_rd_strcpy(&r, VMIC_FC_PATH_MAX, m->path, sizeof(m->path));
+	vmic_rd_strcpy(&r, VMIC_FC_PATH_MAX, m->target, sizeof(m->target));
+	if (r.err || vmic_rd_left(&r) || (m->flags & ~VMIC_FC_F_FORCE) ||
+	    !path_ok(m->path) || !m->target[0])
 		return -EBADMSG;
 	return 0;
 }
