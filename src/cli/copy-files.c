@@ -52,8 +52,7 @@ int cli_copy_open_source(const char *path, struct cli_copy_src *s,
 	if (fstat(s->fd, &sb) < 0 || S_ISDIR(sb.st_mode)) {
 		cli_error_set(e, CLI_ERR_LOCAL,
 			      S_ISDIR(sb.st_mode)
-				      ? "%s is a directory: copying directory "
-					"trees (-r) is not implemented yet"
+				      ? "%s is a directory: copy it with -r"
 				      : "cannot stat %s",
 			      path);
 		close(s->fd);

@@ -372,7 +372,8 @@ int fc_guest_open_get(const char *dirs, const char *conf_path,
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		snprintf(err, n, "%.512s is %s in the guest", path,
 			 S_ISDIR(sb.st_mode)
-				 ? "a directory (copying trees is not implemented yet)"
+				 ? "a directory (copying trees out of the guest is "
+				   "not implemented yet)"
 				 : "not a regular file");
 		close(fd);
 		return -1;

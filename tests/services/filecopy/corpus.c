@@ -24,7 +24,11 @@ void gen_corpus_filecopy(void)
 				       .flags = VMIC_FC_F_SPARSE, .size = 4096,
 				       .mode = 0600,
 				       .hash = { 9, 8, 7, 6, 5, 4, 3, 2 } };
-	uint8_t p[VMIC_FC_PUT_MAX_LEN];
+	static struct vmic_fc_mkdir mk = { .flags = VMIC_FC_F_PARENTS,
+					   .mode = 0755,
+					   .mtime_ns = VMIC_FC_MTIME_NONE };
+	static struct vmic_fc_symlink sl = { .mtime_ns = 1700000000 };
+	static uint8_t p[VMIC_FC_SYMLINK_MAX_LEN];
 	int n;
 
 	snprintf(put.path, sizeof(put.path), "/srv/in/d\xC3\xA9p\xC3\xB4t");
@@ -47,5 +51,18 @@ void gen_corpus_filecopy(void)
 	if (n < 0)
 		abort();
 	save_message("fc-reply", VMIC_SVC_FILECOPY, VMIC_FC_REPLY, p,
+		     (size_t)n);
+	snprintf(mk.path, sizeof(mk.path), "/srv/in/tree/sub");
+	n = vmic_fc_mkdir_encode(&mk, p, sizeof(p));
+	if (n < 0)
+		abort();
+	save_message("fc-mkdir", VMIC_SVC_FILECOPY, VMIC_FC_MKDIR, p,
+		     (size_t)n);
+	snprintf(sl.path, sizeof(sl.path), "/srv/in/tree/link");
+	snprintf(sl.target, sizeof(sl.target), "../sub/file");
+	n = vmic_fc_symlink_encode(&sl, p, sizeof(p));
+	if (n < 0)
+		abort();
+	save_message("fc-symlink", VMIC_SVC_FILECOPY, VMIC_FC_SYMLINK, p,
 		     (size_t)n);
 }

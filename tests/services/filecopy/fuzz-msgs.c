@@ -82,7 +82,7 @@ static int fc_reply_kind(const uint8_t *p, size_t n)
 	if (vmic_fc_reply_decode(p, n, &m) < 0)
 		return 0;
 	FUZZ_CHECK(m.stage <= VMIC_FC_DONE);
-	FUZZ_CHECK((m.flags & ~VMIC_FC_F_SPARSE) == 0);
+	FUZZ_CHECK((m.flags & ~(VMIC_FC_F_SPARSE | VMIC_FC_F_EXISTS)) == 0);
 	FUZZ_CHECK((m.mode & ~VMIC_FC_MODE_MASK) == 0);
 	len = vmic_fc_reply_encode(&m, enc, sizeof(enc));
 	FUZZ_CHECK(len > 0 && (size_t)len == n && memcmp(enc, p, n) == 0);
@@ -92,11 +92,51 @@ static int fc_reply_kind(const uint8_t *p, size_t n)
 	return 1;
 }
 
+static int fc_mkdir_kind(const uint8_t *p, size_t n)
+{
+	static struct vmic_fc_mkdir m, again;
+	static uint8_t enc[VMIC_FC_MKDIR_MAX_LEN];
+	int len;
+
+	memset(&m, 0, sizeof(m));
+	if (vmic_fc_mkdir_decode(p, n, &m) < 0)
+		return 0;
+	FUZZ_CHECK(m.path[0] == '/' && (m.mode & ~VMIC_FC_MODE_MASK) == 0);
+	FUZZ_CHECK(fuzz_valid_text(m.path, VMIC_FC_PATH_MAX));
+	len = vmic_fc_mkdir_encode(&m, enc, sizeof(enc));
+	FUZZ_CHECK(len > 0 && (size_t)len == n && memcmp(enc, p, n) == 0);
+	memset(&again, 0, sizeof(again));
+	FUZZ_CHECK(vmic_fc_mkdir_decode(enc, (size_t)len, &again) == 0);
+	FUZZ_CHECK(memcmp(&again, &m, sizeof(m)) == 0);
+	return 1;
+}
+
+static int fc_symlink_kind(const uint8_t *p, size_t n)
+{
+	static struct vmic_fc_symlink m, again;
+	static uint8_t enc[VMIC_FC_SYMLINK_MAX_LEN];
+	int len;
+
+	memset(&m, 0, sizeof(m));
+	if (vmic_fc_symlink_decode(p, n, &m) < 0)
+		return 0;
+	FUZZ_CHECK(m.path[0] == '/' && m.target[0]);
+	FUZZ_CHECK(fuzz_valid_text(m.target, VMIC_FC_PATH_MAX));
+	len = vmic_fc_symlink_encode(&m, enc, sizeof(enc));
+	FUZZ_CHECK(len > 0 && (size_t)len == n && memcmp(enc, p, n) == 0);
+	memset(&again, 0, sizeof(again));
+	FUZZ_CHECK(vmic_fc_symlink_decode(enc, (size_t)len, &again) == 0);
+	FUZZ_CHECK(memcmp(&again, &m, sizeof(m)) == 0);
+	return 1;
+}
+
 static const struct fuzz_msg msgs[] = {
 	{ "fc-put", VMIC_SVC_FILECOPY, VMIC_FC_PUT, fc_put_kind },
 	{ "fc-commit", VMIC_SVC_FILECOPY, VMIC_FC_COMMIT, fc_commit_kind },
 	{ "fc-get", VMIC_SVC_FILECOPY, VMIC_FC_GET, fc_get_kind },
 	{ "fc-reply", VMIC_SVC_FILECOPY, VMIC_FC_REPLY, fc_reply_kind },
+	{ "fc-mkdir", VMIC_SVC_FILECOPY, VMIC_FC_MKDIR, fc_mkdir_kind },
+	{ "fc-symlink", VMIC_SVC_FILECOPY, VMIC_FC_SYMLINK, fc_symlink_kind },
 };
 
 const struct fuzz_msgs fuzz_msgs_filecopy = { msgs,

@@ -110,6 +110,37 @@ static void test_others(void **state)
 	assert_int_equal(vmic_fc_reply_decode(buf, (size_t)n, &r2), -EBADMSG);
 }
 
+static void test_tree_msgs(void **state)
+{
+	static struct vmic_fc_mkdir d = { .flags = VMIC_FC_F_PARENTS |
+						   VMIC_FC_F_EXISTS,
+					  .mode = 0750,
+					  .mtime_ns = VMIC_FC_MTIME_NONE },
+				    d2;
+	static struct vmic_fc_symlink l = { .flags = VMIC_FC_F_FORCE,
+					    .mtime_ns = 5 },
+				      l2;
+	static uint8_t buf[VMIC_FC_SYMLINK_MAX_LEN + 8];
+	int n;
+
+	(void)state;
+	snprintf(d.path, sizeof(d.path), "/srv/in/d");
+	n = vmic_fc_mkdir_encode(&d, buf, sizeof(buf));
+	assert_int_equal(vmic_fc_mkdir_decode(buf, (size_t)n, &d2), 0);
+	assert_memory_equal(&d, &d2, sizeof(d));
+	d.flags = VMIC_FC_F_FORCE; /* no flag of MKDIR */
+	n = vmic_fc_mkdir_encode(&d, buf, sizeof(buf));
+	assert_int_equal(vmic_fc_mkdir_decode(buf, (size_t)n, &d2), -EBADMSG);
+	snprintf(l.path, sizeof(l.path), "/srv/in/link");
+	snprintf(l.target, sizeof(l.target), "../elsewhere");
+	n = vmic_fc_symlink_encode(&l, buf, sizeof(buf));
+	assert_int_equal(vmic_fc_symlink_decode(buf, (size_t)n, &l2), 0);
+	assert_memory_equal(&l, &l2, sizeof(l));
+	l.target[0] = '\0'; /* a link to nothing */
+	n = vmic_fc_symlink_encode(&l, buf, sizeof(buf));
+	assert_int_equal(vmic_fc_symlink_decode(buf, (size_t)n, &l2), -EBADMSG);
+}
+
 /* The hash of bytes fed in pieces is the hash of them at once, and
  * XXH3-128 of "" is its published value. */
 static void test_hash(void **state)
@@ -146,6 +177,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_put),
 		cmocka_unit_test(test_others),
+		cmocka_unit_test(test_tree_msgs),
 		cmocka_unit_test(test_hash),
 	};
 

@@ -50,9 +50,9 @@ try:
     fails("a name too long in the guest", ["copy", "vm1", f"{HOST}/f", f"{IN}/{'n' * 300}"],
           "too long")
     os.makedirs(f"{HOST}/tree")
-    fails("a directory without -r: trees are not implemented",
-          ["copy", "vm1", f"{HOST}/tree", f"{IN}/t"], "not implemented")
-    fails("a guest directory: says it is one",
+    fails("a directory without -r: says to copy it with -r",
+          ["copy", "vm1", f"{HOST}/tree", f"{IN}/t"], "with -r")
+    fails("a guest directory: says it is one (trees out are not implemented)",
           ["copy", "vm1", "--from-guest", OUT, f"{HOST}/z"], "directory")
 
     env.vmic("disable", "vm1", "filecopy", check=True)
