@@ -45,7 +45,7 @@ const struct cli_command cli_commands[] = {
 	  "Read a VM's key-value pairs, set or delete its External ones, "
 	  "watch them" },
 	{ "copy", cmd_copy,
-	  "NAME [--from-guest] [--force] [--create-full-path] SRC... DST",
+	  "NAME [--from-guest] [-r] [--force] [--create-full-path] SRC... DST",
 	  "Copy files into a VM's guest, or out of it with --from-guest" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",
