@@ -53,7 +53,7 @@ try:
     # Live events: the follower saw the setting changes.
     lines = []
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(lines) < 20:
+    while time.monotonic() < deadline and len(lines) < 100:
         line = follow.stdout.readline()
         if not line:
             break
