@@ -16,7 +16,8 @@ Each run, interleaved, copies one file of --size-mb (1 GiB):
 
 then --files (10,000) files of 4 KiB both ways, against `tar c | tar x`
 through a pipe, each run starting with another case. Meanwhile the
-agent's VmRSS is sampled every 20 ms.
+agent's VmRSS is sampled every 20 ms, and the heartbeat (every 100 ms)
+round trips recorded.
 Prints min / median / max of --runs (3) and the ratios of the medians;
 exit status 0 when vmic reaches 0.8 of the protocol-free copy both ways.
 """
@@ -76,6 +77,8 @@ class Rig:
         self.ctl = Control(self.sock)
         self.ctl.call({"cmd": "add", "vm": "vm1", "channel": f"unix:{path}"})
         self.ctl.call({"cmd": "enable", "vm": "vm1", "service": "filecopy"})
+        self.ctl.call({"cmd": "set", "vm": "vm1", "service": "heartbeat",
+                       "settings": {"interval": "100ms"}})
         wait_for("File Copy OK", self.ready, 30)
 
     def ready(self):
@@ -119,6 +122,33 @@ class RssWatch:
         return self.peak
 
 
+class HbWatch:
+    """The heartbeat's round trips while copies run: each new reply's
+    rtt_us, read from `status` every 20 ms on a connection of its own."""
+
+    def __init__(self, sock):
+        self.ctl = Control(sock)
+        self.rtts = []
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        last = None
+        while not self.stop:
+            hb = self.ctl.call({"cmd": "status", "vm": "vm1", "service": "heartbeat"})
+            if hb.get("last_reply_us") != last and hb.get("rtt_us") is not None:
+                last = hb.get("last_reply_us")
+                self.rtts.append(hb["rtt_us"])
+            time.sleep(0.02)
+
+    def end(self):
+        self.stop = True
+        self.t.join()
+        self.ctl.close()
+        return self.rtts
+
+
 def timed(argv):
     t = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
@@ -151,7 +181,7 @@ def main():
     rundir = tempfile.mkdtemp(prefix="vmic-bench-copy-", dir=args.dir)
     rig = Rig(args, rundir)
     res = {k: [] for k in ("free", "h2g", "g2h", "tar", "small_h2g", "small_g2h")}
-    rss = []
+    rss, rtts = [], []
     try:
         rig.start()
         src = os.path.join(rundir, "src")
@@ -175,17 +205,21 @@ def main():
 
         def h2g():
             w = RssWatch(rig.agent.pid)
+            hb = HbWatch(rig.sock)
             res["h2g"].append(size / timed([rig.vmic, "--socket", rig.sock, "copy", "vm1",
                                             src, os.path.join(rig.gin, "dst")]))
             rss.append(w.end())
+            rtts.extend(hb.end())
             os.unlink(os.path.join(rig.gin, "dst"))
 
         def g2h():
             w = RssWatch(rig.agent.pid)
+            hb = HbWatch(rig.sock)
             res["g2h"].append(size / timed([rig.vmic, "--socket", rig.sock, "copy", "vm1",
                                             "--from-guest", os.path.join(rig.gout, "src"),
                                             dst]))
             rss.append(w.end())
+            rtts.extend(hb.end())
             os.unlink(dst)
 
         def tar():
@@ -259,6 +293,13 @@ def main():
     print(f"agent VmRSS peak during the {args.size_mb} MiB copies: "
           f"{mmm(rss, lambda k: f'{k / 1024:.1f} MiB')} (target < 4 MiB: "
           f"{'PASS' if max(rss) < 4096 else 'FAIL'})")
+    if rtts:
+        rtts.sort()
+        p99 = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
+        print(f"heartbeat round trip during the {args.size_mb} MiB copies "
+              f"(every 100 ms, {len(rtts)} replies): p50 {rtts[len(rtts) // 2] / 1000:.2f} ms, "
+              f"p99 {p99 / 1000:.2f} ms, max {rtts[-1] / 1000:.2f} ms (target p99 < 10 ms: "
+              f"{'PASS' if p99 < 10000 else 'FAIL'})")
     ok = all(med[k] >= TARGET * med["free"] for k in ("h2g", "g2h"))
     print(f"target: vmic >= {TARGET} of the protocol-free copy both ways: "
           f"{'PASS' if ok else 'FAIL'}")
