@@ -49,6 +49,9 @@ static void maybe_finish(struct fc_xfer *x)
 }
 
 static const struct vmic_fdstream_ops sink_ops;
+static const struct vmic_fdstream_opts sink_opts = {
+	.window = FC_HOST_SINK_WINDOW,
+};
 
 static bool on_get(struct vm *vm, void *ud, const struct vmic_frame *f,
 		   int err)
@@ -82,8 +85,8 @@ static bool on_get(struct vm *vm, void *ud, const struct vmic_frame *f,
 				    : vmic_fdstream_sink(vm_link(vm),
 							 x->stream_id,
 							 FC_HOST_ID, x->fd,
-							 NULL, &sink_ops, x,
-							 &x->fs);
+							 &sink_opts, &sink_ops,
+							 x, &x->fs);
 		char msg[256];
 
 		x->accepted = true;

@@ -209,7 +209,9 @@ void fc_host_put_start(struct ctl_request *rq, struct vm *vm,
 		return;
 	}
 	r = vmic_fdstream_pump(vm_link(vm), x->stream_id, FC_HOST_ID, x->fd,
-			       NULL, &pump_ops, x, &x->fs);
+			       &(struct vmic_fdstream_opts){
+				       .buf_size = FC_HOST_PUMP_BUF },
+			       &pump_ops, x, &x->fs);
 	if (r < 0) {
 		const char *code = conn_stream_error(vm, r, msg, sizeof(msg));
 

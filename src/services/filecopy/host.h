@@ -18,6 +18,11 @@
 #define FC_HOST_ID VMIC_SVC_FILECOPY
 /* The guest answers a PUT or GET once its end is open: this long. */
 #define FC_ACCEPT_TIMEOUT_MS 30000
+/* The host has memory to spare, the agent does not (4 MiB in all): the
+ * host reads in larger pieces and lets more arrive ahead of its writes,
+ * so the guest's side sets the pace. */
+#define FC_HOST_PUMP_BUF (1024u * 1024)
+#define FC_HOST_SINK_WINDOW (4u * 1024 * 1024)
 /* Progress lines at most this often. */
 #define FC_PROGRESS_US 200000
 
