@@ -60,6 +60,8 @@ int cli_copy_open_source(const char *path, struct cli_copy_src *s,
 		return -EISDIR;
 	}
 	s->mode = sb.st_mode & 01777;
+	s->uid = sb.st_uid;
+	s->gid = sb.st_gid;
 	s->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
 		      sb.st_mtim.tv_nsec;
 	s->size = S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : -1;

@@ -24,6 +24,15 @@ static int64_t mtime_of(const struct stat *sb)
 	return (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
 }
 
+/* --preserve: the entry's owner goes with it. */
+static void owner(struct cli_copy_run *run, json_t *req, const struct stat *sb)
+{
+	if (!req || !run->o->preserve)
+		return;
+	json_object_set_new(req, "uid", json_integer(sb->st_uid));
+	json_object_set_new(req, "gid", json_integer(sb->st_gid));
+}
+
 /* A control request that waits for the guest; the exit status, and
  * *existed from its result when asked. */
 static int call(struct cli_copy_run *run, json_t *req, bool *existed)
@@ -53,6 +62,7 @@ static int make_dir(struct cli_copy_run *run, const char *dst,
 
 	if (req && times)
 		json_object_set_new(req, "mtime_ns", json_integer(mtime_of(sb)));
+	owner(run, req, sb);
 	return call(run, req, existed);
 }
 
@@ -62,6 +72,7 @@ static int make_link(struct cli_copy_run *run, const char *src,
 	char target[PATH_MAX + 1];
 	ssize_t n = readlink(src, target, sizeof(target) - 1);
 	struct cli_error e = { 0 };
+	json_t *req;
 
 	if (n < 0) {
 		cli_error_set(&e, CLI_ERR_LOCAL, "cannot read the link %s: %s",
@@ -69,13 +80,12 @@ static int make_link(struct cli_copy_run *run, const char *src,
 		return cli_report(run->cli, &e);
 	}
 	target[n] = '\0';
-	return call(run,
-		    json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "cmd",
-			      "symlink-in-guest", "vm", run->vm, "path", dst,
-			      "target", target, "mtime_ns",
-			      (json_int_t)mtime_of(sb), "force",
-			      run->o->force),
-		    NULL);
+	req = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b}", "cmd",
+			"symlink-in-guest", "vm", run->vm, "path", dst,
+			"target", target, "mtime_ns", (json_int_t)mtime_of(sb),
+			"force", run->o->force);
+	owner(run, req, sb);
+	return call(run, req, NULL);
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)

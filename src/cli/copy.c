@@ -108,6 +108,10 @@ int cli_copy_in_file(struct cli_copy_run *run, const char *src,
 		json_object_set_new(req, "size", json_integer(s.size));
 	if (req && s.sparse)
 		json_object_set_new(req, "sparse", json_true());
+	if (req && o->preserve) {
+		json_object_set_new(req, "uid", json_integer(s.uid));
+		json_object_set_new(req, "gid", json_integer(s.gid));
+	}
 	status = req ? run_op(run->cli, req, s.fd, &r) : 1;
 	close(s.fd);
 	if (status == 0)
@@ -185,9 +189,9 @@ static int parse(struct cli *cli, int argc, char **argv,
 				return r;
 		}
 	}
-	if ((o->recursive && o->from_guest) || o->preserve) {
+	if (o->from_guest && (o->recursive || o->preserve)) {
 		fprintf(stderr, "vmic: %s is not implemented yet\n",
-			o->preserve ? "--preserve (owners)"
+			o->preserve ? "--preserve (owners) out of the guest"
 				    : "copying directory trees out of the guest "
 				      "(-r with --from-guest)");
 		return 1;

@@ -22,6 +22,8 @@ struct cli_copy_src {
 	int64_t mtime_ns;
 	int64_t size; /* -1 when not a regular file */
 	bool sparse;  /* a regular file with holes */
+	uid_t uid;
+	gid_t gid;
 	char name[NAME_MAX + 1]; /* "" for standard input */
 };
 

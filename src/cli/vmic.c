@@ -45,7 +45,8 @@ const struct cli_command cli_commands[] = {
 	  "Read a VM's key-value pairs, set or delete its External ones, "
 	  "watch them" },
 	{ "copy", cmd_copy,
-	  "NAME [--from-guest] [-r] [--force] [--create-full-path] SRC... DST",
+	  "NAME [--from-guest] [-r] [--preserve] [--force] "
+	  "[--create-full-path] SRC... DST",
 	  "Copy files into a VM's guest, or out of it with --from-guest" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",

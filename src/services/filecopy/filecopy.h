@@ -46,8 +46,11 @@ enum vmic_fc_type {
 /* MKDIR: an existing directory is fine (its mode and mtime are set);
  * REPLY to MKDIR: it existed. */
 #define VMIC_FC_F_EXISTS 0x10
+/* PUT, MKDIR, SYMLINK: give it the owner uid:gid (--preserve) */
+#define VMIC_FC_F_OWNER 0x20
 #define VMIC_FC_F_KNOWN (VMIC_FC_F_FORCE | VMIC_FC_F_PARENTS | \
-			 VMIC_FC_F_INTO_DIR | VMIC_FC_F_SPARSE)
+			 VMIC_FC_F_INTO_DIR | VMIC_FC_F_SPARSE | \
+			 VMIC_FC_F_OWNER)
 
 /* REPLY stages */
 enum vmic_fc_stage {
@@ -65,17 +68,17 @@ enum vmic_fc_stage {
 /* Size not known in advance (a pipe). */
 #define VMIC_FC_SIZE_UNKNOWN UINT64_MAX
 
-#define VMIC_FC_PUT_MIN_LEN (1 + 4 + 4 + 8 + 8 + 2 + 1 + 2)
+#define VMIC_FC_PUT_MIN_LEN (1 + 4 + 4 + 8 + 8 + 4 + 4 + 2 + 1 + 2)
 #define VMIC_FC_PUT_MAX_LEN \
 	(VMIC_FC_PUT_MIN_LEN - 1 + VMIC_FC_PATH_MAX + VMIC_FC_NAME_MAX)
 #define VMIC_FC_COMMIT_LEN (4 + 8 + VMIC_FC_HASH_LEN)
 #define VMIC_FC_GET_MIN_LEN (4 + 2 + 1)
 #define VMIC_FC_GET_MAX_LEN (4 + 2 + VMIC_FC_PATH_MAX)
 #define VMIC_FC_REPLY_LEN (1 + 1 + 8 + 4 + 8 + VMIC_FC_HASH_LEN)
-#define VMIC_FC_MKDIR_MIN_LEN (1 + 4 + 8 + 2 + 1)
-#define VMIC_FC_MKDIR_MAX_LEN (1 + 4 + 8 + 2 + VMIC_FC_PATH_MAX)
-#define VMIC_FC_SYMLINK_MIN_LEN (1 + 8 + 2 + 1 + 2 + 1)
-#define VMIC_FC_SYMLINK_MAX_LEN (1 + 8 + 2 + VMIC_FC_PATH_MAX + 2 + \
+#define VMIC_FC_MKDIR_MIN_LEN (1 + 4 + 8 + 4 + 4 + 2 + 1)
+#define VMIC_FC_MKDIR_MAX_LEN (1 + 4 + 8 + 4 + 4 + 2 + VMIC_FC_PATH_MAX)
+#define VMIC_FC_SYMLINK_MIN_LEN (1 + 8 + 4 + 4 + 2 + 1 + 2 + 1)
+#define VMIC_FC_SYMLINK_MAX_LEN (1 + 8 + 4 + 4 + 2 + VMIC_FC_PATH_MAX + 2 + \
 				 VMIC_FC_PATH_MAX)
 /* MKDIR and SYMLINK: no mtime to set. */
 #define VMIC_FC_MTIME_NONE INT64_MIN
@@ -86,6 +89,7 @@ struct vmic_fc_put {
 	uint32_t mode;      /* VMIC_FC_MODE_MASK bits */
 	int64_t mtime_ns;   /* since the epoch */
 	uint64_t size;      /* expected, or VMIC_FC_SIZE_UNKNOWN */
+	uint32_t uid, gid;  /* with VMIC_FC_F_OWNER, else 0 */
 	char path[VMIC_FC_PATH_MAX + 1]; /* absolute, not empty */
 	char name[VMIC_FC_NAME_MAX + 1]; /* the source's base name, for a
 					    directory destination; may be
@@ -117,9 +121,10 @@ struct vmic_fc_reply {
  * unless VMIC_FC_MTIME_NONE, mtime. Answered with REPLY DONE (flags
  * EXISTS when it was there) or an error. */
 struct vmic_fc_mkdir {
-	uint8_t flags; /* VMIC_FC_F_PARENTS | VMIC_FC_F_EXISTS */
+	uint8_t flags; /* VMIC_FC_F_PARENTS | _EXISTS | _OWNER */
 	uint32_t mode;
 	int64_t mtime_ns;
+	uint32_t uid, gid;
 	char path[VMIC_FC_PATH_MAX + 1];
 };
 
@@ -127,8 +132,9 @@ struct vmic_fc_mkdir {
  * is: resolving it later is the reader's business), replacing an
  * existing one only with FORCE. Answered with REPLY DONE or an error. */
 struct vmic_fc_symlink {
-	uint8_t flags; /* VMIC_FC_F_FORCE */
+	uint8_t flags; /* VMIC_FC_F_FORCE | VMIC_FC_F_OWNER */
 	int64_t mtime_ns;
+	uint32_t uid, gid;
 	char path[VMIC_FC_PATH_MAX + 1];
 	char target[VMIC_FC_PATH_MAX + 1]; /* not empty */
 };

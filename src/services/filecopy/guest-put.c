@@ -152,6 +152,15 @@ static void put_work(uv_work_t *w)
 			 p->m.path, strerror(-p->work_err));
 		return;
 	}
+	/* The owner before the mode: chown clears set-id bits. */
+	if ((p->m.flags & VMIC_FC_F_OWNER) &&
+	    fchown(p->fd, p->m.uid, p->m.gid) < 0) {
+		p->work_err = -errno;
+		snprintf(p->work_msg, sizeof(p->work_msg),
+			 "%.512s: cannot give it owner %u:%u in the guest: %s",
+			 p->m.path, p->m.uid, p->m.gid, strerror(errno));
+		return;
+	}
 	if (fchmod(p->fd, p->m.mode & VMIC_FC_MODE_MASK) < 0 ||
 	    futimens(p->fd, ts) < 0 || fsync(p->fd) < 0) {
 		p->work_err = -errno;

@@ -102,7 +102,9 @@ int fc_guest_mkdir(struct guest_conn *c, struct fc_guest *st,
 	/* O_NOFOLLOW: a symlink in its place is no directory of ours. */
 	dfd = openat(d.dirfd, d.leaf,
 		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0 || fchmod(dfd, m.mode & VMIC_FC_MODE_MASK) < 0) {
+	if (dfd < 0 ||
+	    ((m.flags & VMIC_FC_F_OWNER) && fchown(dfd, m.uid, m.gid) < 0) ||
+	    fchmod(dfd, m.mode & VMIC_FC_MODE_MASK) < 0) {
 		code = say(errno == ELOOP ? ENOTDIR : errno, m.path, err,
 			   sizeof(err));
 		if (dfd >= 0)
@@ -145,6 +147,12 @@ int fc_guest_symlink(struct guest_conn *c, struct fc_guest *st,
 		    m.flags & VMIC_FC_F_FORCE ? 0 : 1 /* NOREPLACE */) < 0) {
 		code = say(errno, m.path, err, sizeof(err));
 		unlinkat(d.dirfd, tmp, 0);
+		close(d.dirfd);
+		return refuse(c, f, code, m.path, err);
+	}
+	if ((m.flags & VMIC_FC_F_OWNER) &&
+	    fchownat(d.dirfd, d.leaf, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		code = say(errno, m.path, err, sizeof(err));
 		close(d.dirfd);
 		return refuse(c, f, code, m.path, err);
 	}

@@ -82,14 +82,15 @@ void fc_host_cmd_mkdir(struct ctl_request *rq, struct vm *vm, json_t *args)
 {
 	static struct vmic_fc_mkdir m;
 	uint8_t buf[VMIC_FC_MKDIR_MAX_LEN];
-	json_int_t mode = 0755, mtime = -1;
+	json_int_t mode = 0755, mtime = -1, uid = -1, gid = -1;
 	int parents = 0, exist_ok = 0;
 	const char *path;
 
 	if (!ctl_args_unpack(rq, "mkdir-in-guest", args,
-			     "{s:s, s?I, s?I, s?b, s?b}", "path", &path, "mode",
-			     &mode, "mtime_ns", &mtime, "parents", &parents,
-			     "exist_ok", &exist_ok) ||
+			     "{s:s, s?I, s?I, s?b, s?b, s?I, s?I}", "path", &path,
+			     "mode", &mode, "mtime_ns", &mtime, "parents",
+			     &parents, "exist_ok", &exist_ok, "uid", &uid,
+			     "gid", &gid) ||
 	    !fc_host_path_ok(rq, path))
 		return;
 	if (mode < 0 || (mode & ~(json_int_t)VMIC_FC_MODE_MASK)) {
@@ -102,6 +103,8 @@ void fc_host_cmd_mkdir(struct ctl_request *rq, struct vm *vm, json_t *args)
 	memset(&m, 0, sizeof(m));
 	m.flags = (parents ? VMIC_FC_F_PARENTS : 0) |
 		  (exist_ok ? VMIC_FC_F_EXISTS : 0);
+	if (!fc_host_owner(rq, uid, gid, &m.flags, &m.uid, &m.gid))
+		return;
 	m.mode = (uint32_t)mode;
 	m.mtime_ns = mtime >= 0 ? mtime : VMIC_FC_MTIME_NONE;
 	snprintf(m.path, sizeof(m.path), "%s", path);
@@ -115,12 +118,13 @@ void fc_host_cmd_symlink(struct ctl_request *rq, struct vm *vm,
 	static struct vmic_fc_symlink m;
 	static uint8_t buf[VMIC_FC_SYMLINK_MAX_LEN];
 	const char *path, *target;
-	json_int_t mtime = -1;
+	json_int_t mtime = -1, uid = -1, gid = -1;
 	int force = 0;
 
 	if (!ctl_args_unpack(rq, "symlink-in-guest", args,
-			     "{s:s, s:s, s?I, s?b}", "path", &path, "target",
-			     &target, "mtime_ns", &mtime, "force", &force) ||
+			     "{s:s, s:s, s?I, s?b, s?I, s?I}", "path", &path,
+			     "target", &target, "mtime_ns", &mtime, "force",
+			     &force, "uid", &uid, "gid", &gid) ||
 	    !fc_host_path_ok(rq, path))
 		return;
 	if (!target[0] || strlen(target) > VMIC_FC_PATH_MAX) {
@@ -133,6 +137,8 @@ void fc_host_cmd_symlink(struct ctl_request *rq, struct vm *vm,
 		return;
 	memset(&m, 0, sizeof(m));
 	m.flags = force ? VMIC_FC_F_FORCE : 0;
+	if (!fc_host_owner(rq, uid, gid, &m.flags, &m.uid, &m.gid))
+		return;
 	m.mtime_ns = mtime >= 0 ? mtime : VMIC_FC_MTIME_NONE;
 	snprintf(m.path, sizeof(m.path), "%s", path);
 	snprintf(m.target, sizeof(m.target), "%s", target);

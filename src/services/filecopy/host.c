@@ -196,6 +196,23 @@ bool fc_host_usable(struct ctl_request *rq, struct vm *vm)
 	return true;
 }
 
+bool fc_host_owner(struct ctl_request *rq, json_int_t uid, json_int_t gid,
+		   uint8_t *flags, uint32_t *u, uint32_t *g)
+{
+	if (uid == -1 && gid == -1)
+		return true;
+	if (uid < 0 || gid < 0 || uid >= UINT32_MAX || gid >= UINT32_MAX) {
+		ctl_reply_error(rq, "invalid-argument",
+				"uid and gid go together, each 0..%u",
+				UINT32_MAX - 1);
+		return false;
+	}
+	*flags |= VMIC_FC_F_OWNER;
+	*u = (uint32_t)uid;
+	*g = (uint32_t)gid;
+	return true;
+}
+
 bool fc_host_path_ok(struct ctl_request *rq, const char *path)
 {
 	size_t n = strlen(path);
@@ -215,14 +232,15 @@ static void cmd_copy_to(struct ctl_request *rq, struct vm *vm, json_t *args)
 	struct vmic_fc_put m = { .mode = 0644, .size = VMIC_FC_SIZE_UNKNOWN };
 	const char *path, *name = "";
 	int force = 0, parents = 0, into_dir = 0, sparse = 0;
-	json_int_t mode = 0644, mtime = -1, size = -1;
+	json_int_t mode = 0644, mtime = -1, size = -1, uid = -1, gid = -1;
 
 	if (!ctl_args_unpack(rq, "copy-to-guest", args,
-			     "{s:s, s?s, s?b, s?b, s?b, s?I, s?I, s?I, s?b}",
+			     "{s:s, s?s, s?b, s?b, s?b, s?I, s?I, s?I, s?b, s?I, "
+			     "s?I}",
 			     "path", &path, "name", &name, "force", &force,
 			     "parents", &parents, "into_dir", &into_dir, "mode",
 			     &mode, "mtime_ns", &mtime, "size", &size, "sparse",
-			     &sparse) ||
+			     &sparse, "uid", &uid, "gid", &gid) ||
 	    !fc_host_path_ok(rq, path))
 		return;
 	if (strlen(name) > VMIC_FC_NAME_MAX || strchr(name, '/') ||
@@ -242,6 +260,8 @@ static void cmd_copy_to(struct ctl_request *rq, struct vm *vm, json_t *args)
 		  (parents ? VMIC_FC_F_PARENTS : 0) |
 		  (into_dir ? VMIC_FC_F_INTO_DIR : 0) |
 		  (sparse ? VMIC_FC_F_SPARSE : 0);
+	if (!fc_host_owner(rq, uid, gid, &m.flags, &m.uid, &m.gid))
+		return;
 	m.mode = (uint32_t)mode;
 	m.mtime_ns = mtime >= 0 ? mtime : hostd_realtime_ns(vm_hostd(vm));
 	m.size = size >= 0 ? (uint64_t)size : VMIC_FC_SIZE_UNKNOWN;
@@ -274,18 +294,20 @@ static const struct ctl_command commands[] = {
 	{ "copy-to-guest", cmd_copy_to, true,
 	  "vm (string), path (string), name (string), force (boolean), "
 	  "parents (boolean), into_dir (boolean), mode (integer), mtime_ns "
-	  "(integer), size (integer), sparse (boolean); descriptor: source",
+	  "(integer), size (integer), sparse (boolean), uid (integer), gid "
+	  "(integer); descriptor: source",
 	  "copy a file into the guest (a long operation)", to_fds, 1 },
 	{ "copy-from-guest", cmd_copy_from, true,
 	  "vm (string), path (string); descriptor: destination",
 	  "copy a file out of the guest (a long operation)", from_fds, 1 },
 	{ "mkdir-in-guest", fc_host_cmd_mkdir, true,
 	  "vm (string), path (string), mode (integer), mtime_ns (integer), "
-	  "parents (boolean), exist_ok (boolean)",
+	  "parents (boolean), exist_ok (boolean), uid (integer), gid "
+	  "(integer)",
 	  "make a directory in the guest (vmic copy -r)" },
 	{ "symlink-in-guest", fc_host_cmd_symlink, true,
 	  "vm (string), path (string), target (string), mtime_ns "
-	  "(integer), force (boolean)",
+	  "(integer), force (boolean), uid (integer), gid (integer)",
 	  "make a symbolic link in the guest (vmic copy -r)" },
 };
 

@@ -60,6 +60,11 @@ struct fc_xfer {
 /* host.c */
 /* The service can serve vm now; else the error is answered (false). */
 bool fc_host_usable(struct ctl_request *rq, struct vm *vm);
+/* uid and gid (-1: not given) as an owner to give: both or neither,
+ * each 0..2^32-2; sets VMIC_FC_F_OWNER in *flags. False after answering
+ * invalid-argument. */
+bool fc_host_owner(struct ctl_request *rq, json_int_t uid, json_int_t gid,
+		   uint8_t *flags, uint32_t *u, uint32_t *g);
 /* path is an absolute guest path that fits; else invalid-argument. */
 bool fc_host_path_ok(struct ctl_request *rq, const char *path);
 /* A new copy of vm (referenced), in its list; NULL without memory. */

@@ -60,6 +60,8 @@ int vmic_fc_put_encode(const struct vmic_fc_put *m, uint8_t *buf, size_t cap)
 	vmic_wr_u32(&w, m->mode);
 	vmic_wr_i64(&w, m->mtime_ns);
 	vmic_wr_u64(&w, m->size);
+	vmic_wr_u32(&w, m->uid);
+	vmic_wr_u32(&w, m->gid);
 	vmic_wr_str(&w, m->path, VMIC_FC_PATH_MAX);
 	vmic_wr_str(&w, m->name, VMIC_FC_NAME_MAX);
 	return w.err ? -EMSGSIZE : (int)w.off;
@@ -75,6 +77,8 @@ int vmic_fc_put_decode(const uint8_t *p, size_t n, struct vmic_fc_put *m)
 	m->mode = vmic_rd_u32(&r);
 	m->mtime_ns = vmic_rd_i64(&r);
 	m->size = vmic_rd_u64(&r);
+	m->uid = vmic_rd_u32(&r);
+	m->gid = vmic_rd_u32(&r);
 	vmic_rd_strcpy(&r, VMIC_FC_PATH_MAX, m->path, sizeof(m->path));
 	vmic_rd_strcpy(&r, VMIC_FC_NAME_MAX, m->name, sizeof(m->name));
 	if (r.err || vmic_rd_left(&r) || (m->flags & ~VMIC_FC_F_KNOWN) ||
@@ -176,6 +180,8 @@ int vmic_fc_mkdir_encode(const struct vmic_fc_mkdir *m, uint8_t *buf,
 	vmic_wr_u8(&w, m->flags);
 	vmic_wr_u32(&w, m->mode);
 	vmic_wr_i64(&w, m->mtime_ns);
+	vmic_wr_u32(&w, m->uid);
+	vmic_wr_u32(&w, m->gid);
 	vmic_wr_str(&w, m->path, VMIC_FC_PATH_MAX);
 	return w.err ? -EMSGSIZE : (int)w.off;
 }
@@ -188,9 +194,12 @@ int vmic_fc_mkdir_decode(const uint8_t *p, size_t n, struct vmic_fc_mkdir *m)
 	m->flags = vmic_rd_u8(&r);
 	m->mode = vmic_rd_u32(&r);
 	m->mtime_ns = vmic_rd_i64(&r);
+	m->uid = vmic_rd_u32(&r);
+	m->gid = vmic_rd_u32(&r);
 	vmic_rd_strcpy(&r, VMIC_FC_PATH_MAX, m->path, sizeof(m->path));
 	if (r.err || vmic_rd_left(&r) ||
-	    (m->flags & ~(VMIC_FC_F_PARENTS | VMIC_FC_F_EXISTS)) ||
+	    (m->flags & ~(VMIC_FC_F_PARENTS | VMIC_FC_F_EXISTS |
+			  VMIC_FC_F_OWNER)) ||
 	    (m->mode & ~VMIC_FC_MODE_MASK) || !path_ok(m->path))
 		return -EBADMSG;
 	return 0;
@@ -204,6 +213,8 @@ int vmic_fc_symlink_encode(const struct vmic_fc_symlink *m, uint8_t *buf,
 	vmic_wr_init(&w, buf, cap);
 	vmic_wr_u8(&w, m->flags);
 	vmic_wr_i64(&w, m->mtime_ns);
+	vmic_wr_u32(&w, m->uid);
+	vmic_wr_u32(&w, m->gid);
 	vmic_wr_str(&w, m->path, VMIC_FC_PATH_MAX);
 	vmic_wr_str(&w, m->target, VMIC_FC_PATH_MAX);
 	return w.err ? -EMSGSIZE : (int)w.off;
@@ -217,9 +228,12 @@ int vmic_fc_symlink_decode(const uint8_t *p, size_t n,
 	vmic_rd_init(&r, p, n);
 	m->flags = vmic_rd_u8(&r);
 	m->mtime_ns = vmic_rd_i64(&r);
+	m->uid = vmic_rd_u32(&r);
+	m->gid = vmic_rd_u32(&r);
 	vmic_rd_strcpy(&r, VMIC_FC_PATH_MAX, m->path, sizeof(m->path));
 	vmic_rd_strcpy(&r, VMIC_FC_PATH_MAX, m->target, sizeof(m->target));
-	if (r.err || vmic_rd_left(&r) || (m->flags & ~VMIC_FC_F_FORCE) ||
+	if (r.err || vmic_rd_left(&r) ||
+	    (m->flags & ~(VMIC_FC_F_FORCE | VMIC_FC_F_OWNER)) ||
 	    !path_ok(m->path) || !m->target[0])
 		return -EBADMSG;
 	return 0;

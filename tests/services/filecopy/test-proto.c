@@ -67,7 +67,7 @@ static void test_put(void **state)
 	assert_int_equal(n, VMIC_FC_PUT_MAX_LEN);
 	assert_int_equal(vmic_fc_put_decode(buf, (size_t)n, &out), 0);
 	/* A length field one over the limit. */
-	vmic_put_le16(buf + 25, VMIC_FC_PATH_MAX + 1);
+	vmic_put_le16(buf + 33, VMIC_FC_PATH_MAX + 1);
 	assert_int_equal(vmic_fc_put_decode(buf, sizeof(buf), &out), -EBADMSG);
 }
 
