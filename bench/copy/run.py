@@ -10,9 +10,11 @@ Each run, interleaved, copies one file of --size-mb (1 GiB):
 - vmic copy VM SRC DST (host to guest) and vmic copy --from-guest (guest
   to host), timed from the CLI's start to its exit (the process, the
   connection, the hash on both sides, the fsync and rename included);
-- scp to a loopback sshd and qemu-ga's guest-file-write / guest-file-read
-  are reported as "not installed" when they are not (their runs are not
-  written yet: "not run" when they are);
+- qemu-ga's guest-file-write and guest-file-read (a plain process with
+  -m unix-listen; a --qga-mb file, 256 MiB, in 4 MiB base64 commands)
+  when qemu-ga is installed, "not installed" otherwise;
+- scp to a loopback sshd: "not installed" without sshd (with one: "not
+  run", that run is not written yet);
 
 then --files (10,000) files of 4 KiB both ways, against `tar c | tar x`
 through a pipe, each run starting with another case. Meanwhile the
@@ -149,6 +151,64 @@ class HbWatch:
         return self.rtts
 
 
+class Qga:
+    """qemu-ga as a plain process on a unix socket (-m unix-listen), its
+    files written and read the way its clients do: JSON commands with the
+    data in base64, 4 MiB a command."""
+
+    CHUNK = 4 << 20
+
+    def __init__(self, rundir):
+        import socket
+        self.path = os.path.join(rundir, "qga.sock")
+        self.p = subprocess.Popen(["qemu-ga", "-m", "unix-listen", "-p", self.path,
+                                   "-t", rundir], stderr=subprocess.DEVNULL)
+        wait_for("qemu-ga's socket", lambda: os.path.exists(self.path), 10)
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(self.path)
+        self.f = self.s.makefile("rwb")
+
+    def call(self, cmd, **args):
+        import json
+        self.f.write(json.dumps({"execute": cmd, "arguments": args}).encode() + b"\n")
+        self.f.flush()
+        while True:
+            o = json.loads(self.f.readline())
+            if "return" in o:
+                return o["return"]
+            if "error" in o:
+                raise RuntimeError(f"qemu-ga {cmd}: {o['error']}")
+
+    def write(self, src, dst):
+        import base64
+        t = time.monotonic()
+        h = self.call("guest-file-open", path=dst, mode="w")
+        with open(src, "rb") as f:
+            for chunk in iter(lambda: f.read(self.CHUNK), b""):
+                self.call("guest-file-write", handle=h,
+                          **{"buf-b64": base64.b64encode(chunk).decode()})
+        self.call("guest-file-close", handle=h)
+        return time.monotonic() - t
+
+    def read(self, src, dst):
+        import base64
+        t = time.monotonic()
+        h = self.call("guest-file-open", path=src, mode="r")
+        with open(dst, "wb") as f:
+            while True:
+                r = self.call("guest-file-read", handle=h, count=self.CHUNK)
+                f.write(base64.b64decode(r["buf-b64"]))
+                if r.get("eof"):
+                    break
+        self.call("guest-file-close", handle=h)
+        return time.monotonic() - t
+
+    def close(self):
+        self.s.close()
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(10)
+
+
 def timed(argv):
     t = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
@@ -176,11 +236,15 @@ def main():
     ap.add_argument("--files", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", default="/dev/shm")
+    ap.add_argument("--qga-mb", type=int, default=256,
+                    help="size of qemu-ga's file (it moves ~30 MB/s)")
     args = ap.parse_args()
     size = args.size_mb << 20
     rundir = tempfile.mkdtemp(prefix="vmic-bench-copy-", dir=args.dir)
     rig = Rig(args, rundir)
-    res = {k: [] for k in ("free", "h2g", "g2h", "tar", "small_h2g", "small_g2h")}
+    res = {k: [] for k in ("free", "h2g", "g2h", "tar", "small_h2g", "small_g2h",
+                           "qga_w", "qga_r")}
+    qga = None
     rss, rtts = [], []
     try:
         rig.start()
@@ -245,17 +309,34 @@ def main():
                  *[os.path.join(rig.gout, "small", n) for n in names], hdst]))
             shutil.rmtree(hdst)
 
+        qsrc = os.path.join(rundir, "qga-src")
+        if shutil.which("qemu-ga"):
+            qga = Qga(rundir)
+            make_file(qsrc, args.qga_mb << 20)
+
+        def qga_w():
+            if qga:
+                res["qga_w"].append((args.qga_mb << 20) / qga.write(qsrc, dst))
+                os.unlink(dst)
+
+        def qga_r():
+            if qga:
+                res["qga_r"].append((args.qga_mb << 20) / qga.read(qsrc, dst))
+                os.unlink(dst)
+
         # Interleaved, and each run starts with another case: on a shared
         # machine a slow moment (or tmpfs allocating fresh pages) then
         # hits each case once, not always the same one.
-        big = [free, h2g, g2h]
+        big = [free, h2g, g2h, qga_w, qga_r]
         many = [tar, small_h2g, small_g2h]
         for run in range(args.runs):
-            for case in big[run % 3:] + big[:run % 3]:
+            for case in big[run % 5:] + big[:run % 5]:
                 case()
             for case in many[run % 3:] + many[:run % 3]:
                 case()
     finally:
+        if qga:
+            qga.close()
         rig.stop()
         shutil.rmtree(rundir, ignore_errors=True)
 
@@ -265,9 +346,9 @@ def main():
     def fps(v):
         return f"{v:,.0f} files/s"
 
-    med = {k: statistics.median(v) for k, v in res.items()}
+    med = {k: statistics.median(v) for k, v in res.items() if v}
     ssh = "not run (sshd present)" if sshd_running() else "not installed"
-    qga = "not run (qemu-ga present)" if shutil.which("qemu-ga") else "not installed"
+
     print(f"bench-copy: {args.size_mb} MiB file, {args.files} files of 4 KiB, "
           f"{args.runs} interleaved runs, build {build_type(args.build)}, tmpfs {args.dir}")
     print()
@@ -279,7 +360,13 @@ def main():
     print(f"| vmic copy --from-guest, guest to host | {mmm(res['g2h'], mbs)} | "
           f"{med['g2h'] / med['free']:.2f} |")
     print(f"| scp to a loopback sshd | {ssh} | - |")
-    print(f"| qemu-ga guest-file-write / guest-file-read | {qga} | - |")
+    if res["qga_w"]:
+        print(f"| qemu-ga guest-file-write ({args.qga_mb} MiB) | {mmm(res['qga_w'], mbs)} | "
+              f"{med['qga_w'] / med['free']:.2f} |")
+        print(f"| qemu-ga guest-file-read ({args.qga_mb} MiB) | {mmm(res['qga_r'], mbs)} | "
+              f"{med['qga_r'] / med['free']:.2f} |")
+    else:
+        print("| qemu-ga guest-file-write / guest-file-read | not installed | - |")
     print()
     print(f"| {args.files} files of 4 KiB | min / median / max | median / tar pipe |")
     print("|---|---:|---:|")
