@@ -119,8 +119,15 @@ int cli_copy_in_file(struct cli_copy_run *run, const char *src,
 	return status;
 }
 
-static int copy_out(struct cli_copy_run *run, const char *src,
-		    const char *dst, bool many)
+int cli_copy_op(struct cli *cli, json_t *req, int fd)
+{
+	struct copy_result r;
+
+	return run_op(cli, req, fd, &r);
+}
+
+int cli_copy_out_file(struct cli_copy_run *run, const char *src,
+		      const char *dst, bool many)
 {
 	struct cli *cli = run->cli;
 	const struct cli_copy_opts *o = run->o;
@@ -189,11 +196,9 @@ static int parse(struct cli *cli, int argc, char **argv,
 				return r;
 		}
 	}
-	if (o->from_guest && (o->recursive || o->preserve)) {
-		fprintf(stderr, "vmic: %s is not implemented yet\n",
-			o->preserve ? "--preserve (owners) out of the guest"
-				    : "copying directory trees out of the guest "
-				      "(-r with --from-guest)");
+	if (o->from_guest && o->preserve) {
+		fprintf(stderr, "vmic: --preserve (owners) out of the guest is "
+				"not implemented yet\n");
 		return 1;
 	}
 	if (argc - optind < 3)
@@ -258,8 +263,10 @@ int cmd_copy(struct cli *cli, int argc, char **argv)
 	for (int i = 0; i < nsrc && status == 0; i++) {
 		const char *src = argv[optind + 1 + i];
 
-		if (o.from_guest)
-			status = copy_out(&run, src, dst, nsrc > 1);
+		if (o.from_guest && o.recursive)
+			status = cli_copy_tree_out(&run, src, dst);
+		else if (o.from_guest)
+			status = cli_copy_out_file(&run, src, dst, nsrc > 1);
 		else if (o.recursive && is_dir(src))
 			status = cli_copy_tree_in(&run, src, dst);
 		else

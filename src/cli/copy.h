@@ -51,6 +51,16 @@ struct cli_copy_run {
  * the file goes in by its name); counted in run. The exit status. */
 int cli_copy_in_file(struct cli_copy_run *run, const char *src,
 		     const char *dst, bool into_dir);
+/* copy.c: guest file src to host path dst (a directory takes its name
+ * when many), counted in run. The exit status. */
+int cli_copy_out_file(struct cli_copy_run *run, const char *src,
+		      const char *dst, bool many);
+/* copy.c: run a long operation with one descriptor; the exit status. */
+int cli_copy_op(struct cli *cli, json_t *req, int fd);
+/* copy-tree-out.c: the guest's tree at src to host path dst, as cp -r
+ * does (into dst when it is a directory). The exit status. */
+int cli_copy_tree_out(struct cli_copy_run *run, const char *src,
+		      const char *dst);
 /* copy-tree.c: the tree at src (a directory) to guest path dst, as cp -r
  * does: into dst when it is a directory, else as dst. The exit status. */
 int cli_copy_tree_in(struct cli_copy_run *run, const char *src,

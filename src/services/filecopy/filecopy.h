@@ -35,6 +35,16 @@ enum vmic_fc_type {
 	VMIC_FC_REPLY = 4,
 	VMIC_FC_MKDIR = 5,
 	VMIC_FC_SYMLINK = 6,
+	VMIC_FC_LIST = 7, /* as GET (struct vmic_fc_get): a directory's
+			     listing of entries, sent like a file */
+};
+
+/* The kinds of a listing's entries (LIST). */
+enum vmic_fc_entry_kind {
+	VMIC_FC_ENTRY_DIR = 0,
+	VMIC_FC_ENTRY_FILE = 1,
+	VMIC_FC_ENTRY_LINK = 2,
+	VMIC_FC_ENTRY_OTHER = 3, /* device, socket, FIFO: skipped */
 };
 
 /* PUT flags */

@@ -116,57 +116,28 @@ static const struct vmic_fdstream_ops pump_ops = {
 	.on_chunk = pump_chunk,
 };
 
-int fc_guest_get(struct guest_conn *c, struct fc_guest *st,
-		 const struct vmic_frame *f)
+int fc_guest_send(struct guest_conn *c, struct fc_guest *st, uint32_t rid,
+		  uint32_t stream_id, int fd, const char *path,
+		  const struct vmic_fc_reply *accepted)
 {
-	const struct fc_guest_conf *conf = agent_conf(st->g, FC_GUEST_ID);
-	struct vmic_fc_get m;
-	struct vmic_fc_reply rep = { .stage = VMIC_FC_ACCEPTED };
-	struct fc_get *g;
-	struct stat sb;
-	uint16_t code;
+	struct vmic_frame f = { .service = FC_GUEST_ID, .request_id = rid };
+	struct fc_get *g = calloc(1, sizeof(*g));
 	char err[1024];
 	int r;
 
-	if (vmic_fc_get_decode(f->payload, f->length, &m) < 0)
-		return agent_reply_error(c, f, VMIC_E_MALFORMED,
-					 "filecopy get does not decode");
-	if (st->ngets >= FC_GUEST_TRANSFERS_MAX)
-		return agent_reply_error(c, f, VMIC_E_BUSY,
-					 "%d copies out of this guest run "
-					 "already; wait for one to end",
-					 FC_GUEST_TRANSFERS_MAX);
-	g = calloc(1, sizeof(*g));
-	if (!g)
-		return agent_reply_error(c, f, VMIC_E_INTERNAL,
+	if (!g || !(g->hash = vmic_fc_hasher_new())) {
+		free(g);
+		close(fd);
+		return agent_reply_error(c, &f, VMIC_E_INTERNAL,
 					 "out of memory");
+	}
 	g->st = st;
-	g->rid = f->request_id;
+	g->rid = rid;
+	g->fd = fd;
 	g->nonce = agent_session(c)->peer_nonce;
-	snprintf(g->path, sizeof(g->path), "%s", m.path);
-	g->fd = fc_guest_open_get(conf->read_dirs, agent_config_path(st->g),
-				  m.path, &code, err, sizeof(err));
-	if (g->fd < 0) {
-		free(g);
-		log_warning("filecopy: refused to send %s: %s", m.path, err);
-		return agent_reply_error(c, f, code, "%s", err);
-	}
-	g->hash = vmic_fc_hasher_new();
-	if (!g->hash || fstat(g->fd, &sb) < 0) {
-		close(g->fd);
-		vmic_fc_hasher_free(g->hash);
-		free(g);
-		return agent_reply_error(c, f, VMIC_E_INTERNAL,
-					 "out of memory");
-	}
-	rep.size = (uint64_t)sb.st_size;
-	if ((uint64_t)sb.st_blocks * 512 < (uint64_t)sb.st_size)
-		rep.flags = VMIC_FC_F_SPARSE;
-	rep.mode = sb.st_mode & VMIC_FC_MODE_MASK;
-	rep.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
-		       sb.st_mtim.tv_nsec;
-	/* Accepted first: the data may overtake nothing the host needs. */
-	r = send_reply(c, g->rid, &rep);
+	snprintf(g->path, sizeof(g->path), "%s", path);
+	/* Accepted first: the host opens its end on it, before any data. */
+	r = send_reply(c, rid, accepted);
 	if (r < 0) {
 		close(g->fd);
 		vmic_fc_hasher_free(g->hash);
@@ -176,14 +147,54 @@ int fc_guest_get(struct guest_conn *c, struct fc_guest *st,
 	g->next = st->gets;
 	st->gets = g;
 	st->ngets++;
-	r = vmic_fdstream_pump(agent_link(c), m.stream_id, FC_GUEST_ID, g->fd,
+	r = vmic_fdstream_pump(agent_link(c), stream_id, FC_GUEST_ID, g->fd,
 			       NULL, &pump_ops, g, &g->pump);
 	if (r < 0) {
 		agent_stream_error_text(c, r, err, sizeof(err));
-		agent_reply_error(c, f, VMIC_E_FAILED, "%s", err);
+		agent_reply_error(c, &f, VMIC_E_FAILED, "%s", err);
 		get_free(g);
 	}
 	return 0;
+}
+
+int fc_guest_get(struct guest_conn *c, struct fc_guest *st,
+		 const struct vmic_frame *f)
+{
+	const struct fc_guest_conf *conf = agent_conf(st->g, FC_GUEST_ID);
+	struct vmic_fc_get m;
+	struct vmic_fc_reply rep = { .stage = VMIC_FC_ACCEPTED };
+	struct stat sb;
+	uint16_t code;
+	char err[1024];
+	int fd;
+
+	if (vmic_fc_get_decode(f->payload, f->length, &m) < 0)
+		return agent_reply_error(c, f, VMIC_E_MALFORMED,
+					 "filecopy get does not decode");
+	if (st->ngets >= FC_GUEST_TRANSFERS_MAX)
+		return agent_reply_error(c, f, VMIC_E_BUSY,
+					 "%d copies out of this guest run "
+					 "already; wait for one to end",
+					 FC_GUEST_TRANSFERS_MAX);
+	fd = fc_guest_open_get(conf->read_dirs, agent_config_path(st->g),
+			       m.path, false, &code, err, sizeof(err));
+	if (fd < 0) {
+		log_warning("filecopy: refused to send %s: %s", m.path, err);
+		return agent_reply_error(c, f, code, "%s", err);
+	}
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return agent_reply_error(c, f, VMIC_E_FAILED, "%.512s: %s",
+					 m.path, strerror(errno));
+	}
+	rep.size = (uint64_t)sb.st_size;
+	if ((uint64_t)sb.st_blocks * 512 < (uint64_t)sb.st_size)
+		rep.flags = VMIC_FC_F_SPARSE;
+	rep.mode = sb.st_mode & VMIC_FC_MODE_MASK;
+	rep.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
+		       sb.st_mtim.tv_nsec;
+	return fc_guest_send(c, st, f->request_id, m.stream_id, fd, m.path,
+			     &rep);
 }
 
 void fc_guest_gets_drop(struct fc_guest *st)

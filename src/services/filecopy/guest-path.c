@@ -350,7 +350,8 @@ int fc_guest_resolve_leaf(const char *dirs, const char *conf_path,
 }
 
 int fc_guest_open_get(const char *dirs, const char *conf_path,
-		      const char *path, uint16_t *code, char *err, size_t n)
+		      const char *path, bool dir, uint16_t *code, char *err,
+		      size_t n)
 {
 	const char *rel;
 	struct stat sb;
@@ -369,11 +370,17 @@ int fc_guest_open_get(const char *dirs, const char *conf_path,
 		say(fd, path, "read-dirs", err, n);
 		return -1;
 	}
+	if (dir && fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return fd;
+	if (dir) {
+		snprintf(err, n, "%.512s is not a directory in the guest", path);
+		close(fd);
+		return -1;
+	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		snprintf(err, n, "%.512s is %s in the guest", path,
 			 S_ISDIR(sb.st_mode)
-				 ? "a directory (copying trees out of the guest is "
-				   "not implemented yet)"
+				 ? "a directory (copy it with -r)"
 				 : "not a regular file");
 		close(fd);
 		return -1;

@@ -111,6 +111,8 @@ static int fc_on_frame(struct guest_conn *c, const struct vmic_frame *f)
 		return fc_guest_mkdir(c, st, f);
 	case VMIC_FC_SYMLINK:
 		return fc_guest_symlink(c, st, f);
+	case VMIC_FC_LIST:
+		return fc_guest_list(c, st, f);
 	}
 	return 0;
 }

@@ -74,10 +74,12 @@ int fc_guest_resolve_put(const char *dirs, const char *conf_path,
 int fc_guest_resolve_leaf(const char *dirs, const char *conf_path,
 			  const char *path, bool parents, struct fc_dest *d,
 			  char *err, size_t n);
-/* Open path for reading beneath one of `dirs` (a regular file); the
- * descriptor, or -1 with a VMIC_E_* code in *code and a sentence. */
+/* Open path for reading beneath one of `dirs` (a regular file, or a
+ * directory when dir); the descriptor, or -1 with a VMIC_E_* code in
+ * *code and a sentence. */
 int fc_guest_open_get(const char *dirs, const char *conf_path,
-		      const char *path, uint16_t *code, char *err, size_t n);
+		      const char *path, bool dir, uint16_t *code, char *err,
+		      size_t n);
 
 /* guest-put.c */
 int fc_guest_put(struct guest_conn *c, struct fc_guest *st,
@@ -91,6 +93,15 @@ void fc_guest_puts_drop(struct fc_guest *st);
 /* guest-get.c */
 int fc_guest_get(struct guest_conn *c, struct fc_guest *st,
 		 const struct vmic_frame *f);
+/* Answer request rid ACCEPTED with `accepted`, then pump fd (taken) into
+ * the host's stream and answer DONE with its hash, or an error. */
+int fc_guest_send(struct guest_conn *c, struct fc_guest *st, uint32_t rid,
+		  uint32_t stream_id, int fd, const char *path,
+		  const struct vmic_fc_reply *accepted);
+
+/* guest-list.c: a tree's listing for -r out of the guest */
+int fc_guest_list(struct guest_conn *c, struct fc_guest *st,
+		  const struct vmic_frame *f);
 void fc_guest_gets_drop(struct fc_guest *st);
 
 /* guest-tree.c: directories and symbolic links of a tree copy */

@@ -155,7 +155,7 @@ static const struct vmic_fdstream_ops sink_ops = {
 };
 
 void fc_host_get_start(struct ctl_request *rq, struct vm *vm,
-		       const char *path)
+		       const char *path, uint8_t type)
 {
 	struct vmic_fc_get m = { 0 };
 	uint8_t buf[VMIC_FC_GET_MAX_LEN];
@@ -178,7 +178,7 @@ void fc_host_get_start(struct ctl_request *rq, struct vm *vm,
 	snprintf(m.path, sizeof(m.path), "%s", path);
 	n = vmic_fc_get_encode(&m, buf, sizeof(buf));
 	r = n < 0 ? n
-		  : request_send(vm, FC_HOST_ID, VMIC_FC_GET, buf, (size_t)n,
+		  : request_send(vm, FC_HOST_ID, type, buf, (size_t)n,
 				 0, on_get, x, &x->rid);
 	if (r < 0)
 		fc_host_fail(x, r == -EBUSY ? "limit" : "not-connected",

@@ -277,7 +277,18 @@ static void cmd_copy_from(struct ctl_request *rq, struct vm *vm,
 			     &path) ||
 	    !fc_host_path_ok(rq, path) || !fc_host_usable(rq, vm))
 		return;
-	fc_host_get_start(rq, vm, path);
+	fc_host_get_start(rq, vm, path, VMIC_FC_GET);
+}
+
+static void cmd_list(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	const char *path;
+
+	if (!ctl_args_unpack(rq, "list-in-guest", args, "{s:s}", "path",
+			     &path) ||
+	    !fc_host_path_ok(rq, path) || !fc_host_usable(rq, vm))
+		return;
+	fc_host_get_start(rq, vm, path, VMIC_FC_LIST);
 }
 
 #define FD_ANY (CTL_FD_FILE | CTL_FD_PIPE | CTL_FD_SOCKET | CTL_FD_TTY | \
@@ -300,6 +311,10 @@ static const struct ctl_command commands[] = {
 	{ "copy-from-guest", cmd_copy_from, true,
 	  "vm (string), path (string); descriptor: destination",
 	  "copy a file out of the guest (a long operation)", from_fds, 1 },
+	{ "list-in-guest", cmd_list, true,
+	  "vm (string), path (string); descriptor: destination",
+	  "a guest directory's listing (vmic copy -r --from-guest; a long "
+	  "operation)", from_fds, 1 },
 	{ "mkdir-in-guest", fc_host_cmd_mkdir, true,
 	  "vm (string), path (string), mode (integer), mtime_ns (integer), "
 	  "parents (boolean), exist_ok (boolean), uid (integer), gid "

@@ -94,7 +94,8 @@ void fc_host_cmd_mkdir(struct ctl_request *rq, struct vm *vm, json_t *args);
 void fc_host_cmd_symlink(struct ctl_request *rq, struct vm *vm,
 			 json_t *args);
 /* host-get.c */
+/* type: VMIC_FC_GET (a file) or VMIC_FC_LIST (a directory's listing). */
 void fc_host_get_start(struct ctl_request *rq, struct vm *vm,
-		       const char *path);
+		       const char *path, uint8_t type);
 
 #endif

@@ -23,6 +23,8 @@ static const struct vmic_msg_desc messages[] = {
 	  VMIC_FC_MKDIR_MAX_LEN },
 	{ VMIC_FC_SYMLINK, VMIC_DIR_H2G, "filecopy symlink",
 	  VMIC_FC_SYMLINK_MIN_LEN, VMIC_FC_SYMLINK_MAX_LEN },
+	{ VMIC_FC_LIST, VMIC_DIR_H2G, "filecopy list", VMIC_FC_GET_MIN_LEN,
+	  VMIC_FC_GET_MAX_LEN },
 };
 
 /* Off by default on both sides: a copy writes and reads guest files as

@@ -47,6 +47,7 @@ void gen_corpus_filecopy(void)
 	if (n < 0)
 		abort();
 	save_message("fc-get", VMIC_SVC_FILECOPY, VMIC_FC_GET, p, (size_t)n);
+	save_message("fc-list", VMIC_SVC_FILECOPY, VMIC_FC_LIST, p, (size_t)n);
 	n = vmic_fc_reply_encode(&reply, p, sizeof(p));
 	if (n < 0)
 		abort();

@@ -134,6 +134,7 @@ static const struct fuzz_msg msgs[] = {
 	{ "fc-put", VMIC_SVC_FILECOPY, VMIC_FC_PUT, fc_put_kind },
 	{ "fc-commit", VMIC_SVC_FILECOPY, VMIC_FC_COMMIT, fc_commit_kind },
 	{ "fc-get", VMIC_SVC_FILECOPY, VMIC_FC_GET, fc_get_kind },
+	{ "fc-list", VMIC_SVC_FILECOPY, VMIC_FC_LIST, fc_get_kind },
 	{ "fc-reply", VMIC_SVC_FILECOPY, VMIC_FC_REPLY, fc_reply_kind },
 	{ "fc-mkdir", VMIC_SVC_FILECOPY, VMIC_FC_MKDIR, fc_mkdir_kind },
 	{ "fc-symlink", VMIC_SVC_FILECOPY, VMIC_FC_SYMLINK, fc_symlink_kind },

@@ -52,7 +52,7 @@ try:
     os.makedirs(f"{HOST}/tree")
     fails("a directory without -r: says to copy it with -r",
           ["copy", "vm1", f"{HOST}/tree", f"{IN}/t"], "with -r")
-    fails("a guest directory: says it is one (trees out are not implemented)",
+    fails("a guest directory without -r: says it is one",
           ["copy", "vm1", "--from-guest", OUT, f"{HOST}/z"], "directory")
 
     env.vmic("disable", "vm1", "filecopy", check=True)
