@@ -10,7 +10,7 @@ MESON_TEST   = meson test --print-errorlogs --num-processes 2
 
 .PHONY: all deps build static release demo check test asan fuzz vm-check bench \
 	bench-heartbeat bench-floor bench-loop bench-stream bench-timesync \
-	bench-kvp bench-backup bench-exec clean
+	bench-kvp bench-backup bench-exec bench-copy clean
 
 all: build
 
@@ -74,7 +74,7 @@ demo: build static
 
 # Benchmarks (docs/benchmarks.md) on the release build; each takes minutes.
 bench: bench-heartbeat bench-floor bench-loop bench-stream bench-timesync \
-	bench-kvp bench-backup bench-exec
+	bench-kvp bench-backup bench-exec bench-copy
 
 bench-heartbeat: release
 	python3 bench/heartbeat-scale/run.py --build $(RELEASE_BUILD)
@@ -108,6 +108,10 @@ bench-backup: release
 # 200), `vmic exec VM cat` against a local pipe (docs/benchmarks.md).
 bench-exec: release
 	python3 bench/exec/run.py --build $(RELEASE_BUILD)
+# vmic copy both ways against a protocol-free AF_UNIX copy, scp and
+# qemu-ga when installed (docs/benchmarks.md): release build, tmpfs.
+bench-copy: release
+	python3 bench/copy/run.py --build $(RELEASE_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(STATIC_BUILD) $(RELEASE_BUILD)

@@ -64,7 +64,7 @@ expect "--help lists the commands" 0 out "  status   Show a VM and its integrati
 run help
 expect "help lists check" 0 out "  check    Monitoring plugin"
 expect "help lists kvp" 0 out "  kvp      Read a VM's key-value pairs"
-expect_not "help does not list unimplemented commands" out "copy"
+expect "help lists copy" 0 out "  copy     Copy files into a VM's guest"
 run --version
 expect "--version" 0 out "vmic 0."
 run help add
@@ -81,9 +81,15 @@ expect "an ambiguous prefix names the candidates" 2 err \
 run frobnicate
 expect "unknown command lists the valid ones" 2 err \
 	"unknown command 'frobnicate'; valid commands: list, add, set, remove, status"
-run copy web1 a b
-expect "a later service's command is unknown for now" 2 err \
-	"unknown command 'copy'"
+run copy web1 a
+expect "copy without a destination" 2 err \
+	"copy needs a VM, at least one source and a destination"
+run copy --preserve --from-guest web1 /a b
+expect "copy --preserve out of the guest says it is not implemented" 1 err \
+	"--preserve (owners) out of the guest is not implemented yet"
+run copy web1 - - /dst
+expect "copy: '-' only as the one source" 2 err \
+	"'-' (standard input) can only be the one source"
 run kvp
 expect "kvp without a verb" 2 err "missing list, get, set, delete or watch"
 run kvp list

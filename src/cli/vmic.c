@@ -58,6 +58,10 @@ const struct cli_command cli_commands[] = {
 	  "and stderr" },
 	{ "shell", cmd_shell, "NAME [--user U]",
 	  "A login shell in the guest (~. on a new line ends it)" },
+	{ "copy", cmd_copy,
+	  "NAME [--from-guest] [-r] [--preserve] [--force] "
+	  "[--create-full-path] SRC... DST",
+	  "Copy files into a VM's guest, or out of it with --from-guest" },
 	{ "events", cmd_events,
 	  "[--vm NAME] [--since WHEN] [--limit N] [--follow]",
 	  "Show the event log (state changes, stops, settings)" },

@@ -305,6 +305,8 @@ int cmd_thaw(struct cli *cli, int argc, char **argv);
 int cmd_backup(struct cli *cli, int argc, char **argv);
 /* kvp.c */
 int cmd_kvp(struct cli *cli, int argc, char **argv);
+/* copy.c */
+int cmd_copy(struct cli *cli, int argc, char **argv);
 
 /* exec.c, shell.c, term.c: sessions in the guest */
 int cmd_exec(struct cli *cli, int argc, char **argv);
