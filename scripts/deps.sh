@@ -22,6 +22,9 @@ packages=(
 	# a real chronyd as the time service's test peer (always run with -x:
 	# it never sets this machine's clock)
 	chrony
+	# hostd's libvirt source (-Dlibvirt=auto); its tests use the test
+	# driver built into libvirt0, so no libvirtd is needed
+	libvirt-dev libxml2-dev
 )
 
 missing=()

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "hostd.h"
+#include "host/libvirt.h"
 #include "proto/proto.h"
 #include "proto/services.h"
 
@@ -762,6 +763,7 @@ static void cmd_stats(struct ctl_request *rq, struct vm *vm UNUSED,
 	ctl_stats_json(h, res);
 	json_object_set_new(res, "events", events_stats_json(h));
 	services_stats_json(h, res, reset);
+	libvirt_stats_json(h, res);
 	ctl_reply_ok(rq, res);
 }
 
