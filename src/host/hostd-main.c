@@ -327,6 +327,10 @@ static int hostd_start(struct hostd *h)
 		r = store_open(h);
 	if (r == 0)
 		r = store_load_vms(h);
+	/* Its messages are handled once the loop runs, after the VMs
+	 * loaded above. */
+	if (r == 0)
+		r = libvirt_start(h);
 	if (r < 0)
 		return r;
 	events_init(h);
@@ -346,9 +350,6 @@ static int hostd_start(struct hostd *h)
 		conn_start(h->vms[i]);
 	}
 	vm_fd_room(h);
-	r = libvirt_start(h);
-	if (r < 0)
-		return r;
 	log_info("vmic-hostd %s ready: %zu VMs, control socket %s",
 		 VMIC_VERSION, h->nvms, h->cfg.socket);
 	vmic_notify("READY=1");
@@ -359,6 +360,7 @@ static int hostd_start(struct hostd *h)
 static void hostd_abort(struct hostd *h)
 {
 	h->stopping = true;
+	libvirt_stop(h);
 	while (h->nvms > 0)
 		vm_destroy(h->vms[h->nvms - 1], DETACH_STOPPING);
 	ctl_close(h);
