@@ -300,6 +300,8 @@ int cmd_stop(struct cli *cli, int argc, char **argv);
 
 /* time.c */
 int cmd_time(struct cli *cli, int argc, char **argv);
+/* setup-libvirt.c */
+int cmd_setup_libvirt(struct cli *cli, int argc, char **argv);
 /* kvp.c */
 int cmd_kvp(struct cli *cli, int argc, char **argv);
 

@@ -768,6 +768,9 @@ static void cmd_stats(struct ctl_request *rq, struct vm *vm UNUSED,
 }
 
 static const struct ctl_command commands[] = {
+	{ "libvirt-setup", libvirt_cmd_setup, false,
+	  "domain, path, uri, apply",
+	  "the XML of a libvirt domain's vmic channel; apply adds it" },
 	{ "version", cmd_version, false, "", "daemon and protocol version" },
 	{ "list", cmd_list, false, "", "every VM with its state" },
 	{ "add", cmd_add, false,

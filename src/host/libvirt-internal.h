@@ -50,9 +50,17 @@ struct lv_msg {
 	char text[LV_TEXT_MAX];
 };
 
+enum lv_cmd_kind {
+	LV_CMD_DESTROY, /* virDomainDestroy of uuid */
+	LV_CMD_ATTACH,  /* add xml to the persistent definition of name */
+};
+
 struct lv_cmd {
 	struct lv_cmd *next;
+	enum lv_cmd_kind kind;
 	unsigned uri;
+	char name[LVX_NAME_MAX + 1];
+	char xml[1024];
 	char uuid[LVX_UUID_LEN + 1];
 	uint64_t token;
 };

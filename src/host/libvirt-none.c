@@ -60,3 +60,13 @@ void libvirt_stats_json(struct hostd *h, json_t *stats)
 	(void)h;
 	(void)stats;
 }
+
+void libvirt_cmd_setup(struct ctl_request *rq, struct vm *vm, json_t *args)
+{
+	(void)vm;
+	(void)args;
+	ctl_reply_error(rq, "unsupported", "this vmic-hostd was built without "
+			"libvirt; add the channel to the domain with `virsh "
+			"edit` (docs/operations.md, libvirt) or rebuild with "
+			"libvirt-dev installed");
+}

@@ -347,6 +347,93 @@ static void run_destroy(struct lv *lv, struct lv_cmd *c)
 	lv_post(lv, m);
 }
 
+/* def with c->xml inserted before its last </devices>, or NULL (with
+ * the reason in m) when it has no devices or a vmic channel already. */
+static char *with_channel(const char *def, const struct lv_cmd *c,
+			  struct lv_msg *m)
+{
+	const char *end = NULL, *p = def;
+	size_t head, add = strlen(c->xml), n = strlen(def);
+	char *out;
+
+	if (strstr(def, "name='" LVX_PORT_NAME "'") ||
+	    strstr(def, "name=\"" LVX_PORT_NAME "\"")) {
+		m->status = -EEXIST;
+		snprintf(m->text, sizeof(m->text), "%.64s already has an "
+			 LVX_PORT_NAME " channel", c->name);
+		return NULL;
+	}
+	while ((p = strstr(p, "</devices>")))
+		end = p++;
+	if (!end || n + add + 1 > LVX_XML_MAX) {
+		m->status = -EINVAL;
+		snprintf(m->text, sizeof(m->text), "the definition of %.64s "
+			 "has no <devices> to add the channel to", c->name);
+		return NULL;
+	}
+	out = malloc(n + add + 1);
+	if (!out) {
+		m->status = -ENOMEM;
+		snprintf(m->text, sizeof(m->text), "out of memory");
+		return NULL;
+	}
+	head = (size_t)(end - def);
+	memcpy(out, def, head);
+	memcpy(out + head, c->xml, add);
+	memcpy(out + head + add, end, n - head + 1);
+	return out;
+}
+
+/*
+ * Add the channel to the domain's persistent definition: its inactive
+ * XML with the <channel> added, defined again (what `virsh edit` does;
+ * every driver has virDomainDefineXML, not every one device attach). It
+ * takes effect at the next start.
+ */
+static void run_attach(struct lv *lv, struct lv_cmd *c)
+{
+	struct lv_uri *u = &lv->uris[c->uri];
+	struct lv_msg *m = msg_new(LV_MSG_CALL_DONE, c->uri);
+	virDomainPtr dom = NULL, defined = NULL;
+	char *def = NULL, *next = NULL;
+
+	if (!m)
+		return;
+	m->token = c->token;
+	busy(u, true);
+	if (!u->conn) {
+		m->status = -ENOTCONN;
+		snprintf(m->text, sizeof(m->text), "not connected to %s",
+			 u->uri);
+	} else if (!(dom = virDomainLookupByName(u->conn, c->name))) {
+		m->status = -ENOENT;
+		snprintf(m->text, sizeof(m->text), "%s", last_error());
+	} else if (!(def = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE |
+							    VIR_DOMAIN_XML_SECURE))) {
+		m->status = -EIO;
+		snprintf(m->text, sizeof(m->text), "virDomainGetXMLDesc: %s",
+			 last_error());
+	} else if ((next = with_channel(def, c, m)) &&
+		   !(defined = virDomainDefineXML(u->conn, next))) {
+		m->status = -EIO;
+		snprintf(m->text, sizeof(m->text), "virDomainDefineXML: %s",
+			 last_error());
+	} else if (defined) {
+		snprintf(m->text, sizeof(m->text),
+			 "added to the definition of %.64s on %.80s; it takes "
+			 "effect when the domain next starts",
+			 c->name, u->uri);
+	}
+	busy(u, false);
+	free(def);
+	free(next);
+	lv_post(lv, m); /* m belongs to the loop now */
+	if (dom)
+		virDomainFree(dom);
+	if (defined)
+		virDomainFree(defined);
+}
+
 /* The loop queued commands or asks us to stop. */
 static void on_wake(int watch, int fd, int events, void *opaque)
 {
@@ -369,7 +456,11 @@ static void on_wake(int watch, int fd, int events, void *opaque)
 		pthread_mutex_unlock(&lv->mu);
 		if (!c)
 			break;
-		if (!atomic_load(&lv->stop))
+		if (atomic_load(&lv->stop))
+			;
+		else if (c->kind == LV_CMD_ATTACH)
+			run_attach(lv, c);
+		else
 			run_destroy(lv, c);
 		free(c);
 	}

@@ -187,6 +187,9 @@ int lvx_channel_snippet(const char *path, char *buf, size_t n)
 
 	if (path[0] != '/' || strpbrk(path, "'\"<>&"))
 		return -EINVAL;
+	for (const char *p = path; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return -EINVAL; /* printed to terminals as is */
 	len = snprintf(buf, n,
 		       "<channel type='unix'>\n"
 		       "  <source mode='bind' path='%s'/>\n"

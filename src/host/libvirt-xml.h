@@ -38,7 +38,7 @@ int lvx_extract(const char *xml, size_t len, struct lvx_domain *d,
  * `path` for virtio-serial port org.vmic.0, as <channel> text for
  * virDomainAttachDeviceFlags and `virsh attach-device`. Returns the
  * length written, or -ENAMETOOLONG / -EINVAL (a path with a quote,
- * '<' or '&', or not absolute).
+ * '<', '>', '&' or a control character, or not absolute).
  */
 int lvx_channel_snippet(const char *path, char *buf, size_t n);
 

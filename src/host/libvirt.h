@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+struct ctl_request;
 struct hostd;
 struct vm;
 
@@ -29,6 +30,14 @@ int libvirt_start(struct hostd *h);
 void libvirt_stop(struct hostd *h);
 /* The libvirt URI a VM came from, or NULL for one registered by hand. */
 const char *libvirt_vm_uri(const struct vm *vm);
+/*
+ * The `libvirt-setup` command: {"domain", "path"?, "uri"?, "apply"?}.
+ * Replies with the <channel> XML that gives the domain vmic's channel
+ * (a unix socket at path, /run/vmic/vms/DOMAIN.sock unless given); with
+ * apply, after adding it to the domain's persistent definition through
+ * libvirt (the URI given, else the first followed), off the loop.
+ */
+void libvirt_cmd_setup(struct ctl_request *rq, struct vm *vm, json_t *args);
 /* The `libvirt` member of `stats`: each URI's state, error and whether a
  * call hangs. Nothing when not following libvirt. */
 void libvirt_stats_json(struct hostd *h, json_t *stats);

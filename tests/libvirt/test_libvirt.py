@@ -83,6 +83,31 @@ def run_libvirt_tests():
     tap.check("vm-added says where it was found",
               kinds and "found in libvirt" in kinds[0], kinds)
 
+    # setup-libvirt: the XML, then applied to lv-plain (shut off, without
+    # a vmic channel): defined again through libvirt, whose DEFINED event
+    # registers it.
+    r = env.vmic("setup-libvirt", "lv-plain")
+    tap.check("setup-libvirt prints the channel XML",
+              r.returncode == 0 and "name='org.vmic.0'" in r.stdout
+              and "path='/run/vmic/vms/lv-plain.sock'" in r.stdout, r.stdout + r.stderr)
+    plain_sock = os.path.join(env.dir, "plain.sock")
+    r = env.vmic("setup-libvirt", "lv-plain", "--apply", "--path", plain_sock)
+    tap.check("--apply adds it through libvirt",
+              r.returncode == 0 and "added to the definition" in r.stdout,
+              r.stdout + r.stderr)
+    tap.check("the DEFINED event registers the domain",
+              wait_until(lambda: vms().get("lv-plain", {}).get("channel")
+                         == "unix:" + plain_sock, 10), vms().get("lv-plain"))
+    r = env.vmic("setup-libvirt", "lv-plain", "--apply")
+    tap.check("a second --apply is refused: it has the channel",
+              r.returncode != 0 and "already has" in r.stderr, r.stderr)
+    r = env.vmic("setup-libvirt", "nosuch", "--apply")
+    tap.check("an unknown domain is named as such",
+              r.returncode != 0 and "not found" in r.stderr.lower(), r.stderr)
+    r = env.vmic("setup-libvirt", "bad/name")
+    tap.check("a domain name vmic cannot register is refused",
+              r.returncode != 0 and "may only contain" in r.stderr, r.stderr)
+
     # The VM goes away (its agent with it), then --force: libvirt destroys
     # the domain; the test driver raises STOPPED on hostd's connection.
     for p in env.procs:

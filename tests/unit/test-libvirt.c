@@ -127,6 +127,8 @@ static void test_snippet(void **state)
 			 -EINVAL);
 	assert_int_equal(lvx_channel_snippet("rel", buf, sizeof(buf)),
 			 -EINVAL);
+	assert_int_equal(lvx_channel_snippet("/a\033[2J", buf, sizeof(buf)),
+			 -EINVAL);
 	assert_int_equal(lvx_channel_snippet("/run/a", buf, 16),
 			 -ENAMETOOLONG);
 }
