@@ -330,7 +330,7 @@ static void run_destroy(struct lv *lv, struct lv_cmd *c)
 	busy(u, true);
 	if (!u->conn) {
 		m->status = -ENOTCONN;
-		snprintf(m->text, sizeof(m->text), "not connected to %s",
+		snprintf(m->text, sizeof(m->text), "not connected to %.200s",
 			 u->uri);
 	} else if (!(dom = virDomainLookupByUUIDString(u->conn, c->uuid)) ||
 		   virDomainDestroy(dom) < 0) {
@@ -339,7 +339,7 @@ static void run_destroy(struct lv *lv, struct lv_cmd *c)
 			 last_error());
 	} else {
 		snprintf(m->text, sizeof(m->text),
-			 "destroyed through libvirt (%s)", u->uri);
+			 "destroyed through libvirt (%.200s)", u->uri);
 	}
 	busy(u, false);
 	if (dom)
@@ -403,7 +403,7 @@ static void run_attach(struct lv *lv, struct lv_cmd *c)
 	busy(u, true);
 	if (!u->conn) {
 		m->status = -ENOTCONN;
-		snprintf(m->text, sizeof(m->text), "not connected to %s",
+		snprintf(m->text, sizeof(m->text), "not connected to %.200s",
 			 u->uri);
 	} else if (!(dom = virDomainLookupByName(u->conn, c->name))) {
 		m->status = -ENOENT;

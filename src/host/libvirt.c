@@ -319,14 +319,15 @@ static void list_end(struct lv *lv, unsigned idx)
 	struct lv_uri *u = &lv->uris[idx];
 	const char *name;
 
-	qsort(u->seen, u->nseen, sizeof(*u->seen), cmp_str);
+	if (u->nseen) /* qsort and bsearch want a non-NULL array */
+		qsort(u->seen, u->nseen, sizeof(*u->seen), cmp_str);
 	for (size_t i = 0; i < lv->h->nvms; i++) {
 		struct vm *vm = lv->h->vms[i];
 
 		name = vm->name;
 		if (vm_uri_index(lv, vm) == (int)idx &&
-		    !bsearch(&name, u->seen, u->nseen, sizeof(*u->seen),
-			     cmp_str))
+		    (!u->nseen || !bsearch(&name, u->seen, u->nseen,
+					   sizeof(*u->seen), cmp_str)))
 			remove_vm(lv, vm, "no longer defined in libvirt, or "
 					  "without a vmic channel");
 	}

@@ -12,17 +12,14 @@ and restarted (hostd reconnects and lists again). No QEMU runs: the
 end-to-end test with the QEMU driver is not written yet.
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-from vmictest import Env, Proc, Tap, wait_until
+import lvlib
+from vmictest import Env, Tap, wait_until
 
-LVCTL = os.environ.get("VMIC_LVCTL", "")
-LIBVIRTD = shutil.which("libvirtd") or "/usr/sbin/libvirtd"
 
 
 def skip(reason):
@@ -30,47 +27,22 @@ def skip(reason):
     sys.exit(0)
 
 
-if not os.path.exists(LIBVIRTD):
-    skip("libvirtd is not installed (Debian: libvirt-daemon)")
-if os.geteuid() != 0 or not shutil.which("setpriv"):
-    skip("needs root and setpriv to run libvirtd as nobody")
+if lvlib.why_not():
+    skip(lvlib.why_not())
 
 tap = Tap()
 env = Env(tap)
-lvdir = tempfile.mkdtemp(prefix="vmic-lvd-")
-os.chmod(lvdir, 0o755)
-sock = os.path.join(lvdir, "run", "libvirt", "libvirt-sock")
-uri = f"test+unix:///default?socket={sock}"
+lvd = lvlib.Libvirtd(env.procs)
+uri = lvd.uri("test+unix:///default")
 libvirtd = None
 
 
 def start_libvirtd():
-    for d in ("run", "home"):
-        os.makedirs(os.path.join(lvdir, d), exist_ok=True)
-    subprocess.run(["chown", "-R", "nobody:nogroup", lvdir], check=True)
-    if os.path.exists(sock):
-        os.unlink(sock)
-    e = {"HOME": os.path.join(lvdir, "home"),
-         "XDG_RUNTIME_DIR": os.path.join(lvdir, "run"),
-         "XDG_CONFIG_HOME": os.path.join(lvdir, "home", ".config"),
-         "XDG_CACHE_HOME": os.path.join(lvdir, "home", ".cache"),
-         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    p = Proc("libvirtd", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                          LIBVIRTD], os.path.join(lvdir, "libvirtd.log"), env=e)
-    env.procs.append(p)
-    if not wait_until(lambda: lvctl_ok(), 20):
-        raise RuntimeError("libvirtd did not start:\n" + p.output())
-    return p
+    return lvd.start(uri)
 
 
 def lvctl(*args):
-    return subprocess.run([LVCTL, uri, *args], capture_output=True, text=True, timeout=30)
-
-
-def lvctl_ok():
-    # "resume" of a missing domain fails fast once the daemon answers.
-    r = lvctl("resume", "no-such-domain")
-    return "not found" in r.stderr.lower() or "no domain" in r.stderr.lower()
+    return lvlib.lvctl(uri, *args)
 
 
 def define(name, channel_path):
@@ -177,5 +149,5 @@ try:
     tap.check("hostd exits 0", env.hostd_proc.stop() == 0)
 finally:
     env.close()
-    shutil.rmtree(lvdir, ignore_errors=True)
+    lvd.close()
 tap.done()
