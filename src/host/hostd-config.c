@@ -244,6 +244,10 @@ static void name_fixed_keys(const struct hostd_config *cur,
 		log_warning("reload: [daemon] socket cannot change at run time "
 			    "(still %s); restart vmic-hostd to use %s",
 			    cur->socket, next->socket);
+	if (strcmp(cur->libvirt_uris, next->libvirt_uris) != 0)
+		log_warning("reload: [libvirt] uri cannot change at run time "
+			    "(still '%s'); restart vmic-hostd to follow '%s'",
+			    cur->libvirt_uris, next->libvirt_uris);
 }
 
 /* New service defaults reach every VM that inherits them. */
@@ -273,6 +277,8 @@ void hostd_config_apply(struct hostd *h, struct hostd_config *next)
 	snprintf(next->state_dir, sizeof(next->state_dir), "%s",
 		 cur->state_dir);
 	snprintf(next->socket, sizeof(next->socket), "%s", cur->socket);
+	memcpy(next->libvirt_uris, cur->libvirt_uris,
+	       sizeof(next->libvirt_uris)); /* the running connections' */
 	hostd_config_free(cur);
 	*cur = *next; /* takes over next's service defaults */
 	memset(next->svc_defaults, 0, sizeof(next->svc_defaults));

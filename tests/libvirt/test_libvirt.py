@@ -17,6 +17,7 @@ VMIC_LIBVIRT=0 (a build without libvirt): hostd must refuse --libvirt
 with a sentence saying so.
 """
 import os
+import signal
 import time
 
 from vmictest import Env, Tap, wait_until
@@ -154,6 +155,13 @@ def run_libvirt_tests():
               wait_until(lambda: (stats_libvirt() or [{}])[0]
                          .get("state") == "disconnected", 10),
               stats_libvirt())
+    with open(env.hostd_conf, "a") as f:
+        f.write("\n[libvirt]\nuri = test:///default\n")
+    env.hostd_proc.signal(signal.SIGHUP)
+    tap.check("a reload names the URIs it cannot change at run time",
+              wait_until(lambda: "[libvirt] uri cannot change at run time"
+                         in env.hostd_proc.output(), 10)
+              and stats_libvirt()[0]["uri"] == bad, stats_libvirt())
     tap.check("manual VMs keep working",
               env.wait_heartbeat("manual1", "OK", 15) is not None, env.status("manual1"))
     tap.check("hostd exits 0 while reconnecting", env.hostd_proc.stop() == 0)

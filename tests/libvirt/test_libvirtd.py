@@ -8,8 +8,8 @@ in-process, its domains are shared by every client, so a second client
 (lvctl) defines, starts, pauses, stops and undefines domains and hostd
 sees libvirt's real lifecycle events. Then libvirtd is stopped with
 SIGSTOP (hostd's heartbeats go on, stats shows the connection's trouble)
-and restarted (hostd reconnects and lists again). No QEMU runs: the
-end-to-end test with the QEMU driver is not written yet.
+and restarted (hostd reconnects and lists again). No QEMU runs here:
+test_libvirt_qemu.py (suite vm) is the end-to-end test with QEMU.
 """
 import os
 import signal
