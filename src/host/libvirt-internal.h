@@ -84,6 +84,8 @@ struct lv_uri {
 	char state[32];
 	char error[LV_TEXT_MAX];
 	bool listing;
+	uint64_t skip_logged_us; /* domains we cannot read: logged at most */
+	uint64_t skips_held;     /* every 10 s, with how many were held */
 	char **seen; /* names seen during a listing */
 	size_t nseen, seen_cap;
 };

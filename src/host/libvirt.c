@@ -340,7 +340,19 @@ static void on_state(struct lv *lv, unsigned idx, const struct lv_msg *m)
 	struct lv_uri *u = &lv->uris[idx];
 
 	if (m->status < 0) { /* a domain we cannot read */
-		log_warning("libvirt %s: %s", u->uri, m->text);
+		uint64_t now = lv_now_us();
+
+		/* A domain's owner may define bad XML in a loop: the log
+		 * gets one line per 10 s, and the count of the others. */
+		if (u->skip_logged_us && now - u->skip_logged_us < 10000000u) {
+			u->skips_held++;
+			return;
+		}
+		log_warning("libvirt %s: %s (%llu more such since the last "
+			    "line)",
+			    u->uri, m->text, (unsigned long long)u->skips_held);
+		u->skip_logged_us = now;
+		u->skips_held = 0;
 		return;
 	}
 	if (strcmp(m->text, "connected") == 0) {
@@ -655,13 +667,37 @@ static void on_async_closed(uv_handle_t *handle)
 	free_lv(handle->data);
 }
 
+/* VMs stored from a libvirt URI not followed now would never be
+ * confirmed or removed: say so once per URI. */
+static void note_unfollowed(struct hostd *h, const struct lv *lv)
+{
+	const char *last = NULL;
+
+	for (size_t i = 0; i < h->nvms; i++) {
+		const char *uri = libvirt_vm_uri(h->vms[i]);
+		bool followed = false;
+
+		for (size_t j = 0; uri && lv && j < lv->nuris; j++)
+			followed |= strcmp(lv->uris[j].uri, uri) == 0;
+		if (!uri || followed || (last && strcmp(last, uri) == 0))
+			continue;
+		log_warning("VMs such as %s came from libvirt %s, which this "
+			    "vmic-hostd does not follow: they stay as they are "
+			    "until it does (--libvirt), or `vmic remove` them",
+			    h->vms[i]->name, uri);
+		last = uri;
+	}
+}
+
 int libvirt_start(struct hostd *h)
 {
 	struct lv *lv;
 	int r;
 
-	if (!h->cfg.libvirt_uris[0])
+	if (!h->cfg.libvirt_uris[0]) {
+		note_unfollowed(h, NULL);
 		return 0;
+	}
 	lv = calloc(1, sizeof(*lv));
 	if (!lv)
 		return -ENOMEM;
@@ -686,6 +722,7 @@ int libvirt_start(struct hostd *h)
 	}
 	lv->thread_started = true;
 	h->lv = lv;
+	note_unfollowed(h, lv);
 	log_info("following libvirt: %s", h->cfg.libvirt_uris);
 	return 0;
 }

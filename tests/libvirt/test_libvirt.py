@@ -155,6 +155,9 @@ def run_libvirt_tests():
               wait_until(lambda: (stats_libvirt() or [{}])[0]
                          .get("state") == "disconnected", 10),
               stats_libvirt())
+    tap.check("VMs of a URI no longer followed are named in the log",
+              "VMs such as lv-unix came from libvirt " + uri in env.hostd_proc.output(),
+              env.hostd_proc.output()[-2000:])
     with open(env.hostd_conf, "a") as f:
         f.write("\n[libvirt]\nuri = test:///default\n")
     env.hostd_proc.signal(signal.SIGHUP)

@@ -292,6 +292,27 @@ static void test_listing_and_migration(void **state)
 	lv_free(w, lv);
 }
 
+/* Domains whose XML we cannot read: one log line per 10 s per URI, the
+ * rest counted (a domain's owner may redefine bad XML in a loop). */
+static void test_skip_log_bounded(void **state)
+{
+	struct world *w = *state;
+	struct lv *lv = lv_for(w);
+
+	for (int i = 0; i < 1000; i++) {
+		struct lv_msg *m = calloc(1, sizeof(*m));
+
+		assert_non_null(m);
+		m->kind = LV_MSG_STATE;
+		m->status = -EINVAL;
+		snprintf(m->text, sizeof(m->text), "skipped domain 'x': bad");
+		lv_handle(lv, m);
+	}
+	assert_int_equal(lv->uris[0].skips_held, 999);
+	assert_string_equal(lv->uris[0].state, ""); /* not a state change */
+	lv_free(w, lv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +326,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_defined_then_undefined,
 						world_setup, world_teardown),
 		cmocka_unit_test_setup_teardown(test_listing_and_migration,
+						world_setup, world_teardown),
+		cmocka_unit_test_setup_teardown(test_skip_log_bounded,
 						world_setup, world_teardown),
 	};
 
