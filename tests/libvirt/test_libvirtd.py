@@ -113,6 +113,17 @@ try:
               has_event("g1", "vm-removed", "undefined") and has_event("g1", "vm-added", "found"),
               [e["kind"] for e in env.events("g1")])
 
+    # Undefined while running and connected (libvirt keeps it as a
+    # transient domain): it leaves the registry all the same.
+    env.start_guest("g3")
+    define("g3", env.guest_socket("g3"))
+    lvctl("start", "g3")
+    tap.check("g3 connected", env.wait_heartbeat("g3", "OK", 15) is not None)
+    r = lvctl("undefine", "g3")
+    tap.check("undefined while connected: removed, hostd still answers",
+              r.returncode == 0 and wait_until(lambda: "g3" not in vms(), 10)
+              and env.heartbeat("m1") == "OK", r.stderr + str(sorted(vms())))
+
     # A hung libvirtd: heartbeats go on, stats says so.
     define("g2", os.path.join(env.dir, "g2.sock"))
     wait_until(lambda: "g2" in vms(), 10)
