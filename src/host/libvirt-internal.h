@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "host/libvirt-xml.h"
+#include "host/service-api.h"
 
 #define LV_URIS_MAX 16
 #define LV_URI_MAX 512
@@ -90,7 +91,16 @@ struct lv_uri {
 	size_t nseen, seen_cap;
 };
 
-struct lv_call;
+/* A command waiting for the worker: a destroy (power backend) or a
+ * libvirt-setup (rq set: answered with "cancelled" if hostd stops). */
+struct lv_call {
+	struct lv_call *next;
+	uint64_t token;
+	vm_libvirt_cb cb;
+	void *ud;
+	struct ctl_request *rq;
+};
+
 
 struct lv {
 	struct hostd *h;
@@ -118,6 +128,11 @@ void lv_worker_main(void *arg);
 void lv_post(struct lv *lv, struct lv_msg *m);
 /* Loop: act on one message (takes it). */
 void lv_handle(struct lv *lv, struct lv_msg *m);
+/* Loop: the index of vm's URI among ours, or -1 (by hand, or another
+ * URI). */
+int lv_vm_uri_index(struct lv *lv, const struct vm *vm);
+/* Loop: the worker answered a command (libvirt-calls.c). */
+void lv_call_done(struct lv *lv, const struct lv_msg *m);
 /* Monotonic microseconds (both sides). */
 uint64_t lv_now_us(void);
 

@@ -5,7 +5,7 @@
  * uv_async_t, and turn them into registry changes, stored like a
  * command's (vm-added, vm-removed events) and noticed by the services
  * (a shut-off domain is stopped on purpose, a resumed one resyncs its
- * clock).
+ * clock). Commands to the worker are libvirt-calls.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,15 +20,6 @@
 #include "host/libvirt-internal.h"
 #include "host/libvirt.h"
 
-/* A command waiting for the worker: a destroy (power backend) or a
- * libvirt-setup (rq set: answered with "cancelled" if hostd stops). */
-struct lv_call {
-	struct lv_call *next;
-	uint64_t token;
-	vm_libvirt_cb cb;
-	void *ud;
-	struct ctl_request *rq;
-};
 
 const char *libvirt_vm_uri(const struct vm *vm)
 {
@@ -41,8 +32,7 @@ const char *libvirt_vm_uri(const struct vm *vm)
 	return NULL;
 }
 
-/* The index of vm's URI among ours, or -1 (by hand, or another URI). */
-static int vm_uri_index(struct lv *lv, const struct vm *vm)
+int lv_vm_uri_index(struct lv *lv, const struct vm *vm)
 {
 	const char *uri = libvirt_vm_uri(vm);
 
@@ -263,7 +253,7 @@ static void on_domain(struct lv *lv, unsigned idx, const struct lvx_domain *d,
 		add_vm(lv, idx, d);
 		return;
 	}
-	if (vm_uri_index(lv, vm) != (int)idx) {
+	if (lv_vm_uri_index(lv, vm) != (int)idx) {
 		log_debug("libvirt domain %s: a VM of that name is registered "
 			  "otherwise; left alone",
 			  d->name);
@@ -279,7 +269,7 @@ static struct vm *our_vm(struct lv *lv, unsigned idx, const char *name)
 {
 	struct vm *vm = vm_find(lv->h, name);
 
-	return vm && vm_uri_index(lv, vm) == (int)idx ? vm : NULL;
+	return vm && lv_vm_uri_index(lv, vm) == (int)idx ? vm : NULL;
 }
 
 static void seen_add(struct lv_uri *u, const char *name)
@@ -325,7 +315,7 @@ static void list_end(struct lv *lv, unsigned idx)
 		struct vm *vm = lv->h->vms[i];
 
 		name = vm->name;
-		if (vm_uri_index(lv, vm) == (int)idx &&
+		if (lv_vm_uri_index(lv, vm) == (int)idx &&
 		    (!u->nseen || !bsearch(&name, u->seen, u->nseen,
 					   sizeof(*u->seen), cmp_str)))
 			remove_vm(lv, vm, "no longer defined in libvirt, or "
@@ -375,8 +365,6 @@ static void notice(struct vm *vm, enum notice_kind kind, uint64_t gap_us)
 	vm_notify(vm, &n);
 }
 
-static void call_done(struct lv *lv, const struct lv_msg *m);
-
 void lv_handle(struct lv *lv, struct lv_msg *m)
 {
 	struct hostd *h = lv->h;
@@ -421,192 +409,10 @@ void lv_handle(struct lv *lv, struct lv_msg *m)
 			notice(vm, NOTICE_RESUMED, m->gap_us);
 		break;
 	case LV_MSG_CALL_DONE:
-		call_done(lv, m);
+		lv_call_done(lv, m);
 		break;
 	}
 	free(m);
-}
-
-/* ---- the power backend: destroy through the worker ---- */
-
-static struct lv *lv_running(struct hostd *h)
-{
-	return h->lv;
-}
-
-/* Hand c to the worker; cb(ud, ...) runs on its answer. Takes c. */
-static int lv_queue(struct lv *lv, struct lv_cmd *c, vm_libvirt_cb cb,
-		    void *ud, struct ctl_request *rq, uint64_t *token)
-{
-	struct lv_call *call = calloc(1, sizeof(*call));
-
-	if (!call) {
-		free(c);
-		return -ENOMEM;
-	}
-	call->token = c->token = ++lv->next_token;
-	call->cb = cb;
-	call->ud = ud;
-	call->rq = rq;
-	call->next = lv->calls;
-	lv->calls = call;
-	pthread_mutex_lock(&lv->mu);
-	if (lv->cmds_tail)
-		lv->cmds_tail->next = c;
-	else
-		lv->cmds = c;
-	lv->cmds_tail = c;
-	pthread_mutex_unlock(&lv->mu);
-	if (write(lv->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
-		log_debug("waking the libvirt worker: %m");
-	if (token)
-		*token = call->token;
-	return 0;
-}
-
-int vm_libvirt_destroy(struct vm *vm, vm_libvirt_cb cb, void *ud,
-		       uint64_t *token)
-{
-	const char *p = vm_power_off(vm);
-	struct lv *lv = lv_running(vm_hostd(vm));
-	struct lv_cmd *c;
-	int idx;
-
-	if (!lv)
-		return -ENOTCONN; /* not following libvirt (any more) */
-	idx = vm_uri_index(lv, vm);
-	if (idx < 0)
-		return -ENOTCONN;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	c->kind = LV_CMD_DESTROY;
-	c->uri = (unsigned)idx;
-	memcpy(c->uuid, p + strlen(LIBVIRT_POWER_PREFIX), LVX_UUID_LEN);
-	return lv_queue(lv, c, cb, ud, NULL, token);
-}
-
-/* ---- libvirt-setup ---- */
-
-static void setup_done(void *ud, int status, const char *detail)
-{
-	struct ctl_request *rq = ud;
-
-	if (status < 0)
-		ctl_reply_error(rq, status == -ENOENT   ? "not-found"
-				    : status == -EEXIST ? "exists"
-							: "failed",
-				"%s", detail);
-	else
-		ctl_reply_ok(rq, json_pack("{s:b, s:s}", "applied", true,
-					   "detail", detail));
-}
-
-/* The URI index to apply through: the one named, else the first. */
-static int setup_uri(struct ctl_request *rq, struct lv *lv, const char *uri)
-{
-	if (!lv) {
-		ctl_reply_error(rq, "unsupported",
-				"vmic-hostd follows no libvirt URI: start it "
-				"with --libvirt URI (or [libvirt] uri), or "
-				"apply the XML with `virsh attach-device "
-				"DOMAIN FILE --config`");
-		return -1;
-	}
-	for (size_t i = 0; i < lv->nuris; i++)
-		if (!uri || strcmp(lv->uris[i].uri, uri) == 0)
-			return (int)i;
-	ctl_reply_error(rq, "invalid-argument", "vmic-hostd does not follow "
-			"'%.200s'; it follows %s", uri, rq->h->cfg.libvirt_uris);
-	return -1;
-}
-
-void libvirt_cmd_setup(struct ctl_request *rq, struct vm *vm, json_t *args)
-{
-	const char *domain, *path = NULL, *uri = NULL, *bad;
-	char def[VMIC_PATH_MAX + 1], xml[1024];
-	struct lv_cmd *c;
-	int apply = 0, idx, n;
-
-	(void)vm;
-	if (!ctl_args_unpack(rq, "libvirt-setup", args, "{s:s, s?s, s?s, s?b}",
-			     "domain", &domain, "path", &path, "uri", &uri,
-			     "apply", &apply))
-		return;
-	bad = vm_name_invalid(domain);
-	if (bad) {
-		ctl_reply_error(rq, "invalid-argument", "'%.64s': %s; vmic "
-				"registers a domain under its name", domain,
-				bad);
-		return;
-	}
-	if (!path) {
-		snprintf(def, sizeof(def), "/run/vmic/vms/%s.sock", domain);
-		path = def;
-	}
-	n = lvx_channel_snippet(path, xml, sizeof(xml));
-	if (n < 0) {
-		ctl_reply_error(rq, "invalid-argument", "path '%.200s': %s",
-				path, n == -EINVAL ? "must be absolute, without "
-						     "quotes, '<', '>' or '&'"
-						   : "too long");
-		return;
-	}
-	if (!apply) {
-		ctl_reply_ok(rq, json_pack("{s:s, s:s, s:b}", "domain", domain,
-					   "xml", xml, "applied", false));
-		return;
-	}
-	if (!ctl_request_privileged(rq)) {
-		ctl_reply_error(rq, "permission-denied", "only root or "
-				"vmic-hostd's user may change a libvirt "
-				"domain");
-		return;
-	}
-	idx = setup_uri(rq, lv_running(rq->h), uri);
-	if (idx < 0)
-		return;
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		ctl_reply_error(rq, "internal", "out of memory");
-		return;
-	}
-	c->kind = LV_CMD_ATTACH;
-	c->uri = (unsigned)idx;
-	snprintf(c->name, sizeof(c->name), "%s", domain);
-	snprintf(c->xml, sizeof(c->xml), "%s", xml);
-	if (lv_queue(lv_running(rq->h), c, setup_done, rq, rq, NULL) < 0)
-		ctl_reply_error(rq, "internal", "out of memory");
-}
-
-void vm_libvirt_cancel(struct hostd *h, uint64_t token)
-{
-	struct lv *lv = lv_running(h);
-
-	for (struct lv_call **pp = lv ? &lv->calls : NULL; pp && *pp;
-	     pp = &(*pp)->next) {
-		if ((*pp)->token == token) {
-			struct lv_call *c = *pp;
-
-			*pp = c->next;
-			free(c);
-			return;
-		}
-	}
-}
-
-static void call_done(struct lv *lv, const struct lv_msg *m)
-{
-	for (struct lv_call **pp = &lv->calls; *pp; pp = &(*pp)->next) {
-		struct lv_call *c = *pp;
-
-		if (c->token == m->token) {
-			*pp = c->next;
-			c->cb(c->ud, m->status, m->text);
-			free(c);
-			return;
-		}
-	}
 }
 
 /* ---- start, stop, stats ---- */
