@@ -22,6 +22,10 @@ packages=(
 	# a real chronyd as the time service's test peer (always run with -x:
 	# it never sets this machine's clock)
 	chrony
+	# hostd's libvirt source (-Dlibvirt=auto); its tests use libvirt's
+	# test driver, in process and in a private libvirtd (session mode,
+	# started by the test itself: the package starts no service)
+	libvirt-dev libxml2-dev libvirt-daemon
 )
 
 missing=()

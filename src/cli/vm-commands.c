@@ -79,9 +79,13 @@ static int add_list_row(struct table *t, json_t *row, struct cli_error *e)
 {
 	struct vm_summary summary, *vm = &summary;
 	char uptime[32];
-	const char *cells[6];
-	enum cli_color colors[6] = { 0 };
+	const char *cells[7];
+	enum cli_color colors[7] = { 0 };
 	int r = reply_vm_summary(row, vm, e);
+	/* Where it came from: `vmic add`, or the libvirt URI (older daemons
+	 * send neither member: manual). */
+	const char *lv_uri = json_string_value(json_object_get(row,
+							       "libvirt_uri"));
 
 	if (r < 0)
 		return r;
@@ -93,6 +97,7 @@ static int add_list_row(struct table *t, json_t *row, struct cli_error *e)
 	cells[3] = cli_or_dash(vm->agent);
 	cells[4] = cli_or_dash(vm->os);
 	cells[5] = uptime;
+	cells[6] = lv_uri ? lv_uri : "manual";
 	colors[1] = cli_status_color(vm->connection);
 	colors[2] = cli_status_color(vm->heartbeat);
 	return table_add(t, cells, colors);
@@ -135,7 +140,7 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 {
 	static const char *const header[] = { "NAME",  "CONNECTION",
 					      "HEARTBEAT", "AGENT",
-					      "OS",   "UPTIME" };
+					      "OS",   "UPTIME", "SOURCE" };
 	static const struct page_printer pp = {
 		.key = "vms",
 		.page = list_page,

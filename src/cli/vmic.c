@@ -67,6 +67,9 @@ const struct cli_command cli_commands[] = {
 	  "Show the event log (state changes, stops, settings)" },
 	{ "check", cmd_check, "NAME",
 	  "Monitoring plugin: one status line, exit 0/1/2/3" },
+	{ "setup-libvirt", cmd_setup_libvirt,
+	  "DOMAIN [--path PATH] [--uri URI] [--apply]",
+	  "Print (or --apply through libvirt) a domain's vmic channel XML" },
 	{ "version", cmd_version, "",
 	  "Print the versions of vmic and vmic-hostd" },
 	{ "help", cmd_help, "[COMMAND]", "Show help for all or one command" },
@@ -87,8 +90,11 @@ static void print_global_usage(FILE *out)
 		"usage: vmic [--socket PATH] [--json] COMMAND [ARGS...]\n"
 		"       vmic --help | --version\n\n"
 		"Commands:\n");
+	/* A long name (setup-libvirt) overflows its column rather than
+	 * pushing every summary to the right. */
 	for (size_t i = 0; i < cli_command_count; i++)
-		w = MAX(w, strlen(cli_commands[i].name));
+		if (strlen(cli_commands[i].name) <= 10)
+			w = MAX(w, strlen(cli_commands[i].name));
 	for (size_t i = 0; i < cli_command_count; i++)
 		fprintf(out, "  %-*s  %s\n", (int)w, cli_commands[i].name,
 			cli_commands[i].summary);

@@ -303,6 +303,8 @@ int cmd_time(struct cli *cli, int argc, char **argv);
 int cmd_freeze(struct cli *cli, int argc, char **argv);
 int cmd_thaw(struct cli *cli, int argc, char **argv);
 int cmd_backup(struct cli *cli, int argc, char **argv);
+/* setup-libvirt.c */
+int cmd_setup_libvirt(struct cli *cli, int argc, char **argv);
 /* kvp.c */
 int cmd_kvp(struct cli *cli, int argc, char **argv);
 /* copy.c */

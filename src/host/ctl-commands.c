@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/strbuf.h"
 #include "hostd.h"
+#include "host/libvirt.h"
 #include "proto/proto.h"
 #include "proto/services.h"
 
@@ -762,10 +763,14 @@ static void cmd_stats(struct ctl_request *rq, struct vm *vm UNUSED,
 	ctl_stats_json(h, res);
 	json_object_set_new(res, "events", events_stats_json(h));
 	services_stats_json(h, res, reset);
+	libvirt_stats_json(h, res);
 	ctl_reply_ok(rq, res);
 }
 
 static const struct ctl_command commands[] = {
+	{ "libvirt-setup", libvirt_cmd_setup, false,
+	  "domain, path, uri, apply",
+	  "the XML of a libvirt domain's vmic channel; apply adds it" },
 	{ "version", cmd_version, false, "", "daemon and protocol version" },
 	{ "list", cmd_list, false, "", "every VM with its state" },
 	{ "add", cmd_add, false,

@@ -12,6 +12,7 @@
 
 #include "common/duration.h"
 #include "hostd.h"
+#include "host/libvirt.h"
 #include "proto/services.h"
 
 static json_t *str_or_null(const char *s)
@@ -49,6 +50,11 @@ static json_t *summary_stable(const struct vm *vm)
 	json_object_set_new(o, "name", json_string(vm->name));
 	json_object_set_new(o, "channel", json_string(vm->channel_uri));
 	json_object_set_new(o, "power_off", str_or_null(vm->power_off));
+	/* Where the VM came from: `vmic add`, or a libvirt connection. */
+	json_object_set_new(o, "source", json_string(libvirt_vm_uri(vm)
+							     ? "libvirt"
+							     : "manual"));
+	json_object_set_new(o, "libvirt_uri", str_or_null(libvirt_vm_uri(vm)));
 	json_object_set_new(o, "connection",
 			    json_string(conn_state_name(vm->conn.state)));
 	json_object_set_new(o, "agent",

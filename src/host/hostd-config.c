@@ -24,6 +24,34 @@
 	{ .section = sec, .key = name, .type = t, .offset = FIELD(f),  \
 	  .min = lo, .max = hi, .help = h }
 
+/* [libvirt] uri: each line adds its URIs (comma-separated) to the list;
+ * an empty value clears it. */
+static int parse_libvirt_uris(const char *value, void *field, char *err,
+			      size_t errsz)
+{
+	char *list = field;
+	size_t have = strlen(list), add = strlen(value);
+	size_t room = sizeof(((struct hostd_config *)0)->libvirt_uris);
+
+	if (add == 0) {
+		list[0] = '\0';
+		return 0;
+	}
+	if (have + add + 3 > room) {
+		snprintf(err, errsz, "the libvirt URIs take more than %zu "
+				     "bytes together",
+			 room - 1);
+		return -EINVAL;
+	}
+	snprintf(list + have, room - have, "%s%s", have ? ", " : "", value);
+	return 0;
+}
+
+static void format_libvirt_uris(const void *field, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s", (const char *)field);
+}
+
 static const struct vmic_conf_key keys[] = {
 	STRING("daemon", "state-dir", state_dir,
 	       "directory of the SQLite state (vmic.db)"),
@@ -57,6 +85,12 @@ static const struct vmic_conf_key keys[] = {
 	       4096,
 	       "streams one VM's link may have open at once (1..4096); a "
 	       "connection made after a reload takes a new value"),
+	{ .section = "libvirt", .key = "uri", .type = VMIC_CONF_CUSTOM,
+	  .offset = FIELD(libvirt_uris), .parse = parse_libvirt_uris,
+	  .format = format_libvirt_uris,
+	  .help = "libvirt connections whose domains with a vmic channel "
+		  "are registered and followed (qemu:///system); several "
+		  "lines or commas add more; read at start only" },
 	RANGED("events", "keep", VMIC_CONF_UINT, events_keep, 100, 100000000,
 	       "events kept in the database; older ones are pruned"),
 	RANGED("events", "max-size", VMIC_CONF_SIZE, events_max_size,
@@ -210,6 +244,10 @@ static void name_fixed_keys(const struct hostd_config *cur,
 		log_warning("reload: [daemon] socket cannot change at run time "
 			    "(still %s); restart vmic-hostd to use %s",
 			    cur->socket, next->socket);
+	if (strcmp(cur->libvirt_uris, next->libvirt_uris) != 0)
+		log_warning("reload: [libvirt] uri cannot change at run time "
+			    "(still '%s'); restart vmic-hostd to follow '%s'",
+			    cur->libvirt_uris, next->libvirt_uris);
 }
 
 /* New service defaults reach every VM that inherits them. */
@@ -239,6 +277,8 @@ void hostd_config_apply(struct hostd *h, struct hostd_config *next)
 	snprintf(next->state_dir, sizeof(next->state_dir), "%s",
 		 cur->state_dir);
 	snprintf(next->socket, sizeof(next->socket), "%s", cur->socket);
+	memcpy(next->libvirt_uris, cur->libvirt_uris,
+	       sizeof(next->libvirt_uris)); /* the running connections' */
 	hostd_config_free(cur);
 	*cur = *next; /* takes over next's service defaults */
 	memset(next->svc_defaults, 0, sizeof(next->svc_defaults));

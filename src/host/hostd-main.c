@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/notify.h"
 #include "hostd.h"
+#include "host/libvirt.h"
 
 struct options {
 	const char *config;
@@ -27,6 +28,8 @@ struct options {
 	const char *log_level;
 	bool syslog;
 	bool check_config;
+	const char *libvirt[16]; /* --libvirt URI, repeatable */
+	size_t nlibvirt;
 };
 
 static void usage(FILE *out)
@@ -41,6 +44,9 @@ static void usage(FILE *out)
 		"/run/vmic/ctl.sock)\n"
 		"  --log-level LEVEL  err, warning, notice, info or debug\n"
 		"  --syslog           log to syslog instead of stderr\n"
+		"  --libvirt URI      register and follow the libvirt domains "
+		"with a vmic\n"
+		"                     channel (repeatable; [libvirt] uri)\n"
 		"  --check-config     print the effective configuration and "
 		"exit\n"
 		"  --version          print the version and exit\n"
@@ -52,13 +58,14 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_CONFIG = 256, OPT_STATE, OPT_SOCKET, OPT_LEVEL, OPT_SYSLOG,
-	       OPT_CHECK, OPT_VERSION, OPT_HELP };
+	       OPT_CHECK, OPT_VERSION, OPT_HELP, OPT_LIBVIRT };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "log-level", required_argument, NULL, OPT_LEVEL },
 		{ "syslog", no_argument, NULL, OPT_SYSLOG },
+		{ "libvirt", required_argument, NULL, OPT_LIBVIRT },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, OPT_HELP },
@@ -84,6 +91,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_SYSLOG:
 			o->syslog = true;
+			break;
+		case OPT_LIBVIRT:
+			if (o->nlibvirt == ARRAY_SIZE(o->libvirt)) {
+				fprintf(stderr, "vmic-hostd: at most %zu "
+						"--libvirt URIs\n",
+					ARRAY_SIZE(o->libvirt));
+				return -1;
+			}
+			o->libvirt[o->nlibvirt++] = optarg;
 			break;
 		case OPT_CHECK:
 			o->check_config = true;
@@ -125,6 +141,13 @@ static int apply_overrides(struct hostd_config *cfg, const struct options *o)
 		if (vmic_conf_set(&hostd_conf_table, cfg, ov[i].section,
 				  ov[i].key, ov[i].value, err, sizeof(err)) < 0) {
 			log_error("--%s: %s", ov[i].key, err);
+			r = -EINVAL;
+		}
+	}
+	for (size_t i = 0; i < o->nlibvirt; i++) {
+		if (vmic_conf_set(&hostd_conf_table, cfg, "libvirt", "uri",
+				  o->libvirt[i], err, sizeof(err)) < 0) {
+			log_error("--libvirt: %s", err);
 			r = -EINVAL;
 		}
 	}
@@ -228,6 +251,7 @@ static void hostd_stop(struct hostd *h)
 	log_info("stopping");
 	vmic_notify("STOPPING=1");
 	h->stopping = true;
+	libvirt_stop(h);
 	/* Operations still running (a stop) answer now, while their clients
 	 * can hear it: detaching a VM's services fails them. */
 	while (h->nvms > 0)
@@ -303,6 +327,10 @@ static int hostd_start(struct hostd *h)
 		r = store_open(h);
 	if (r == 0)
 		r = store_load_vms(h);
+	/* Its messages are handled once the loop runs, after the VMs
+	 * loaded above. */
+	if (r == 0)
+		r = libvirt_start(h);
 	if (r < 0)
 		return r;
 	events_init(h);
@@ -332,6 +360,7 @@ static int hostd_start(struct hostd *h)
 static void hostd_abort(struct hostd *h)
 {
 	h->stopping = true;
+	libvirt_stop(h);
 	while (h->nvms > 0)
 		vm_destroy(h->vms[h->nvms - 1], DETACH_STOPPING);
 	ctl_close(h);

@@ -78,6 +78,8 @@ struct hostd_config {
 	unsigned max_ops_per_vm;    /* of them, on one VM */
 	/* [connection] */
 	unsigned max_streams;       /* streams one VM's link holds at once */
+	/* [libvirt] uri: comma-separated; each `uri =` line adds (libvirt.c) */
+	char libvirt_uris[2048];
 	/* Each service's settings as hostd.conf's [NAME] sections give
 	 * them: the defaults of a VM without its own (NULL: no settings). */
 	void *svc_defaults[VMIC_SVC_COUNT];
@@ -253,6 +255,8 @@ struct hostd {
 	/* ctl-op.c: the control operations running, and how many */
 	struct ctl_op *ops;
 	unsigned nops;
+	/* libvirt.c: the libvirt source, NULL when not following one */
+	struct lv *lv;
 	/* each service's daemon-wide state, from its daemon_start() */
 	void *svc_state[VMIC_SVC_COUNT];
 	bool stopping;

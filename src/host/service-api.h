@@ -273,6 +273,19 @@ void vm_unref(struct vm *vm);
  * made again when next asked for. A service whose summary_json members
  * change calls it. */
 void vm_touch(struct vm *vm);
+/*
+ * The VM came from libvirt (power backend libvirt:UUID:URI): destroy its
+ * domain through hostd's libvirt connection, off the loop. cb runs once
+ * on the loop with 0 or -errno and a sentence, unless cancelled with
+ * the *token given. -ENOTCONN when hostd does not follow that URI,
+ * -ENOTSUP in a build without libvirt.
+ */
+typedef void (*vm_libvirt_cb)(void *ud, int status, const char *detail);
+int vm_libvirt_destroy(struct vm *vm, vm_libvirt_cb cb, void *ud,
+		       uint64_t *token);
+/* Forget a destroy's callback (its operation is gone); the destroy may
+ * still happen. */
+void vm_libvirt_cancel(struct hostd *h, uint64_t token);
 /* Tell the core, then every service of the VM (the sender too). */
 void vm_notify(struct vm *vm, struct notice *n);
 

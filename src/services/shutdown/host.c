@@ -292,11 +292,18 @@ static void stop_power(struct stop_op *op)
 		op->request_id = 0;
 	}
 	stop_step(op, "powering off through %s backend",
-		  strncmp(vm_power_off(vm), "qmp:", 4) == 0 ? "the QMP"
-							 : "the exec");
+		  strncmp(vm_power_off(vm), "qmp:", 4) == 0   ? "the QMP"
+		  : strncmp(vm_power_off(vm), "libvirt:", 8) == 0 ? "the libvirt"
+							       : "the exec");
 	r = power_off(vm, settings_of(vm)->power_timeout_ms, on_power_done,
 		      &op->power);
-	if (r < 0)
+	if (r == -ENOTCONN || r == -ENOTSUP)
+		stop_fail(op, "unsupported", "cannot power off through "
+					     "libvirt: vmic-hostd %s",
+			  r == -ENOTSUP ? "was built without libvirt"
+					: "does not follow this VM's libvirt "
+					  "URI (--libvirt)");
+	else if (r < 0)
 		stop_fail(op, "internal", "cannot start the power-off: %s",
 			  strerror(-r));
 }

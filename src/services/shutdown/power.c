@@ -9,6 +9,9 @@
  *                 whole group is killed on timeout); done when it exits
  *                 with status 0. Its first output line goes into the
  *                 result, and so into the stop's steps and events.
+ *   libvirt:UUID:URI  a domain hostd found through libvirt: destroyed
+ *                 (virDomainDestroy) through hostd's own connection,
+ *                 off the loop (vm_libvirt_destroy).
  *
  * Both run on the loop and end within a timeout; the callback runs
  * exactly once unless the operation is cancelled. The operation keeps
@@ -38,6 +41,8 @@ struct power_op {
 	/* exec */
 	struct vmic_run *run;
 	char command[128]; /* sanitised, for messages */
+	/* libvirt */
+	uint64_t lv_token; /* 0 when no destroy is pending */
 };
 
 static void power_handle_closed(uv_handle_t *handle)
@@ -62,6 +67,9 @@ static void power_release(struct power_op *op)
 {
 	qmp_call_cancel(op->qmp);
 	op->qmp = NULL;
+	if (op->lv_token)
+		vm_libvirt_cancel(vm_hostd(op->vm), op->lv_token);
+	op->lv_token = 0;
 	vmic_run_cancel(op->run); /* kills what still runs of the group */
 	op->run = NULL;
 	power_close_handle(op, (uv_handle_t *)&op->timer);
@@ -141,6 +149,37 @@ static int exec_start(struct power_op *op, const char *command)
 			      op->timeout_ms, exec_on_done, op, &op->run);
 }
 
+/* ---- libvirt ---- */
+
+static void libvirt_on_done(void *ud, int status, const char *detail)
+{
+	struct power_op *op = ud;
+
+	op->lv_token = 0; /* answered: nothing to cancel */
+	power_finish(op, status, "%s", detail);
+}
+
+static void on_libvirt_timeout(uv_timer_t *t)
+{
+	struct power_op *op = t->data;
+
+	power_finish(op, -ETIMEDOUT, "libvirt did not destroy the domain "
+				     "within %ums (is libvirtd answering? see "
+				     "`vmic stats`)",
+		     op->timeout_ms);
+}
+
+static int libvirt_start(struct power_op *op)
+{
+	int r = vm_libvirt_destroy(op->vm, libvirt_on_done, op,
+				   &op->lv_token);
+
+	if (r < 0)
+		return r;
+	uv_timer_start(&op->timer, on_libvirt_timeout, op->timeout_ms, 0);
+	return 0;
+}
+
 int power_off(struct vm *vm, unsigned timeout_ms, power_cb cb,
 	      struct power_op **out)
 {
@@ -166,6 +205,8 @@ int power_off(struct vm *vm, unsigned timeout_ms, power_cb cb,
 		r = qmp_start(op, backend + 4);
 	else if (strncmp(backend, "exec:", 5) == 0)
 		r = exec_start(op, backend + 5);
+	else if (strncmp(backend, "libvirt:", 8) == 0)
+		r = libvirt_start(op);
 	else
 		r = -EINVAL;
 	if (r < 0) {
