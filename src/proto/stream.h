@@ -121,6 +121,7 @@ struct vmic_stream {
 	bool end;                 /* SEND: END queued; RECV: END received */
 	bool closed;              /* on_closed is running or has run */
 	bool want_writable;       /* SEND: owner waits for on_writable */
+	bool window_granted;      /* RECV: the window past the implicit credit */
 	struct vmic_stream_tx tx; /* SEND */
 	struct vmic_stream_rx rx; /* RECV */
 	struct vmic_lane lane;    /* SEND: its frames in the link's queue */

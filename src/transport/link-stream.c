@@ -212,7 +212,6 @@ int vmic_link_stream_open(struct vmic_link *l, uint32_t id, uint8_t service,
 	/* Until open returns, the owner hears nothing about the stream. */
 	static const struct vmic_stream_ops silent = { 0 };
 	struct vmic_stream *s;
-	uint32_t grant;
 	int r;
 
 	if (!l->streams_on ||
@@ -234,11 +233,10 @@ int vmic_link_stream_open(struct vmic_link *l, uint32_t id, uint8_t service,
 	}
 	if (dir == VMIC_STREAM_SEND)
 		l->send_streams++;
-	/* A window beyond the implicit credit is granted at once. */
-	grant = dir == VMIC_STREAM_RECV ? vmic_stream_rx_consumed(&s->rx, 0)
-					: 0;
-	if (grant)
-		send_credit(l, s, grant);
+	/* A window beyond the implicit credit waits for the first data
+	 * (stream_deliver): granted now, it could reach the peer before the
+	 * peer's end exists, and the peer drops a credit for a stream it
+	 * does not know. */
 	if (l->closing)
 		return -ENOTCONN; /* the peer stopped reading; s went too */
 	s->ops = ops;
@@ -532,6 +530,20 @@ static void on_idle(uv_idle_t *h)
 static void stream_deliver(struct vmic_link *l, struct vmic_stream *s,
 			   const struct vmic_frame *f)
 {
+	uint32_t grant;
+
+	/* The peer's end exists now: the rest of the window can go. */
+	if (!s->window_granted && !l->closing) {
+		s->window_granted = true;
+		grant = vmic_stream_rx_consumed(&s->rx, 0);
+		if (grant) {
+			/* A failed write closes the link, and s with it. */
+			s->busy++;
+			send_credit(l, s, grant);
+			if (stream_unbusy(s) || s->closed)
+				return;
+		}
+	}
 	s->bytes += f->length;
 	l->rx_held += f->length;
 	if (l->rx_held > l->peak_rx_held)

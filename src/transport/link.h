@@ -199,8 +199,10 @@ void vmic_link_streams_reset(struct vmic_link *l);
 /*
  * Open this side's end of stream `id` (0: pick a fresh id of this side)
  * for sending or receiving `service` data. window (RECV only) is how far
- * the consumer may lag, 0 for VMIC_STREAM_INITIAL_CREDIT; a larger window
- * is granted at once. Returns 0 with *out set, -EEXIST for an id in use,
+ * the consumer may lag, 0 for VMIC_STREAM_INITIAL_CREDIT; what a larger
+ * window adds is granted with the first data received (by then the
+ * sender's end exists, so the order in which the two ends open does not
+ * matter). Returns 0 with *out set, -EEXIST for an id in use,
  * -EMFILE when the link holds its maximum, -ENOTCONN on a closing link,
  * -EINVAL without vmic_link_streams_attach(), -ENOMEM.
  */

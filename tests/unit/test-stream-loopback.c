@@ -28,6 +28,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <signal.h>
+
 #include "testutil.h"
 #include "tu-loop.h"
 
@@ -615,6 +617,54 @@ static void test_peer_reset(void **state)
 	free_pair(fx, 1);
 }
 
+/*
+ * The receiver opens its end, with a window past the implicit credit,
+ * before the sender opens its own (a service that answers a request by
+ * opening the receiving end). A credit sent at once would reach the
+ * sender before its stream exists and be dropped, while the receiver
+ * counted it as given: the copy would stop at the implicit credit. The
+ * rest of the window goes with the first data instead, and all arrives.
+ */
+static void test_window_before_sender(void **state)
+{
+	struct fx *fx = *state;
+	struct txs *t = &fx->a.tx[0];
+	struct rxs *r = &fx->b.rx[0];
+	const uint32_t id = 1000;
+
+	memset(t, 0, sizeof(*t));
+	memset(r, 0, sizeof(*r));
+	t->side = &fx->a;
+	r->side = &fx->b;
+	t->total = 8u << 20;
+	t->h = XXH3_createState();
+	r->h = XXH3_createState();
+	XXH3_64bits_reset(t->h);
+	XXH3_64bits_reset(r->h);
+	r->cap = 4 * VMIC_STREAM_INITIAL_CREDIT;
+	r->ring = malloc(r->cap);
+	assert_non_null(r->ring);
+	assert_int_equal(vmic_link_stream_open(&fx->b.link, id, DATA_SVC,
+					       VMIC_STREAM_RECV, r->cap,
+					       &rx_ops, r, &r->s),
+			 0);
+	for (int i = 0; i < 100; i++) /* what was sent has arrived */
+		uv_run(&fx->loop, UV_RUN_NOWAIT);
+	assert_int_equal(vmic_link_stream_open(&fx->a.link, id, DATA_SVC,
+					       VMIC_STREAM_SEND, 0, &tx_ops, t,
+					       &t->s),
+			 0);
+	uv_timer_start(&fx->drain, on_drain_tick, 1, 1);
+	tx_pump(t);
+	TU_SPIN_UNTIL(&fx->loop, t->closed && r->closed && r->held == 0,
+		      20000);
+	assert_int_equal(r->reason, 0);
+	assert_true(r->got == t->total);
+	assert_true(XXH3_64bits_digest(t->h) == XXH3_64bits_digest(r->h));
+	uv_timer_stop(&fx->drain);
+	free_pair(fx, 0);
+}
+
 /* Closing a link closes its streams: owners hear -EPIPE. */
 static void test_link_close_closes_streams(void **state)
 {
@@ -783,8 +833,10 @@ static void test_refusals_on_the_wire(void **state)
 	raw_write(&r, VMIC_T_STREAM_CREDIT, 43, 0, "\x00\x10\x00\x00", 4);
 	raw_write(&r, VMIC_T_STREAM_RESET, 44, 0, "\x06\x00\x00\x00", 4);
 
-	/* A receiving stream with a 1 MiB window: the rest is granted at
-	 * once; data past the window is a flow violation. */
+	/* A receiving stream with a 1 MiB window: the rest is granted with
+	 * the first data (before it the sender's end may not exist yet, and
+	 * a credit for an unknown stream is dropped); data past the window
+	 * is a flow violation. */
 	rx.side = &r.side;
 	rx.cap = 1 << 20;
 	rx.ring = malloc(rx.cap);
@@ -794,9 +846,13 @@ static void test_refusals_on_the_wire(void **state)
 					       &rx_ops, &rx, &s),
 			 0);
 	rx.s = s;
+	for (int i = 0; i < 100; i++)
+		uv_run(&r.loop, UV_RUN_NOWAIT);
+	assert_true(recv(r.raw, &f, 1, MSG_PEEK | MSG_DONTWAIT) < 0);
+	raw_write(&r, VMIC_T_STREAM_DATA, 7, 0, big, sizeof(big));
 	raw_read(&r, &f, &e);
 	assert_int_equal(f.type, VMIC_T_STREAM_CREDIT);
-	for (int i = 0; i < 16; i++)
+	for (int i = 1; i < 16; i++)
 		raw_write(&r, VMIC_T_STREAM_DATA, 7, 0, big, sizeof(big));
 	raw_write(&r, VMIC_T_STREAM_DATA, 7, 0, big, 1);
 	raw_read(&r, &f, &e);
@@ -841,6 +897,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_link_close_closes_streams, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window_before_sender,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits_and_misuse, setup,
 						teardown),
 		cmocka_unit_test(test_refusals_on_the_wire),
@@ -848,6 +906,8 @@ int main(void)
 	};
 	uint64_t seed = 0x5EED;
 
+	/* As in the daemons: a write to a peer that closed is EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	tu_fill(&seed, pattern, sizeof(pattern));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
