@@ -49,6 +49,7 @@ struct ss_guest {
 	uv_signal_t sigchld;
 	struct ss_session *list;
 	unsigned count;
+	bool pam_missing_said; /* the service file's absence, logged once */
 };
 
 static void timer_closed(uv_handle_t *h)
@@ -165,9 +166,9 @@ static void maybe_finish(struct ss_session *s)
 
 static void group_kill(struct ss_session *s, int sig)
 {
-	if (kill(-s->child.pid, sig) < 0 && errno != ESRCH)
+	if (kill(-s->child.pgid, sig) < 0 && errno != ESRCH)
 		log_warning("session %u: kill(-%d, %d): %s", s->id,
-			 (int)s->child.pid, sig, strerror(errno));
+			 (int)s->child.pgid, sig, strerror(errno));
 }
 
 /* kill-grace after SIGTERM: SIGKILL what is left and stop waiting for
@@ -199,7 +200,7 @@ static void session_end_group(struct ss_session *s)
 {
 	const struct ss_guest_conf *conf = agent_conf(s->owner->g, ID);
 
-	if (kill(-s->child.pid, 0) == 0) {
+	if (kill(-s->child.pgid, 0) == 0) {
 		group_kill(s, SIGHUP);
 		group_kill(s, SIGTERM);
 		group_kill(s, SIGCONT);
@@ -320,7 +321,7 @@ static int reply_started(struct guest_conn *c, const struct vmic_frame *f,
 			 struct ss_session *s)
 {
 	uint8_t buf[VMIC_HDR_SIZE + VMIC_SS_STARTED_MAX_LEN];
-	struct vmic_ss_started m = { .pid = (uint32_t)s->child.pid };
+	struct vmic_ss_started m = { .pid = (uint32_t)s->child.pgid };
 	int n;
 
 	snprintf(m.user, sizeof(m.user), "%s", s->user);
@@ -371,12 +372,39 @@ static bool admit(struct ss_guest *sg, struct guest_conn *c,
 	return true;
 }
 
+/* The PAM session to open, NULL for none: no libpam, no service named,
+ * or its file missing (then run without, said once: failing would make
+ * every session fail on guests that never installed the file). */
+static const struct ss_pam_use *pam_use(struct ss_guest *sg,
+					struct ss_pam_use *use)
+{
+	const struct ss_guest_conf *conf = agent_conf(sg->g, ID);
+	char path[SS_PAM_CONFDIR_MAX + SS_PAM_SERVICE_MAX + 32];
+
+	if (!ss_pam_built() || !conf->pam_service[0])
+		return NULL;
+	if (ss_pam_service_file(conf->pam_service, conf->pam_confdir, path,
+				sizeof(path)) < 0) {
+		if (!sg->pam_missing_said)
+			log_warning("session: %s does not exist: this session "
+				    "and the next run without a PAM session",
+				    path);
+		sg->pam_missing_said = true;
+		return NULL;
+	}
+	sg->pam_missing_said = false;
+	use->service = conf->pam_service;
+	use->confdir = conf->pam_confdir;
+	return use;
+}
+
 static int start_session(struct ss_guest *sg, struct guest_conn *c,
 			 const struct vmic_frame *f,
 			 const struct vmic_ss_open *m, const char *user)
 {
 	struct ss_session *s = calloc(1, sizeof(*s));
 	char err[512], text[256];
+	struct ss_pam_use pam;
 	int r;
 
 	if (!s)
@@ -386,7 +414,8 @@ static int start_session(struct ss_guest *sg, struct guest_conn *c,
 	s->id = m->session;
 	s->peer_nonce = agent_session(c)->peer_nonce;
 	snprintf(s->user, sizeof(s->user), "%s", user);
-	r = ss_guest_spawn(m, user, &s->child, err, sizeof(err));
+	r = ss_guest_spawn(m, user, pam_use(sg, &pam), &s->child, err,
+			   sizeof(err));
 	if (r < 0) {
 		free(s);
 		log_warning("session %u as %s: %s", m->session, user, err);
@@ -506,7 +535,7 @@ void ss_guest_free(struct ss_guest *sg)
 	while (sg->list) {
 		struct ss_session *s = sg->list;
 
-		kill(-s->child.pid, SIGKILL);
+		kill(-s->child.pgid, SIGKILL);
 		if (!s->exited)
 			waitpid(s->child.pid, NULL, 0);
 		if (s->in)
