@@ -33,6 +33,8 @@ int ss_pam_service_file(const char *service, const char *confdir,
 	static const char *const dirs[] = { "/etc/pam.d", "/usr/lib/pam.d" };
 	struct stat st;
 
+	if (!path || !n)
+		return -EINVAL;
 	if (confdir && confdir[0]) {
 		snprintf(path, n, "%s/%s", confdir, service);
 		return stat(path, &st) == 0 ? 0 : -ENOENT;
