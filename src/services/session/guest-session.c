@@ -9,8 +9,10 @@
  * SIGTERM and, kill-grace later, SIGKILL, and output streams still open
  * then are cut; when stdout and stderr are finished, EXIT goes to the
  * host. A timeout, the host's CLOSE and the end of the host's session do
- * the same with SIGTERM first. Processes that left the group with
- * setsid() are out of reach (no cgroup is made; docs/operations.md).
+ * the same with SIGTERM first. Where the agent's cgroup (v2) is
+ * writable, each session has a cgroup of its own (guest-cgroup.c),
+ * killed whole with the SIGKILL and at the end, which reaches processes
+ * that left the group with setsid(); elsewhere they are out of reach.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -42,6 +45,7 @@ struct ss_session {
 	int status;
 	bool timed_out, closed, killed;
 	char user[VMIC_SS_USER_MAX + 1];
+	char cgroup[512]; /* its cgroup's directory, empty without */
 };
 
 struct ss_guest {
@@ -50,7 +54,32 @@ struct ss_guest {
 	struct ss_session *list;
 	unsigned count;
 	bool pam_missing_said; /* the service file's absence, logged once */
+	unsigned cg_counter;   /* N of the last vmic-session-N */
+	bool cg_said;          /* the fallback to process groups, logged */
 };
+
+/* Kill what is left in the session's cgroup and remove it. The killed
+ * leave it within moments (an exited task leaves its cgroup before it
+ * is reaped): a few short tries, then a warning naming what stays. */
+static void cgroup_end(struct ss_session *s)
+{
+	const struct timespec ms = { 0, 1000000 };
+	int r = 0;
+
+	if (!s->cgroup[0])
+		return;
+	for (int i = 0; i < 50; i++) {
+		ss_cg_kill(s->cgroup);
+		r = ss_cg_remove(s->cgroup);
+		if (r != -EBUSY)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	if (r < 0)
+		log_warning("session %u: cannot remove its cgroup %s: %s",
+			    s->id, s->cgroup, strerror(-r));
+	s->cgroup[0] = '\0';
+}
 
 static void timer_closed(uv_handle_t *h)
 {
@@ -149,6 +178,7 @@ static void session_free(struct ss_session *s)
 	timer_drop(&s->grace);
 	if (s->child.master >= 0)
 		close(s->child.master);
+	cgroup_end(s);
 	log_info("session %u (pid %d, user %s) %s, wait status 0x%x", s->id,
 		 (int)s->child.pid, s->user, how, (unsigned)s->status);
 	unlink_session(s);
@@ -178,6 +208,11 @@ static void on_grace(uv_timer_t *t)
 	struct ss_session *s = t->data;
 
 	group_kill(s, SIGKILL);
+	/* Those that left the group too; not while a PAM helper (in the
+	 * cgroup) still has the PAM session to close: the next grace
+	 * after its exit comes here again. */
+	if (s->exited)
+		ss_cg_kill(s->cgroup);
 	s->killed = true;
 	timer_drop(&s->grace);
 	if (!s->exited)
@@ -398,6 +433,27 @@ static const struct ss_pam_use *pam_use(struct ss_guest *sg,
 	return use;
 }
 
+/* The session's cgroup, or none (said once: the fallback is the
+ * process group alone). */
+static void make_cgroup(struct ss_guest *sg, struct ss_session *s)
+{
+	char why[640];
+
+	if (ss_cg_make(&sg->cg_counter, s->cgroup, sizeof(s->cgroup), why,
+		       sizeof(why)) == 0) {
+		if (!sg->cg_said)
+			log_notice("session: each session runs in a cgroup "
+				   "of its own, e.g. %s", s->cgroup);
+		sg->cg_said = true;
+		return;
+	}
+	if (!sg->cg_said)
+		log_notice("session: no cgroup per session (%s): a session "
+			   "ends with its process group only, and a process "
+			   "that left it with setsid outlives it", why);
+	sg->cg_said = true;
+}
+
 static int start_session(struct ss_guest *sg, struct guest_conn *c,
 			 const struct vmic_frame *f,
 			 const struct vmic_ss_open *m, const char *user)
@@ -414,9 +470,11 @@ static int start_session(struct ss_guest *sg, struct guest_conn *c,
 	s->id = m->session;
 	s->peer_nonce = agent_session(c)->peer_nonce;
 	snprintf(s->user, sizeof(s->user), "%s", user);
-	r = ss_guest_spawn(m, user, pam_use(sg, &pam), &s->child, err,
-			   sizeof(err));
+	make_cgroup(sg, s);
+	r = ss_guest_spawn(m, user, pam_use(sg, &pam), s->cgroup, &s->child,
+			   err, sizeof(err));
 	if (r < 0) {
+		cgroup_end(s);
 		free(s);
 		log_warning("session %u as %s: %s", m->session, user, err);
 		return agent_reply_error(c, f, VMIC_E_FAILED, "%s", err);

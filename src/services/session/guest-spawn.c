@@ -76,11 +76,12 @@ struct plan {
 	const struct ss_pam_use *pam; /* NULL: no PAM session */
 	char user[VMIC_SS_USER_MAX + 1];
 	char tty[128]; /* the pty's name, empty without */
+	char cg_procs[PATH_MAX]; /* the cgroup's cgroup.procs, or empty */
 };
 
 /* The step that failed in the child, with errno, for the message. */
 enum step { STEP_SETUP = 1, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CWD,
-	    STEP_EXEC, STEP_TTY, STEP_PAM };
+	    STEP_EXEC, STEP_TTY, STEP_PAM, STEP_CGROUP };
 
 static void plan_free(struct plan *p)
 {
@@ -374,9 +375,24 @@ _Noreturn static void child_become(const struct plan *p, char **envp,
 	child_fail(report, STEP_EXEC);
 }
 
+/* Into the session's cgroup, before anything else runs ("0": the
+ * writer); what it starts stays there. */
+static void enter_cgroup(const struct plan *p, int report)
+{
+	int fd;
+
+	if (!p->cg_procs[0])
+		return;
+	fd = open(p->cg_procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		child_fail(report, STEP_CGROUP);
+	close(fd);
+}
+
 _Noreturn static void child_run(const struct plan *p, int report)
 {
 	signals_default();
+	enter_cgroup(p, report);
 	if (setsid() < 0)
 		child_fail(report, STEP_SETUP);
 	child_fds(p, report);
@@ -474,6 +490,7 @@ _Noreturn static void helper_run(const struct plan *p, int report)
 	pid_t pid;
 
 	signals_default();
+	enter_cgroup(p, report);
 	if (setsid() < 0)
 		child_fail(report, STEP_SETUP);
 	child_fds(p, report); /* the command inherits its terminal, 0..2 */
@@ -554,6 +571,10 @@ static void describe_failure(const struct plan *p, const int msg[2],
 			 "refused at %s: %s", p->pam->service,
 			 pam_step_name(msg[1] >> 16),
 			 ss_pam_strerror(msg[1] & 0xffff));
+		break;
+	case STEP_CGROUP:
+		snprintf(err, n, "cannot enter the session's cgroup (%.200s): "
+			 "%s", p->cg_procs, e);
 		break;
 	case STEP_GROUPS:
 	case STEP_GID:
@@ -663,8 +684,8 @@ static int plan_make(struct plan *p, const struct vmic_ss_open *m,
 }
 
 int ss_guest_spawn(const struct vmic_ss_open *m, const char *user,
-		   const struct ss_pam_use *pam, struct ss_child *c,
-		   char *err, size_t n)
+		   const struct ss_pam_use *pam, const char *cgroup,
+		   struct ss_child *c, char *err, size_t n)
 {
 	struct plan p = { .in = { -1, -1 }, .out = { -1, -1 },
 			  .err = { -1, -1 }, .master = -1, .slave = -1 };
@@ -673,6 +694,9 @@ int ss_guest_spawn(const struct vmic_ss_open *m, const char *user,
 	err[0] = '\0';
 	p.pam = pam && pam->service && pam->service[0] ? pam : NULL;
 	snprintf(p.user, sizeof(p.user), "%s", user);
+	if (cgroup && cgroup[0])
+		snprintf(p.cg_procs, sizeof(p.cg_procs), "%s/cgroup.procs",
+			 cgroup);
 	r = plan_make(&p, m, user, err, n);
 	if (r == 0)
 		r = plan_fork(&p, &c->pid, &c->pgid, err, n);

@@ -164,9 +164,7 @@ static int ss_start(struct guestd *g)
 		return -ENOMEM;
 	agent_set_state(g, ID, sg);
 	/* Said once at start, so nobody relies on what this build lacks. */
-	log_notice("session: sessions run as [session] users (%s); no cgroup "
-		   "is made: a process that leaves the session's process "
-		   "group with setsid is not ended with it",
+	log_notice("session: sessions run as [session] users (%s)",
 		   conf->users[0] ? conf->users
 				  : "none listed: every session is refused");
 	pam_notice(conf);

@@ -48,7 +48,9 @@ struct ss_child {
 };
 
 /*
- * Start m's command (or login shell) as `user` (already allowed): look
+ * Start m's command (or login shell) as `user` (already allowed), in
+ * the cgroup directory `cgroup` when not NULL (its first process writes
+ * itself into cgroup.procs before anything else): look
  * the user up, set groups (initgroups' list), gid, uid, a clean
  * environment (HOME, SHELL, USER, LOGNAME, PATH, TERM with a TTY, then
  * m's entries), the directory, a new session and process group, and
@@ -57,8 +59,21 @@ struct ss_child {
  * directory ...).
  */
 int ss_guest_spawn(const struct vmic_ss_open *m, const char *user,
-		   const struct ss_pam_use *pam, struct ss_child *c,
-		   char *err, size_t n);
+		   const struct ss_pam_use *pam, const char *cgroup,
+		   struct ss_child *c, char *err, size_t n);
+
+/*
+ * A cgroup v2 per session (guest-cgroup.c). Make the next free
+ * vmic-session-N below the agent's own cgroup (*counter counts N): 0
+ * with its directory in dir, or -errno with why it cannot (no cgroup v2,
+ * not writable/delegated, ...) in why.
+ */
+int ss_cg_make(unsigned *counter, char *dir, size_t n, char *why,
+	       size_t wn);
+/* Kill every process in it: cgroup.kill, else SIGKILL each one listed. */
+void ss_cg_kill(const char *dir);
+/* rmdir: 0, or -EBUSY while killed processes are still being reaped. */
+int ss_cg_remove(const char *dir);
 
 /*
  * PAM (guest-pam.c), called only in a session's helper process. With a
