@@ -357,9 +357,11 @@ static void signals_default(void)
 		signal(s, SIG_DFL);
 }
 
-/* The user's ids, the directory, the program. */
-_Noreturn static void child_become(const struct plan *p, char **envp,
-				   int report)
+/* The user's ids, the directory, the program; returns only when
+ * execve() failed (errno). Not _Noreturn: ASan handles a call to a
+ * noreturn function by looking at the stack, which on the clone()d
+ * child's own stack makes it print a warning into the session. */
+static void child_become(const struct plan *p, char **envp, int report)
 {
 	if (syscall(SS_SYS_SETGROUPS, (long)p->ngroups, p->groups) < 0)
 		child_fail(report, STEP_GROUPS);
@@ -372,7 +374,6 @@ _Noreturn static void child_become(const struct plan *p, char **envp,
 			child_fail(report, STEP_CWD);
 	}
 	execve(p->path, p->argv, envp);
-	child_fail(report, STEP_EXEC);
 }
 
 /* Into the session's cgroup, before anything else runs ("0": the
@@ -397,6 +398,7 @@ _Noreturn static void child_run(const struct plan *p, int report)
 		child_fail(report, STEP_SETUP);
 	child_fds(p, report);
 	child_become(p, p->envp, report);
+	child_fail(report, STEP_EXEC);
 }
 
 /* The environment with PAM's entries over the base ones and the host's
@@ -508,6 +510,7 @@ _Noreturn static void helper_run(const struct plan *p, int report)
 		close_fds(p, (unsigned)report + 1, ~0u);
 		command_group(p, report);
 		child_become(p, envp ? envp : p->envp, report);
+		child_fail(report, STEP_EXEC);
 	}
 	if (pid < 0) {
 		ss_pam_close(pam);
