@@ -44,6 +44,7 @@ struct ss_session {
 	bool exited;          /* reaped: status holds its wait status */
 	int status;
 	bool timed_out, closed, killed;
+	bool helper_graced;   /* the PAM helper's own grace time began */
 	char user[VMIC_SS_USER_MAX + 1];
 	char cgroup[512]; /* its cgroup's directory, empty without */
 };
@@ -201,6 +202,29 @@ static void group_kill(struct ss_session *s, int sig)
 			 (int)s->child.pgid, sig, strerror(errno));
 }
 
+static void on_grace(uv_timer_t *t);
+
+/* A PAM helper (pid apart from the command's group) still running after
+ * its command's SIGKILL is closing the PAM session: one more kill-grace
+ * for that, then SIGKILL, so a PAM module that hangs cannot keep the
+ * session (and the host) waiting for ever. */
+static void helper_grace(struct ss_session *s)
+{
+	const struct ss_guest_conf *conf = agent_conf(s->owner->g, ID);
+
+	if (s->child.pid == s->child.pgid)
+		return;
+	if (s->helper_graced) {
+		log_warning("session %u: its PAM helper (pid %d) did not end "
+			    "after its command; killed without closing the "
+			    "PAM session", s->id, (int)s->child.pid);
+		kill(s->child.pid, SIGKILL);
+		return;
+	}
+	s->helper_graced = true;
+	s->grace = timer_new(s, on_grace, conf->kill_grace_ms);
+}
+
 /* kill-grace after SIGTERM: SIGKILL what is left and stop waiting for
  * output that a process outside the group may hold open. */
 static void on_grace(uv_timer_t *t)
@@ -215,8 +239,10 @@ static void on_grace(uv_timer_t *t)
 		ss_cg_kill(s->cgroup);
 	s->killed = true;
 	timer_drop(&s->grace);
-	if (!s->exited)
+	if (!s->exited) {
+		helper_grace(s);
 		return; /* the leader's SIGCHLD comes next */
+	}
 	if (s->out) {
 		vmic_fdstream_cancel(s->out, VMIC_E_FAILED, "session ended");
 		s->out = NULL;

@@ -11,7 +11,7 @@ warning and sessions run without PAM."""
 import os
 import sys
 
-from sessionlib import run
+from sessionlib import procs_with, run
 from vmictest import Env, Tap, wait_until
 
 tap = Tap()
@@ -103,6 +103,22 @@ try:
               wait_until(lambda: len(records()) == 2, 5) and records()[1][0] == "close_session",
               records())
 
+    # A PAM module that hangs in close_session: the helper gets one more
+    # kill-grace after its command's SIGKILL, then goes too.
+    hang = os.path.join(env.dir, "pam-hang.sh")
+    with open(hang, "w") as f:
+        f.write('#!/bin/sh\n[ "$PAM_TYPE" = close_session ] && exec sleep 4248.5\nexit 0\n')
+    os.chmod(hang, 0o755)
+    with open(os.path.join(confdir, "vmic-hang"), "w") as f:
+        f.write("auth required pam_permit.so\naccount required pam_permit.so\n"
+                f"session required pam_exec.so {hang}\n")
+    g4 = guest("vm4", "vmic-hang")
+    r = env.vmic("exec", "vm4", "--timeout", "1", "--", "sleep", "30", timeout=20)
+    tap.check("a PAM close that hangs: the session still ends (124), the helper killed",
+              r.returncode == 124 and
+              wait_until(lambda: "did not end after its command" in g4.output(), 5),
+              (r.returncode, r.stderr, g4.output()[-1500:]))
+
     guest("vm2", "vmic-deny")
     r = env.vmic("exec", "vm2", "--", "true")
     tap.check("an account PAM refuses: the session fails, naming PAM and the step",
@@ -117,5 +133,7 @@ try:
     tap.check("...and sessions run without PAM", r.returncode == 0 and r.stdout == "ok\n",
               (r.returncode, r.stdout, r.stderr))
 finally:
+    for pid in procs_with("sleep 4248.5"):
+        os.kill(pid, 9)
     env.close()
 tap.done()
