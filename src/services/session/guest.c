@@ -18,6 +18,29 @@
 #define ID VMIC_SVC_SESSION
 #define FIELD(f) offsetof(struct ss_guest_conf, f)
 
+/* A PAM service is a file name in /etc/pam.d: letters, digits, '.',
+ * '_', '-', not starting with '.' (no path, nothing hidden). */
+static int parse_pam_service(const char *value, void *field, char *err,
+			     size_t n)
+{
+	size_t len = strlen(value);
+
+	if (len >= SS_PAM_SERVICE_MAX) {
+		snprintf(err, n, "at most %d bytes", SS_PAM_SERVICE_MAX - 1);
+		return -EINVAL;
+	}
+	if (value[0] == '.' ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			  "0123456789._-") != len) {
+		snprintf(err, n, "'%s' is not a PAM service name (a file name "
+			 "in /etc/pam.d: letters, digits, '.', '_', '-', not "
+			 "starting with '.'; empty: no PAM session)", value);
+		return -EINVAL;
+	}
+	snprintf(field, SS_PAM_SERVICE_MAX, "%s", value);
+	return 0;
+}
+
 static const struct vmic_conf_key keys[] = {
 	{ .section = "session", .key = "users", .type = VMIC_CONF_STRING,
 	  .offset = FIELD(users), .size = SS_GUEST_USERS_MAX,
@@ -31,8 +54,9 @@ static const struct vmic_conf_key keys[] = {
 	  .min = 100, .max = 60000,
 	  .help = "from SIGTERM to SIGKILL when a session's processes are "
 		  "ended (100ms..1m)" },
-	{ .section = "session", .key = "pam-service", .type = VMIC_CONF_STRING,
+	{ .section = "session", .key = "pam-service", .type = VMIC_CONF_CUSTOM,
 	  .offset = FIELD(pam_service), .size = SS_PAM_SERVICE_MAX,
+	  .parse = parse_pam_service, .format = vmic_conf_format_string,
 	  .help = "PAM service of each session (/etc/pam.d/NAME; empty: no "
 		  "PAM session; a missing file: none, with a warning)" },
 	{ .section = "session", .key = "pam-confdir", .type = VMIC_CONF_STRING,
