@@ -70,6 +70,9 @@ try:
     tap.check("...takes the setsid'd process holding stdout with it",
               wait_until(lambda: not procs_with(f"sleep {marker}1"), 5),
               procs_with(f"sleep {marker}1"))
+    r = run(env, "--", "/no/such/program", text=True)
+    tap.check("a command that cannot start: a clear error (its cgroup removed, below)",
+              r.returncode != 0 and "/no/such/program" in r.stderr, (r.returncode, r.stderr))
     left = lambda: [d for d in os.listdir(test_cg) if d.startswith("vmic-session-")]
     tap.check("no session cgroup is left", wait_until(lambda: not left(), 5), left())
 finally:
