@@ -10,6 +10,8 @@ packages=(
 	# libraries (design.md); -dev packages carry the static archives too
 	libuv1-dev libjansson-dev libinih-dev libsqlite3-dev libxxhash-dev
 	libcmocka-dev
+	# the agent's PAM sessions (optional: without it, none are opened)
+	libpam0g-dev
 	# docs and shell completion
 	scdoc bash-completion
 	# tests: integration harness, metrics validator, SQLite inspection,

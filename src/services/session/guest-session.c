@@ -9,8 +9,10 @@
  * SIGTERM and, kill-grace later, SIGKILL, and output streams still open
  * then are cut; when stdout and stderr are finished, EXIT goes to the
  * host. A timeout, the host's CLOSE and the end of the host's session do
- * the same with SIGTERM first. Processes that left the group with
- * setsid() are out of reach (no cgroup is made; docs/operations.md).
+ * the same with SIGTERM first. Where the agent's cgroup (v2) is
+ * writable, each session has a cgroup of its own (guest-cgroup.c),
+ * killed whole with the SIGKILL and at the end, which reaches processes
+ * that left the group with setsid(); elsewhere they are out of reach.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -41,7 +44,9 @@ struct ss_session {
 	bool exited;          /* reaped: status holds its wait status */
 	int status;
 	bool timed_out, closed, killed;
+	bool helper_graced;   /* the PAM helper's own grace time began */
 	char user[VMIC_SS_USER_MAX + 1];
+	char cgroup[512]; /* its cgroup's directory, empty without */
 };
 
 struct ss_guest {
@@ -49,7 +54,33 @@ struct ss_guest {
 	uv_signal_t sigchld;
 	struct ss_session *list;
 	unsigned count;
+	bool pam_missing_said; /* the service file's absence, logged once */
+	unsigned cg_counter;   /* N of the last vmic-session-N */
+	bool cg_said;          /* the fallback to process groups, logged */
 };
+
+/* Kill what is left in the session's cgroup and remove it. The killed
+ * leave it within moments (an exited task leaves its cgroup before it
+ * is reaped): a few short tries, then a warning naming what stays. */
+static void cgroup_end(struct ss_session *s)
+{
+	const struct timespec ms = { 0, 1000000 };
+	int r = 0;
+
+	if (!s->cgroup[0])
+		return;
+	for (int i = 0; i < 50; i++) {
+		ss_cg_kill(s->cgroup);
+		r = ss_cg_remove(s->cgroup);
+		if (r != -EBUSY)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	if (r < 0)
+		log_warning("session %u: cannot remove its cgroup %s: %s",
+			    s->id, s->cgroup, strerror(-r));
+	s->cgroup[0] = '\0';
+}
 
 static void timer_closed(uv_handle_t *h)
 {
@@ -148,6 +179,7 @@ static void session_free(struct ss_session *s)
 	timer_drop(&s->grace);
 	if (s->child.master >= 0)
 		close(s->child.master);
+	cgroup_end(s);
 	log_info("session %u (pid %d, user %s) %s, wait status 0x%x", s->id,
 		 (int)s->child.pid, s->user, how, (unsigned)s->status);
 	unlink_session(s);
@@ -165,9 +197,32 @@ static void maybe_finish(struct ss_session *s)
 
 static void group_kill(struct ss_session *s, int sig)
 {
-	if (kill(-s->child.pid, sig) < 0 && errno != ESRCH)
+	if (kill(-s->child.pgid, sig) < 0 && errno != ESRCH)
 		log_warning("session %u: kill(-%d, %d): %s", s->id,
-			 (int)s->child.pid, sig, strerror(errno));
+			 (int)s->child.pgid, sig, strerror(errno));
+}
+
+static void on_grace(uv_timer_t *t);
+
+/* A PAM helper (pid apart from the command's group) still running after
+ * its command's SIGKILL is closing the PAM session: one more kill-grace
+ * for that, then SIGKILL, so a PAM module that hangs cannot keep the
+ * session (and the host) waiting for ever. */
+static void helper_grace(struct ss_session *s)
+{
+	const struct ss_guest_conf *conf = agent_conf(s->owner->g, ID);
+
+	if (s->child.pid == s->child.pgid)
+		return;
+	if (s->helper_graced) {
+		log_warning("session %u: its PAM helper (pid %d) did not end "
+			    "after its command; killed without closing the "
+			    "PAM session", s->id, (int)s->child.pid);
+		kill(s->child.pid, SIGKILL);
+		return;
+	}
+	s->helper_graced = true;
+	s->grace = timer_new(s, on_grace, conf->kill_grace_ms);
 }
 
 /* kill-grace after SIGTERM: SIGKILL what is left and stop waiting for
@@ -177,10 +232,17 @@ static void on_grace(uv_timer_t *t)
 	struct ss_session *s = t->data;
 
 	group_kill(s, SIGKILL);
+	/* Those that left the group too; not while a PAM helper (in the
+	 * cgroup) still has the PAM session to close: the next grace
+	 * after its exit comes here again. */
+	if (s->exited)
+		ss_cg_kill(s->cgroup);
 	s->killed = true;
 	timer_drop(&s->grace);
-	if (!s->exited)
+	if (!s->exited) {
+		helper_grace(s);
 		return; /* the leader's SIGCHLD comes next */
+	}
 	if (s->out) {
 		vmic_fdstream_cancel(s->out, VMIC_E_FAILED, "session ended");
 		s->out = NULL;
@@ -199,7 +261,7 @@ static void session_end_group(struct ss_session *s)
 {
 	const struct ss_guest_conf *conf = agent_conf(s->owner->g, ID);
 
-	if (kill(-s->child.pid, 0) == 0) {
+	if (kill(-s->child.pgid, 0) == 0) {
 		group_kill(s, SIGHUP);
 		group_kill(s, SIGTERM);
 		group_kill(s, SIGCONT);
@@ -320,7 +382,7 @@ static int reply_started(struct guest_conn *c, const struct vmic_frame *f,
 			 struct ss_session *s)
 {
 	uint8_t buf[VMIC_HDR_SIZE + VMIC_SS_STARTED_MAX_LEN];
-	struct vmic_ss_started m = { .pid = (uint32_t)s->child.pid };
+	struct vmic_ss_started m = { .pid = (uint32_t)s->child.pgid };
 	int n;
 
 	snprintf(m.user, sizeof(m.user), "%s", s->user);
@@ -371,12 +433,60 @@ static bool admit(struct ss_guest *sg, struct guest_conn *c,
 	return true;
 }
 
+/* The PAM session to open, NULL for none: no libpam, no service named,
+ * or its file missing (then run without, said once: failing would make
+ * every session fail on guests that never installed the file). */
+static const struct ss_pam_use *pam_use(struct ss_guest *sg,
+					struct ss_pam_use *use)
+{
+	const struct ss_guest_conf *conf = agent_conf(sg->g, ID);
+	char path[SS_PAM_CONFDIR_MAX + SS_PAM_SERVICE_MAX + 32];
+
+	if (!ss_pam_built() || !conf->pam_service[0])
+		return NULL;
+	if (ss_pam_service_file(conf->pam_service, conf->pam_confdir, path,
+				sizeof(path)) < 0) {
+		if (!sg->pam_missing_said)
+			log_warning("session: %s does not exist: this session "
+				    "and the next run without a PAM session",
+				    path);
+		sg->pam_missing_said = true;
+		return NULL;
+	}
+	sg->pam_missing_said = false;
+	use->service = conf->pam_service;
+	use->confdir = conf->pam_confdir;
+	return use;
+}
+
+/* The session's cgroup, or none (said once: the fallback is the
+ * process group alone). */
+static void make_cgroup(struct ss_guest *sg, struct ss_session *s)
+{
+	char why[640];
+
+	if (ss_cg_make(&sg->cg_counter, s->cgroup, sizeof(s->cgroup), why,
+		       sizeof(why)) == 0) {
+		if (!sg->cg_said)
+			log_notice("session: each session runs in a cgroup "
+				   "of its own, e.g. %s", s->cgroup);
+		sg->cg_said = true;
+		return;
+	}
+	if (!sg->cg_said)
+		log_notice("session: no cgroup per session (%s): a session "
+			   "ends with its process group only, and a process "
+			   "that left it with setsid outlives it", why);
+	sg->cg_said = true;
+}
+
 static int start_session(struct ss_guest *sg, struct guest_conn *c,
 			 const struct vmic_frame *f,
 			 const struct vmic_ss_open *m, const char *user)
 {
 	struct ss_session *s = calloc(1, sizeof(*s));
 	char err[512], text[256];
+	struct ss_pam_use pam;
 	int r;
 
 	if (!s)
@@ -386,8 +496,11 @@ static int start_session(struct ss_guest *sg, struct guest_conn *c,
 	s->id = m->session;
 	s->peer_nonce = agent_session(c)->peer_nonce;
 	snprintf(s->user, sizeof(s->user), "%s", user);
-	r = ss_guest_spawn(m, user, &s->child, err, sizeof(err));
+	make_cgroup(sg, s);
+	r = ss_guest_spawn(m, user, pam_use(sg, &pam), s->cgroup, &s->child,
+			   err, sizeof(err));
 	if (r < 0) {
+		cgroup_end(s);
 		free(s);
 		log_warning("session %u as %s: %s", m->session, user, err);
 		return agent_reply_error(c, f, VMIC_E_FAILED, "%s", err);
@@ -506,7 +619,7 @@ void ss_guest_free(struct ss_guest *sg)
 	while (sg->list) {
 		struct ss_session *s = sg->list;
 
-		kill(-s->child.pid, SIGKILL);
+		kill(-s->child.pgid, SIGKILL);
 		if (!s->exited)
 			waitpid(s->child.pid, NULL, 0);
 		if (s->in)

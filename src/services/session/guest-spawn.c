@@ -11,8 +11,11 @@
  * close-on-exec pipe brings an errno back when a step fails, so the host
  * hears "no such directory" instead of an exit status 127 from nowhere.
  *
- * PAM is not used (this build links no libpam): limits and logind
- * sessions of pam_limits/pam_systemd do not apply (docs/operations.md).
+ * With a PAM session ([session] pam-service) the process is made with
+ * fork() instead: a helper that sets the session, its group and the
+ * terminal up, opens the PAM session as root (guest-pam.c), starts the
+ * command as the user with PAM's environment added, waits for it, closes
+ * the PAM session and exits as the command did (login(1) does the same).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -68,11 +72,16 @@ struct plan {
 	bool merge; /* stderr into the stdout pipe */
 	long fd_max; /* descriptors to close in the child, when close_range
 			is missing (musl, old kernels) */
+	size_t nbase; /* envp entries made here, before the host's */
+	const struct ss_pam_use *pam; /* NULL: no PAM session */
+	char user[VMIC_SS_USER_MAX + 1];
+	char tty[128]; /* the pty's name, empty without */
+	char cg_procs[PATH_MAX]; /* the cgroup's cgroup.procs, or empty */
 };
 
 /* The step that failed in the child, with errno, for the message. */
 enum step { STEP_SETUP = 1, STEP_GROUPS, STEP_GID, STEP_UID, STEP_CWD,
-	    STEP_EXEC, STEP_TTY };
+	    STEP_EXEC, STEP_TTY, STEP_PAM, STEP_CGROUP };
 
 static void plan_free(struct plan *p)
 {
@@ -155,6 +164,7 @@ static int plan_env(struct plan *p, const struct vmic_ss_open *m,
 	if (m->flags & VMIC_SS_F_TTY)
 		r |= env_put(p->envp, &n,
 			     env_fmt("TERM", m->term[0] ? m->term : "vt100"));
+	p->nbase = n;
 	for (uint16_t i = 0; i < m->envc && !r; i++)
 		r |= env_put(p->envp, &n, dup_str(&m->env[i]));
 	return r ? -ENOMEM : 0;
@@ -263,6 +273,7 @@ static int plan_pty(struct plan *p, const struct vmic_ss_open *m,
 			 strerror(errno));
 		return -errno;
 	}
+	snprintf(p->tty, sizeof(p->tty), "%s", name);
 	p->slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (p->slave < 0) {
 		snprintf(err, n, "cannot open %s: %s", name, strerror(errno));
@@ -287,14 +298,19 @@ static int plan_pipes(struct plan *p, char *err, size_t n)
 }
 
 /* In the child: report the failed step and errno, then exit. */
-_Noreturn static void child_fail(int fd, enum step step)
+_Noreturn static void child_fail_code(int fd, enum step step, int code)
 {
-	int msg[2] = { (int)step, errno };
+	int msg[2] = { (int)step, code };
 
 	if (write(fd, msg, sizeof(msg)) < 0) {
 		/* The parent reads EOF and reports an unknown failure. */
 	}
 	_exit(127);
+}
+
+_Noreturn static void child_fail(int fd, enum step step)
+{
+	child_fail_code(fd, step, errno);
 }
 
 /* Close lo..hi in the child: close_range(2) where the kernel and the
@@ -331,7 +347,7 @@ static void child_fds(const struct plan *p, int report)
 	close_fds(p, (unsigned)report + 1, ~0u);
 }
 
-_Noreturn static void child_run(const struct plan *p, int report)
+static void signals_default(void)
 {
 	sigset_t none;
 
@@ -339,9 +355,14 @@ _Noreturn static void child_run(const struct plan *p, int report)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
-	if (setsid() < 0)
-		child_fail(report, STEP_SETUP);
-	child_fds(p, report);
+}
+
+/* The user's ids, the directory, the program; returns only when
+ * execve() failed (errno). Not _Noreturn: ASan handles a call to a
+ * noreturn function by looking at the stack, which on the clone()d
+ * child's own stack makes it print a warning into the session. */
+static void child_become(const struct plan *p, char **envp, int report)
+{
 	if (syscall(SS_SYS_SETGROUPS, (long)p->ngroups, p->groups) < 0)
 		child_fail(report, STEP_GROUPS);
 	if (syscall(SS_SYS_SETGID, (long)p->gid) < 0)
@@ -352,8 +373,162 @@ _Noreturn static void child_run(const struct plan *p, int report)
 		if (p->cwd_given || chdir("/") < 0)
 			child_fail(report, STEP_CWD);
 	}
-	execve(p->path, p->argv, p->envp);
+	execve(p->path, p->argv, envp);
+}
+
+/* Into the session's cgroup, before anything else runs ("0": the
+ * writer); what it starts stays there. */
+static void enter_cgroup(const struct plan *p, int report)
+{
+	int fd;
+
+	if (!p->cg_procs[0])
+		return;
+	fd = open(p->cg_procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		child_fail(report, STEP_CGROUP);
+	close(fd);
+}
+
+_Noreturn static void child_run(const struct plan *p, int report)
+{
+	signals_default();
+	enter_cgroup(p, report);
+	if (setsid() < 0)
+		child_fail(report, STEP_SETUP);
+	child_fds(p, report);
+	child_become(p, p->envp, report);
 	child_fail(report, STEP_EXEC);
+}
+
+/* The environment with PAM's entries over the base ones and the host's
+ * over both (NULL when out of memory: the plan's is used). */
+static char **env_with_pam(const struct plan *p, char **pam_env)
+{
+	size_t total = 0, npam = 0, n = 0;
+	char **e;
+
+	while (p->envp[total])
+		total++;
+	while (pam_env && pam_env[npam])
+		npam++;
+	e = calloc(total + npam + 1, sizeof(char *));
+	if (!e)
+		return NULL;
+	for (size_t i = 0; i < p->nbase; i++)
+		env_put(e, &n, strdup(p->envp[i]));
+	for (size_t i = 0; i < npam; i++)
+		env_put(e, &n, strdup(pam_env[i]));
+	for (size_t i = p->nbase; i < total; i++)
+		env_put(e, &n, strdup(p->envp[i]));
+	for (size_t i = 0; i < n; i++)
+		if (!e[i])
+			return NULL;
+	return e;
+}
+
+/* In the helper's child: a process group of the command's own, which the
+ * agent signals (never the helper's: the helper must live to close the
+ * PAM session), and the terminal's foreground group with a pty. */
+static void command_group(const struct plan *p, int report)
+{
+	sigset_t ttou, old;
+
+	if (setpgid(0, 0) < 0)
+		child_fail(report, STEP_SETUP);
+	if (p->master < 0)
+		return;
+	sigemptyset(&ttou);
+	sigaddset(&ttou, SIGTTOU);
+	sigprocmask(SIG_BLOCK, &ttou, &old);
+	if (tcsetpgrp(0, getpid()) < 0)
+		child_fail(report, STEP_TTY);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The helper exits as its command did: the same status or signal. */
+_Noreturn static void exit_like(int status)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (WIFSIGNALED(status)) {
+		setrlimit(RLIMIT_CORE, &none); /* the command's core, not ours */
+		signal(WTERMSIG(status), SIG_DFL);
+		raise(WTERMSIG(status));
+	}
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+/* Between the PAM session's open and close: the command's time. The
+ * agent signals the command's group, not the helper's; a SIGHUP of the
+ * terminal, or a stray signal, must not end the helper before it closes
+ * the PAM session. */
+static int helper_wait(pid_t pid)
+{
+	int status = 0;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	for (int fd = 0; fd < 3 && null >= 0; fd++)
+		dup2(null, fd);
+	if (null > 2)
+		close(null);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 0;
+	return status;
+}
+
+_Noreturn static void helper_run(const struct plan *p, int report)
+{
+	struct ss_pam *pam = NULL;
+	char **envp, **pam_env;
+	int step, r, status;
+	pid_t pid;
+
+	signals_default();
+	enter_cgroup(p, report);
+	if (setsid() < 0)
+		child_fail(report, STEP_SETUP);
+	child_fds(p, report); /* the command inherits its terminal, 0..2 */
+	r = ss_pam_open(p->pam->service, p->pam->confdir, p->user, p->tty,
+			&pam, &step);
+	if (r != 0)
+		child_fail_code(report, STEP_PAM, step << 16 | (r & 0xffff));
+	pam_env = ss_pam_env(pam);
+	envp = env_with_pam(p, pam_env);
+	pid = fork();
+	if (pid == 0) {
+		/* Nothing PAM's modules opened reaches the command. */
+		if (report > 3)
+			close_fds(p, 3, (unsigned)report - 1);
+		close_fds(p, (unsigned)report + 1, ~0u);
+		command_group(p, report);
+		child_become(p, envp ? envp : p->envp, report);
+		child_fail(report, STEP_EXEC);
+	}
+	if (pid < 0) {
+		ss_pam_close(pam);
+		child_fail(report, STEP_SETUP);
+	}
+	setpgid(pid, pid); /* also in the child: whichever runs first */
+	{
+		int said[2] = { 0, (int)pid };
+
+		if (write(report, said, sizeof(said)) < 0) {
+			/* The agent then signals the helper's group, which
+			 * holds only the helper: the command outlives it. */
+		}
+	}
+	close(report); /* the agent reads EOF once the command runs */
+	status = helper_wait(pid);
+	ss_pam_close(pam);
+	exit_like(status);
 }
 
 struct child_arg {
@@ -366,6 +541,19 @@ static int child_main(void *arg)
 	const struct child_arg *a = arg;
 
 	child_run(a->p, a->report);
+}
+
+static const char *pam_step_name(int step)
+{
+	switch (step) {
+	case SS_PAM_ACCOUNT:
+		return "pam_acct_mgmt (account)";
+	case SS_PAM_CRED:
+		return "pam_setcred (auth)";
+	case SS_PAM_SESSION:
+		return "pam_open_session (session)";
+	}
+	return "pam_start";
 }
 
 static void describe_failure(const struct plan *p, const int msg[2],
@@ -381,6 +569,16 @@ static void describe_failure(const struct plan *p, const int msg[2],
 	case STEP_EXEC:
 		snprintf(err, n, "cannot run '%.200s': %s", p->path, e);
 		break;
+	case STEP_PAM:
+		snprintf(err, n, "the PAM session (service '%.60s') was "
+			 "refused at %s: %s", p->pam->service,
+			 pam_step_name(msg[1] >> 16),
+			 ss_pam_strerror(msg[1] & 0xffff));
+		break;
+	case STEP_CGROUP:
+		snprintf(err, n, "cannot enter the session's cgroup (%.200s): "
+			 "%s", p->cg_procs, e);
+		break;
 	case STEP_GROUPS:
 	case STEP_GID:
 	case STEP_UID:
@@ -392,7 +590,8 @@ static void describe_failure(const struct plan *p, const int msg[2],
 }
 
 /* Start the child, then read its report: EOF when execve() succeeded. */
-static int plan_fork(struct plan *p, pid_t *pid, char *err, size_t n)
+static int plan_fork(struct plan *p, pid_t *pid, pid_t *pgid, char *err,
+		     size_t n)
 {
 	int report[2], msg[2] = { 0, 0 };
 	struct child_arg arg;
@@ -402,6 +601,16 @@ static int plan_fork(struct plan *p, pid_t *pid, char *err, size_t n)
 	if (pipe2(report, O_CLOEXEC) < 0) {
 		snprintf(err, n, "cannot make a pipe: %s", strerror(errno));
 		return -errno;
+	}
+	if (p->pam) {
+		*pid = fork();
+		if (*pid == 0)
+			helper_run(p, report[1]);
+		stack = NULL;
+		if (*pid < 0)
+			snprintf(err, n, "cannot start a process: %s",
+				 strerror(errno));
+		goto started;
 	}
 	stack = malloc(CHILD_STACK);
 	arg = (struct child_arg){ .p = p, .report = report[1] };
@@ -413,6 +622,7 @@ static int plan_fork(struct plan *p, pid_t *pid, char *err, size_t n)
 	if (*pid < 0)
 		snprintf(err, n, "cannot start a process: %s",
 			 stack ? strerror(errno) : "out of memory");
+started:
 	free(stack);
 	if (*pid < 0) {
 		close(report[0]);
@@ -420,15 +630,30 @@ static int plan_fork(struct plan *p, pid_t *pid, char *err, size_t n)
 		return -EAGAIN;
 	}
 	close(report[1]);
-	do
-		got = read(report[0], msg, sizeof(msg));
-	while (got < 0 && errno == EINTR);
+	*pgid = *pid;
+	/* Up to EOF: a PAM helper says its command's pid ({0, pid}) and a
+	 * failure may come from it or from the command. */
+	for (;;) {
+		int one[2];
+
+		got = read(report[0], one, sizeof(one));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got != (ssize_t)sizeof(one))
+			break;
+		if (one[0] == 0)
+			*pgid = one[1];
+		else if (!msg[0])
+			memcpy(msg, one, sizeof(msg));
+	}
 	close(report[0]);
-	if (got <= 0)
+	if (!msg[0])
 		return 0;
 	describe_failure(p, msg, err, n);
 	while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
 		;
+	if (msg[0] == STEP_PAM)
+		return -EACCES;
 	return msg[1] ? -msg[1] : -EIO;
 }
 
@@ -462,6 +687,7 @@ static int plan_make(struct plan *p, const struct vmic_ss_open *m,
 }
 
 int ss_guest_spawn(const struct vmic_ss_open *m, const char *user,
+		   const struct ss_pam_use *pam, const char *cgroup,
 		   struct ss_child *c, char *err, size_t n)
 {
 	struct plan p = { .in = { -1, -1 }, .out = { -1, -1 },
@@ -469,9 +695,14 @@ int ss_guest_spawn(const struct vmic_ss_open *m, const char *user,
 	int r;
 
 	err[0] = '\0';
+	p.pam = pam && pam->service && pam->service[0] ? pam : NULL;
+	snprintf(p.user, sizeof(p.user), "%s", user);
+	if (cgroup && cgroup[0])
+		snprintf(p.cg_procs, sizeof(p.cg_procs), "%s/cgroup.procs",
+			 cgroup);
 	r = plan_make(&p, m, user, err, n);
 	if (r == 0)
-		r = plan_fork(&p, &c->pid, err, n);
+		r = plan_fork(&p, &c->pid, &c->pgid, err, n);
 	if (r == -ENOMEM && !err[0])
 		snprintf(err, n, "out of memory");
 	close_fd(&p.in[0]);

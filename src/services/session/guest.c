@@ -18,6 +18,29 @@
 #define ID VMIC_SVC_SESSION
 #define FIELD(f) offsetof(struct ss_guest_conf, f)
 
+/* A PAM service is a file name in /etc/pam.d: letters, digits, '.',
+ * '_', '-', not starting with '.' (no path, nothing hidden). */
+static int parse_pam_service(const char *value, void *field, char *err,
+			     size_t n)
+{
+	size_t len = strlen(value);
+
+	if (len >= SS_PAM_SERVICE_MAX) {
+		snprintf(err, n, "at most %d bytes", SS_PAM_SERVICE_MAX - 1);
+		return -EINVAL;
+	}
+	if (value[0] == '.' ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			  "0123456789._-") != len) {
+		snprintf(err, n, "'%s' is not a PAM service name (a file name "
+			 "in /etc/pam.d: letters, digits, '.', '_', '-', not "
+			 "starting with '.'; empty: no PAM session)", value);
+		return -EINVAL;
+	}
+	snprintf(field, SS_PAM_SERVICE_MAX, "%s", value);
+	return 0;
+}
+
 static const struct vmic_conf_key keys[] = {
 	{ .section = "session", .key = "users", .type = VMIC_CONF_STRING,
 	  .offset = FIELD(users), .size = SS_GUEST_USERS_MAX,
@@ -31,6 +54,15 @@ static const struct vmic_conf_key keys[] = {
 	  .min = 100, .max = 60000,
 	  .help = "from SIGTERM to SIGKILL when a session's processes are "
 		  "ended (100ms..1m)" },
+	{ .section = "session", .key = "pam-service", .type = VMIC_CONF_CUSTOM,
+	  .offset = FIELD(pam_service), .size = SS_PAM_SERVICE_MAX,
+	  .parse = parse_pam_service, .format = vmic_conf_format_string,
+	  .help = "PAM service of each session (/etc/pam.d/NAME; empty: no "
+		  "PAM session; a missing file: none, with a warning)" },
+	{ .section = "session", .key = "pam-confdir", .type = VMIC_CONF_STRING,
+	  .offset = FIELD(pam_confdir), .size = SS_PAM_CONFDIR_MAX,
+	  .help = "for tests only: read PAM services from this directory "
+		  "instead of /etc/pam.d (empty: the system's)" },
 };
 
 static const struct vmic_conf_table conf_table = { keys, ARRAY_SIZE(keys) };
@@ -42,6 +74,8 @@ static void ss_conf_defaults(void *p)
 	c->users[0] = '\0';
 	c->max_sessions = 32;
 	c->kill_grace_ms = 2000;
+	snprintf(c->pam_service, sizeof(c->pam_service), "vmic");
+	c->pam_confdir[0] = '\0';
 }
 
 /* Walk the names of a list separated by spaces, tabs or commas. */
@@ -112,6 +146,39 @@ static void ss_on_session(struct guest_conn *c, bool up)
 		ss_guest_host_gone(sg);
 }
 
+/* What PAM will do, said once at start (a missing service file is said
+ * again at the first session that runs without it). */
+static void pam_notice(const struct ss_guest_conf *conf)
+{
+	char path[SS_PAM_CONFDIR_MAX + SS_PAM_SERVICE_MAX + 32];
+
+	if (!ss_pam_built()) {
+		log_notice("session: PAM is not used: this vmic-guestd was "
+			   "built without libpam (pam_limits, logind do not "
+			   "see sessions)");
+		return;
+	}
+	if (!conf->pam_service[0]) {
+		log_notice("session: PAM is not used ([session] pam-service "
+			   "is empty)");
+		return;
+	}
+#ifndef VMIC_HAVE_PAM_CONFDIR
+	if (conf->pam_confdir[0])
+		log_warning("session: [session] pam-confdir needs Linux-PAM "
+			    "1.4 or later; sessions will fail at pam_start");
+#endif
+	if (ss_pam_service_file(conf->pam_service, conf->pam_confdir, path,
+				sizeof(path)) < 0)
+		log_warning("session: %s does not exist: sessions run without "
+			    "a PAM session until it does (create it, or set "
+			    "[session] pam-service to an existing service or "
+			    "to nothing)", path);
+	else
+		log_notice("session: each session opens a PAM session of "
+			   "service '%s' (%s)", conf->pam_service, path);
+}
+
 static int ss_start(struct guestd *g)
 {
 	const struct ss_guest_conf *conf = agent_conf(g, ID);
@@ -121,12 +188,10 @@ static int ss_start(struct guestd *g)
 		return -ENOMEM;
 	agent_set_state(g, ID, sg);
 	/* Said once at start, so nobody relies on what this build lacks. */
-	log_notice("session: sessions run as [session] users (%s); this build "
-		   "opens no PAM session (pam_limits, logind do not see them) "
-		   "and makes no cgroup: a process that leaves the session's "
-		   "process group with setsid is not ended with it",
+	log_notice("session: sessions run as [session] users (%s)",
 		   conf->users[0] ? conf->users
 				  : "none listed: every session is refused");
+	pam_notice(conf);
 	return 0;
 }
 
