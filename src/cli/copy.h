@@ -28,10 +28,13 @@ struct cli_copy_src {
 };
 
 /* A destination on the host: a temporary in its directory until the
- * copy is confirmed, or standard output. */
+ * copy is confirmed, or standard output. The temporary has no name
+ * (O_TMPFILE: nothing is left if vmic dies, even by SIGKILL) where the
+ * file system allows it, else the name in tmp. */
 struct cli_copy_dst {
 	int fd;
 	bool is_stdout;
+	bool unnamed; /* an O_TMPFILE, linked in at the end */
 	char path[PATH_MAX];
 	char dir[PATH_MAX];
 	char tmp[PATH_MAX];
