@@ -198,6 +198,7 @@ int cli_copy_open_dest(const char *dst, const char *src, bool many,
 
 	memset(d, 0, sizeof(*d));
 	d->fd = -1;
+	d->uid = d->gid = -1;
 	if (strcmp(dst, "-") == 0) {
 		d->fd = dup(STDOUT_FILENO);
 		d->is_stdout = true;
@@ -253,6 +254,20 @@ void cli_copy_discard(struct cli_copy_dst *d)
 	d->tmp[0] = '\0';
 }
 
+/* --preserve: d's owner as the guest's file had it. Before the mode,
+ * which chown would strip of set-id bits. Only root may give files
+ * away: anyone else keeps them, as cp -p does (cmd_copy warned). */
+static int give_owner(const struct cli_copy_dst *d)
+{
+	if (d->uid < 0 || d->gid < 0)
+		return 0;
+	if (fchown(d->fd, (uid_t)d->uid, (gid_t)d->gid) == 0)
+		return 0;
+	if (errno == EPERM && geteuid() != 0)
+		return 0;
+	return -errno;
+}
+
 int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
 		    uint32_t mode, int64_t mtime_ns, int64_t sparse_size,
 		    struct cli_error *e)
@@ -278,6 +293,13 @@ int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
 			      d->path, strerror(errno));
 		cli_copy_discard(d);
 		return -EIO;
+	}
+	if ((r = give_owner(d)) < 0) {
+		cli_error_set(e, CLI_ERR_LOCAL, "%s: cannot give it the owner "
+			      "%lld:%lld: %s", d->path, (long long)d->uid,
+			      (long long)d->gid, strerror(-r));
+		cli_copy_discard(d);
+		return r;
 	}
 	if (fchmod(d->fd, mode & ~cli_copy_umask()) < 0 ||
 	    futimens(d->fd, ts) < 0 || fsync(d->fd) < 0)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -30,6 +31,7 @@ struct copy_result {
 	int64_t bytes, mtime_ns;
 	int64_t mode;
 	bool sparse;
+	int64_t uid, gid; /* the guest file's owner, -1 when not told */
 	char hash[33];
 	bool got;
 };
@@ -54,6 +56,16 @@ static int on_result(void *ud, json_t *result, bool json)
 	m = json_object_get(result, "mtime_ns");
 	r->mtime_ns = json_is_integer(m) ? json_integer_value(m) : -1;
 	r->sparse = json_is_true(json_object_get(result, "sparse"));
+	r->uid = r->gid = -1;
+	m = json_object_get(result, "uid");
+	if (json_is_integer(m) && json_integer_value(m) >= 0 &&
+	    json_integer_value(m) <= UINT32_MAX &&
+	    json_is_integer(json_object_get(result, "gid"))) {
+		r->uid = json_integer_value(m);
+		r->gid = json_integer_value(json_object_get(result, "gid"));
+		if (r->gid < 0 || r->gid > UINT32_MAX)
+			r->uid = r->gid = -1;
+	}
 	r->got = true;
 	return 0;
 }
@@ -154,6 +166,13 @@ int cli_copy_out_file(struct cli_copy_run *run, const char *src,
 	req = json_pack("{s:s, s:s, s:s}", "cmd", "copy-from-guest", "vm",
 			run->vm, "path", src);
 	status = req ? run_op(cli, req, d.fd, r) : 1;
+	if (status == 0 && r->got && o->preserve && !d.is_stdout) {
+		if (r->uid < 0)
+			fprintf(stderr, "vmic: warning: the guest's agent did "
+					"not tell %s's owner: kept yours\n", src);
+		d.uid = r->uid;
+		d.gid = r->gid;
+	}
 	if (status == 0 && r->got &&
 	    cli_copy_finish(&d, o, (uint32_t)r->mode, r->mtime_ns,
 			    r->sparse ? r->bytes : -1, &e) < 0)
@@ -202,11 +221,11 @@ static int parse(struct cli *cli, int argc, char **argv,
 				return r;
 		}
 	}
-	if (o->from_guest && o->preserve) {
-		fprintf(stderr, "vmic: --preserve (owners) out of the guest is "
-				"not implemented yet\n");
-		return 1;
-	}
+	/* cp -p gives files away only as root; so does this, and says so. */
+	if (o->from_guest && o->preserve && geteuid() != 0)
+		fprintf(stderr, "vmic: warning: --preserve keeps the guest's "
+				"owners only when run as root: the files will be "
+				"yours\n");
 	if (argc - optind < 3)
 		return cli_usage_error(cli, "copy needs a VM, at least one "
 					    "source and a destination");
