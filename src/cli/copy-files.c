@@ -94,6 +94,100 @@ static int make_dirs(const char *dir)
 	return 0;
 }
 
+/* O_TMPFILE in d->dir, when the file system and /proc allow linking it
+ * in later. The descriptor, or -errno (-EOPNOTSUPP: use a name). */
+static int open_unnamed(const struct cli_copy_dst *d)
+{
+	int fd;
+
+	if (access("/proc/self/fd", X_OK) < 0)
+		return -EOPNOTSUPP;
+	fd = open(d->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* Kernels and file systems without it say so in several ways. */
+	if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)
+		return -EOPNOTSUPP;
+	return -errno;
+}
+
+/* The temporary of d: unnamed when possible, else a named one. */
+static int open_temporary(struct cli_copy_dst *d, const char *dst,
+			  struct cli_error *e)
+{
+	int r = open_unnamed(d);
+
+	if (r >= 0) {
+		d->fd = r;
+		d->unnamed = true;
+		return 0;
+	}
+	if (r == -EOPNOTSUPP) {
+		r = snprintf(d->tmp, sizeof(d->tmp),
+			     "%s/.vmic-copy-XXXXXX.part", d->dir);
+		if (r < 0 || (size_t)r >= sizeof(d->tmp)) {
+			cli_error_set(e, CLI_ERR_LOCAL,
+				      "%s: file name too long", dst);
+			d->tmp[0] = '\0';
+			return -ENAMETOOLONG;
+		}
+		d->fd = mkostemps(d->tmp, 5, O_CLOEXEC);
+		r = d->fd < 0 ? -errno : 0;
+		if (r < 0)
+			d->tmp[0] = '\0';
+	}
+	if (r < 0)
+		cli_error_set(e, CLI_ERR_LOCAL,
+			      "cannot create a file in %s: %s%s", d->dir,
+			      strerror(-r),
+			      r == -ENOENT ? " (--create-full-path makes "
+					     "the directory)"
+					   : "");
+	return r;
+}
+
+/* Give the unnamed temporary its name: linked in, which never replaces;
+ * with force, an existing file is replaced by way of a short-lived name
+ * renamed over it. 0 or -errno. */
+static int link_unnamed(const struct cli_copy_dst *d, bool force)
+{
+	char proc[64], tmp[PATH_MAX];
+	int r;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", d->fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, d->path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != EEXIST || !force)
+		return -errno;
+	for (int i = 0;; i++) {
+		r = snprintf(tmp, sizeof(tmp), "%s/.vmic-copy-%d-%d.part",
+			     d->dir, (int)getpid(), i);
+		if (r < 0 || (size_t)r >= sizeof(tmp))
+			return -ENAMETOOLONG;
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
+			break;
+		if (errno != EEXIST || i == 99)
+			return -errno;
+	}
+	if (rename(tmp, d->path) < 0) {
+		r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+/* Put the finished temporary at d->path (no replacing unless force). */
+static int put_in_place(const struct cli_copy_dst *d, bool force)
+{
+	if (d->unnamed)
+		return link_unnamed(d, force);
+	return renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path,
+			 force ? 0 : RENAME_NOREPLACE) < 0
+		       ? -errno
+		       : 0;
+}
+
 int cli_copy_open_dest(const char *dst, const char *src, bool many,
 		       const struct cli_copy_opts *o, struct cli_copy_dst *d,
 		       struct cli_error *e)
@@ -104,6 +198,7 @@ int cli_copy_open_dest(const char *dst, const char *src, bool many,
 
 	memset(d, 0, sizeof(*d));
 	d->fd = -1;
+	d->uid = d->gid = -1;
 	if (strcmp(dst, "-") == 0) {
 		d->fd = dup(STDOUT_FILENO);
 		d->is_stdout = true;
@@ -146,24 +241,7 @@ int cli_copy_open_dest(const char *dst, const char *src, bool many,
 			      strerror(-r));
 		return r;
 	}
-	r = snprintf(d->tmp, sizeof(d->tmp), "%s/.vmic-copy-XXXXXX.part",
-		     d->dir);
-	if (r < 0 || (size_t)r >= sizeof(d->tmp)) {
-		cli_error_set(e, CLI_ERR_LOCAL, "%s: file name too long", dst);
-		return -ENAMETOOLONG;
-	}
-	d->fd = mkostemps(d->tmp, 5, O_CLOEXEC);
-	if (d->fd < 0) {
-		r = -errno;
-		cli_error_set(e, CLI_ERR_LOCAL, "cannot create a file in %s: %s%s",
-			      d->dir, strerror(errno),
-			      errno == ENOENT ? " (--create-full-path makes "
-						"the directory)"
-					      : "");
-		d->tmp[0] = '\0';
-		return r;
-	}
-	return 0;
+	return open_temporary(d, dst, e);
 }
 
 void cli_copy_discard(struct cli_copy_dst *d)
@@ -176,6 +254,20 @@ void cli_copy_discard(struct cli_copy_dst *d)
 	d->tmp[0] = '\0';
 }
 
+/* --preserve: d's owner as the guest's file had it. Before the mode,
+ * which chown would strip of set-id bits. Only root may give files
+ * away: anyone else keeps them, as cp -p does (cmd_copy warned). */
+static int give_owner(const struct cli_copy_dst *d)
+{
+	if (d->uid < 0 || d->gid < 0)
+		return 0;
+	if (fchown(d->fd, (uid_t)d->uid, (gid_t)d->gid) == 0)
+		return 0;
+	if (errno == EPERM && geteuid() != 0)
+		return 0;
+	return -errno;
+}
+
 int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
 		    uint32_t mode, int64_t mtime_ns, int64_t sparse_size,
 		    struct cli_error *e)
@@ -185,7 +277,7 @@ int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
 		{ .tv_sec = mtime_ns / 1000000000,
 		  .tv_nsec = mtime_ns % 1000000000 },
 	};
-	int dfd;
+	int dfd, r;
 
 	if (d->is_stdout) {
 		close(d->fd);
@@ -202,15 +294,24 @@ int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
 		cli_copy_discard(d);
 		return -EIO;
 	}
+	if ((r = give_owner(d)) < 0) {
+		cli_error_set(e, CLI_ERR_LOCAL, "%s: cannot give it the owner "
+			      "%lld:%lld: %s", d->path, (long long)d->uid,
+			      (long long)d->gid, strerror(-r));
+		cli_copy_discard(d);
+		return r;
+	}
 	if (fchmod(d->fd, mode & ~cli_copy_umask()) < 0 ||
-	    futimens(d->fd, ts) < 0 || fsync(d->fd) < 0 ||
-	    renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path,
-		      o->force ? 0 : RENAME_NOREPLACE) < 0) {
+	    futimens(d->fd, ts) < 0 || fsync(d->fd) < 0)
+		r = -errno;
+	else
+		r = put_in_place(d, o->force);
+	if (r < 0) {
 		cli_error_set(e, CLI_ERR_LOCAL, "%s: %s%s", d->path,
-			      strerror(errno),
-			      errno == EEXIST ? " (it appeared during the "
-						"copy; --force replaces it)"
-					      : "");
+			      strerror(-r),
+			      r == -EEXIST ? " (it appeared during the "
+					     "copy; --force replaces it)"
+					   : "");
 		cli_copy_discard(d);
 		return -EIO;
 	}

@@ -30,6 +30,7 @@ struct entry {
 	uint8_t kind;
 	uint32_t mode;
 	int64_t mtime_ns;
+	uint32_t uid, gid;
 	const char *rel, *target;
 	size_t rel_len, target_len;
 };
@@ -89,6 +90,8 @@ static bool next_entry(struct vmic_rd *r, struct entry *e)
 	e->mode = vmic_rd_u32(r);
 	e->mtime_ns = vmic_rd_i64(r);
 	(void)vmic_rd_u64(r);
+	e->uid = vmic_rd_u32(r);
+	e->gid = vmic_rd_u32(r);
 	vmic_rd_str(r, VMIC_FC_PATH_MAX, &e->rel, &e->rel_len);
 	vmic_rd_str(r, VMIC_FC_PATH_MAX, &e->target, &e->target_len);
 	return !r->err && e->kind <= VMIC_FC_ENTRY_OTHER;
@@ -107,6 +110,21 @@ static void set_times(const char *path, int64_t mtime_ns, int flags)
 		ts[1].tv_nsec += 1000000000;
 	}
 	utimensat(AT_FDCWD, path, ts, flags);
+}
+
+/* --preserve: the entry's owner, as the guest listed it (a link's own).
+ * Only root may give files away; anyone else keeps them, as cp -p does
+ * (cmd_copy warned). The exit status. */
+static int give_owner(const struct cli_copy_run *run, const char *path,
+		      const struct entry *e)
+{
+	if (!run->o->preserve ||
+	    lchown(path, (uid_t)e->uid, (gid_t)e->gid) == 0 ||
+	    (errno == EPERM && geteuid() != 0))
+		return 0;
+	fprintf(stderr, "vmic: %s: cannot give it the owner %u:%u: %s\n",
+		path, e->uid, e->gid, strerror(errno));
+	return 1;
 }
 
 static int make_dir(const char *path, bool force)
@@ -160,10 +178,12 @@ static int apply(struct cli_copy_run *run, const char *src, const char *top,
 					strerror(errno));
 				status = 1;
 			} else {
+				status = give_owner(run, path, &e);
 				set_times(path, e.mtime_ns,
 					  AT_SYMLINK_NOFOLLOW);
 			}
 		} else if (pass == 2 && e.kind == VMIC_FC_ENTRY_DIR) {
+			status = give_owner(run, path, &e);
 			chmod(path, e.mode & ~cli_copy_umask());
 			set_times(path, e.mtime_ns, 0);
 		}
@@ -228,6 +248,8 @@ int cli_copy_tree_out(struct cli_copy_run *run, const char *src,
 		next_entry(&r, &e);
 		status = apply(run, src, top, &r, pass);
 	}
+	if (status == 0)
+		status = give_owner(run, top, &e);
 	if (status == 0) {
 		chmod(top, e.mode & ~cli_copy_umask());
 		set_times(top, e.mtime_ns, 0);

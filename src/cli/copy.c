@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +31,7 @@ struct copy_result {
 	int64_t bytes, mtime_ns;
 	int64_t mode;
 	bool sparse;
+	int64_t uid, gid; /* the guest file's owner, -1 when not told */
 	char hash[33];
 	bool got;
 };
@@ -53,6 +56,16 @@ static int on_result(void *ud, json_t *result, bool json)
 	m = json_object_get(result, "mtime_ns");
 	r->mtime_ns = json_is_integer(m) ? json_integer_value(m) : -1;
 	r->sparse = json_is_true(json_object_get(result, "sparse"));
+	r->uid = r->gid = -1;
+	m = json_object_get(result, "uid");
+	if (json_is_integer(m) && json_integer_value(m) >= 0 &&
+	    json_integer_value(m) <= UINT32_MAX &&
+	    json_is_integer(json_object_get(result, "gid"))) {
+		r->uid = json_integer_value(m);
+		r->gid = json_integer_value(json_object_get(result, "gid"));
+		if (r->gid < 0 || r->gid > UINT32_MAX)
+			r->uid = r->gid = -1;
+	}
 	r->got = true;
 	return 0;
 }
@@ -94,11 +107,16 @@ int cli_copy_in_file(struct cli_copy_run *run, const char *src,
 	struct copy_result r;
 	struct cli_copy_src s;
 	struct cli_error e = { 0 };
+	char into[PATH_MAX + NAME_MAX + 2];
 	json_t *req;
 	int status;
 
 	if (cli_copy_open_source(src, &s, &e) < 0)
 		return cli_report(run->cli, &e);
+	/* Where the guest puts it when dst is a directory, for the summary
+	 * (a single source into an existing directory is named by dst). */
+	snprintf(into, sizeof(into), "%s%s%s", dst,
+		 dst[0] && dst[strlen(dst) - 1] == '/' ? "" : "/", s.name);
 	req = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:b, s:i, s:I}",
 			"cmd", "copy-to-guest", "vm", run->vm, "path", dst,
 			"name", s.name, "force", o->force, "parents",
@@ -115,7 +133,7 @@ int cli_copy_in_file(struct cli_copy_run *run, const char *src,
 	status = req ? run_op(run->cli, req, s.fd, &r) : 1;
 	close(s.fd);
 	if (status == 0)
-		tally(run, src, dst, &r);
+		tally(run, src, into_dir ? into : dst, &r);
 	return status;
 }
 
@@ -148,6 +166,13 @@ int cli_copy_out_file(struct cli_copy_run *run, const char *src,
 	req = json_pack("{s:s, s:s, s:s}", "cmd", "copy-from-guest", "vm",
 			run->vm, "path", src);
 	status = req ? run_op(cli, req, d.fd, r) : 1;
+	if (status == 0 && r->got && o->preserve && !d.is_stdout) {
+		if (r->uid < 0)
+			fprintf(stderr, "vmic: warning: the guest's agent did "
+					"not tell %s's owner: kept yours\n", src);
+		d.uid = r->uid;
+		d.gid = r->gid;
+	}
 	if (status == 0 && r->got &&
 	    cli_copy_finish(&d, o, (uint32_t)r->mode, r->mtime_ns,
 			    r->sparse ? r->bytes : -1, &e) < 0)
@@ -196,11 +221,11 @@ static int parse(struct cli *cli, int argc, char **argv,
 				return r;
 		}
 	}
-	if (o->from_guest && o->preserve) {
-		fprintf(stderr, "vmic: --preserve (owners) out of the guest is "
-				"not implemented yet\n");
-		return 1;
-	}
+	/* cp -p gives files away only as root; so does this, and says so. */
+	if (o->from_guest && o->preserve && geteuid() != 0)
+		fprintf(stderr, "vmic: warning: --preserve keeps the guest's "
+				"owners only when run as root: the files will be "
+				"yours\n");
 	if (argc - optind < 3)
 		return cli_usage_error(cli, "copy needs a VM, at least one "
 					    "source and a destination");
@@ -215,18 +240,53 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* --json: {"files", "bytes", "seconds", "mb_per_s", "items": [...]} */
-static int print_summary(json_t *items, int64_t bytes, double secs)
+/* --json: {"files", "bytes", "seconds", "mb_per_s", "complete",
+ * "items": [...]}; printed after a failure too (complete false), so a
+ * script learns which files did arrive. */
+static int print_summary(json_t *items, int64_t bytes, double secs,
+			 bool complete)
 {
-	json_t *o = json_pack("{s:I, s:I, s:f, s:f, s:o}", "files",
+	json_t *o = json_pack("{s:I, s:I, s:f, s:f, s:b, s:O}", "files",
 			      (json_int_t)json_array_size(items), "bytes",
 			      (json_int_t)bytes, "seconds", secs, "mb_per_s",
 			      secs > 0 ? (double)bytes / 1e6 / secs : 0.0,
-			      "items", json_incref(items));
+			      "complete", complete, "items", items);
 	int r = o ? cli_print_json(o, false) : -ENOMEM;
 
 	json_decref(o);
 	return r < 0 ? 1 : 0;
+}
+
+/* How many arrived files a failure names on standard error. */
+#define ARRIVED_SHOWN 10
+
+/* After a failure: which files did arrive (each whole and verified), the
+ * first ARRIVED_SHOWN by name and the count of the rest. */
+static void tell_arrived(json_t *items, bool several)
+{
+	size_t n = json_array_size(items), i;
+	char safe[2 * PATH_MAX];
+	json_t *it;
+
+	if (n == 0) {
+		/* One file that failed needs no second message. */
+		if (several)
+			fprintf(stderr, "vmic: no file was copied\n");
+		return;
+	}
+	fprintf(stderr, "vmic: %zu file%s arrived whole before this error:\n",
+		n, n == 1 ? "" : "s");
+	json_array_foreach(items, i, it) {
+		if (i == ARRIVED_SHOWN)
+			break;
+		cli_clean_text(json_string_value(json_object_get(it,
+								 "destination")),
+			       safe, sizeof(safe));
+		fprintf(stderr, "vmic:   %s\n", safe);
+	}
+	if (n > ARRIVED_SHOWN)
+		fprintf(stderr, "vmic:   and %zu more (--json lists them all)\n",
+			n - ARRIVED_SHOWN);
 }
 
 static bool is_dir(const char *path)
@@ -271,13 +331,12 @@ int cmd_copy(struct cli *cli, int argc, char **argv)
 			status = cli_copy_tree_in(&run, src, dst);
 		else
 			status = cli_copy_in_file(&run, src, dst, nsrc > 1);
-		if (status != 0 && json_array_size(run.items))
-			fprintf(stderr, "vmic: %zu files were copied before "
-					"this error\n",
-				json_array_size(run.items));
 	}
-	if (status == 0 && cli->json)
-		status = print_summary(run.items, run.bytes, now_s() - t0);
+	if (status != 0)
+		tell_arrived(run.items, nsrc > 1 || o.recursive);
+	if (cli->json && print_summary(run.items, run.bytes, now_s() - t0,
+				       status == 0) != 0 && status == 0)
+		status = 1;
 	json_decref(run.items);
 	return status;
 }

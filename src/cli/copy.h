@@ -28,10 +28,14 @@ struct cli_copy_src {
 };
 
 /* A destination on the host: a temporary in its directory until the
- * copy is confirmed, or standard output. */
+ * copy is confirmed, or standard output. The temporary has no name
+ * (O_TMPFILE: nothing is left if vmic dies, even by SIGKILL) where the
+ * file system allows it, else the name in tmp. */
 struct cli_copy_dst {
 	int fd;
 	bool is_stdout;
+	bool unnamed; /* an O_TMPFILE, linked in at the end */
+	int64_t uid, gid; /* --preserve: the owner to give it, else -1 */
 	char path[PATH_MAX];
 	char dir[PATH_MAX];
 	char tmp[PATH_MAX];
@@ -79,7 +83,9 @@ int cli_copy_open_dest(const char *dst, const char *src, bool many,
 		       const struct cli_copy_opts *o, struct cli_copy_dst *d,
 		       struct cli_error *e);
 /* The copy is confirmed: holes punched back (sparse_size >= 0: the
- * guest's file had holes), mode, mtime, fsync, rename into place. 0, or
+ * guest's file had holes), owner (d->uid/gid >= 0; not being allowed to
+ * is ignored unless root, as cp -p does), mode, mtime, fsync, put into
+ * place. 0, or
  * -errno with e set and the temporary removed. */
 int cli_copy_finish(struct cli_copy_dst *d, const struct cli_copy_opts *o,
 		    uint32_t mode, int64_t mtime_ns, int64_t sparse_size,

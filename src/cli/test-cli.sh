@@ -84,9 +84,9 @@ expect "unknown command lists the valid ones" 2 err \
 run copy web1 a
 expect "copy without a destination" 2 err \
 	"copy needs a VM, at least one source and a destination"
-run copy --preserve --from-guest web1 /a b
-expect "copy --preserve out of the guest says it is not implemented" 1 err \
-	"--preserve (owners) out of the guest is not implemented yet"
+run copy --preserve --from-guest web1 a b
+expect "copy --from-guest wants the guest's path absolute" 1 err \
+	"a: name the guest's file by its absolute path"
 run copy web1 - - /dst
 expect "copy: '-' only as the one source" 2 err \
 	"'-' (standard input) can only be the one source"

@@ -119,10 +119,13 @@ struct vmic_fc_get {
 
 struct vmic_fc_reply {
 	uint8_t stage;     /* enum vmic_fc_stage */
-	uint8_t flags;     /* GET ACCEPTED: VMIC_FC_F_SPARSE, else 0 */
+	uint8_t flags;     /* GET ACCEPTED: VMIC_FC_F_SPARSE, _OWNER */
 	uint64_t size;     /* ACCEPTED of GET: the size; DONE: bytes */
 	uint32_t mode;     /* GET: the file's permission bits */
 	int64_t mtime_ns;  /* GET: its modification time */
+	/* ACCEPTED of GET with VMIC_FC_F_OWNER: the file's owner, carried
+	 * in the first 8 bytes of the hash field (unused before DONE). */
+	uint32_t uid, gid;
 	uint8_t hash[VMIC_FC_HASH_LEN]; /* DONE: XXH3-128, big-endian */
 };
 

@@ -190,6 +190,9 @@ int fc_guest_get(struct guest_conn *c, struct fc_guest *st,
 	rep.size = (uint64_t)sb.st_size;
 	if ((uint64_t)sb.st_blocks * 512 < (uint64_t)sb.st_size)
 		rep.flags = VMIC_FC_F_SPARSE;
+	rep.flags |= VMIC_FC_F_OWNER;
+	rep.uid = sb.st_uid;
+	rep.gid = sb.st_gid;
 	rep.mode = sb.st_mode & VMIC_FC_MODE_MASK;
 	rep.mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 +
 		       sb.st_mtim.tv_nsec;

@@ -75,7 +75,7 @@ static int fail(struct fc_list *l, int err, const char *what)
 static int put_entry(struct fc_list *l, uint8_t kind, const struct stat *sb,
 		     const char *rel, const char *target)
 {
-	uint8_t rec[1 + 4 + 8 + 8 + 2 + VMIC_FC_PATH_MAX + 2 +
+	uint8_t rec[1 + 4 + 8 + 8 + 4 + 4 + 2 + VMIC_FC_PATH_MAX + 2 +
 		    VMIC_FC_PATH_MAX];
 	struct vmic_wr w;
 
@@ -87,6 +87,8 @@ static int put_entry(struct fc_list *l, uint8_t kind, const struct stat *sb,
 	vmic_wr_i64(&w, (int64_t)sb->st_mtim.tv_sec * 1000000000 +
 				sb->st_mtim.tv_nsec);
 	vmic_wr_u64(&w, (uint64_t)sb->st_size);
+	vmic_wr_u32(&w, sb->st_uid); /* for --preserve */
+	vmic_wr_u32(&w, sb->st_gid);
 	vmic_wr_str(&w, rel, VMIC_FC_PATH_MAX);
 	vmic_wr_str(&w, target, VMIC_FC_PATH_MAX);
 	if (w.err)

@@ -42,6 +42,10 @@ static void maybe_finish(struct fc_xfer *x)
 		json_object_set_new(res, "mode", json_integer(x->mode));
 		json_object_set_new(res, "mtime_ns", json_integer(x->mtime_ns));
 		json_object_set_new(res, "sparse", json_boolean(x->sparse));
+		if (x->owned) {
+			json_object_set_new(res, "uid", json_integer(x->uid));
+			json_object_set_new(res, "gid", json_integer(x->gid));
+		}
 	}
 	ctl_op_end(x->op, res);
 	x->op = NULL;
@@ -101,6 +105,9 @@ static bool on_get(struct vm *vm, void *ud, const struct vmic_frame *f,
 		x->mode = rep.mode;
 		x->mtime_ns = rep.mtime_ns;
 		x->sparse = rep.flags & VMIC_FC_F_SPARSE;
+		x->owned = rep.flags & VMIC_FC_F_OWNER;
+		x->uid = rep.uid;
+		x->gid = rep.gid;
 		fc_host_progress(x, vmic_fc_hasher_bytes(x->hash), true);
 		return true; /* DONE follows */
 	}

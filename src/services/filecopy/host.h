@@ -44,6 +44,8 @@ struct fc_xfer {
 	uint32_t mode;
 	int64_t mtime_ns;
 	bool sparse;          /* GET: the guest's file has holes */
+	bool owned;           /* GET: the guest told the owner */
+	uint32_t uid, gid;    /* GET: with owned */
 	uint64_t start_us, last_progress_us;
 	bool accepted;        /* the guest opened its end */
 	bool data_done;       /* the pump or sink ended well */

@@ -138,6 +138,12 @@ int vmic_fc_get_decode(const uint8_t *p, size_t n, struct vmic_fc_get *m)
 	return 0;
 }
 
+/* An ACCEPTED that carries the file's owner where DONE has its hash. */
+static bool owner_in_hash(const struct vmic_fc_reply *m)
+{
+	return m->stage == VMIC_FC_ACCEPTED && (m->flags & VMIC_FC_F_OWNER);
+}
+
 int vmic_fc_reply_encode(const struct vmic_fc_reply *m, uint8_t *buf,
 			 size_t cap)
 {
@@ -149,7 +155,15 @@ int vmic_fc_reply_encode(const struct vmic_fc_reply *m, uint8_t *buf,
 	vmic_wr_u64(&w, m->size);
 	vmic_wr_u32(&w, m->mode);
 	vmic_wr_i64(&w, m->mtime_ns);
-	vmic_wr_bytes(&w, m->hash, VMIC_FC_HASH_LEN);
+	if (owner_in_hash(m)) {
+		static const uint8_t zero[VMIC_FC_HASH_LEN - 8];
+
+		vmic_wr_u32(&w, m->uid);
+		vmic_wr_u32(&w, m->gid);
+		vmic_wr_bytes(&w, zero, sizeof(zero));
+	} else {
+		vmic_wr_bytes(&w, m->hash, VMIC_FC_HASH_LEN);
+	}
 	return w.err ? -EMSGSIZE : (int)w.off;
 }
 
@@ -165,9 +179,22 @@ int vmic_fc_reply_decode(const uint8_t *p, size_t n, struct vmic_fc_reply *m)
 	m->size = vmic_rd_u64(&r);
 	m->mode = vmic_rd_u32(&r);
 	m->mtime_ns = vmic_rd_i64(&r);
-	memcpy(m->hash, p + n - VMIC_FC_HASH_LEN, VMIC_FC_HASH_LEN);
+	m->uid = m->gid = 0;
+	if (owner_in_hash(m)) {
+		m->uid = vmic_rd_u32(&r);
+		m->gid = vmic_rd_u32(&r);
+		memset(m->hash, 0, VMIC_FC_HASH_LEN);
+		/* The rest of the field is zero: one reply, one encoding. */
+		for (size_t i = n - (VMIC_FC_HASH_LEN - 8); i < n; i++)
+			if (p[i])
+				return -EBADMSG;
+	} else {
+		memcpy(m->hash, p + n - VMIC_FC_HASH_LEN, VMIC_FC_HASH_LEN);
+	}
 	if (r.err || m->stage > VMIC_FC_DONE ||
-	    (m->flags & ~(VMIC_FC_F_SPARSE | VMIC_FC_F_EXISTS)) ||
+	    (m->flags & ~(VMIC_FC_F_SPARSE | VMIC_FC_F_EXISTS |
+			  VMIC_FC_F_OWNER)) ||
+	    ((m->flags & VMIC_FC_F_OWNER) && m->stage != VMIC_FC_ACCEPTED) ||
 	    (m->mode & ~VMIC_FC_MODE_MASK))
 		return -EBADMSG;
 	return 0;

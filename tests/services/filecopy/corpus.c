@@ -24,6 +24,9 @@ void gen_corpus_filecopy(void)
 				       .flags = VMIC_FC_F_SPARSE, .size = 4096,
 				       .mode = 0600,
 				       .hash = { 9, 8, 7, 6, 5, 4, 3, 2 } };
+	struct vmic_fc_reply owned = { .stage = VMIC_FC_ACCEPTED,
+				       .flags = VMIC_FC_F_OWNER, .size = 10,
+				       .mode = 0640 };
 	static struct vmic_fc_mkdir mk = { .flags = VMIC_FC_F_PARENTS,
 					   .mode = 0755,
 					   .mtime_ns = VMIC_FC_MTIME_NONE };
@@ -52,6 +55,13 @@ void gen_corpus_filecopy(void)
 	if (n < 0)
 		abort();
 	save_message("fc-reply", VMIC_SVC_FILECOPY, VMIC_FC_REPLY, p,
+		     (size_t)n);
+	owned.uid = 1000;
+	owned.gid = 100;
+	n = vmic_fc_reply_encode(&owned, p, sizeof(p));
+	if (n < 0)
+		abort();
+	save_message("fc-reply-owner", VMIC_SVC_FILECOPY, VMIC_FC_REPLY, p,
 		     (size_t)n);
 	snprintf(mk.path, sizeof(mk.path), "/srv/in/tree/sub");
 	n = vmic_fc_mkdir_encode(&mk, p, sizeof(p));

@@ -82,7 +82,8 @@ static int fc_reply_kind(const uint8_t *p, size_t n)
 	if (vmic_fc_reply_decode(p, n, &m) < 0)
 		return 0;
 	FUZZ_CHECK(m.stage <= VMIC_FC_DONE);
-	FUZZ_CHECK((m.flags & ~(VMIC_FC_F_SPARSE | VMIC_FC_F_EXISTS)) == 0);
+	FUZZ_CHECK((m.flags & ~(VMIC_FC_F_SPARSE | VMIC_FC_F_EXISTS |
+				VMIC_FC_F_OWNER)) == 0);
 	FUZZ_CHECK((m.mode & ~VMIC_FC_MODE_MASK) == 0);
 	len = vmic_fc_reply_encode(&m, enc, sizeof(enc));
 	FUZZ_CHECK(len > 0 && (size_t)len == n && memcmp(enc, p, n) == 0);

@@ -110,6 +110,32 @@ static void test_others(void **state)
 	assert_int_equal(vmic_fc_reply_decode(buf, (size_t)n, &r2), -EBADMSG);
 }
 
+/* The ACCEPTED of a GET carries the owner where DONE has the hash. */
+static void test_reply_owner(void **state)
+{
+	struct vmic_fc_reply r = { .stage = VMIC_FC_ACCEPTED,
+				   .flags = VMIC_FC_F_OWNER,
+				   .uid = 1234,
+				   .gid = 0x89abcdef },
+			     r2;
+	uint8_t buf[VMIC_FC_REPLY_LEN];
+	int n;
+
+	(void)state;
+	memset(r.hash, 0xee, sizeof(r.hash)); /* not sent with OWNER */
+	n = vmic_fc_reply_encode(&r, buf, sizeof(buf));
+	assert_int_equal(n, VMIC_FC_REPLY_LEN);
+	assert_int_equal(buf[22 + 4], 0xef); /* gid, little-endian */
+	assert_int_equal(vmic_fc_reply_decode(buf, (size_t)n, &r2), 0);
+	assert_true(r2.uid == 1234 && r2.gid == 0x89abcdef);
+	assert_int_equal(r2.flags, VMIC_FC_F_OWNER);
+	buf[n - 1] = 1; /* the unused rest must be zero */
+	assert_int_equal(vmic_fc_reply_decode(buf, (size_t)n, &r2), -EBADMSG);
+	buf[n - 1] = 0;
+	buf[0] = VMIC_FC_DONE; /* a DONE has no owner */
+	assert_int_equal(vmic_fc_reply_decode(buf, (size_t)n, &r2), -EBADMSG);
+}
+
 static void test_tree_msgs(void **state)
 {
 	static struct vmic_fc_mkdir d = { .flags = VMIC_FC_F_PARENTS |
@@ -178,6 +204,7 @@ int main(void)
 		cmocka_unit_test(test_put),
 		cmocka_unit_test(test_others),
 		cmocka_unit_test(test_tree_msgs),
+		cmocka_unit_test(test_reply_owner),
 		cmocka_unit_test(test_hash),
 	};
 

@@ -163,8 +163,9 @@ try:
     tap.check("an existing host file: refused, --force named",
               r.returncode != 0 and "exists" in r.stderr and "--force" in r.stderr, r.stderr)
     r = env.vmic("copy", "vm1", "--from-guest", "--force", f"{OUT}/g1", f"{HOST}/new")
-    tap.check("--force replaces it", r.returncode == 0 and same(f"{OUT}/g1", f"{HOST}/new"),
-              r.stderr)
+    tap.check("--force replaces it (no temporary left)",
+              r.returncode == 0 and same(f"{OUT}/g1", f"{HOST}/new") and
+              temporaries(HOST) == [], (r.stderr, temporaries(HOST)))
 
     # Parents.
     r = env.vmic("copy", "vm1", f"{HOST}/new", f"{IN}/a/b/c")

@@ -55,6 +55,39 @@ try:
     fails("a guest directory without -r: says it is one",
           ["copy", "vm1", "--from-guest", OUT, f"{HOST}/z"], "directory")
 
+    # A failure part-way names the files that did arrive: the first ten
+    # and a count of the rest on stderr, all of them in --json.
+    import json
+    os.makedirs(f"{IN}/many")
+    srcs = []
+    for i in range(13):
+        write_file(f"{HOST}/m{i:02}", 100 + i, seed=i)
+        srcs.append(f"{HOST}/m{i:02}")
+    r = fails("several sources, the last missing: the arrived files are named",
+              ["copy", "vm1", *srcs, f"{HOST}/missing", f"{IN}/many"],
+              "13 files arrived whole before this error", f"{IN}/many/m00",
+              f"{IN}/many/m09", "and 3 more")
+    tap.check("... only the first ten by name", f"{IN}/many/m10" not in r.stderr, r.stderr)
+    tap.check("... and they did arrive", sorted(os.listdir(f"{IN}/many")) ==
+              [f"m{i:02}" for i in range(13)], os.listdir(f"{IN}/many"))
+    shutil.rmtree(f"{IN}/many")
+    os.makedirs(f"{IN}/many")
+    r = env.vmic("copy", "vm1", "--json", *srcs[:2], f"{HOST}/missing", f"{IN}/many")
+    try:
+        s = json.loads(r.stdout)
+    except ValueError:
+        s = {}
+    tap.check("--json after a failure: complete false, every arrived file with its hash",
+              r.returncode != 0 and s.get("complete") is False and s.get("files") == 2 and
+              [it["destination"] for it in s.get("items", [])] ==
+              [f"{IN}/many/m00", f"{IN}/many/m01"] and
+              all(len(it["hash"]) == 32 for it in s["items"]), (r.returncode, r.stdout))
+    os.makedirs(f"{HOST}/back")
+    r = fails("out of the guest too: the arrived files are named",
+              ["copy", "vm1", "--from-guest", f"{OUT}/g", f"{OUT}/nope", f"{HOST}/back"],
+              "1 file arrived whole before this error", f"{HOST}/back/g")
+    shutil.rmtree(f"{HOST}/back")
+
     env.vmic("disable", "vm1", "filecopy", check=True)
     fails("disabled on the host: says how to switch it on",
           ["copy", "vm1", f"{HOST}/f", f"{IN}/x"], "vmic enable vm1 filecopy")

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from vmictest import Tap, VMIC, CHILD_ENV, wait_until
-from fclib import setup, temporaries, fc_conf, ready
+from fclib import setup, temporaries, fc_conf, ready, write_file
 
 REPS = int(os.environ.get("VMIC_FC_KILL_REPS", "20"))
 tap = Tap()
@@ -48,6 +48,25 @@ def started_copy(dst):
             return None, (rc, err)
         ready(env)
     return None, (rc, err)
+
+
+def writing_into(pid, d, timeout=10):
+    """True once process pid has a file open beneath d (its unnamed
+    temporary or a named one) that holds data."""
+    def busy():
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            return False
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith(d + "/") and os.stat(f"/proc/{pid}/fd/{fd}").st_size > 0:
+                    return True
+            except OSError:
+                pass
+        return False
+    return wait_until(busy, timeout, 0.002)
 
 
 def finish(p):
@@ -103,6 +122,38 @@ try:
         ready(env)
     tap.check(f"kill -9 of vmic-hostd mid-copy, {REPS} times: the CLI fails, the agent "
               "drops the temporary at once, no destination", bad == [], bad)
+
+    # vmic itself killed by SIGKILL while a file comes out of the guest:
+    # its temporary had no name (O_TMPFILE), so nothing is left on the
+    # host, whatever the moment.
+    with open(f"{OUT}/huge", "wb") as f:
+        f.truncate(1 << 30)
+    bad, mid = [], 0
+    for i in range(REPS):
+        dst = f"{HOST}/k{i}"
+        p = subprocess.Popen([VMIC, "--socket", env.sock, "copy", "vm1", "--from-guest",
+                              f"{OUT}/huge", dst], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=CHILD_ENV)
+        if writing_into(p.pid, HOST):
+            mid += 1
+        p.kill()
+        p.wait(timeout=30)
+        p.stderr.close()
+        if not wait_until(lambda: os.listdir(HOST) == [], 10):
+            bad.append((i, "left on the host", os.listdir(HOST)))
+            for name in os.listdir(HOST):
+                os.unlink(os.path.join(HOST, name))
+    tap.check(f"kill -9 of vmic mid-copy out of the guest, {REPS} times: no "
+              "temporary, no destination on the host", bad == [], bad)
+    tap.check("and each kill came while data was being written", mid == REPS,
+              f"{mid} of {REPS}")
+    os.unlink(f"{OUT}/huge")
+    ready(env)
+    write_file(f"{OUT}/small", 4096)
+    r = env.vmic("copy", "vm1", "--from-guest", f"{OUT}/small", f"{HOST}/after")
+    tap.check("the next copy out of the guest works", r.returncode == 0 and
+              os.path.getsize(f"{HOST}/after") == 4096, r.stderr)
+    os.unlink(f"{HOST}/after")
 
     # The CLI killed while a file comes out of the guest: the daemon's
     # operation ends (its client left), the guest stops sending.
