@@ -204,7 +204,9 @@ void ctl_op_progress(struct ctl_op *op, json_t *progress)
 	struct ctl_line *line = NULL;
 	json_t *o;
 
-	if (!op->c || op->c->finish_after_write) {
+	/* Clients read progress as an object (docs/control.md): anything
+	 * else is the caller's mistake and is not sent. */
+	if (!op->c || op->c->finish_after_write || !json_is_object(progress)) {
 		json_decref(progress);
 		return;
 	}

@@ -677,8 +677,9 @@ int ctl_op_take_fd(struct ctl_op *op, unsigned i);
 /* True while a client hears the operation (it did not leave). */
 bool ctl_op_attached(const struct ctl_op *op);
 /*
- * Progress: {"id": ID, "progress": progress} (taken; docs/control.md
- * names the members the CLI shows: bytes, total, items, items_total).
+ * Progress: {"id": ID, "progress": progress} (taken; an object, anything
+ * else is dropped; docs/control.md names the members the CLI shows:
+ * bytes, total, items, items_total).
  * A progress line the client has not begun to read is replaced by the
  * new one, so a client that reads slowly holds one at most: send it as
  * often as is useful, a few times a second at most.
