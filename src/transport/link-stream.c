@@ -237,8 +237,6 @@ int vmic_link_stream_open(struct vmic_link *l, uint32_t id, uint8_t service,
 	 * (stream_deliver): granted now, it could reach the peer before the
 	 * peer's end exists, and the peer drops a credit for a stream it
 	 * does not know. */
-	if (l->closing)
-		return -ENOTCONN; /* the peer stopped reading; s went too */
 	s->ops = ops;
 	s->ud = ud;
 	*out = s;
